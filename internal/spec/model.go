@@ -1,0 +1,389 @@
+// Package spec parses, decodes and validates a jitsi-agent deployment spec
+// (HCL native syntax or .hcl.json) into a typed, fully defaulted Deployment.
+//
+// The Deployment is the contract between the spec and everything downstream:
+// render, plan/apply, token, certs and doctor read it and never see HCL.
+package spec
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// Auth modes.
+const (
+	AuthJWT       = "jwt"
+	AuthAnonymous = "anonymous"
+	AuthInternal  = "internal"
+)
+
+// Moderator sources (auth.moderators).
+const (
+	ModeratorsToken       = "token"         // context.user.moderator via mod_token_affiliation
+	ModeratorsWaitForHost = "wait-for-host" // guests wait until a token holder (host) arrives
+	ModeratorsFirstJoiner = "first-joiner"  // jicofo auto-owner: the first participant moderates
+)
+
+// Restart policies for disruptive restarts (service.restart).
+const (
+	RestartImmediate = "immediate"
+	RestartDefer     = "defer"
+)
+
+// Drift policies.
+const (
+	DriftRestore = "restore"
+	DriftReport  = "report"
+)
+
+// Component names, in reload dependency order.
+const (
+	Prosody = "prosody"
+	Jicofo  = "jicofo"
+	JVB     = "jvb"
+	Nginx   = "nginx"
+	Coturn  = "coturn"
+)
+
+// Components lists the built-in components in reload order.
+var Components = []string{Prosody, Jicofo, JVB, Nginx, Coturn}
+
+// Secret is a string that never prints itself. Use Reveal() where the value is
+// really needed (rendering, signing).
+type Secret struct{ v string }
+
+// NewSecret wraps a value.
+func NewSecret(v string) Secret { return Secret{v: v} }
+
+// Reveal returns the secret value.
+func (s Secret) Reveal() string { return s.v }
+
+// IsZero reports whether the secret is empty.
+func (s Secret) IsZero() bool { return s.v == "" }
+
+func (s Secret) String() string               { return "(sensitive)" }
+func (s Secret) GoString() string             { return "(sensitive)" }
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"(sensitive)"`), nil }
+func (s Secret) MarshalText() ([]byte, error) { return []byte("(sensitive)"), nil }
+
+// Deployment is the validated, defaulted model of one spec.
+type Deployment struct {
+	// SourceFile is the spec path as given; SourceDir is its directory
+	// (relative file() paths and template sources resolve against it).
+	SourceFile string
+	SourceDir  string
+
+	// Domain is the public host name and XMPP domain, lower case.
+	Domain string
+	// Tenants enables https://DOMAIN/<tenant>/<room> URLs.
+	Tenants bool
+
+	// Host is the selected host's own values (one spec may describe several).
+	Host Host
+	// Hosts lists every host block, in file order (Host is one of them, or
+	// the implicit default host when there are none).
+	Hosts []Host
+
+	Auth        Auth
+	Meeting     Meeting
+	Videobridge Videobridge
+	Jicofo      JicofoSettings
+	TURN        TURN
+	TLS         TLS
+	Web         Web
+
+	// Services maps component name -> systemd unit settings, one entry per
+	// built-in component.
+	Services map[string]Service
+
+	Templates []Template
+
+	// TemplatesDir overrides built-in templates by file name ("" = none).
+	TemplatesDir string
+	// StateDir holds generated secrets, the manifest and backups.
+	StateDir string
+	// Backups is how many previous applies are kept.
+	Backups int
+	// Drift is the default drift policy for managed files.
+	Drift string
+
+	Watch    Watch
+	Metrics  Metrics
+	TokenAPI *TokenAPI
+
+	// Secrets holds every secret value that the rendered files contain
+	// (app secret, TURN secret, focus/jvb passwords). Filled by the secrets
+	// store before rendering; used for redaction.
+	Secrets Secrets
+}
+
+// Host is what differs between machines running the same deployment.
+type Host struct {
+	Name string
+	// PublicIPs are announced by the videobridge (NAT static mapping) and used
+	// by coturn's external-ip.
+	PublicIPs []string
+	// PrivateIPs are the local addresses paired with PublicIPs behind NAT.
+	PrivateIPs []string
+	// Roles: which components this host runs (all of them by default).
+	Roles []string
+}
+
+// HasRole reports whether the host runs the component.
+func (h Host) HasRole(c string) bool {
+	for _, r := range h.Roles {
+		if r == c {
+			return true
+		}
+	}
+	return false
+}
+
+// Auth describes how users log in.
+type Auth struct {
+	Mode string // jwt | anonymous | internal
+	// Guests enables the anonymous guest domain (guest.DOMAIN) next to jwt
+	// or internal auth: guests may join rooms a host has opened.
+	Guests bool
+	// Moderators: token | wait-for-host | first-joiner.
+	Moderators string
+	JWT        *JWT // set when Mode == jwt
+}
+
+// JWT holds token authentication settings.
+type JWT struct {
+	AppID     string
+	AppSecret Secret
+	// AppSecretInline is true when the secret was written as a literal in the
+	// spec (a warning, not an error).
+	AppSecretInline bool
+	Algorithm       string   // HS256 (HS384/HS512 accepted)
+	Issuers         []string // asap_accepted_issuers; defaults to [AppID]
+	Audiences       []string // asap_accepted_audiences; defaults to [AppID]
+	Lifetime        time.Duration
+	// DomainVerification: sub must be DOMAIN (or the tenant).
+	DomainVerification bool
+	AllowEmpty         bool
+}
+
+// Meeting holds meeting features.
+type Meeting struct {
+	StartAudioMuted bool
+	StartVideoMuted bool
+	// StartAudioMutedAfter/StartVideoMutedAfter: every participant after the
+	// Nth starts muted (0 = not set).
+	StartAudioMutedAfter int
+	StartVideoMutedAfter int
+	Lobby                bool
+	MaxParticipants      int // 0 = unlimited
+	ForceMute            bool
+	Chat                 bool
+	ScreenSharing        bool
+	BreakoutRooms        bool
+	Polls                bool
+	Reactions            bool
+	Prejoin              bool
+	RequireDisplayName   bool
+	P2P                  bool
+	Recording            Recording
+}
+
+// Recording holds Jibri wiring.
+type Recording struct {
+	Enabled        bool
+	Livestreaming  bool
+	RecorderDomain string // recorder.DOMAIN
+	Brewery        string // JibriBrewery (node of the brewery MUC)
+	TrustedDomains []string
+	Whitelist      []string // JIDs/domains that skip lobby/limits/token checks
+	PendingTimeout time.Duration
+}
+
+// BreweryJID is the Jibri brewery room JID.
+func (r Recording) BreweryJID(d *Deployment) string {
+	return r.Brewery + "@internal.auth." + d.Domain
+}
+
+// Videobridge holds JVB settings.
+type Videobridge struct {
+	UDPPort     int
+	StunServers []string // host:port; default: own coturn when TURN is on
+	Websockets  bool
+	Nickname    string // MUC_NICKNAME; defaults to the host name
+	Brewery     string // JvbBrewery
+	// HealthURL is the private REST health endpoint.
+	HealthURL string
+}
+
+// JicofoSettings holds jicofo-only knobs.
+type JicofoSettings struct {
+	MaxAudioSenders int
+	MaxVideoSenders int
+	HealthURL       string
+}
+
+// TURN holds coturn settings.
+type TURN struct {
+	Enabled  bool
+	Secret   Secret
+	Host     string // DNS name clients use; defaults to Domain
+	Port     int    // 3478 udp
+	TLSPort  int    // 5349 tcp
+	Realm    string
+	RelayMin int
+	RelayMax int
+	TTL      time.Duration
+	// DeniedPeerPrivate keeps the denied-peer-ip list for private ranges.
+	DeniedPeerPrivate bool
+}
+
+// TLS holds certificate paths and optional ACME settings.
+type TLS struct {
+	Certificate string
+	Key         string
+	ACME        *ACME
+}
+
+// ACME configures Let's Encrypt (or another ACME CA).
+type ACME struct {
+	Email        string
+	DirectoryURL string
+	Staging      bool
+	ExtraNames   []string
+	RSA          bool          // also obtain an RSA certificate
+	RenewBefore  time.Duration // 0 = autocert default (a third of the lifetime)
+	Listen       string        // loopback listener nginx proxies the challenge to
+}
+
+// Web holds nginx/config.js settings.
+type Web struct {
+	HTTPPort  int
+	HTTPSPort int
+	Root      string // /usr/share/jitsi-meet
+	// Redirect HTTP to HTTPS (and serve ACME challenges on port 80).
+	HTTPRedirect bool
+}
+
+// Service is the systemd side of one component.
+type Service struct {
+	Component string
+	Unit      string
+	Enabled   bool
+	Restart   string // immediate | defer
+	HealthURL string
+	// Drift overrides the global drift policy for this component's files.
+	Drift string
+}
+
+// Template is a user-defined output.
+type Template struct {
+	Name        string
+	Source      string // resolved path of the template source
+	Destination string
+	Mode        uint32
+	Owner       string
+	Group       string
+	Notify      []string
+	Check       string // command run against the staged file; {{.Path}} expands
+	Drift       string
+	Range       hcl.Range
+}
+
+// Watch configures the daemon.
+type Watch struct {
+	Quiet  time.Duration
+	Max    time.Duration
+	Rescan time.Duration
+}
+
+// Metrics configures the loopback observability listener.
+type Metrics struct {
+	Listen string // "" = off
+}
+
+// TokenAPI configures the join endpoint.
+type TokenAPI struct {
+	Listen  string
+	TLSCert string
+	TLSKey  string
+	Keys    []APIKey
+	RateRPS float64
+	Burst   int
+	MaxBody int64
+	// RoomPrefix/Unguessable control sanitize(): stream ids become rooms.
+	Unguessable bool
+}
+
+// APIKey is a bearer key for the join endpoint.
+type APIKey struct {
+	Name       string
+	Key        Secret
+	GrantHosts bool
+}
+
+// Secrets are the internal secrets generated once and kept in the state dir,
+// plus the user-supplied ones, for redaction.
+type Secrets struct {
+	FocusPassword Secret
+	JVBPassword   Secret
+	TURNSecret    Secret
+}
+
+// SecretValues returns every non-empty secret value in the deployment, for redaction.
+func (d *Deployment) SecretValues() []string {
+	var out []string
+	add := func(s Secret) {
+		if !s.IsZero() {
+			out = append(out, s.Reveal())
+		}
+	}
+	if d.Auth.JWT != nil {
+		add(d.Auth.JWT.AppSecret)
+	}
+	add(d.TURN.Secret)
+	add(d.Secrets.FocusPassword)
+	add(d.Secrets.JVBPassword)
+	add(d.Secrets.TURNSecret)
+	if d.TokenAPI != nil {
+		for _, k := range d.TokenAPI.Keys {
+			add(k.Key)
+		}
+	}
+	return out
+}
+
+// Derived names used across components. Keeping them in one place is what
+// keeps Prosody, Jicofo, JVB and config.js in agreement.
+
+// AuthDomain is the internal login domain of focus and jvb.
+func (d *Deployment) AuthDomain() string { return "auth." + d.Domain }
+
+// MUCDomain is the conference MUC component.
+func (d *Deployment) MUCDomain() string { return "conference." + d.Domain }
+
+// InternalMUCDomain hosts the breweries.
+func (d *Deployment) InternalMUCDomain() string { return "internal.auth." + d.Domain }
+
+// GuestDomain is the anonymous guest vhost.
+func (d *Deployment) GuestDomain() string { return "guest." + d.Domain }
+
+// FocusJID is jicofo's account.
+func (d *Deployment) FocusJID() string { return "focus@" + d.AuthDomain() }
+
+// JVBJID is the videobridge's account.
+func (d *Deployment) JVBJID() string { return "jvb@" + d.AuthDomain() }
+
+// JVBBreweryJID is the bridge brewery room.
+func (d *Deployment) JVBBreweryJID() string {
+	return d.Videobridge.Brewery + "@" + d.InternalMUCDomain()
+}
+
+// ServerURL is the public HTTPS URL of the deployment.
+func (d *Deployment) ServerURL() string {
+	if d.Web.HTTPSPort != 0 && d.Web.HTTPSPort != 443 {
+		return "https://" + d.Domain + ":" + strconv.Itoa(d.Web.HTTPSPort)
+	}
+	return "https://" + d.Domain
+}
