@@ -1,0 +1,195 @@
+package doctor
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/spec"
+)
+
+// ServiceManager reports a systemd unit's ActiveState ("active", "inactive",
+// "failed", "activating", "deactivating", "reloading"). The lead wires the
+// systemd package (org.freedesktop.systemd1 Unit.ActiveState over D-Bus).
+type ServiceManager interface {
+	ActiveState(ctx context.Context, unit string) (string, error)
+}
+
+// HTTPDoer sends a request; *http.Client implements it.
+type HTTPDoer interface {
+	Do(req *http.Request) (*http.Response, error)
+}
+
+// components this host runs and the doctor should see running.
+func (c *checker) activeComponents() []string {
+	var out []string
+	for _, comp := range spec.Components {
+		if comp == spec.Coturn && !c.d.TURN.Enabled {
+			continue
+		}
+		if !c.runs(comp) {
+			continue
+		}
+		if s, ok := c.d.Services[comp]; ok && !s.Enabled {
+			continue
+		}
+		out = append(out, comp)
+	}
+	return out
+}
+
+func (c *checker) checkServices(ctx context.Context) []Result {
+	comps := c.activeComponents()
+	if len(comps) == 0 {
+		return []Result{skip("service", "Services active", "this host runs no enabled component")}
+	}
+	if c.env.Services == nil {
+		return []Result{skip("service", "Services active", "service manager not available in this build")}
+	}
+	out := make([]Result, len(comps))
+	var wg sync.WaitGroup
+	for i, comp := range comps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i] = c.checkService(ctx, comp)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func (c *checker) checkService(ctx context.Context, comp string) Result {
+	id := "service." + comp
+	unit := c.unit(comp, comp+".service")
+	title := unit + " active"
+	st, err := c.env.Services.ActiveState(ctx, unit)
+	if err != nil {
+		return fail(id, title, "cannot query "+unit+": "+err.Error(),
+			"run the doctor as root on a host booted with systemd; 'systemctl status "+unit+"' shows the state")
+	}
+	switch st {
+	case "active":
+		return pass(id, title, unit+" is active")
+	case "activating", "reloading":
+		return warn(id, title, unit+" is "+st,
+			"wait a few seconds and run the doctor again; if it stays "+st+", see 'journalctl -u "+unit+" -n 50'")
+	case "failed":
+		return fail(id, title, unit+" has failed",
+			"see why with 'journalctl -u "+unit+" -n 50', fix it, then 'systemctl restart "+unit+"'")
+	default:
+		return fail(id, title, unit+" is "+st, "start it: 'systemctl enable --now "+unit+"'")
+	}
+}
+
+type healthURL struct{ comp, url string }
+
+func (c *checker) healthURLs() []healthURL {
+	var out []healthURL
+	seen := map[string]bool{}
+	add := func(comp, u string) {
+		if u == "" || seen[u] || !c.runs(comp) {
+			return
+		}
+		seen[u] = true
+		out = append(out, healthURL{comp, u})
+	}
+	add(spec.JVB, c.d.Videobridge.HealthURL)
+	add(spec.Jicofo, c.d.Jicofo.HealthURL)
+	for _, comp := range sortedKeys(c.d.Services) {
+		s := c.d.Services[comp]
+		if comp == spec.Coturn && !c.d.TURN.Enabled {
+			continue
+		}
+		if s.Enabled {
+			add(comp, s.HealthURL)
+		}
+	}
+	return out
+}
+
+func (c *checker) checkHealth(ctx context.Context) []Result {
+	urls := c.healthURLs()
+	if len(urls) == 0 {
+		return []Result{skip("health", "Health endpoints answer", "no health URL configured")}
+	}
+	out := make([]Result, len(urls))
+	// Leave the group time to report: each probe gets 3/4 of the budget.
+	per := c.opts.Timeout * 3 / 4
+	var wg sync.WaitGroup
+	for i, h := range urls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rctx, cancel := context.WithTimeout(ctx, per)
+			defer cancel()
+			out[i] = c.probe(rctx, h, i, urls)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func (c *checker) probe(ctx context.Context, h healthURL, i int, all []healthURL) Result {
+	id := "health." + h.comp
+	for j := 0; j < i; j++ { // a second URL for the same component
+		if all[j].comp == h.comp {
+			id = fmt.Sprintf("health.%s.%d", h.comp, i)
+			break
+		}
+	}
+	title := h.comp + " health endpoint"
+	unit := c.unit(h.comp, h.comp+".service")
+	fix := "see 'journalctl -u " + unit + " -n 50' (and /var/log/jitsi for jicofo/jvb); the health URL must be served on loopback by the component itself"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.url, nil)
+	if err != nil {
+		return fail(id, title, "bad health URL "+h.url+": "+err.Error(), "correct the health URL in the spec")
+	}
+	t0 := time.Now()
+	resp, err := c.env.HTTP.Do(req)
+	if err != nil {
+		return fail(id, title, h.url+": "+shortErr(err), "start "+unit+" and make sure it listens where "+h.url+" points; "+fix)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	el := time.Since(t0).Round(time.Millisecond)
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		seen := fmt.Sprintf("%s answered %s", h.url, resp.Status)
+		if b := strings.TrimSpace(string(body)); b != "" && isPrintable(b) {
+			seen += ": " + truncate(b, 120)
+		}
+		return fail(id, title, seen, h.comp+" reports itself unhealthy; "+fix)
+	}
+	return pass(id, title, fmt.Sprintf("%s answered %s in %s", h.url, resp.Status, el))
+}
+
+func shortErr(err error) string {
+	s := err.Error()
+	if strings.Contains(s, "connection refused") {
+		return "connection refused"
+	}
+	if strings.Contains(s, "context deadline exceeded") || strings.Contains(s, "Client.Timeout") {
+		return "no answer in time"
+	}
+	return s
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func isPrintable(s string) bool {
+	for _, r := range s {
+		if r < 0x20 && r != '\n' && r != '\t' && r != '\r' {
+			return false
+		}
+	}
+	return true
+}

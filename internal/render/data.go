@@ -1,0 +1,337 @@
+package render
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/spec"
+)
+
+// BuiltinData is the value "." of the built-in templates, and of any file in
+// the override directory (spec attribute templates_dir) that replaces one of
+// them by name. It carries the Deployment itself plus the derived names and
+// lists the templates need, computed once in Go so that every file agrees.
+//
+// Secret values appear only in the revealed string fields named below; the
+// spec.Secret fields inside D print "(sensitive)".
+type BuiltinData struct {
+	// D is the validated deployment (all fields, defaults filled in).
+	D *spec.Deployment
+
+	// Domain is the public host name and XMPP domain (meet.example.com).
+	Domain string
+	// AuthDomain is auth.DOMAIN, where focus and jvb log in.
+	AuthDomain string
+	// MUCDomain is conference.DOMAIN.
+	MUCDomain string
+	// InternalMUCDomain is internal.auth.DOMAIN (the breweries).
+	InternalMUCDomain string
+	// GuestDomain is guest.DOMAIN when auth.guests is on, else "".
+	GuestDomain string
+	// RecorderDomain is the Jibri recorder vhost when recording is on, else "".
+	RecorderDomain string
+	// FocusJID and JVBJID are the component accounts.
+	FocusJID, JVBJID string
+	// JVBBreweryJID is the bridge brewery room; JibriBreweryJID the Jibri one
+	// ("" when recording is off).
+	JVBBreweryJID, JibriBreweryJID string
+	// ServerURL is https://DOMAIN (with :port when not 443); WebsocketURL
+	// the same with wss://.
+	ServerURL, WebsocketURL string
+	// XMPPServer is the host name Jicofo and JVB connect to for Prosody
+	// c2s: "localhost" when this host runs Prosody, else the name of the
+	// host that does.
+	XMPPServer string
+
+	// JWT: true when auth.mode is jwt; AppSecret is the revealed secret.
+	JWT       bool
+	AppSecret string
+	// FocusPassword and JVBPassword are the revealed XMPP passwords.
+	FocusPassword, JVBPassword string
+
+	// TURN is true when coturn is enabled; TURNSecret is the revealed
+	// shared secret (turn.secret, else the generated one); TURNTTL the
+	// credential lifetime in seconds.
+	TURN       bool
+	TURNSecret string
+	TURNTTL    int
+
+	// Lobby is true when the lobby MUC is loaded (meeting.lobby, or
+	// moderators = wait-for-host, which parks guests in the lobby).
+	Lobby bool
+	// TokenAffiliation: moderators come from the token claim.
+	TokenAffiliation bool
+	// WaitForHost: moderators = wait-for-host.
+	WaitForHost bool
+	// AutoOwner is jicofo's enable-auto-owner (true only for first-joiner).
+	AutoOwner bool
+
+	// LobbyWhitelist, AccessWhitelist, PasswordWhitelist and
+	// TokenAllowlist feed muc_lobby_whitelist, muc_access_whitelist,
+	// muc_password_whitelist and token_verification_allowlist.
+	LobbyWhitelist, AccessWhitelist, PasswordWhitelist, TokenAllowlist []string
+	// TrustedDomains is jicofo.xmpp.trusted-domains.
+	TrustedDomains []string
+	// ExternalStun are the stun/turn URLs config.js p2p uses
+	// ("stun:turn.example.com:3478"); empty means none (never jitsi.net).
+	P2PStunURLs []string
+
+	// NATMappings pairs host.private_ips with host.public_ips for JVB.
+	NATMappings []NATMapping
+	// ExternalIPs are coturn external-ip values ("PUBLIC/PRIVATE" or "PUBLIC").
+	ExternalIPs []string
+	// JVBPrivateHost/JVBPrivatePort come from videobridge.health_url.
+	JVBPrivateHost string
+	JVBPrivatePort int
+	// JVBWebsocketDomain is "DOMAIN:HTTPSPort" for videobridge.websockets.
+	JVBWebsocketDomain string
+
+	// ToolbarButtons is the config.js toolbar when chat or screen sharing
+	// is off (the full list minus those buttons); nil leaves the upstream
+	// default (every button).
+	ToolbarButtons []string
+
+	// ConfigJSPath is /etc/jitsi/meet/DOMAIN-config.js.
+	ConfigJSPath string
+	// ACMEProxy is the host:port nginx proxies HTTP-01 challenges to ("" =
+	// served from the web root).
+	ACMEProxy string
+	// HTTPSRedirectPort is "" for 443, else ":PORT" (for redirects).
+	HTTPSRedirectPort string
+}
+
+// NATMapping is one static ice4j mapping.
+type NATMapping struct {
+	Name          string
+	LocalAddress  string
+	PublicAddress string
+}
+
+// allToolbarButtons is the upstream config.js button list (2026).
+var allToolbarButtons = []string{
+	"camera", "chat", "closedcaptions", "desktop", "download", "embedmeeting",
+	"etherpad", "feedback", "filmstrip", "fullscreen", "hangup", "help",
+	"highlight", "invite", "linktosalesforce", "livestreaming", "microphone",
+	"noisesuppression", "participants-pane", "profile", "raisehand",
+	"recording", "security", "select-background", "settings", "shareaudio",
+	"sharedvideo", "shortcuts", "stats", "tileview", "toggle-camera",
+	"videoquality", "whiteboard",
+}
+
+func newBuiltinData(d *spec.Deployment) (*BuiltinData, error) {
+	if err := checkDomain(d.Domain); err != nil {
+		return nil, err
+	}
+	b := &BuiltinData{
+		D:                 d,
+		Domain:            d.Domain,
+		AuthDomain:        d.AuthDomain(),
+		MUCDomain:         d.MUCDomain(),
+		InternalMUCDomain: d.InternalMUCDomain(),
+		FocusJID:          d.FocusJID(),
+		JVBJID:            d.JVBJID(),
+		JVBBreweryJID:     d.JVBBreweryJID(),
+		ServerURL:         d.ServerURL(),
+		WebsocketURL:      "wss://" + strings.TrimPrefix(d.ServerURL(), "https://"),
+		XMPPServer:        xmppServer(d),
+		FocusPassword:     d.Secrets.FocusPassword.Reveal(),
+		JVBPassword:       d.Secrets.JVBPassword.Reveal(),
+		TURN:              d.TURN.Enabled,
+		TURNTTL:           int(d.TURN.TTL.Seconds()),
+		ConfigJSPath:      "/etc/jitsi/meet/" + d.Domain + "-config.js",
+	}
+	if d.Auth.Guests {
+		b.GuestDomain = d.GuestDomain()
+	}
+	rec := d.Meeting.Recording
+	if rec.Enabled {
+		b.RecorderDomain = rec.RecorderDomain
+		b.JibriBreweryJID = rec.BreweryJID(d)
+	}
+	if d.Auth.Mode == spec.AuthJWT {
+		if d.Auth.JWT == nil {
+			return nil, errors.New("auth mode jwt without jwt settings")
+		}
+		b.JWT = true
+		b.AppSecret = d.Auth.JWT.AppSecret.Reveal()
+	}
+	if b.TURN {
+		b.TURNSecret = d.TURN.Secret.Reveal()
+		if b.TURNSecret == "" {
+			b.TURNSecret = d.Secrets.TURNSecret.Reveal()
+		}
+		if b.TURNTTL <= 0 {
+			b.TURNTTL = 86400
+		}
+	}
+
+	switch d.Auth.Moderators {
+	case spec.ModeratorsToken:
+		b.TokenAffiliation = b.JWT
+	case spec.ModeratorsWaitForHost:
+		b.WaitForHost = true
+	case spec.ModeratorsFirstJoiner, "":
+		b.AutoOwner = true
+	default:
+		return nil, fmt.Errorf("unknown moderators mode %q", d.Auth.Moderators)
+	}
+	b.Lobby = d.Meeting.Lobby || b.WaitForHost
+
+	// Whitelists: the recorder's hidden participant and the user's list
+	// skip the lobby, the participant limit and the token room check; focus
+	// never counts against the limit.
+	var skip []string
+	if rec.Enabled {
+		skip = append(skip, rec.RecorderDomain)
+	}
+	skip = append(skip, rec.Whitelist...)
+	b.LobbyWhitelist = dedupe(skip)
+	b.AccessWhitelist = dedupe(append([]string{b.FocusJID}, skip...))
+	b.PasswordWhitelist = []string{b.FocusJID}
+	if rec.Enabled {
+		b.PasswordWhitelist = append(b.PasswordWhitelist, "recorder@"+rec.RecorderDomain)
+	}
+	allow := append([]string(nil), skip...)
+	if b.GuestDomain != "" {
+		// Guests carry no token; without this token_verification (domain
+		// verification on) rejects every guest join.
+		allow = append(allow, b.GuestDomain)
+	}
+	b.TokenAllowlist = dedupe(allow)
+	if rec.Enabled {
+		b.TrustedDomains = dedupe(append([]string{rec.RecorderDomain}, rec.TrustedDomains...))
+	} else {
+		b.TrustedDomains = dedupe(append([]string(nil), rec.TrustedDomains...))
+	}
+
+	// P2P STUN: own coturn when TURN is on, else the videobridge's STUN
+	// servers; never the jitsi.net default.
+	if b.TURN {
+		b.P2PStunURLs = []string{"stun:" + net.JoinHostPort(d.TURN.Host, strconv.Itoa(d.TURN.Port))}
+	} else {
+		for _, s := range d.Videobridge.StunServers {
+			b.P2PStunURLs = append(b.P2PStunURLs, "stun:"+s)
+		}
+	}
+
+	// NAT: pair private and public addresses in order.
+	pub, priv := d.Host.PublicIPs, d.Host.PrivateIPs
+	if len(priv) > 0 && len(priv) != len(pub) {
+		return nil, fmt.Errorf("host %q: %d private_ips but %d public_ips; they pair up in order", d.Host.Name, len(priv), len(pub))
+	}
+	for i, p := range pub {
+		if i < len(priv) {
+			b.NATMappings = append(b.NATMappings, NATMapping{
+				Name: "nat" + strconv.Itoa(i), LocalAddress: priv[i], PublicAddress: p,
+			})
+			b.ExternalIPs = append(b.ExternalIPs, p+"/"+priv[i])
+		} else {
+			b.ExternalIPs = append(b.ExternalIPs, p)
+		}
+	}
+
+	b.JVBPrivateHost, b.JVBPrivatePort = "127.0.0.1", 8080
+	if d.Videobridge.HealthURL != "" {
+		h, p, err := hostPort(d.Videobridge.HealthURL)
+		if err != nil {
+			return nil, fmt.Errorf("videobridge health_url: %w", err)
+		}
+		b.JVBPrivateHost, b.JVBPrivatePort = h, p
+	}
+	b.JVBWebsocketDomain = net.JoinHostPort(d.Domain, strconv.Itoa(httpsPort(d)))
+
+	if !d.Meeting.Chat || !d.Meeting.ScreenSharing {
+		for _, btn := range allToolbarButtons {
+			switch {
+			case btn == "chat" && !d.Meeting.Chat,
+				btn == "desktop" && !d.Meeting.ScreenSharing,
+				btn == "recording" && !rec.Enabled,
+				btn == "livestreaming" && !rec.Livestreaming:
+				continue
+			}
+			b.ToolbarButtons = append(b.ToolbarButtons, btn)
+		}
+	}
+
+	if d.TLS.ACME != nil && d.TLS.ACME.Listen != "" {
+		b.ACMEProxy = d.TLS.ACME.Listen
+	}
+	if p := httpsPort(d); p != 443 {
+		b.HTTPSRedirectPort = ":" + strconv.Itoa(p)
+	}
+	return b, nil
+}
+
+func httpsPort(d *spec.Deployment) int {
+	if d.Web.HTTPSPort == 0 {
+		return 443
+	}
+	return d.Web.HTTPSPort
+}
+
+// xmppServer is where jicofo/jvb reach Prosody's c2s port.
+func xmppServer(d *spec.Deployment) string {
+	if d.Host.HasRole(spec.Prosody) || len(d.Host.Roles) == 0 {
+		return "localhost"
+	}
+	for _, h := range d.Hosts {
+		if h.HasRole(spec.Prosody) {
+			return h.Name
+		}
+	}
+	return d.Domain
+}
+
+func hostPort(raw string) (string, int, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", 0, errors.New("not a URL")
+	}
+	host := u.Hostname()
+	if host == "" {
+		return "", 0, errors.New("URL has no host")
+	}
+	ps := u.Port()
+	if ps == "" {
+		if u.Scheme == "https" {
+			return host, 443, nil
+		}
+		return host, 80, nil
+	}
+	p, err := strconv.Atoi(ps)
+	if err != nil || p < 1 || p > 65535 {
+		return "", 0, errors.New("URL has an invalid port")
+	}
+	return host, p, nil
+}
+
+// checkDomain refuses domains that would escape the paths they are part of.
+func checkDomain(d string) error {
+	if d == "" {
+		return errors.New("deployment has no domain")
+	}
+	if strings.ContainsAny(d, "/\\ \t\r\n\"'$") || strings.Contains(d, "..") {
+		return errors.New("deployment domain contains characters not allowed in a host name")
+	}
+	return nil
+}
+
+func dedupe(in []string) []string {
+	if len(in) == 0 {
+		return nil
+	}
+	seen := make(map[string]bool, len(in))
+	out := in[:0:0]
+	for _, s := range in {
+		if s == "" || seen[s] {
+			continue
+		}
+		seen[s] = true
+		out = append(out, s)
+	}
+	return out
+}

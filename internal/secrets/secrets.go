@@ -1,0 +1,180 @@
+// Package secrets keeps the internal secrets jitsi-agent generates once and
+// reuses forever after: the focus and jvb XMPP passwords and the TURN shared
+// secret (when the spec does not give one). They live in a 0700 directory,
+// one 0600 file each, written atomically.
+package secrets
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/spec"
+)
+
+// Names of the stored secrets (file names in the directory).
+const (
+	FocusPassword = "focus_password"
+	JVBPassword   = "jvb_password"
+	TURNSecret    = "turn_secret"
+)
+
+// Length of generated secrets, in characters of [A-Za-z0-9].
+const Length = 40
+
+const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+// Dir returns the secrets directory inside a state directory.
+func Dir(stateDir string) string { return filepath.Join(stateDir, "secrets") }
+
+// Ensure loads the internal secrets from dir, generating (and storing) any
+// that are missing. A secret file that exists but is empty or unreadable is an
+// error, never silently replaced: the running services still use its value.
+func Ensure(dir string) (spec.Secrets, error) {
+	var out spec.Secrets
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return out, fmt.Errorf("create secrets directory %s: %w", dir, err)
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return out, fmt.Errorf("secrets directory %s: %w", dir, err)
+	}
+	if st.Mode().Perm() != 0o700 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return out, fmt.Errorf("secrets directory %s has mode %04o and cannot be tightened to 0700: %w", dir, st.Mode().Perm(), err)
+		}
+	}
+	for _, item := range []struct {
+		name string
+		dst  *spec.Secret
+	}{{FocusPassword, &out.FocusPassword}, {JVBPassword, &out.JVBPassword}, {TURNSecret, &out.TURNSecret}} {
+		v, err := loadOrCreate(dir, item.name)
+		if err != nil {
+			return spec.Secrets{}, err
+		}
+		*item.dst = spec.NewSecret(v)
+	}
+	return out, nil
+}
+
+// Load reads the secrets without creating anything (plan, doctor): missing
+// secrets come back empty and are reported by ok=false.
+func Load(dir string) (spec.Secrets, bool, error) {
+	var out spec.Secrets
+	ok := true
+	for _, item := range []struct {
+		name string
+		dst  *spec.Secret
+	}{{FocusPassword, &out.FocusPassword}, {JVBPassword, &out.JVBPassword}, {TURNSecret, &out.TURNSecret}} {
+		b, err := os.ReadFile(filepath.Join(dir, item.name))
+		if errors.Is(err, fs.ErrNotExist) {
+			ok = false
+			continue
+		}
+		if err != nil {
+			return spec.Secrets{}, false, fmt.Errorf("read secret %s: %w", item.name, err)
+		}
+		v := strings.TrimSpace(string(b))
+		if v == "" {
+			return spec.Secrets{}, false, fmt.Errorf("secret file %s is empty; delete it to generate a new value (and re-apply)", filepath.Join(dir, item.name))
+		}
+		*item.dst = spec.NewSecret(v)
+	}
+	return out, ok, nil
+}
+
+// Rotate replaces one stored secret with a fresh value.
+func Rotate(dir, name string) error {
+	switch name {
+	case FocusPassword, JVBPassword, TURNSecret:
+	default:
+		return fmt.Errorf("unknown secret %q (known: %s, %s, %s)", name, FocusPassword, JVBPassword, TURNSecret)
+	}
+	v, err := generate()
+	if err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(dir, name), v)
+}
+
+func loadOrCreate(dir, name string) (string, error) {
+	p := filepath.Join(dir, name)
+	b, err := os.ReadFile(p)
+	switch {
+	case err == nil:
+		v := strings.TrimSpace(string(b))
+		if v == "" {
+			return "", fmt.Errorf("secret file %s is empty; delete it to generate a new value (and re-apply so every service gets it)", p)
+		}
+		if st, err := os.Stat(p); err == nil && st.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, 0o600); err != nil {
+				return "", fmt.Errorf("secret file %s is readable by others and cannot be fixed: %w", p, err)
+			}
+		}
+		return v, nil
+	case errors.Is(err, fs.ErrNotExist):
+		v, err := generate()
+		if err != nil {
+			return "", err
+		}
+		if err := writeAtomic(p, v); err != nil {
+			return "", err
+		}
+		return v, nil
+	default:
+		return "", fmt.Errorf("read secret %s: %w", p, err)
+	}
+}
+
+func generate() (string, error) {
+	var b strings.Builder
+	max := big.NewInt(int64(len(alphabet)))
+	for i := 0; i < Length; i++ {
+		n, err := rand.Int(rand.Reader, max)
+		if err != nil {
+			return "", fmt.Errorf("generate secret: %w", err)
+		}
+		b.WriteByte(alphabet[n.Int64()])
+	}
+	return b.String(), nil
+}
+
+func writeAtomic(path, value string) (err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("store secret %s: %w", filepath.Base(path), err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err = f.Chmod(0o600); err != nil {
+		return fmt.Errorf("store secret %s: %w", filepath.Base(path), err)
+	}
+	if _, err = f.WriteString(value + "\n"); err != nil {
+		return fmt.Errorf("store secret %s: %w", filepath.Base(path), err)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("store secret %s: %w", filepath.Base(path), err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("store secret %s: %w", filepath.Base(path), err)
+	}
+	if err = os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("store secret %s: %w", filepath.Base(path), err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("store secret %s: %w", filepath.Base(path), err)
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,105 @@
+package secrets
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestEnsureGeneratesOnceAndReuses(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state", "secrets")
+	a, err := Ensure(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]string{"focus": a.FocusPassword.Reveal(), "jvb": a.JVBPassword.Reveal(), "turn": a.TURNSecret.Reveal()} {
+		if len(s) != Length || strings.Trim(s, alphabet) != "" {
+			t.Errorf("%s secret has unexpected form (len %d)", name, len(s))
+		}
+	}
+	if a.FocusPassword.Reveal() == a.JVBPassword.Reveal() {
+		t.Error("focus and jvb passwords are equal")
+	}
+	b, err := Ensure(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.FocusPassword.Reveal() != b.FocusPassword.Reveal() || a.TURNSecret.Reveal() != b.TURNSecret.Reveal() {
+		t.Error("second Ensure generated new secrets instead of reusing them")
+	}
+	st, _ := os.Stat(dir)
+	if st.Mode().Perm() != 0o700 {
+		t.Errorf("dir mode %o, want 0700", st.Mode().Perm())
+	}
+	for _, n := range []string{FocusPassword, JVBPassword, TURNSecret} {
+		st, err := os.Stat(filepath.Join(dir, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %o, want 0600", n, st.Mode().Perm())
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 3 {
+		t.Errorf("want exactly 3 files (no temp leftovers), got %d", len(entries))
+	}
+}
+
+func TestEnsureTightensModesAndRejectsEmpty(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, FocusPassword), []byte("kept-value-123\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Ensure(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.FocusPassword.Reveal() != "kept-value-123" {
+		t.Errorf("existing secret not reused")
+	}
+	st, _ := os.Stat(filepath.Join(dir, FocusPassword))
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("mode not tightened: %o", st.Mode().Perm())
+	}
+	if err := os.WriteFile(filepath.Join(dir, JVBPassword), []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Ensure(dir)
+	if err == nil || !strings.Contains(err.Error(), "empty") {
+		t.Fatalf("want empty-secret error, got %v", err)
+	}
+}
+
+func TestLoadDoesNotCreate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "none")
+	_, ok, err := Load(dir)
+	if err != nil || ok {
+		t.Fatalf("Load on missing dir: ok=%v err=%v", ok, err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatal("Load created the directory")
+	}
+}
+
+func TestRotate(t *testing.T) {
+	dir := t.TempDir()
+	a, _ := Ensure(dir)
+	if err := Rotate(dir, JVBPassword); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Ensure(dir)
+	if a.JVBPassword.Reveal() == b.JVBPassword.Reveal() {
+		t.Error("rotate kept the old value")
+	}
+	if a.FocusPassword.Reveal() != b.FocusPassword.Reveal() {
+		t.Error("rotate touched another secret")
+	}
+	if err := Rotate(dir, "nope"); err == nil {
+		t.Error("unknown name accepted")
+	}
+}

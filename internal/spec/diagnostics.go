@@ -1,0 +1,181 @@
+package spec
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// WriteDiagnostics prints every diagnostic Terraform-style: severity and
+// summary, file:line:column with the enclosing block, the source line with
+// the range underlined, and the detail (which carries the fix). Secret
+// values are replaced by "(sensitive)", even in the source snippet.
+func (r *Result) WriteDiagnostics(w io.Writer) {
+	WriteDiagnostics(w, r.Diags, r.Files, r.redact)
+}
+
+// Summary is a one-line form for logs: "file:line:col: summary; and N more".
+func (r *Result) Summary() string {
+	var first *hcl.Diagnostic
+	n := 0
+	for _, d := range r.Diags {
+		if d.Severity == hcl.DiagError {
+			if first == nil {
+				first = d
+			}
+			n++
+		}
+	}
+	if first == nil {
+		return ""
+	}
+	s := first.Summary
+	if first.Subject != nil {
+		s = fmt.Sprintf("%s:%d:%d: %s", first.Subject.Filename, first.Subject.Start.Line, first.Subject.Start.Column, s)
+	}
+	if first.Detail != "" {
+		s += ": " + first.Detail
+	}
+	if n > 1 {
+		s += fmt.Sprintf(" (and %d more errors)", n-1)
+	}
+	return s
+}
+
+// WriteDiagnostics is the free-standing form of Result.WriteDiagnostics.
+func WriteDiagnostics(w io.Writer, diags hcl.Diagnostics, files map[string]*hcl.File, redact []string) {
+	redact = sortedRedactions(redact)
+	for i, d := range diags {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		sev := "Error"
+		if d.Severity == hcl.DiagWarning {
+			sev = "Warning"
+		}
+		fmt.Fprintf(w, "%s: %s\n", sev, d.Summary)
+		if d.Subject != nil && d.Subject.Filename != "" {
+			rg := d.Subject
+			ctx := ""
+			if f := files[rg.Filename]; f != nil {
+				if cs, ok := f.Nav.(interface{ ContextString(int) string }); ok {
+					if c := cs.ContextString(rg.Start.Byte); c != "" {
+						ctx = ", in " + c
+					}
+				}
+			}
+			fmt.Fprintf(w, "\n  on %s:%d:%d%s:\n", rg.Filename, rg.Start.Line, rg.Start.Column, ctx)
+			if f := files[rg.Filename]; f != nil {
+				writeSnippet(w, f.Bytes, rg, redact)
+			}
+		}
+		if d.Detail != "" {
+			fmt.Fprintln(w)
+			for _, line := range wrap(d.Detail, 100) {
+				fmt.Fprintf(w, "  %s\n", line)
+			}
+		}
+	}
+}
+
+func writeSnippet(w io.Writer, src []byte, rg *hcl.Range, redact []string) {
+	sc := bufio.NewScanner(bytes.NewReader(src))
+	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		if line < rg.Start.Line {
+			continue
+		}
+		if line > rg.Start.Line {
+			break
+		}
+		text := sc.Text()
+		shown := redactAll(text, redact)
+		fmt.Fprintf(w, "  %4d | %s\n", line, shown)
+		if shown != text {
+			return // columns no longer match; the line itself says enough
+		}
+		startCol := rg.Start.Column
+		endCol := rg.End.Column
+		if rg.End.Line != rg.Start.Line {
+			endCol = len(text) + 1
+		}
+		if endCol <= startCol {
+			endCol = startCol + 1
+		}
+		prefix := []rune(text)
+		pad := &strings.Builder{}
+		for i := 0; i < startCol-1 && i < len(prefix); i++ {
+			if prefix[i] == '\t' {
+				pad.WriteByte('\t')
+			} else {
+				pad.WriteByte(' ')
+			}
+		}
+		fmt.Fprintf(w, "       | %s%s\n", pad.String(), strings.Repeat("^", endCol-startCol))
+	}
+}
+
+func sortedRedactions(in []string) []string {
+	out := make([]string, 0, len(in))
+	for _, s := range in {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
+}
+
+// redactAll hides secret values in source text. Values of 8 characters or
+// more are replaced wherever they appear; shorter ones only as a whole quoted
+// string, so a weak secret like "short" does not mangle ordinary words.
+// Summaries and details are written by jitsi-agent and never carry values.
+func redactAll(s string, redact []string) string {
+	for _, v := range redact {
+		switch {
+		case v == "":
+		case len(v) >= 8 && strings.Contains(s, v):
+			s = strings.ReplaceAll(s, v, "(sensitive)")
+		case len(v) < 8 && strings.Contains(s, `"`+v+`"`):
+			s = strings.ReplaceAll(s, `"`+v+`"`, `"(sensitive)"`)
+		}
+		// Multi-line values (files) may show up one line at a time.
+		if strings.Contains(v, "\n") {
+			for _, part := range strings.Split(v, "\n") {
+				if len(part) >= 8 && strings.Contains(s, part) {
+					s = strings.ReplaceAll(s, part, "(sensitive)")
+				}
+			}
+		}
+	}
+	return s
+}
+
+func wrap(s string, width int) []string {
+	var out []string
+	for _, para := range strings.Split(s, "\n") {
+		words := strings.Fields(para)
+		if len(words) == 0 {
+			out = append(out, "")
+			continue
+		}
+		line := words[0]
+		for _, wd := range words[1:] {
+			if len(line)+1+len(wd) > width {
+				out = append(out, line)
+				line = wd
+				continue
+			}
+			line += " " + wd
+		}
+		out = append(out, line)
+	}
+	return out
+}

@@ -1,0 +1,338 @@
+package spec
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+)
+
+// Options tune Load.
+type Options struct {
+	// Host selects the host block this machine renders ("" = the only host
+	// block, or the one named like Hostname, or the implicit default).
+	Host string
+	// Vars override variable defaults (-var name=value). Values are parsed as
+	// the default's type.
+	Vars map[string]string
+	// LookupEnv replaces os.LookupEnv (tests).
+	LookupEnv func(string) (string, bool)
+	// ReadFile replaces os.ReadFile (tests).
+	ReadFile func(string) ([]byte, error)
+	// Hostname replaces os.Hostname (tests).
+	Hostname func() (string, error)
+}
+
+// VarEnvPrefix: JITSI_AGENT_VAR_<name> overrides a variable's default.
+const VarEnvPrefix = "JITSI_AGENT_VAR_"
+
+// Result is what Load returns: a Deployment when there are no errors, and
+// every diagnostic (errors and warnings) found on the way.
+type Result struct {
+	Deployment *Deployment
+	Diags      hcl.Diagnostics
+	// Files are the parsed sources, for diagnostic snippets.
+	Files map[string]*hcl.File
+	// Inputs are every file the spec read (the spec itself, file() targets,
+	// template sources, the templates dir): what a watcher must watch.
+	Inputs []string
+
+	redact []string
+}
+
+// HasErrors reports whether loading failed.
+func (r *Result) HasErrors() bool { return r.Diags.HasErrors() }
+
+// Redactions returns values that must never be printed.
+func (r *Result) Redactions() []string { return r.redact }
+
+// Load parses, decodes and validates the spec at path.
+func Load(path string, opts Options) *Result {
+	if opts.LookupEnv == nil {
+		opts.LookupEnv = os.LookupEnv
+	}
+	if opts.ReadFile == nil {
+		opts.ReadFile = os.ReadFile
+	}
+	if opts.Hostname == nil {
+		opts.Hostname = os.Hostname
+	}
+	res := &Result{}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	src, err := opts.ReadFile(path)
+	if err != nil {
+		res.Diags = append(res.Diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Cannot read spec file",
+			Detail:   fmt.Sprintf("%v. Pass the path of an HCL spec (.hcl) or its JSON form (.hcl.json); `jitsi-agent validate examples/meet.hcl` shows a working one.", err),
+		})
+		return res
+	}
+	res.Inputs = append(res.Inputs, abs)
+
+	p := hclparse.NewParser()
+	var file *hcl.File
+	var diags hcl.Diagnostics
+	if strings.HasSuffix(path, ".json") {
+		file, diags = p.ParseJSON(src, path)
+	} else {
+		file, diags = p.ParseHCL(src, path)
+	}
+	res.Files = p.Files()
+	res.Diags = append(res.Diags, diags...)
+	if diags.HasErrors() {
+		return res
+	}
+
+	env := &funcEnv{
+		dir:      filepath.Dir(abs),
+		lookup:   opts.LookupEnv,
+		readFile: opts.ReadFile,
+		reads:    map[string]struct{}{},
+		secrets:  &res.redact,
+	}
+	ctx := &hcl.EvalContext{Variables: map[string]cty.Value{}, Functions: env.functions()}
+
+	// Phase 1: variables and locals.
+	var hdr rawHeader
+	diags = gohcl.DecodeBody(file.Body, nil, &hdr)
+	res.Diags = append(res.Diags, diags...)
+	if diags.HasErrors() {
+		return res
+	}
+	res.Diags = append(res.Diags, evalVariables(hdr.Variables, opts, ctx)...)
+	res.Diags = append(res.Diags, evalLocals(hdr.Locals, ctx)...)
+	if res.Diags.HasErrors() {
+		res.Diags = dedupe(res.Diags)
+		return res
+	}
+
+	// Phase 2: the spec itself.
+	var raw rawSpec
+	diags = gohcl.DecodeBody(hdr.Rest, ctx, &raw)
+	res.Diags = append(res.Diags, diags...)
+	if diags.HasErrors() {
+		res.Diags = dedupe(res.Diags)
+		return res
+	}
+
+	r := &resolver{raw: &raw, ctx: ctx, opts: opts, specFile: path, specDir: filepath.Dir(abs), redact: &res.redact}
+	d := r.resolve()
+	res.Diags = append(res.Diags, r.diags...)
+	for p := range env.reads {
+		res.Inputs = append(res.Inputs, p)
+	}
+	if d != nil {
+		for _, t := range d.Templates {
+			res.Inputs = append(res.Inputs, t.Source)
+		}
+		if d.TemplatesDir != "" {
+			res.Inputs = append(res.Inputs, d.TemplatesDir)
+		}
+	}
+	sort.Strings(res.Inputs[1:])
+	res.Diags = dedupe(res.Diags)
+	if res.Diags.HasErrors() {
+		return res
+	}
+	res.Deployment = d
+	return res
+}
+
+func evalVariables(vars []rawVariable, opts Options, ctx *hcl.EvalContext) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	vals := map[string]cty.Value{}
+	seen := map[string]hcl.Range{}
+	for _, v := range vars {
+		if prev, dup := seen[v.Name]; dup {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Duplicate variable",
+				Detail:   fmt.Sprintf("Variable %q was already declared at %s. Rename or remove one of them.", v.Name, prev),
+				Subject:  v.DefRange.Ptr(),
+			})
+			continue
+		}
+		seen[v.Name] = v.DefRange
+		if !hclIdent(v.Name) {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Invalid variable name",
+				Detail:   "A variable name must start with a letter and contain only letters, digits, underscores and dashes.",
+				Subject:  v.DefRange.Ptr(),
+			})
+			continue
+		}
+		def, d := v.Default.Value(nil) // defaults are constants
+		if d.HasErrors() {
+			for _, dd := range d {
+				dd.Detail += " A variable default must be a constant; use a local for computed values."
+			}
+			diags = append(diags, d...)
+			continue
+		}
+		val := def
+		override, have := opts.Vars[v.Name]
+		if !have {
+			override, have = opts.LookupEnv(VarEnvPrefix + v.Name)
+		}
+		if have {
+			ov, err := convertOverride(override, def)
+			if err != nil {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Invalid value for variable",
+					Detail:   fmt.Sprintf("The value given for variable %q (by -var or %s%s) is not a valid %s: %v.", v.Name, VarEnvPrefix, v.Name, def.Type().FriendlyName(), err),
+					Subject:  v.DefRange.Ptr(),
+				})
+				continue
+			}
+			val = ov
+		}
+		if val.IsNull() {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "No value for required variable",
+				Detail:   fmt.Sprintf("Variable %q has no default. Set it with -var %s=VALUE or the environment variable %s%s.", v.Name, v.Name, VarEnvPrefix, v.Name),
+				Subject:  v.DefRange.Ptr(),
+			})
+			continue
+		}
+		vals[v.Name] = val
+	}
+	for name := range opts.Vars {
+		if _, ok := seen[name]; !ok {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Value for undeclared variable",
+				Detail:   fmt.Sprintf("-var %s=... was given but the spec declares no variable %q. Add a variable \"%s\" {} block or drop the flag.", name, name, name),
+			})
+		}
+	}
+	ctx.Variables["var"] = cty.ObjectVal(vals)
+	return diags
+}
+
+func convertOverride(s string, def cty.Value) (cty.Value, error) {
+	if def.IsNull() || def.Type() == cty.String {
+		return cty.StringVal(s), nil
+	}
+	return convert.Convert(cty.StringVal(s), def.Type())
+}
+
+func evalLocals(blocks []rawLocals, ctx *hcl.EvalContext) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	pending := map[string]*hcl.Attribute{}
+	for _, b := range blocks {
+		for name, a := range b.Attrs {
+			if prev, dup := pending[name]; dup {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Duplicate local value",
+					Detail:   fmt.Sprintf("Local %q was already defined at %s.", name, prev.Range),
+					Subject:  a.Range.Ptr(),
+				})
+				continue
+			}
+			pending[name] = a
+		}
+	}
+	vals := map[string]cty.Value{}
+	ctx.Variables["local"] = cty.ObjectVal(vals)
+	for len(pending) > 0 {
+		progress := false
+		names := make([]string, 0, len(pending))
+		for n := range pending {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			a := pending[name]
+			ready := true
+			for _, tr := range a.Expr.Variables() {
+				if tr.RootName() != "local" || len(tr) < 2 {
+					continue
+				}
+				if at, ok := tr[1].(hcl.TraverseAttr); ok {
+					if _, waiting := pending[at.Name]; waiting {
+						ready = false
+					}
+				}
+			}
+			if !ready {
+				continue
+			}
+			v, d := a.Expr.Value(ctx)
+			diags = append(diags, d...)
+			delete(pending, name)
+			progress = true
+			if !d.HasErrors() {
+				vals[name] = v
+				ctx.Variables["local"] = cty.ObjectVal(vals)
+			}
+		}
+		if !progress {
+			for _, name := range names {
+				a := pending[name]
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Cycle in local values",
+					Detail:   fmt.Sprintf("Local %q depends, directly or through other locals, on itself. Break the cycle.", name),
+					Subject:  a.Range.Ptr(),
+				})
+			}
+			break
+		}
+	}
+	return diags
+}
+
+func hclIdent(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
+		case i > 0 && (r >= '0' && r <= '9' || r == '_' || r == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// dedupe drops gohcl's follow-up "value must be known" diagnostics that
+// repeat an earlier error at the same place.
+func dedupe(diags hcl.Diagnostics) hcl.Diagnostics {
+	var out hcl.Diagnostics
+	errAt := map[string]bool{}
+	key := func(r *hcl.Range) string {
+		if r == nil {
+			return ""
+		}
+		return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Byte, r.End.Byte)
+	}
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError && d.Summary != "Unsuitable value type" {
+			errAt[key(d.Subject)] = true
+		}
+	}
+	for _, d := range diags {
+		if d.Summary == "Unsuitable value type" && strings.Contains(d.Detail, "must be known") && errAt[key(d.Subject)] {
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
+}

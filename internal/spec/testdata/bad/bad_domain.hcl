@@ -1,0 +1,3 @@
+# want: Domain must be lower case
+domain = "Meet.Example.com"
+auth "anonymous" {}

@@ -1,0 +1,3 @@
+# want: Missing auth block
+# want: auth "jwt"
+domain = "meet.example.com"

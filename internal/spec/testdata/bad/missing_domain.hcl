@@ -1,0 +1,3 @@
+# want: Missing required argument
+# want: "domain" is required
+auth "anonymous" {}

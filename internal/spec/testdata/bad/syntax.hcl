@@ -1,0 +1,4 @@
+# want: Error: Invalid expression
+# want: syntax.hcl:4:
+domain = "meet.example.com"
+auth "jwt" { app_id = }

@@ -1,0 +1,127 @@
+package systemd
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+)
+
+// Deferred is a disruptive restart that the spec's `restart = "defer"`
+// postponed: the unit runs with older files than the ones on disk until
+// `apply --restart-deferred` restarts it.
+type Deferred struct {
+	Unit      string    `json:"unit"`
+	Component string    `json:"component"`
+	Since     time.Time `json:"since"` // first apply that deferred it
+	Reason    string    `json:"reason"`
+}
+
+// deferredFile is the on-disk form (a version field for later changes).
+type deferredFile struct {
+	Version int        `json:"version"`
+	Units   []Deferred `json:"units"`
+}
+
+// LoadDeferred reads the pending deferred restarts (none when the file does
+// not exist), sorted in reload order. plan and status show these.
+func LoadDeferred(path string) ([]Deferred, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading deferred restarts: %w", err)
+	}
+	var f deferredFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("reading deferred restarts %s: %w", path, err)
+	}
+	sort.SliceStable(f.Units, func(i, j int) bool {
+		ri, rj := rank(f.Units[i].Component), rank(f.Units[j].Component)
+		if ri != rj {
+			return ri < rj
+		}
+		return f.Units[i].Unit < f.Units[j].Unit
+	})
+	return f.Units, nil
+}
+
+// saveDeferred writes the list atomically (temp file, fsync, rename, fsync
+// of the directory); an empty list removes the file.
+func saveDeferred(path string, units []Deferred) error {
+	if len(units) == 0 {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("clearing deferred restarts: %w", err)
+		}
+		return nil
+	}
+	b, err := json.MarshalIndent(deferredFile{Version: 1, Units: units}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding deferred restarts: %w", err)
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("saving deferred restarts: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, ".deferred-*")
+	if err != nil {
+		return fmt.Errorf("saving deferred restarts: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("saving deferred restarts: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("saving deferred restarts: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("saving deferred restarts: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("saving deferred restarts: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// updateDeferred applies add/remove to the stored list. Entries already
+// present keep their Since.
+func updateDeferred(path string, add []Deferred, remove []string) error {
+	if path == "" || (len(add) == 0 && len(remove) == 0) {
+		return nil
+	}
+	cur, err := LoadDeferred(path)
+	if err != nil {
+		return err
+	}
+	drop := map[string]bool{}
+	for _, u := range remove {
+		drop[u] = true
+	}
+	var out []Deferred
+	have := map[string]bool{}
+	for _, d := range cur {
+		if drop[d.Unit] {
+			continue
+		}
+		have[d.Unit] = true
+		out = append(out, d)
+	}
+	for _, d := range add {
+		if !have[d.Unit] && !drop[d.Unit] {
+			have[d.Unit] = true
+			out = append(out, d)
+		}
+	}
+	return saveDeferred(path, out)
+}

@@ -1,0 +1,55 @@
+package systemd
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Journal returns the last lines a unit logged, for failure reports.
+type Journal interface {
+	Tail(ctx context.Context, unit string, n int) ([]string, error)
+}
+
+// JournalCtl reads the journal with `journalctl -u UNIT -n N --no-pager`.
+// Reading the journal is the one thing done by exec: go-systemd/sdjournal
+// needs cgo and libsystemd.
+type JournalCtl struct {
+	// Command is the program and leading arguments; default
+	// ["journalctl"]. Tests prefix it with nsenter to read a box's journal.
+	Command []string
+	// Timeout bounds the run (default 5 s).
+	Timeout time.Duration
+}
+
+// Tail implements Journal. A missing journalctl is an error the reloader
+// reports next to the unit state rather than a failure of its own.
+func (j JournalCtl) Tail(ctx context.Context, unit string, n int) ([]string, error) {
+	cmd := j.Command
+	if len(cmd) == 0 {
+		cmd = []string{"journalctl"}
+	}
+	timeout := j.Timeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	args := append(append([]string{}, cmd[1:]...), "-u", unit, "-n", strconv.Itoa(n), "--no-pager", "--quiet", "-o", "short-iso")
+	c := exec.CommandContext(ctx, cmd[0], args...)
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
+	c.WaitDelay = time.Second
+	if err := c.Run(); err != nil {
+		return nil, fmt.Errorf("journalctl -u %s: %w: %s", unit, err, strings.TrimSpace(errb.String()))
+	}
+	s := strings.TrimRight(out.String(), "\n")
+	if s == "" {
+		return nil, nil
+	}
+	return strings.Split(s, "\n"), nil
+}

@@ -1,0 +1,600 @@
+package systemd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/render"
+	"github.com/jitsi-agent/jitsi-agent/internal/spec"
+)
+
+// Change is a unit whose files changed, with the component that owns them
+// ("prosody", "jicofo", "jvb", "nginx", "coturn" or "template:NAME").
+type Change struct {
+	Unit      string `json:"unit"`
+	Component string `json:"component"`
+}
+
+// ChangesFromFiles lists the units of the changed files (render.File.Units
+// with the file's Component), deduplicated and in reload order.
+func ChangesFromFiles(files []render.File) []Change {
+	var out []Change
+	for _, f := range files {
+		for _, u := range f.Units {
+			out = append(out, Change{Unit: u, Component: f.Component})
+		}
+	}
+	return Order(out)
+}
+
+// rank is the reload order: Prosody first (Jicofo and JVB log in to it),
+// then Jicofo, JVB, nginx, coturn, then units named by custom templates.
+func rank(component string) int {
+	switch component {
+	case spec.Prosody:
+		return 0
+	case spec.Jicofo:
+		return 1
+	case spec.JVB:
+		return 2
+	case spec.Nginx:
+		return 3
+	case spec.Coturn:
+		return 4
+	}
+	if strings.HasPrefix(component, "template:") {
+		return 5
+	}
+	return 6
+}
+
+// disruptive components end every running meeting when restarted.
+func disruptive(component string) bool { return component == spec.Jicofo || component == spec.JVB }
+
+// Order deduplicates changes by unit (a unit named by several components
+// takes the earliest position) and sorts them in reload order.
+func Order(changes []Change) []Change {
+	best := map[string]Change{}
+	var units []string
+	for _, c := range changes {
+		if c.Unit == "" {
+			continue
+		}
+		prev, ok := best[c.Unit]
+		if !ok {
+			units = append(units, c.Unit)
+			best[c.Unit] = c
+		} else if rank(c.Component) < rank(prev.Component) {
+			best[c.Unit] = c
+		}
+	}
+	out := make([]Change, 0, len(units))
+	for _, u := range units {
+		out = append(out, best[u])
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		ri, rj := rank(out[i].Component), rank(out[j].Component)
+		if ri != rj {
+			return ri < rj
+		}
+		return out[i].Unit < out[j].Unit
+	})
+	return out
+}
+
+// Action is what the reloader did to a unit.
+type Action string
+
+const (
+	ActionNone     Action = "none"     // not changed and already running
+	ActionReload   Action = "reload"   // running and CanReload
+	ActionRestart  Action = "restart"  // running without reload support
+	ActionStart    Action = "start"    // stopped (changed, or enabled in the spec)
+	ActionDeferred Action = "deferred" // disruptive restart postponed (restart = "defer")
+	ActionSkipped  Action = "skipped"  // stopped and disabled in the spec: left alone
+	ActionNotRun   Action = "not-run"  // an earlier unit failed; nothing was done
+)
+
+// Outcome values of UnitResult.Result.
+const (
+	ResultOK       = "ok"
+	ResultFailed   = "failed"
+	ResultDeferred = "deferred"
+	ResultSkipped  = "skipped"
+)
+
+// UnitResult is what happened to one unit.
+type UnitResult struct {
+	Unit      string        `json:"unit"`
+	Component string        `json:"component"`
+	Changed   bool          `json:"changed"` // its files changed in this apply
+	Enabled   bool          `json:"enabled"` // this run enabled the unit file
+	Action    Action        `json:"action"`
+	Result    string        `json:"result"`
+	State     UnitState     `json:"state"` // after the action (and verification)
+	Duration  time.Duration `json:"duration"`
+	Err       error         `json:"-"` // a *UnitError when Result is failed
+}
+
+// Report is the result of one reloader pass, in the order units were handled.
+type Report struct {
+	Units []UnitResult `json:"units"`
+	// NewlyDeferred are the restarts this pass recorded as deferred.
+	NewlyDeferred []Deferred `json:"newly_deferred,omitempty"`
+}
+
+// Failed returns the failed units.
+func (r *Report) Failed() []UnitResult {
+	var out []UnitResult
+	for _, u := range r.Units {
+		if u.Result == ResultFailed {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// Acted returns the units this pass reloaded, restarted or started (whether
+// or not that succeeded): after a rollback exactly these must be reloaded
+// again to pick up the restored files.
+func (r *Report) Acted() []Change {
+	var out []Change
+	for _, u := range r.Units {
+		switch u.Action {
+		case ActionReload, ActionRestart, ActionStart:
+			out = append(out, Change{Unit: u.Unit, Component: u.Component})
+		}
+	}
+	return out
+}
+
+// UnitError is a unit that failed its action or verification, with its
+// state and the last lines of its journal (secrets redacted).
+type UnitError struct {
+	Unit      string
+	Component string
+	Action    Action
+	State     UnitState
+	Journal   []string
+	// JournalErr is why the journal could not be read, if it could not.
+	JournalErr error
+	Err        error
+}
+
+func (e *UnitError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s failed: %v; state: %s", e.Unit, e.Action, e.Err, e.State)
+	if len(e.Journal) > 0 {
+		b.WriteString("\nlast journal lines of " + e.Unit + ":")
+		for _, l := range e.Journal {
+			b.WriteString("\n  " + l)
+		}
+	} else if e.JournalErr != nil {
+		fmt.Fprintf(&b, " (journal unavailable: %v)", e.JournalErr)
+	}
+	return b.String()
+}
+
+func (e *UnitError) Unwrap() error { return e.Err }
+
+// HTTPDoer is the HTTP client used for health checks (*http.Client fits).
+type HTTPDoer interface {
+	Do(req *http.Request) (*http.Response, error)
+}
+
+// Options configures a Reloader. Only Services is needed for policy; the
+// zero values of the rest are sensible defaults.
+type Options struct {
+	// Services maps component -> the spec's service settings (unit name,
+	// enabled, restart policy, health URL): Deployment.Services, restricted
+	// to the components this host runs (ServicesFor does that).
+	Services map[string]spec.Service
+	// DeferredPath is the JSON file of deferred restarts in the state dir
+	// ("" = do not persist: deferred restarts are only reported).
+	DeferredPath string
+	// HTTP runs health checks (default: a client with a 5 s timeout).
+	HTTP HTTPDoer
+	// Journal reads journal lines for failures (default JournalCtl{}).
+	Journal Journal
+	// JournalLines is how many lines to attach (default 20).
+	JournalLines int
+	// ActiveTimeout bounds waiting for a unit to become active after its
+	// job finished (default 30 s).
+	ActiveTimeout time.Duration
+	// HealthTimeout bounds waiting for a 2xx from the health URL
+	// (default 60 s: the JVMs of jicofo and jvb take a while).
+	HealthTimeout time.Duration
+	// PollInterval between state/health polls (default 250 ms).
+	PollInterval time.Duration
+	// Redact lists secret values scrubbed from journal lines
+	// (render.Set.Redact / Deployment.SecretValues()).
+	Redact []string
+	// Now is the clock for deferred timestamps (default time.Now).
+	Now func() time.Time
+	// Logf receives one line per action ("" = silent).
+	Logf func(format string, args ...any)
+}
+
+// ServicesFor returns the deployment's services this host runs (by
+// Host.Roles; all of them when no roles are set) that name a unit.
+func ServicesFor(d *spec.Deployment) map[string]spec.Service {
+	out := map[string]spec.Service{}
+	for c, s := range d.Services {
+		if s.Unit == "" {
+			continue
+		}
+		if len(d.Host.Roles) > 0 && !d.Host.HasRole(c) {
+			continue
+		}
+		if s.Component == "" {
+			s.Component = c
+		}
+		out[c] = s
+	}
+	return out
+}
+
+// Reloader makes running services pick up changed files.
+type Reloader struct {
+	units Units
+	o     Options
+}
+
+// NewReloader returns a reloader over units.
+func NewReloader(units Units, o Options) *Reloader {
+	if o.HTTP == nil {
+		o.HTTP = &http.Client{Timeout: 5 * time.Second}
+	}
+	if o.Journal == nil {
+		o.Journal = JournalCtl{}
+	}
+	if o.JournalLines <= 0 {
+		o.JournalLines = 20
+	}
+	if o.ActiveTimeout <= 0 {
+		o.ActiveTimeout = 30 * time.Second
+	}
+	if o.HealthTimeout <= 0 {
+		o.HealthTimeout = 60 * time.Second
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = 250 * time.Millisecond
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
+	}
+	return &Reloader{units: units, o: o}
+}
+
+type item struct {
+	Change
+	changed bool
+}
+
+// Apply handles the changed units plus every unit the spec enables: in
+// reload order it enables unit files that are not enabled, reloads running
+// units that support it, restarts the others (or defers the restart of
+// jicofo/jvb under restart = "defer"), starts stopped units, and verifies
+// each unit it touched (active, health URL 2xx). It stops at the first
+// failure (later units are ActionNotRun). The error is an *ApplyError.
+func (r *Reloader) Apply(ctx context.Context, changes []Change) (*Report, error) {
+	items := r.items(changes, true)
+	deferred, err := LoadDeferred(r.o.DeferredPath)
+	if err != nil && r.o.DeferredPath != "" {
+		return nil, err
+	}
+	pending := map[string]bool{}
+	for _, d := range deferred {
+		pending[d.Unit] = true
+	}
+	return r.run(ctx, items, false, pending)
+}
+
+// RestartDeferred runs the recorded deferred restarts (apply
+// --restart-deferred) in reload order and clears each one that succeeds.
+func (r *Reloader) RestartDeferred(ctx context.Context) (*Report, error) {
+	deferred, err := LoadDeferred(r.o.DeferredPath)
+	if err != nil {
+		return nil, err
+	}
+	var items []item
+	pending := map[string]bool{}
+	for _, d := range deferred {
+		items = append(items, item{Change: Change{Unit: d.Unit, Component: d.Component}, changed: true})
+		pending[d.Unit] = true
+	}
+	return r.run(ctx, items, true, pending)
+}
+
+// Reload is the rollback pass: reload/restart/start exactly the given
+// units (no deferral, no enabling, no other services).
+func (r *Reloader) Reload(ctx context.Context, changes []Change) (*Report, error) {
+	items := r.items(changes, false)
+	return r.run(ctx, items, true, nil)
+}
+
+func (r *Reloader) items(changes []Change, withEnabled bool) []item {
+	all := append([]Change{}, changes...)
+	changed := map[string]bool{}
+	for _, c := range changes {
+		changed[c.Unit] = true
+	}
+	if withEnabled {
+		comps := make([]string, 0, len(r.o.Services))
+		for c := range r.o.Services {
+			comps = append(comps, c)
+		}
+		sort.Strings(comps)
+		for _, c := range comps {
+			s := r.o.Services[c]
+			if s.Enabled && s.Unit != "" {
+				all = append(all, Change{Unit: s.Unit, Component: c})
+			}
+		}
+	}
+	var out []item
+	for _, c := range Order(all) {
+		out = append(out, item{Change: c, changed: changed[c.Unit]})
+	}
+	return out
+}
+
+func (r *Reloader) service(component string) (spec.Service, bool) {
+	s, ok := r.o.Services[component]
+	return s, ok
+}
+
+// run executes items in order. force disables deferral (restart-deferred,
+// rollback). pending lists units with a recorded deferred restart.
+func (r *Reloader) run(ctx context.Context, items []item, force bool, pending map[string]bool) (*Report, error) {
+	rep := &Report{}
+	var add []Deferred
+	var clear []string
+	var failed []*UnitError
+	for i, it := range items {
+		if len(failed) > 0 {
+			for _, rest := range items[i:] {
+				rep.Units = append(rep.Units, UnitResult{Unit: rest.Unit, Component: rest.Component, Changed: rest.changed, Action: ActionNotRun, Result: ResultSkipped})
+			}
+			break
+		}
+		start := time.Now()
+		res, d, ok := r.one(ctx, it, force)
+		res.Duration = time.Since(start)
+		rep.Units = append(rep.Units, res)
+		if d != nil {
+			add = append(add, *d)
+			if !pending[d.Unit] {
+				rep.NewlyDeferred = append(rep.NewlyDeferred, *d)
+			}
+		}
+		if ok && pending[it.Unit] && (res.Action == ActionRestart || res.Action == ActionStart) {
+			clear = append(clear, it.Unit) // it now runs the files on disk
+		}
+		if res.Err != nil {
+			var ue *UnitError
+			if errors.As(res.Err, &ue) {
+				failed = append(failed, ue)
+			} else {
+				failed = append(failed, &UnitError{Unit: it.Unit, Component: it.Component, Action: res.Action, State: res.State, Err: res.Err})
+			}
+		}
+	}
+	var perr error
+	if r.o.DeferredPath != "" {
+		perr = updateDeferred(r.o.DeferredPath, add, clear)
+	}
+	if len(failed) > 0 {
+		return rep, &ApplyError{Units: failed, Persist: perr}
+	}
+	if perr != nil {
+		return rep, perr
+	}
+	return rep, nil
+}
+
+// ApplyError lists the units that failed (the reloader stops at the first,
+// so normally one).
+type ApplyError struct {
+	Units []*UnitError
+	// Persist is a failure to record deferred restarts, if any.
+	Persist error
+}
+
+func (e *ApplyError) Error() string {
+	var parts []string
+	for _, u := range e.Units {
+		parts = append(parts, u.Error())
+	}
+	if e.Persist != nil {
+		parts = append(parts, e.Persist.Error())
+	}
+	return strings.Join(parts, "\n")
+}
+
+func (e *ApplyError) Unwrap() []error {
+	var out []error
+	for _, u := range e.Units {
+		out = append(out, u)
+	}
+	if e.Persist != nil {
+		out = append(out, e.Persist)
+	}
+	return out
+}
+
+// one handles a single unit. It returns the result, a deferred entry when
+// the restart was deferred, and whether the action succeeded.
+func (r *Reloader) one(ctx context.Context, it item, force bool) (UnitResult, *Deferred, bool) {
+	res := UnitResult{Unit: it.Unit, Component: it.Component, Changed: it.changed}
+	fail := func(action Action, st UnitState, err error) (UnitResult, *Deferred, bool) {
+		res.Action, res.Result, res.State = action, ResultFailed, st
+		res.Err = r.unitError(ctx, it, action, st, err)
+		r.o.Logf("%s: %s failed: %v", it.Unit, action, err)
+		return res, nil, false
+	}
+	st, err := r.units.Properties(ctx, it.Unit)
+	if err != nil {
+		return fail(ActionNone, st, err)
+	}
+	if !st.Known() {
+		return fail(ActionNone, st, fmt.Errorf("%w: systemd has no unit %s (load state %q)", ErrNoSuchUnit, it.Unit, st.LoadState))
+	}
+	svc, isService := r.service(it.Component)
+	wantEnabled := isService && svc.Enabled && svc.Unit == it.Unit
+
+	if wantEnabled && !force && !st.IsEnabled() && st.UnitFileState != "masked" {
+		if err := r.units.Enable(ctx, it.Unit); err != nil {
+			return fail(ActionNone, st, fmt.Errorf("enabling: %w", err))
+		}
+		res.Enabled = true
+		r.o.Logf("%s: enabled", it.Unit)
+	}
+
+	var action Action
+	switch {
+	case st.Running() && it.changed && st.CanReload:
+		action = ActionReload
+	case (st.Running() || st.ActiveState == "activating") && it.changed:
+		action = ActionRestart
+		if !force && st.Running() && disruptive(it.Component) && svc.Restart == spec.RestartDefer {
+			d := &Deferred{Unit: it.Unit, Component: it.Component, Since: r.o.Now().UTC(), Reason: "configuration changed; restarting ends every running meeting"}
+			res.Action, res.Result, res.State = ActionDeferred, ResultDeferred, st
+			r.o.Logf("%s: restart deferred (restart = \"defer\"); run apply --restart-deferred", it.Unit)
+			return res, d, true
+		}
+	case st.Running() || st.ActiveState == "activating":
+		res.Action, res.Result, res.State = ActionNone, ResultOK, st
+		return res, nil, true
+	case it.changed && isService && !svc.Enabled:
+		// Files changed for a service the spec keeps stopped.
+		res.Action, res.Result, res.State = ActionSkipped, ResultSkipped, st
+		return res, nil, true
+	case it.changed || wantEnabled || force:
+		action = ActionStart
+	default:
+		res.Action, res.Result, res.State = ActionSkipped, ResultSkipped, st
+		return res, nil, true
+	}
+
+	r.o.Logf("%s: %s", it.Unit, action)
+	var jerr error
+	switch action {
+	case ActionReload:
+		jerr = r.units.Reload(ctx, it.Unit)
+	case ActionRestart:
+		jerr = r.units.Restart(ctx, it.Unit)
+	case ActionStart:
+		jerr = r.units.Start(ctx, it.Unit)
+	}
+	if jerr != nil {
+		after, perr := r.units.Properties(ctx, it.Unit)
+		if perr != nil {
+			after = st
+		}
+		return fail(action, after, jerr)
+	}
+	after, err := r.waitActive(ctx, it.Unit)
+	if err != nil {
+		return fail(action, after, err)
+	}
+	if isService && svc.HealthURL != "" && svc.Unit == it.Unit {
+		if err := r.waitHealthy(ctx, svc.HealthURL); err != nil {
+			return fail(action, after, err)
+		}
+	}
+	res.Action, res.Result, res.State = action, ResultOK, after
+	return res, nil, true
+}
+
+// waitActive polls ActiveState until "active", a terminal state, or the
+// bound. "activating"/"reloading" keep it waiting (Restart= loops too).
+func (r *Reloader) waitActive(ctx context.Context, unit string) (UnitState, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.o.ActiveTimeout)
+	defer cancel()
+	var last UnitState
+	for {
+		st, err := r.units.Properties(ctx, unit)
+		if err == nil {
+			last = st
+			switch st.ActiveState {
+			case "active":
+				return st, nil
+			case "failed", "inactive":
+				return st, fmt.Errorf("%s is %s after the job finished", unit, st.ActiveState)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if err != nil {
+				return last, fmt.Errorf("waiting for %s to become active: %w", unit, err)
+			}
+			return last, fmt.Errorf("%s did not become active within %s (state %s)", unit, r.o.ActiveTimeout, last.ActiveState)
+		case <-time.After(r.o.PollInterval):
+		}
+	}
+}
+
+// waitHealthy polls url until it answers 2xx or the bound passes.
+func (r *Reloader) waitHealthy(ctx context.Context, url string) error {
+	ctx, cancel := context.WithTimeout(ctx, r.o.HealthTimeout)
+	defer cancel()
+	var last error
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return fmt.Errorf("health URL %s: %w", url, err)
+		}
+		resp, err := r.o.HTTP.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+				return nil
+			}
+			last = fmt.Errorf("status %s", resp.Status)
+		} else {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("health check %s did not answer 2xx within %s: %w", url, r.o.HealthTimeout, last)
+		case <-time.After(r.o.PollInterval):
+		}
+	}
+}
+
+func (r *Reloader) unitError(ctx context.Context, it item, action Action, st UnitState, err error) *UnitError {
+	ue := &UnitError{Unit: it.Unit, Component: it.Component, Action: action, State: st, Err: err}
+	if errors.Is(err, ErrNoSuchUnit) || errors.Is(err, ErrBusClosed) {
+		return ue
+	}
+	// The caller's ctx may be the one that expired: give the journal its
+	// own short budget.
+	jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	lines, jerr := r.o.Journal.Tail(jctx, it.Unit, r.o.JournalLines)
+	ue.JournalErr = jerr
+	for _, l := range lines {
+		ue.Journal = append(ue.Journal, redact(l, r.o.Redact))
+	}
+	return ue
+}
+
+func redact(s string, secrets []string) string {
+	for _, v := range secrets {
+		if v != "" {
+			s = strings.ReplaceAll(s, v, "(sensitive)")
+		}
+	}
+	return s
+}
