@@ -1,0 +1,55 @@
+# jitsi-agent: the two commands a new machine needs are `make demo` and `make test`.
+GO       ?= go
+BIN      ?= bin/jitsi-agent
+DEMO_OUT ?= demo-out
+SPEC     ?= examples/meet.hcl
+PKGS     := ./...
+
+# The demo renders the example with a throwaway JWT secret unless you export
+# your own; it needs no root and writes only under $(DEMO_OUT).
+DEMO_SECRET := demo-only-not-a-real-secret-0123456789abcdef
+
+.PHONY: all build demo test test-short vet fmt-check fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/jitsi-agent
+
+demo: build
+	@rm -rf $(DEMO_OUT)
+	JITSI_APP_SECRET=$${JITSI_APP_SECRET:-$(DEMO_SECRET)} ./$(BIN) validate $(SPEC)
+	JITSI_APP_SECRET=$${JITSI_APP_SECRET:-$(DEMO_SECRET)} ./$(BIN) render $(SPEC) --out $(DEMO_OUT)
+	@echo
+	@echo "The complete deployment for $(SPEC) is under ./$(DEMO_OUT) (laid out as under /)."
+	@echo "Next: JITSI_APP_SECRET=... ./$(BIN) plan $(SPEC) --root $(DEMO_OUT)"
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l cmd internal templates); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# The test command CI runs (after .ci/run installed the real components).
+test: fmt-check vet
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+	$(MAKE) --no-print-directory fuzz
+
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+# Brief coverage-guided fuzzing of the input decoders (seed corpora also run
+# as plain tests in `go test`).
+FUZZTIME ?= 10s
+fuzz:
+	@set -e; for t in $$(grep -rhoE '^func (Fuzz[A-Za-z0-9_]+)' --include='*_test.go' internal | sed 's/func //' | sort -u); do \
+	  pkg=$$(grep -rlE "^func $$t\(" --include='*_test.go' internal | head -1 | xargs dirname); \
+	  echo "fuzz $$t in ./$$pkg for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./$$pkg; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 $(PKGS) | tee bench.txt
+
+clean:
+	rm -rf bin $(DEMO_OUT) bench.txt

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/render"
+)
+
+func init() {
+	register(command{
+		name:    "render",
+		summary: "write every file of the deployment under a directory (no root, touches nothing else)",
+		usage:   "render SPEC --out DIR [--host H] [-var name=value]",
+		run:     runRender,
+	})
+}
+
+func runRender(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("render", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var host, out string
+	var quiet bool
+	addSpecFlags(fs, &host)
+	fs.StringVar(&out, "out", "", "directory to write the tree into, laid out as under / (required)")
+	fs.BoolVar(&quiet, "q", false, "print only errors")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: jitsi-agent render SPEC --out DIR [--host H] [-var name=value]")
+		fs.PrintDefaults()
+	}
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return exitError
+	}
+	if len(pos) != 1 || out == "" {
+		fs.Usage()
+		return exitError
+	}
+	d, ok := loadSpec(pos[0], host, stderr)
+	if !ok {
+		fmt.Fprintf(stderr, "jitsi-agent: %s is not valid; nothing was written.\n", pos[0])
+		return exitError
+	}
+	// Render once with throwaway secrets so a template error writes nothing,
+	// not even the state directory.
+	if _, err := desiredStateReadOnly(d, out); err != nil {
+		fmt.Fprintf(stderr, "Error: %v\nNothing was written.\n", err)
+		return exitError
+	}
+	set, err := desiredState(d, out)
+	if err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return exitError
+	}
+	for _, f := range set.Files {
+		if err := writeRendered(out, f); err != nil {
+			fmt.Fprintf(stderr, "Error: %v\n", err)
+			return exitError
+		}
+		if !quiet {
+			fmt.Fprintf(stdout, "  %s %s\n", kindMark(f), f.Path)
+		}
+	}
+	if !quiet {
+		fmt.Fprintf(stdout, "Rendered %d files for %s (host %q) under %s. Ownership is not applied by render; use apply.\n", len(set.Files), d.Domain, d.Host.Name, out)
+	}
+	return exitOK
+}
+
+func kindMark(f render.File) string {
+	if f.Kind == render.KindSymlink {
+		return "->"
+	}
+	return fmt.Sprintf("%04o", f.Mode.Perm())
+}
+
+// writeRendered writes one file or link under out, replacing what is there.
+func writeRendered(out string, f render.File) error {
+	p := filepath.Join(out, f.Path)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("create directory for %s: %w", f.Path, err)
+	}
+	if f.Kind == render.KindSymlink {
+		if cur, err := os.Readlink(p); err == nil && cur == f.Target {
+			return nil
+		}
+		os.Remove(p)
+		if err := os.Symlink(f.Target, p); err != nil {
+			return fmt.Errorf("link %s: %w", f.Path, err)
+		}
+		return nil
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".jitsi-agent-tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", f.Path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(f.Mode.Perm()); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", f.Path, err)
+	}
+	if _, err := tmp.Write(f.Content); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", f.Path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", f.Path, err)
+	}
+	if err := os.Rename(tmp.Name(), p); err != nil {
+		return fmt.Errorf("write %s: %w", f.Path, err)
+	}
+	return nil
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/render"
+	"github.com/jitsi-agent/jitsi-agent/internal/secrets"
+	"github.com/jitsi-agent/jitsi-agent/internal/spec"
+	"github.com/jitsi-agent/jitsi-agent/templates"
+)
+
+// specVars holds -var name=value flags for commands that register them.
+var specVars = varFlags{}
+
+type varFlags map[string]string
+
+func (v varFlags) String() string { return "" }
+func (v varFlags) Set(s string) error {
+	name, val, ok := strings.Cut(s, "=")
+	if !ok || name == "" {
+		return fmt.Errorf("-var wants name=value, got %q", s)
+	}
+	v[name] = val
+	return nil
+}
+
+// addSpecFlags registers the flags every spec-reading command shares.
+func addSpecFlags(fs *flag.FlagSet, host *string) {
+	fs.StringVar(host, "host", "", "render for this host block (default: the only one, or the one named like this machine)")
+	fs.Var(specVars, "var", "set a variable: -var name=value (repeatable; also JITSI_AGENT_VAR_name)")
+}
+
+// lastLoad keeps the most recent load result (inputs for the watcher,
+// redactions for logs).
+var lastLoad *spec.Result
+
+// loadSpec parses and validates a spec, printing diagnostics (warnings
+// included) to stderr. ok is false when there were errors.
+func loadSpec(path, host string, stderr io.Writer) (*spec.Deployment, bool) {
+	res := spec.Load(path, spec.Options{Host: host, Vars: specVars})
+	lastLoad = res
+	if len(res.Diags) > 0 {
+		res.WriteDiagnostics(stderr)
+		fmt.Fprintln(stderr)
+	}
+	if res.HasErrors() {
+		return nil, false
+	}
+	return res.Deployment, true
+}
+
+// stateDir is the state directory as seen from root.
+func stateDir(d *spec.Deployment, root string) string {
+	if root == "" {
+		root = "/"
+	}
+	return filepath.Join(root, d.StateDir)
+}
+
+// desiredState loads (generating once) the internal secrets kept in the state
+// directory under root, then renders every file of this host.
+func desiredState(d *spec.Deployment, root string) (*render.Set, error) {
+	sec, err := secrets.Ensure(secrets.Dir(stateDir(d, root)))
+	if err != nil {
+		return nil, fmt.Errorf("internal secrets: %w", err)
+	}
+	d.Secrets = sec
+	return renderDeployment(d)
+}
+
+// desiredStateReadOnly renders without writing anything: stored secrets are
+// used when present; missing ones (a fresh host) get throwaway values, which
+// is harmless because every file they appear in is new anyway.
+func desiredStateReadOnly(d *spec.Deployment, root string) (*render.Set, error) {
+	sec, _, err := secrets.Load(secrets.Dir(stateDir(d, root)))
+	if err != nil {
+		return nil, fmt.Errorf("internal secrets: %w", err)
+	}
+	for _, s := range []*spec.Secret{&sec.FocusPassword, &sec.JVBPassword, &sec.TURNSecret} {
+		if s.IsZero() {
+			*s = spec.NewSecret(ephemeral())
+		}
+	}
+	d.Secrets = sec
+	return renderDeployment(d)
+}
+
+func renderDeployment(d *spec.Deployment) (*render.Set, error) {
+	srcs, err := templates.ReadUserSources(d)
+	if err != nil {
+		return nil, err
+	}
+	set, err := render.Render(render.Input{Deployment: d, Templates: templates.Overlay(d.TemplatesDir), UserSources: srcs})
+	if err != nil {
+		return nil, fmt.Errorf("render: %w", err)
+	}
+	return set, nil
+}
+
+func ephemeral() string {
+	var b [20]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// parseArgs parses flags that may come before or after the positional
+// arguments (jitsi-agent render SPEC --out DIR, or --out DIR SPEC).
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}

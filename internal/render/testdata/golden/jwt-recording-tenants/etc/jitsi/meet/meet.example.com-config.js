@@ -1,0 +1,61 @@
+// Managed by jitsi-agent: rendered from the deployment spec. Local edits are
+// overwritten or reported as drift; change the spec instead.
+// Jitsi Meet web configuration for meet.example.com. None of these keys is an access
+// control: users can override them from the URL; enforcement is server-side.
+
+// nginx SSI fills these for https://meet.example.com/<tenant>/<room> URLs.
+var subdir = '<!--# echo var="subdir" default="" -->';
+var subdomain = '<!--# echo var="subdomain" default="" -->';
+if (subdomain) {
+    subdomain = subdomain.substring(0, subdomain.length - 1).split('.').join('_').toLowerCase() + '.';
+}
+
+var config = {
+    hosts: {
+        domain: "meet.example.com",
+        muc: 'conference.' + subdomain + "meet.example.com",
+    },
+    hiddenDomain: "recorder.meet.example.com",
+
+    bosh: "https://meet.example.com/" + subdir + 'http-bind',
+    websocket: "wss://meet.example.com/" + subdir + 'xmpp-websocket',
+    websocketKeepAliveUrl: "https://meet.example.com/" + subdir + '_unlock',
+    bridgeChannel: {
+        preferSctp: true,
+    },
+
+    startWithAudioMuted: false,
+    startWithVideoMuted: false,
+
+    p2p: {
+        enabled: true,
+        // own STUN server instead of the jitsi.net default
+        stunServers: [
+            { urls: "stun:meet.example.com:3478" },
+        ],
+    },
+
+    disableChat: false,
+    disablePolls: false,
+    disableReactions: false,
+    breakoutRooms: {
+        hideAddRoomButton: false,
+        hideAutoAssignButton: false,
+        hideJoinRoomButton: false,
+    },
+    securityUi: {
+        hideLobbyButton: false,
+    },
+    prejoinConfig: {
+        enabled: true,
+    },
+    requireDisplayName: false,
+
+    recordingService: {
+        enabled: true,
+        sharingEnabled: false,
+    },
+    liveStreaming: {
+        enabled: true,
+    },
+};
