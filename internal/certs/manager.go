@@ -582,4 +582,3 @@ func (m *Manager) importDeployed(ctx context.Context, s Slot, now time.Time) {
 	}
 	m.log.WithField("name", s.Name).WithField("key", s.Key).Info("re-imported the deployed certificate into the ACME cache")
 }
-

@@ -135,3 +135,5 @@ func localAddrs(cidrs ...string) func() ([]net.Addr, error) {
 		return out, nil
 	}
 }
+
+func newACME() *spec.ACME { return &spec.ACME{Email: "ops@example.test"} }

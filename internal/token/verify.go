@@ -1,9 +1,11 @@
 package token
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -73,23 +75,73 @@ type Target struct {
 // Claims is a verified token's content.
 type Claims struct {
 	Alg string
-	// Payload is the decoded JSON body.
-	Payload map[string]any
+	// Raw holds the payload's top-level claims as JSON.
+	Raw map[string]json.RawMessage
 }
 
 // Str returns a string claim ("" when absent or not a string).
 func (c *Claims) Str(name string) string {
-	s, _ := c.Payload[name].(string)
+	s, _ := jsonString(c.Raw[name])
 	return s
+}
+
+// Payload decodes the whole payload.
+func (c *Claims) Payload() map[string]any {
+	out := make(map[string]any, len(c.Raw))
+	for k, v := range c.Raw {
+		var x any
+		if json.Unmarshal(v, &x) == nil {
+			out[k] = x
+		}
+	}
+	return out
+}
+
+// jsonKind is the first byte of a JSON value: '"', '[', '{', 'n', 't',
+// 'f', or '0' for numbers; 0 when absent.
+func jsonKind(v json.RawMessage) byte {
+	if len(v) == 0 {
+		return 0
+	}
+	switch c := v[0]; c {
+	case '"', '[', '{', 'n', 't', 'f':
+		return c
+	}
+	return '0'
+}
+
+func jsonString(v json.RawMessage) (string, bool) {
+	if jsonKind(v) != '"' {
+		return "", false
+	}
+	if bytes.IndexByte(v, '\\') < 0 && len(v) >= 2 {
+		return string(v[1 : len(v)-1]), true
+	}
+	var s string
+	if json.Unmarshal(v, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+func jsonNumber(v json.RawMessage) (float64, bool) {
+	if jsonKind(v) != '0' {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(string(v), 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) { // out of range is +-Inf, as for Lua's strtod
+		return 0, false
+	}
+	return f, true
 }
 
 // header holds the two header fields Prosody reads, with JSON's own types.
 type header struct {
-	Typ any `json:"typ"`
-	Alg any `json:"alg"`
+	Typ json.RawMessage `json:"typ"`
+	Alg json.RawMessage `json:"alg"`
 }
 
-// splitToken splits like luajwtjitsi's gmatch("[^\.]+"): the separators are
+// splitToken splits like luajwtjitsi's gmatch("[^\\.]+"): the separators are
 // '.' and '\', and empty segments are skipped.
 func splitToken(tok string) (segs [3]string, signed string, ok bool) {
 	n := 0
@@ -157,23 +209,15 @@ func luaNumber(f float64) string {
 
 // present is Lua truthiness of a decoded JSON value as luajwtjitsi tests it:
 // absent and false are "not set"; null (cjson.null) is set.
-func present(p map[string]any, k string) bool {
-	v, ok := p[k]
-	if !ok {
-		return false
-	}
-	if b, isBool := v.(bool); isBool && !b {
-		return false
-	}
-	return true
+func present(v json.RawMessage) bool {
+	k := jsonKind(v)
+	return k != 0 && k != 'f'
 }
 
-func acceptedClaim(v any, accepted []string) bool {
+func acceptedClaim(v json.RawMessage, accepted []string) bool {
+	s, isStr := jsonString(v)
 	for _, a := range accepted {
-		if a == "*" {
-			return true
-		}
-		if s, ok := v.(string); ok && s == a {
+		if a == "*" || (isStr && s == a) {
 			return true
 		}
 	}
@@ -218,7 +262,7 @@ func (t *Tokens) verifyLogin(tok string) (*Claims, *Rejection) {
 		return nil, t.reject(ReasonInvalidHeader, "the header is not base64url-encoded JSON; use a JWT library to encode it")
 	}
 	praw, ok := fromURL64(segs[1])
-	var p map[string]any
+	var p map[string]json.RawMessage
 	if !ok || json.Unmarshal(praw, &p) != nil || p == nil {
 		return nil, t.reject(ReasonInvalidBody, "the payload is not a base64url-encoded JSON object")
 	}
@@ -226,28 +270,28 @@ func (t *Tokens) verifyLogin(tok string) (*Claims, *Rejection) {
 	if !ok {
 		return nil, t.reject(ReasonInvalidSignature, "the signature part is not base64url")
 	}
-	if typ, _ := h.Typ.(string); typ != "JWT" {
+	if typ, _ := jsonString(h.Typ); typ != "JWT" {
 		return nil, t.reject(ReasonInvalidTyp, `set the header "typ" to exactly "JWT" (upper case)`)
 	}
-	if alg, _ := h.Alg.(string); alg != t.alg {
+	if alg, _ := jsonString(h.Alg); alg != t.alg {
 		return nil, t.reject(ReasonInvalidAlg, fmt.Sprintf("sign with %s, the algorithm the server is configured for (the header says %s)", t.alg, describe(h.Alg)))
 	}
 	var want [64]byte
 	if !hmac.Equal(sig, t.sign([]byte(signed), want[:0])) {
 		return nil, t.reject(ReasonInvalidSignature, "sign with the app_secret from the spec (the same value Prosody's app_secret has); check for a stale or truncated secret or trailing newline")
 	}
-	exp, expNum := p["exp"].(float64)
-	if present(p, "exp") && !expNum {
+	exp, expNum := jsonNumber(p["exp"])
+	if present(p["exp"]) && !expNum {
 		return nil, t.reject(ReasonExpNotNumber, "write exp as a JSON number of seconds since the epoch, not a string")
 	}
-	nbf, nbfNum := p["nbf"].(float64)
-	if present(p, "nbf") && !nbfNum {
+	nbf, nbfNum := jsonNumber(p["nbf"])
+	if present(p["nbf"]) && !nbfNum {
 		return nil, t.reject(ReasonNbfNotNumber, "write nbf as a JSON number of seconds since the epoch, or leave it out")
 	}
 	now := float64(t.cfg.Now().Unix())
 	if expNum && now >= exp {
 		reason := reasonExpPrefix + " (" + luaNumber(now-exp) + " sec since expired"
-		if iat, ok := p["iat"].(float64); ok && present(p, "iat") {
+		if iat, ok := jsonNumber(p["iat"]); ok {
 			reason += ", valid for:" + luaNumber(exp-iat) + " sec"
 		}
 		reason += ")"
@@ -269,12 +313,12 @@ func (t *Tokens) verifyLogin(tok string) (*Claims, *Rejection) {
 	}
 	if !acceptedClaim(aud, t.audiences) {
 		fix := fmt.Sprintf("set aud to the string %q; the token says %s; accepted: %s", t.audience, describe(aud), strings.Join(t.audiences, ", "))
-		if _, isArr := aud.([]any); isArr {
+		if jsonKind(aud) == '[' {
 			fix = fmt.Sprintf("aud must be a single string, not an array: set \"aud\": %q (Prosody compares with ==)", t.audience)
 		}
 		return nil, t.reject(ReasonAudInvalid, fix)
 	}
-	if alg, ok := p["alg"].(string); ok && (alg == "none" || alg == "") {
+	if alg, ok := jsonString(p["alg"]); ok && (alg == "none" || alg == "") {
 		return nil, t.reject(ReasonAlgClaimEmpty, "remove the \"alg\" claim from the payload")
 	}
 	if _, ok := p["sub"]; !ok {
@@ -283,8 +327,8 @@ func (t *Tokens) verifyLogin(tok string) (*Claims, *Rejection) {
 	if _, ok := p["room"]; !ok && !t.cfg.AllowRoomless {
 		return nil, t.reject(ReasonRoomMissing, `add "room": the lower-case percent-encoded room name (jitsi-agent token mint computes it), or "*" for any room`)
 	}
-	alg, _ := h.Alg.(string)
-	return &Claims{Alg: alg, Payload: p}, nil
+	alg, _ := jsonString(h.Alg)
+	return &Claims{Alg: alg, Raw: p}, nil
 }
 
 func asciiLower(s string) string {
@@ -296,21 +340,24 @@ func asciiLower(s string) string {
 	}, s)
 }
 
-func describe(v any) string {
-	switch x := v.(type) {
-	case nil:
+func describe(v json.RawMessage) string {
+	switch jsonKind(v) {
+	case 0:
+		return "nothing"
+	case 'n':
 		return "null"
-	case string:
-		return strconv.Quote(x)
-	case float64:
-		return luaNumber(x) + " (a number)"
-	case bool:
-		return strconv.FormatBool(x) + " (a boolean)"
-	case []any:
+	case '"':
+		s, _ := jsonString(v)
+		return strconv.Quote(s)
+	case '0':
+		f, _ := jsonNumber(v)
+		return luaNumber(f) + " (a number)"
+	case 't', 'f':
+		return string(v) + " (a boolean)"
+	case '[':
 		return "an array"
-	default:
-		return "an object"
 	}
+	return "an object"
 }
 
 // verifyJoin is mod_token_verification's verify_room for the room URL
@@ -318,8 +365,8 @@ func describe(v any) string {
 func (t *Tokens) verifyJoin(c *Claims, tg Target) *Rejection {
 	node := room.Node(tg.Room)
 	tenant := asciiLower(tg.Tenant)
-	roomClaim, roomIsStr := c.Payload["room"].(string)
-	_, hasRoom := c.Payload["room"]
+	roomClaim, roomIsStr := jsonString(c.Raw["room"])
+	_, hasRoom := c.Raw["room"]
 	wantRoom := node
 	fixRoom := fmt.Sprintf("set room to %q (the lower-case percent-encoded node of %q) or \"*\"", node, tg.Room)
 
@@ -331,10 +378,10 @@ func (t *Tokens) verifyJoin(c *Claims, tg Target) *Rejection {
 		if tenant != "" && roomIsStr && asciiLower(roomClaim) == "["+tenant+"]"+node {
 			return nil
 		}
-		return &Rejection{Stage: StageJoin, Reason: ReasonRoomMismatch, Fix: fixRoom + fmt.Sprintf("; the token says %s", describe(c.Payload["room"]))}
+		return &Rejection{Stage: StageJoin, Reason: ReasonRoomMismatch, Fix: fixRoom + fmt.Sprintf("; the token says %s", describe(c.Raw["room"]))}
 	}
 
-	sub, subIsStr := c.Payload["sub"].(string)
+	sub, subIsStr := jsonString(c.Raw["sub"])
 	roomOK := roomIsStr && (roomClaim == room.Wildcard || asciiLower(roomClaim) == node)
 	var subOK bool
 	var fixSub string
@@ -350,10 +397,10 @@ func (t *Tokens) verifyJoin(c *Claims, tg Target) *Rejection {
 	}
 	var fixes []string
 	if !roomOK {
-		fixes = append(fixes, fixRoom+fmt.Sprintf(" (the token says %s)", describe(c.Payload["room"])))
+		fixes = append(fixes, fixRoom+fmt.Sprintf(" (the token says %s)", describe(c.Raw["room"])))
 	}
 	if !subOK {
-		fixes = append(fixes, fixSub+fmt.Sprintf(" (the token says %s)", describe(c.Payload["sub"])))
+		fixes = append(fixes, fixSub+fmt.Sprintf(" (the token says %s)", describe(c.Raw["sub"])))
 	}
 	return &Rejection{Stage: StageJoin, Reason: ReasonMismatch, Fix: strings.Join(fixes, "; ")}
 }

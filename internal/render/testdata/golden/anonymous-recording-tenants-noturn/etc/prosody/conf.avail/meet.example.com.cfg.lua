@@ -13,7 +13,6 @@ plugin_paths = { "/usr/share/jitsi-meet/prosody-plugins/" }
 -- Domain mapper (and token verification, wait for host) need the base domain.
 muc_mapper_domain_base = "meet.example.com"
 
-cross_domain_bosh = false
 consider_bosh_secure = true
 consider_websocket_secure = true
 

@@ -22,7 +22,6 @@ external_services = {
     { type = "turns", host = "meet.example.com", port = 5349, transport = "tcp", secret = true, ttl = 86400, algorithm = "turn" },
 }
 
-cross_domain_bosh = false
 consider_bosh_secure = true
 consider_websocket_secure = true
 

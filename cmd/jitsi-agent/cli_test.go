@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const cliSecret = "cli-test-secret-0123456789abcdef0123456789"
+
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	for k := range specVars {
+		delete(specVars, k)
+	}
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestValidateExample(t *testing.T) {
+	t.Setenv("JITSI_APP_SECRET", cliSecret)
+	code, out, errs := runCLI(t, "validate", "../../examples/meet.hcl")
+	if code != exitOK || !strings.Contains(out, "Success!") {
+		t.Fatalf("code %d\nstdout %s\nstderr %s", code, out, errs)
+	}
+	if strings.Contains(out+errs, cliSecret) {
+		t.Fatal("secret printed")
+	}
+}
+
+func TestRenderWritesTreeAndIsStable(t *testing.T) {
+	t.Setenv("JITSI_APP_SECRET", cliSecret)
+	dir := t.TempDir()
+	code, _, errs := runCLI(t, "render", "../../examples/meet.hcl", "--out", dir, "-q")
+	if code != exitOK {
+		t.Fatalf("render failed: %s", errs)
+	}
+	conf := filepath.Join(dir, "etc/prosody/conf.avail/meet.example.com.cfg.lua")
+	first, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(first, []byte(cliSecret)) {
+		t.Error("prosody config lacks the app secret")
+	}
+	if l, err := os.Readlink(filepath.Join(dir, "etc/prosody/conf.d/meet.example.com.cfg.lua")); err != nil || l != "../conf.avail/meet.example.com.cfg.lua" {
+		t.Errorf("conf.d link: %q %v", l, err)
+	}
+	st, _ := os.Stat(conf)
+	if st.Mode().Perm() != 0o640 {
+		t.Errorf("prosody config mode %o", st.Mode().Perm())
+	}
+	env, err := os.ReadFile(filepath.Join(dir, "srv/app/.env"))
+	if err != nil || !strings.Contains(string(env), "JITSI_JWT_EXPIRATION=7200") || !strings.Contains(string(env), "JITSI_SERVER_URL=https://meet.example.com") {
+		t.Errorf(".env: %s %v", env, err)
+	}
+	// Generated internal secrets are reused: a second render is identical.
+	if code, _, errs := runCLI(t, "render", "../../examples/meet.hcl", "--out", dir, "-q"); code != exitOK {
+		t.Fatal(errs)
+	}
+	second, _ := os.ReadFile(conf)
+	if !bytes.Equal(first, second) {
+		t.Error("second render differs: internal secrets were regenerated")
+	}
+}
+
+func TestBadSpecWritesNothing(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	spec := filepath.Join(dir, "bad.hcl")
+	os.WriteFile(spec, []byte("domain = \"meet.example.com\"\nauth \"jwt\" {\n  app_id = \"a\"\n  app_secret = env(\"JITSI_AGENT_CLI_UNSET\")\n}\n"), 0o644)
+	code, _, errs := runCLI(t, "render", spec, "--out", out)
+	if code != exitError {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if !strings.Contains(errs, "bad.hcl:4:") || !strings.Contains(errs, "JITSI_AGENT_CLI_UNSET is not set") || !strings.Contains(errs, "nothing was written") {
+		t.Errorf("stderr:\n%s", errs)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Error("output directory was created for a bad spec")
+	}
+}
+
+func TestTemplateErrorWritesNothing(t *testing.T) {
+	t.Setenv("JITSI_APP_SECRET", cliSecret)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "x.tmpl"), []byte("{{ .NoSuchField }}\n"), 0o644)
+	spec := filepath.Join(dir, "s.hcl")
+	os.WriteFile(spec, []byte(`domain = "meet.example.com"
+auth "jwt" {
+  app_id = "a"
+  app_secret = env("JITSI_APP_SECRET")
+}
+template "x" {
+  source = "x.tmpl"
+  destination = "/srv/x"
+}
+`), 0o644)
+	out := filepath.Join(dir, "out")
+	code, _, errs := runCLI(t, "render", spec, "--out", out)
+	if code != exitError || !strings.Contains(errs, "NoSuchField") {
+		t.Fatalf("exit %d stderr %s", code, errs)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Error("output written despite a template error")
+	}
+}
+
+func TestFmt(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "s.hcl")
+	os.WriteFile(p, []byte("domain=\"meet.example.com\"\n"), 0o600)
+	if code, out, _ := runCLI(t, "fmt", "-check", p); code != exitError || !strings.Contains(out, "s.hcl") {
+		t.Fatalf("-check on unformatted file: %d %q", code, out)
+	}
+	if code, _, errs := runCLI(t, "fmt", p); code != exitOK {
+		t.Fatal(errs)
+	}
+	b, _ := os.ReadFile(p)
+	if string(b) != "domain = \"meet.example.com\"\n" {
+		t.Errorf("formatted: %q", b)
+	}
+	st, _ := os.Stat(p)
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("mode not kept: %o", st.Mode().Perm())
+	}
+	if code, _, _ := runCLI(t, "fmt", "-check", p); code != exitOK {
+		t.Error("formatted file reported")
+	}
+	os.WriteFile(p, []byte("domain = \n"), 0o600)
+	if code, _, errs := runCLI(t, "fmt", p); code != exitError || !strings.Contains(errs, "not changed") {
+		t.Errorf("broken file: %d %s", code, errs)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "domain = \n" {
+		t.Error("broken file was rewritten")
+	}
+}
+
+func TestUnknownCommandSuggests(t *testing.T) {
+	code, _, errs := runCLI(t, "rendr")
+	if code != exitError || !strings.Contains(errs, `Did you mean "render"`) {
+		t.Errorf("%d %s", code, errs)
+	}
+}

@@ -1,0 +1,117 @@
+package metrics
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+func TestMetricsExposition(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	pending := 2
+	m := New(Options{
+		Version: "1.2.3", Commit: "abc",
+		Certificates: func() []CertInfo {
+			return []CertInfo{{Name: "meet.example.org", NotAfter: now.Add(48 * time.Hour)}, {Name: "meet.example.org", NotAfter: now}}
+		},
+		DeferredRestarts: func() int { return pending },
+		Now:              func() time.Time { return now },
+	})
+	m.ObserveApply(ResultSuccess, now)
+	m.ObserveApply(ResultInvalidSpec, now.Add(time.Minute))
+	m.SetDriftFiles(3)
+	m.AddReloadFailures(1)
+	m.AddReloadFailures(0)
+	m.SetDegraded(true)
+
+	var pm dto.Metric
+	if err := m.lastSuccess.Write(&pm); err != nil {
+		t.Fatal(err)
+	}
+	if got := pm.GetGauge().GetValue(); got != float64(now.Unix()) {
+		t.Fatalf("last success = %v (the invalid spec must not move it)", got)
+	}
+
+	srv := httptest.NewServer(NewMux(m, func() (bool, string) { return true, "" }))
+	defer srv.Close()
+	body := get(t, srv.URL+"/metrics", 200)
+	for _, want := range []string{
+		`jitsi_agent_applies_total{result="success"} 1`,
+		`jitsi_agent_applies_total{result="invalid_spec"} 1`,
+		`jitsi_agent_applies_total{result="error"} 0`,
+		`jitsi_agent_drift_files 3`,
+		`jitsi_agent_reload_failures_total 1`,
+		`jitsi_agent_degraded 1`,
+		`jitsi_agent_deferred_restarts_pending 2`,
+		`jitsi_agent_cert_expiry_seconds{name="meet.example.org"} 172800`,
+		`jitsi_agent_build_info{commit="abc",goversion=`,
+		`process_resident_memory_bytes`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("/metrics lacks %q:\n%s", want, body)
+		}
+	}
+	// Its own registry: nothing registered globally.
+	mfs, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if strings.HasPrefix(mf.GetName(), Namespace) {
+			t.Fatalf("%s is in the global registry", mf.GetName())
+		}
+	}
+}
+
+func TestHealthz(t *testing.T) {
+	m := New(Options{})
+	ok, reason := true, ""
+	srv := httptest.NewServer(NewMux(m, func() (bool, string) { return ok, reason }))
+	defer srv.Close()
+	if b := get(t, srv.URL+"/healthz", 200); b != "ok\n" {
+		t.Fatalf("body %q", b)
+	}
+	ok, reason = false, "degraded: site.hcl:3,1-7: Unsupported argument"
+	if b := get(t, srv.URL+"/healthz", 503); !strings.Contains(b, "site.hcl:3") {
+		t.Fatalf("body %q", b)
+	}
+}
+
+func TestCheckLoopback(t *testing.T) {
+	for addr, ok := range map[string]bool{
+		"127.0.0.1:9101": true, "[::1]:9101": true, "localhost:9101": true, "127.0.0.2:0": true,
+		"0.0.0.0:9101": false, ":9101": false, "192.0.2.1:9101": false, "[::]:1": false, "example.org:1": false, "nonsense": false,
+	} {
+		if err := CheckLoopback(addr); (err == nil) != ok {
+			t.Errorf("CheckLoopback(%q) = %v", addr, err)
+		}
+	}
+	l, err := ListenLoopback("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if _, err := ListenLoopback("0.0.0.0:0"); err == nil {
+		t.Fatal("listened on a public address")
+	}
+}
+
+func get(t *testing.T, url string, code int) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != code {
+		t.Fatalf("GET %s = %d, want %d: %s", url, resp.StatusCode, code, b)
+	}
+	return string(b)
+}
