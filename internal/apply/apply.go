@@ -278,7 +278,7 @@ func Apply(ctx context.Context, set *render.Set, opts Options) (*Result, error) 
 		return r.res, nil
 	}
 	serial := m.Serial + 1
-	t := &txn{r: r, serial: serial, set: set, prev: m}
+	t := &txn{r: r, serial: serial, set: set, prev: m, op: "apply"}
 	for _, c := range p.Changes {
 		t.ops = append(t.ops, opFromChange(c))
 	}

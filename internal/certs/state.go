@@ -51,7 +51,7 @@ func (c CertStatus) ExpirySeconds(now time.Time) float64 {
 }
 
 // Lookup returns the status of a slot.
-func (s *State) Lookup(sl Slot) (CertStatus, bool) {
+func (s State) Lookup(sl Slot) (CertStatus, bool) {
 	for _, c := range s.Certificates {
 		if c.Name == sl.Name && c.KeyType == sl.Key {
 			return c, true

@@ -358,10 +358,16 @@ func ParseProsodyConfig(src []byte) (*ProsodyConfig, error) {
 			if p.peek(0).kind == tString {
 				sec.Host = p.take().s
 			}
+			if paren && p.isPunct(0, ",") {
+				p.take()
+				if p.peek(0).kind == tString {
+					sec.Type = p.take().s
+				}
+			}
 			if paren && p.isPunct(0, ")") {
 				p.take()
 			}
-			if t.s == "Component" && p.peek(0).kind == tString {
+			if t.s == "Component" && sec.Type == "" && p.peek(0).kind == tString {
 				sec.Type = p.take().s
 			}
 			cfg.Sections = append(cfg.Sections, sec)
@@ -456,7 +462,13 @@ func (p *luaParser) primary() LuaValue {
 		case "(":
 			p.i--
 			p.skipBalanced("(", ")")
-		case "-", "#", "~":
+		case "-":
+			if n := p.peek(0); n.kind == tNumber {
+				p.take()
+				return LuaValue{Kind: LuaNumber, Str: "-" + n.s}
+			}
+			p.primary()
+		case "#", "~":
 			p.primary()
 		}
 	}

@@ -133,7 +133,7 @@ func TestParseSocketTable(t *testing.T) {
 	if err != nil || len(s) != 1 || s[0].Port != 10000 || s[0].Addr.String() != "0.0.0.0" {
 		t.Errorf("udp: %+v %v", s, err)
 	}
-	if _, err := parseSocketTable([]byte("h\n 0: zz:1 00000000:0000 0A a b c d 1\n"), "tcp"); err == nil {
+	if _, err := parseSocketTable([]byte("h\n 0: zz:1 00000000:0000 0A a b c d e 1\n"), "tcp"); err == nil {
 		t.Error("bad address accepted")
 	}
 }

@@ -208,3 +208,12 @@ func TestFormat(t *testing.T) {
 		t.Error("json formatted")
 	}
 }
+
+func BenchmarkLoadExample(b *testing.B) {
+	opts := Options{LookupEnv: env(map[string]string{"JITSI_APP_SECRET": testSecret})}
+	for i := 0; i < b.N; i++ {
+		if res := Load("../../examples/meet.hcl", opts); res.HasErrors() {
+			b.Fatal(res.Summary())
+		}
+	}
+}

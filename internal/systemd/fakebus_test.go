@@ -321,6 +321,7 @@ func TestFakeBusReloaderEndToEnd(t *testing.T) {
 		},
 		Journal:      fakeJournal{lines: []string{"nginx: configuration file test failed"}},
 		PollInterval: 5 * time.Millisecond,
+		Settle:       -1,
 	}
 	rest := &fakeRestorer{fn: func() {
 		fs.mu.Lock()
@@ -432,7 +433,7 @@ func BenchmarkFakeBusReload5(b *testing.B) {
 		}
 	}()
 	d := connectFake(b, addr, 10*time.Second)
-	r := NewReloader(d, Options{Services: svcs, PollInterval: time.Millisecond})
+	r := NewReloader(d, Options{Services: svcs, PollInterval: time.Millisecond, Settle: -1})
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if _, err := r.Apply(context.Background(), changes); err != nil {

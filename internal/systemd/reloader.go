@@ -210,6 +210,11 @@ type Options struct {
 	// HealthTimeout bounds waiting for a 2xx from the health URL
 	// (default 60 s: the JVMs of jicofo and jvb take a while).
 	HealthTimeout time.Duration
+	// Settle is how long a started or restarted unit must stay active
+	// before it counts as up (default 2 s): Type=simple services such as
+	// Prosody are "active" the moment they are forked and die a moment
+	// later on a bad configuration. Negative disables it.
+	Settle time.Duration
 	// PollInterval between state/health polls (default 250 ms).
 	PollInterval time.Duration
 	// Redact lists secret values scrubbed from journal lines
@@ -265,6 +270,9 @@ func NewReloader(units Units, o Options) *Reloader {
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = 250 * time.Millisecond
+	}
+	if o.Settle == 0 {
+		o.Settle = 2 * time.Second
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -504,6 +512,9 @@ func (r *Reloader) one(ctx context.Context, it item, force bool) (UnitResult, *D
 		return fail(action, after, jerr)
 	}
 	after, err := r.waitActive(ctx, it.Unit)
+	if err == nil && action != ActionReload && r.o.Settle > 0 {
+		after, err = r.settle(ctx, it.Unit, after)
+	}
 	if err != nil {
 		return fail(action, after, err)
 	}
@@ -540,6 +551,30 @@ func (r *Reloader) waitActive(ctx context.Context, unit string) (UnitState, erro
 			}
 			return last, fmt.Errorf("%s did not become active within %s (state %s)", unit, r.o.ActiveTimeout, last.ActiveState)
 		case <-time.After(r.o.PollInterval):
+		}
+	}
+}
+
+// settle keeps polling for Settle and fails if the unit leaves "active"
+// (crashed on its new files, or restarting in a Restart= loop).
+func (r *Reloader) settle(ctx context.Context, unit string, st UnitState) (UnitState, error) {
+	end := time.NewTimer(r.o.Settle)
+	defer end.Stop()
+	for {
+		select {
+		case <-end.C:
+			return st, nil
+		case <-ctx.Done():
+			return st, fmt.Errorf("waiting for %s to stay active: %w", unit, ctx.Err())
+		case <-time.After(r.o.PollInterval):
+		}
+		cur, err := r.units.Properties(ctx, unit)
+		if err != nil {
+			continue
+		}
+		st = cur
+		if st.ActiveState != "active" && st.ActiveState != "reloading" {
+			return st, fmt.Errorf("%s became %s within %s of starting", unit, st.ActiveState, r.o.Settle)
 		}
 	}
 }

@@ -146,6 +146,7 @@ func testOptions(t *testing.T) Options {
 		ActiveTimeout: 2 * time.Second,
 		HealthTimeout: 2 * time.Second,
 		PollInterval:  time.Millisecond,
+		Settle:        5 * time.Millisecond,
 		Redact:        []string{"hunter2-very-secret"},
 		Now:           func() time.Time { return time.Date(2026, 11, 25, 20, 0, 0, 0, time.UTC) },
 	}

@@ -368,7 +368,9 @@ func (t *Tokens) verifyJoin(c *Claims, tg Target) *Rejection {
 	roomClaim, roomIsStr := jsonString(c.Raw["room"])
 	_, hasRoom := c.Raw["room"]
 	wantRoom := node
-	fixRoom := fmt.Sprintf("set room to %q (the lower-case percent-encoded node of %q) or \"*\"", node, tg.Room)
+	fixRoom := func() string {
+		return fmt.Sprintf("set room to %q (the lower-case percent-encoded node of %q) or \"*\"", node, tg.Room)
+	}
 
 	if !t.cfg.DomainVerification {
 		// Without a room claim (asap_require_room_claim = false) any room is fine.
@@ -378,28 +380,29 @@ func (t *Tokens) verifyJoin(c *Claims, tg Target) *Rejection {
 		if tenant != "" && roomIsStr && asciiLower(roomClaim) == "["+tenant+"]"+node {
 			return nil
 		}
-		return &Rejection{Stage: StageJoin, Reason: ReasonRoomMismatch, Fix: fixRoom + fmt.Sprintf("; the token says %s", describe(c.Raw["room"]))}
+		return &Rejection{Stage: StageJoin, Reason: ReasonRoomMismatch, Fix: fixRoom() + fmt.Sprintf("; the token says %s", describe(c.Raw["room"]))}
 	}
 
 	sub, subIsStr := jsonString(c.Raw["sub"])
 	roomOK := roomIsStr && (roomClaim == room.Wildcard || asciiLower(roomClaim) == node)
 	var subOK bool
-	var fixSub string
 	if tenant != "" {
 		subOK = subIsStr && (sub == "*" || asciiLower(sub) == tenant)
-		fixSub = fmt.Sprintf("set sub to the tenant %q or \"*\"", tenant)
 	} else {
 		subOK = subIsStr && (sub == "*" || asciiLower(sub) == t.cfg.Domain)
-		fixSub = fmt.Sprintf("set sub to the XMPP domain %q (not conference.%s, not the URL) or \"*\"", t.cfg.Domain, t.cfg.Domain)
 	}
 	if roomOK && subOK {
 		return nil
 	}
 	var fixes []string
 	if !roomOK {
-		fixes = append(fixes, fixRoom+fmt.Sprintf(" (the token says %s)", describe(c.Raw["room"])))
+		fixes = append(fixes, fixRoom()+fmt.Sprintf(" (the token says %s)", describe(c.Raw["room"])))
 	}
 	if !subOK {
+		fixSub := fmt.Sprintf("set sub to the XMPP domain %q (not conference.%s, not the URL) or \"*\"", t.cfg.Domain, t.cfg.Domain)
+		if tenant != "" {
+			fixSub = fmt.Sprintf("set sub to the tenant %q or \"*\"", tenant)
+		}
 		fixes = append(fixes, fixSub+fmt.Sprintf(" (the token says %s)", describe(c.Raw["sub"])))
 	}
 	return &Rejection{Stage: StageJoin, Reason: ReasonMismatch, Fix: strings.Join(fixes, "; ")}

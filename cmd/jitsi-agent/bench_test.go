@@ -1,0 +1,68 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// agentBinary builds the real binary once per test process (whole-process
+// benchmarks measure what a sysadmin or cloud-init actually runs).
+func agentBinary(tb testing.TB) string {
+	tb.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "jitsi-agent-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "jitsi-agent")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = err
+			tb.Logf("%s", out)
+		}
+	})
+	if buildErr != nil {
+		tb.Fatalf("build: %v", buildErr)
+	}
+	return binPath
+}
+
+// BenchmarkRenderProcess: whole-process `jitsi-agent render` of the largest
+// example (target: under 20 ms).
+func BenchmarkRenderProcess(b *testing.B) {
+	bin := agentBinary(b)
+	out := b.TempDir()
+	spec, _ := filepath.Abs("../../examples/meet.hcl")
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		cmd := exec.Command(bin, "render", spec, "--out", out, "-q")
+		cmd.Env = append(os.Environ(), "JITSI_APP_SECRET="+cliSecret)
+		if o, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%v: %s", err, o)
+		}
+	}
+}
+
+// BenchmarkValidateProcess: whole-process `jitsi-agent validate`.
+func BenchmarkValidateProcess(b *testing.B) {
+	bin := agentBinary(b)
+	spec, _ := filepath.Abs("../../examples/meet.hcl")
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		cmd := exec.Command(bin, "validate", spec)
+		cmd.Env = append(os.Environ(), "JITSI_APP_SECRET="+cliSecret)
+		if o, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%v: %s", err, o)
+		}
+	}
+}

@@ -1,0 +1,203 @@
+package apply
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
+	"github.com/jitsi-agent/jitsi-agent/internal/render"
+)
+
+// Failure is one failed validation of a staged file.
+type Failure struct {
+	Path    string // managed path, as under /
+	Checker string // "built-in", "luac -p", "nginx -t", "check command"
+	Output  string // the checker's output (secrets redacted)
+}
+
+// CheckError is returned when any staged file fails validation. Nothing on
+// the host was changed.
+type CheckError struct {
+	Failures []Failure
+}
+
+func (e *CheckError) Error() string {
+	var sb strings.Builder
+	sb.WriteString("apply: validation failed, nothing was changed:")
+	for _, f := range e.Failures {
+		fmt.Fprintf(&sb, "\n  %s: %s failed", f.Path, f.Checker)
+		if out := strings.TrimSpace(f.Output); out != "" {
+			for _, l := range strings.Split(out, "\n") {
+				sb.WriteString("\n    " + l)
+			}
+		}
+	}
+	return sb.String()
+}
+
+// staged is a staged regular file as checkers see it.
+type staged struct {
+	op   *op
+	file render.File
+	real string // staged temp file
+}
+
+// check runs every validator; built-in checks always, tools when asked.
+func (t *txn) check(ctx context.Context, tools bool) error {
+	var files []staged
+	for _, o := range t.ops {
+		if o.write {
+			files = append(files, staged{op: o, file: o.change.File, real: o.tmp})
+		}
+	}
+	var fails []Failure
+	for _, s := range files {
+		if f := builtinCheck(s); f != nil {
+			fails = append(fails, *f)
+		}
+		t.r.hook("check", s.op.dest)
+	}
+	if len(fails) == 0 && tools {
+		fails = append(fails, t.toolChecks(ctx, files)...)
+	}
+	if len(fails) == 0 {
+		return nil
+	}
+	for i := range fails {
+		fails[i].Output = t.r.red.Replace(fails[i].Output)
+	}
+	return &CheckError{Failures: fails}
+}
+
+func builtinCheck(s staged) *Failure {
+	o := s.op
+	fail := func(format string, args ...any) *Failure {
+		return &Failure{Path: o.path, Checker: "built-in", Output: fmt.Sprintf(format, args...)}
+	}
+	fi, err := os.Lstat(s.real)
+	if err != nil {
+		return fail("staged file: %v", err)
+	}
+	if o.kind == render.KindSymlink {
+		if fi.Mode()&os.ModeSymlink == 0 {
+			return fail("staged entry is not a symlink")
+		}
+		if t, err := os.Readlink(s.real); err != nil || t != o.target {
+			return fail("staged link points at %q, want %q", t, o.target)
+		}
+		return nil
+	}
+	if !fi.Mode().IsRegular() {
+		return fail("staged entry is not a regular file")
+	}
+	if len(o.content) == 0 && !strings.HasPrefix(o.change.Component, "template:") {
+		return fail("rendered content is empty")
+	}
+	b, err := os.ReadFile(s.real)
+	if err != nil {
+		return fail("read back staged file: %v", err)
+	}
+	if !bytes.Equal(b, o.content) {
+		return fail("staged file does not read back as written (%d of %d bytes)", len(b), len(o.content))
+	}
+	if fsys.Perm(fi) != o.mode {
+		return fail("staged file has mode %v, want %v", fsys.Perm(fi), o.mode)
+	}
+	return nil
+}
+
+func (t *txn) toolChecks(ctx context.Context, files []staged) []Failure {
+	var fails []Failure
+	var lua []staged
+	for _, s := range files {
+		if s.op.kind != render.KindSymlink && strings.HasSuffix(s.op.path, ".lua") {
+			lua = append(lua, s)
+		}
+	}
+	if len(lua) > 0 {
+		if luac := findTool("luac5.4", "luac"); luac == "" {
+			t.r.notice("luac not installed: %d Lua file(s) not syntax-checked (apt-get install lua5.4)", len(lua))
+		} else {
+			for _, s := range lua {
+				out, err := t.run(ctx, luac, "-p", "--", s.real)
+				if err != nil {
+					fails = append(fails, Failure{s.op.path, "luac -p", t.mapPaths(out, err)})
+				}
+				t.r.hook("check", s.op.dest)
+			}
+		}
+	}
+	fails = append(fails, t.nginxChecks(ctx, files)...)
+	for _, s := range files {
+		if s.file.Check == "" || s.op.kind == render.KindSymlink {
+			continue
+		}
+		cmdline := strings.ReplaceAll(s.file.Check, "{{.Path}}", shellQuote(s.real))
+		out, err := t.run(ctx, "/bin/sh", "-c", cmdline)
+		if err != nil {
+			fails = append(fails, Failure{s.op.path, "check command `" + s.file.Check + "`", t.mapPaths(out, err)})
+		}
+		t.r.hook("check", s.op.dest)
+	}
+	return fails
+}
+
+// mapPaths replaces staged temp paths by the destination they stand for and
+// appends the exit status.
+func (t *txn) mapPaths(out []byte, err error) string {
+	s := string(out)
+	for _, o := range t.ops {
+		if o.tmp != "" {
+			s = strings.ReplaceAll(s, o.tmp, o.dest+" (staged)")
+		}
+	}
+	s = strings.TrimRight(s, "\n")
+	if s != "" {
+		s += "\n"
+	}
+	return s + "(" + err.Error() + ")"
+}
+
+// run executes a checker with the check timeout; the whole process group is
+// killed when it expires.
+func (t *txn) run(ctx context.Context, name string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.r.o.CheckTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 2 * time.Second
+	cmd.Stdin = nil
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err := cmd.Run()
+	if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("timed out after %s", t.r.o.CheckTimeout)
+	}
+	return buf.Bytes(), err
+}
+
+func findTool(names ...string) string {
+	for _, n := range names {
+		if p, err := exec.LookPath(n); err == nil {
+			return p
+		}
+		for _, d := range []string{"/usr/sbin", "/sbin", "/usr/bin"} {
+			p := filepath.Join(d, n)
+			if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

@@ -1,0 +1,200 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
+	"github.com/jitsi-agent/jitsi-agent/internal/manifest"
+	"github.com/jitsi-agent/jitsi-agent/internal/plan"
+	"github.com/jitsi-agent/jitsi-agent/internal/render"
+)
+
+// op is one host operation of a transaction.
+type op struct {
+	change  plan.Change // reported
+	path    string      // managed path, as under /
+	dest    string      // path written, as under /
+	kind    render.Kind
+	content []byte
+	target  string
+	mode    fs.FileMode // 0 with attrs: leave the mode
+	uid     int
+	gid     int
+	write   bool // stage content or link, then rename
+	attrs   bool // chmod/chown in place
+	remove  bool // delete dest (rollback of a created file)
+	tmp     string
+	backup  *backupEntry // pre-image, set by backup()
+}
+
+func opFromChange(c plan.Change) *op {
+	o := &op{change: c, path: c.Path, dest: c.Dest(), kind: c.Kind, uid: c.UID, gid: c.GID}
+	switch c.Action {
+	case plan.ActionCreate, plan.ActionUpdate, plan.ActionSymlink:
+		o.write = true
+		o.content, o.target, o.mode = c.File.Content, c.File.Target, c.FileMode
+	case plan.ActionMode:
+		o.attrs, o.mode, o.uid, o.gid = true, c.FileMode, -1, -1
+	case plan.ActionOwner:
+		o.attrs = true
+	}
+	return o
+}
+
+// hostOp reports whether the op touches the host.
+func (o *op) hostOp() bool { return o.write || o.attrs || o.remove }
+
+type txn struct {
+	r       *runner
+	serial  int
+	set     *render.Set // for checks (nil: built-in checks only)
+	prev    *manifest.Manifest
+	op      string // "apply" | "rollback"
+	ops     []*op
+	created []string // directories made while staging
+}
+
+// run stages, checks, backs up, swaps and records nm.
+func (t *txn) run(ctx context.Context, nm *manifest.Manifest, tools bool) (err error) {
+	r := t.r
+	swapping := false
+	defer func() {
+		if err != nil && !swapping {
+			t.abort()
+		}
+	}()
+	for _, o := range t.ops {
+		if !o.write {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("apply: %w", err)
+		}
+		real := r.host.Real(o.dest)
+		created, err := fsys.MkdirAll(filepath.Dir(real), 0o755)
+		t.created = append(t.created, created...)
+		if err != nil {
+			return fmt.Errorf("apply %s: %w", o.dest, err)
+		}
+		if o.kind == render.KindSymlink {
+			o.tmp, err = fsys.StageSymlink(real, o.target)
+		} else {
+			o.tmp, err = fsys.Stage(real, o.content, o.mode, o.uid, o.gid)
+		}
+		if err != nil {
+			return fmt.Errorf("apply: %w", err)
+		}
+		r.hook("stage", o.dest)
+	}
+	if err := t.check(ctx, tools); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("apply: %w", err)
+	}
+	if err := t.backup(); err != nil {
+		return err
+	}
+	swapping = true
+	for i, o := range t.ops {
+		if err := t.swap(o); err != nil {
+			t.removeStaged(t.ops[i:])
+			if uerr := t.undo(t.ops[:i]); uerr != nil {
+				return fmt.Errorf("apply: %w; restoring the files already replaced also failed: %v (previous versions are in %s)", err, uerr, t.backupDir())
+			}
+			return fmt.Errorf("apply: %w (the files already replaced were restored)", err)
+		}
+		if o.hostOp() || o.change.Action == plan.ActionUnmanage {
+			r.progress("%s", o.change.Line())
+		}
+		r.hook("swap", o.dest)
+	}
+	if err := nm.Save(manifest.Path(r.state)); err != nil {
+		return fmt.Errorf("apply: files are in place but %w", err)
+	}
+	r.hook("manifest", "")
+	if err := t.prune(); err != nil {
+		r.notice("pruning old backups: %v", err)
+	}
+	r.res.BackupDir = t.backupDir()
+	return nil
+}
+
+func (t *txn) swap(o *op) error {
+	real := t.r.host.Real(o.dest)
+	switch {
+	case o.write:
+		if err := fsys.Commit(o.tmp, real); err != nil {
+			return err
+		}
+		o.tmp = ""
+	case o.attrs:
+		return setAttrs(real, o.mode, o.uid, o.gid)
+	case o.remove:
+		if err := os.Remove(real); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove %s: %w", o.dest, err)
+		}
+		return fsys.SyncDir(filepath.Dir(real))
+	}
+	return nil
+}
+
+// setAttrs changes mode and/or owner of a regular file in place without
+// following a symlink (mode 0 / ids -1 leave that attribute).
+func setAttrs(real string, mode fs.FileMode, uid, gid int) error {
+	f, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return fmt.Errorf("attributes of %s: %w", real, err)
+	}
+	defer f.Close()
+	if uid >= 0 || gid >= 0 {
+		if err := f.Chown(uid, gid); err != nil {
+			return fmt.Errorf("chown %s: %w", real, err)
+		}
+	}
+	if mode != 0 {
+		if err := f.Chmod(mode); err != nil {
+			return fmt.Errorf("chmod %s: %w", real, err)
+		}
+	}
+	return f.Sync()
+}
+
+// abort removes staged files and the directories staging created.
+func (t *txn) abort() {
+	t.removeStaged(t.ops)
+	for i := len(t.created) - 1; i >= 0; i-- {
+		os.Remove(t.created[i]) // only succeeds when empty
+	}
+}
+
+func (t *txn) removeStaged(ops []*op) {
+	for _, o := range ops {
+		if o.tmp != "" {
+			os.Remove(o.tmp)
+			o.tmp = ""
+		}
+	}
+}
+
+// undo puts back the pre-images of ops that were already swapped.
+func (t *txn) undo(done []*op) error {
+	var errs []error
+	for i := len(done) - 1; i >= 0; i-- {
+		o := done[i]
+		b := o.backup
+		if b == nil || !o.hostOp() {
+			continue
+		}
+		if err := t.r.restoreEntry(t.backupDir(), *b); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,162 @@
+// Package daemon is the long-running mode behind `jitsi-agent run`: an
+// initial apply, then re-applies on every debounced change of the spec, its
+// inputs or the managed outputs, on SIGHUP and on a periodic rescan. It never
+// exits on a bad change: the last good files stay, the daemon reports itself
+// degraded (sd_notify STATUS, metrics, /healthz, /status) and recovers on the
+// next good change.
+//
+// The real pipeline (spec -> render -> plan/apply -> systemd) sits behind the
+// Applier interface, so this package depends on none of it.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/metrics"
+	"github.com/jitsi-agent/jitsi-agent/internal/watch"
+)
+
+// Applier runs one complete cycle: load and validate the spec, render,
+// plan against the host, apply (stage, validate, swap, record) and reload
+// the affected units. Drift policy (restore vs report, per file) is the
+// applier's business; it reports what it found in the Outcome.
+//
+// Contract:
+//   - On success, return a nil error. Outcome.Watch must list everything to
+//     watch from now on.
+//   - When the spec does not load or validate, return InvalidSpec(err) where
+//     err's text is the located diagnostic summary ("site.hcl:3,5-9: ...").
+//     The daemon then waits for a file change before trying again.
+//   - Any other error means the apply failed and the last good files are in
+//     place (the applier rolls back); the daemon retries with backoff.
+//   - Outcome fields may be filled on failure too (Watch, Redact, Written).
+//   - Errors and Outcome strings must not contain secret values; the daemon
+//     redacts registered values again before logging or serving them.
+//   - Apply must honour ctx (it carries the apply timeout).
+type Applier interface {
+	Apply(ctx context.Context, req Request) (Outcome, error)
+}
+
+// ApplierFunc adapts a function to Applier.
+type ApplierFunc func(ctx context.Context, req Request) (Outcome, error)
+
+// Apply implements Applier.
+func (f ApplierFunc) Apply(ctx context.Context, req Request) (Outcome, error) { return f(ctx, req) }
+
+// Request says why an apply runs.
+type Request struct {
+	// Reason: ReasonStartup, ReasonSIGHUP, ReasonRetry, or the watch
+	// trigger's reasons joined by "," (e.g. "change", "rescan",
+	// "..data,change").
+	Reason string
+	// Full is set when everything must be re-read (always true except for a
+	// plain change of known paths; appliers may ignore it and always
+	// re-read everything, which is simplest and correct).
+	Full bool
+	// Paths are the changed paths (host paths), when known.
+	Paths []string
+	// Initial is true for the first apply after start.
+	Initial bool
+}
+
+// Reasons the daemon itself gives.
+const (
+	ReasonStartup = "startup"
+	ReasonSIGHUP  = "SIGHUP"
+	ReasonRetry   = "retry"
+)
+
+// Drift policies as reported in Drift.Policy.
+const (
+	DriftRestore = "restore"
+	DriftReport  = "report"
+)
+
+// Outcome is what one apply did.
+type Outcome struct {
+	// Written are the host paths (under --root) the apply wrote, replaced or
+	// removed. The watcher settles them so the apply's own writes do not
+	// trigger another apply.
+	Written []string `json:"written,omitempty"`
+	// Drift lists managed files found different from the last applied state.
+	Drift []Drift `json:"drift,omitempty"`
+	// Reloaded lists units reloaded or restarted.
+	Reloaded []string `json:"reloaded,omitempty"`
+	// ReloadFailures lists units whose reload/restart failed. The daemon
+	// counts them, reports itself degraded and retries.
+	ReloadFailures []UnitFailure `json:"reload_failures,omitempty"`
+	// Watch is the complete set of paths to watch from now on: spec files,
+	// every file the spec reads (file() arguments, secret files), managed
+	// outputs (Files) and the template override directory (Dirs). The
+	// daemon always adds its own Config.SpecPaths.
+	Watch watch.Paths `json:"-"`
+	// Redact lists secret values (render.Set.Redact /
+	// spec.Deployment.SecretValues()) for the log redactor. Never logged.
+	Redact []string `json:"-"`
+}
+
+// Drift is one drifted managed file.
+type Drift struct {
+	Path string `json:"path"`
+	// Policy is DriftRestore or DriftReport.
+	Policy string `json:"policy"`
+	// Restored is true when the file was rewritten.
+	Restored bool `json:"restored"`
+}
+
+// UnitFailure is a unit that failed to reload or restart.
+type UnitFailure struct {
+	Unit  string `json:"unit"`
+	Error string `json:"error"`
+}
+
+// SpecError marks an invalid spec.
+type SpecError struct{ Err error }
+
+func (e *SpecError) Error() string { return e.Err.Error() }
+func (e *SpecError) Unwrap() error { return e.Err }
+
+// InvalidSpec wraps err as a SpecError.
+func InvalidSpec(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &SpecError{Err: err}
+}
+
+// IsInvalidSpec reports whether err is (or wraps) a SpecError.
+func IsInvalidSpec(err error) bool {
+	var se *SpecError
+	return errors.As(err, &se)
+}
+
+// Notifier is the service-manager side (sdnotify.Notifier implements it).
+type Notifier interface {
+	Ready(status string) error
+	Reloading(status string) error
+	Stopping(status string) error
+	Status(status string) error
+	Watchdog() error
+}
+
+// PendingRestart is a disruptive restart waiting for a safe moment
+// (service.restart = "defer").
+type PendingRestart struct {
+	Unit   string    `json:"unit"`
+	Reason string    `json:"reason,omitempty"`
+	Since  time.Time `json:"since"`
+}
+
+// DeferredSource lists pending deferred restarts (owned by the systemd
+// package); optional.
+type DeferredSource interface {
+	PendingRestarts() []PendingRestart
+}
+
+// CertSource lists certificates and their expiry (owned by the certs
+// package); optional.
+type CertSource interface {
+	Certificates() []metrics.CertInfo
+}

@@ -1,0 +1,240 @@
+package doctor
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/testenv"
+)
+
+// renderedVhost looks like the file jitsi-agent renders (and like Debian's
+// template), with the token settings given.
+func renderedVhost(tokenLines string, mucModules string) string {
+	return `-- Managed by jitsi-agent: rendered from the deployment spec.
+--[[ A long comment with "quotes" and app_secret = "not-this-one" inside ]]
+--[==[ a level-2 long comment ]] still inside ]==]
+component_admins_as_room_owners = true
+plugin_paths = { "/usr/share/jitsi-meet/prosody-plugins/" }
+muc_mapper_domain_base = "meet.example.test"
+external_service_secret = "turn-secret-never-printed"
+external_services = {
+    { type = "stun", host = "meet.example.test", port = 3478 },
+    { type = "turn", host = "meet.example.test", port = 3478, transport = "udp", secret = true, ttl = 86400, algorithm = "turn" },
+}
+cross_domain_bosh = false
+ssl = {
+    protocol = "tlsv1_2+";
+    ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"
+}
+unlimited_jids = { "focus@auth.meet.example.test", "jvb@auth.meet.example.test" }
+smacks_max_unacked_stanzas = 5
+--https_ports = { }
+-- app_id = "commented-out"
+
+VirtualHost "meet.example.test"
+` + tokenLines + `
+    ssl = {
+        key = "/etc/prosody/certs/meet.example.test.key";
+        certificate = "/etc/prosody/certs/meet.example.test.crt";
+    }
+    modules_enabled = {
+        "bosh";
+        "websocket";
+        "smacks";
+    }
+    c2s_require_encryption = false
+    main_muc = "conference.meet.example.test"
+
+VirtualHost "guest.meet.example.test"
+    authentication = "jitsi-anonymous"
+    app_id = "guest-should-not-leak"
+
+Component "conference.meet.example.test" "muc"
+    restrict_room_creation = true
+    storage = "memory"
+    modules_enabled = {
+        "muc_hide_all";
+        "muc_meeting_id";
+        "muc_domain_mapper";
+` + mucModules + `
+        "muc_rate_limit";
+        --"polls";
+    }
+    admins = { "focus@auth.meet.example.test" }
+
+Component "internal.auth.meet.example.test" "muc"
+    modules_enabled = { "muc_hide_all"; "ping"; }
+
+VirtualHost "auth.meet.example.test"
+    authentication = "internal_hashed"
+
+Component "focus.meet.example.test" "client_proxy"
+    target_address = "focus@auth.meet.example.test"
+`
+}
+
+const goodTokenLines = `    authentication = "token" -- do not delete me
+    app_id = "myapp"
+    app_secret = "s3cr3t-value-never-printed"
+    signature_algorithm = "HS256"
+    asap_accepted_issuers = { "myapp" }
+    asap_accepted_audiences = { "myapp" }
+    asap_require_room_claim = true
+    enable_domain_verification = true
+    allow_empty_token = false`
+
+const tokenVerification = `        "token_verification";`
+
+func TestParseProsodyConfigRendered(t *testing.T) {
+	src := renderedVhost(goodTokenLines, tokenVerification)
+	cfg, err := ParseProsodyConfig([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	str := func(host, key, want string) {
+		t.Helper()
+		v, ok := cfg.Lookup(host, key)
+		if !ok || v.Kind != LuaString || v.Str != want {
+			t.Errorf("%s/%s = %+v, want %q", host, key, v, want)
+		}
+	}
+	str(testDomain, "app_id", "myapp")
+	str(testDomain, "authentication", "token")
+	str(testDomain, "muc_mapper_domain_base", testDomain) // global fallback
+	str("guest."+testDomain, "app_id", "guest-should-not-leak")
+	str("guest."+testDomain, "authentication", "jitsi-anonymous")
+	str("auth."+testDomain, "authentication", "internal_hashed")
+	if v, _ := cfg.Lookup(testDomain, "enable_domain_verification"); v.Kind != LuaBool || !v.Bool {
+		t.Errorf("enable_domain_verification = %+v", v)
+	}
+	if v, _ := cfg.Lookup(testDomain, "asap_accepted_issuers"); v.Kind != LuaTable || !slices.Equal(v.List, []string{"myapp"}) || v.Complex {
+		t.Errorf("issuers = %+v", v)
+	}
+	if v := cfg.Global["external_services"]; v.Kind != LuaTable || !v.Complex || len(v.List) != 0 {
+		t.Errorf("external_services = %+v", v)
+	}
+	if v := cfg.Global["smacks_max_unacked_stanzas"]; v.Kind != LuaNumber || v.Str != "5" {
+		t.Errorf("number = %+v", v)
+	}
+	if v := cfg.Global["ssl"]; v.Kind != LuaTable || !v.Complex {
+		t.Errorf("ssl = %+v", v)
+	}
+	if _, ok := cfg.Global["https_ports"]; ok {
+		t.Error("commented assignment was read")
+	}
+	if v := cfg.Global["app_id"]; v.Kind != LuaOther && v.Str != "" {
+		t.Errorf("comment leaked an app_id: %+v", v)
+	}
+	muc := cfg.Section("conference." + testDomain)
+	if muc == nil || muc.Type != "muc" || !slices.Contains(muc.Options["modules_enabled"].List, "token_verification") ||
+		slices.Contains(muc.Options["modules_enabled"].List, "polls") {
+		t.Errorf("conference section = %+v", muc)
+	}
+	if s := cfg.Section("focus." + testDomain); s == nil || s.Type != "client_proxy" || s.Options["target_address"].Str != "focus@auth."+testDomain {
+		t.Errorf("focus section = %+v", s)
+	}
+	if got := len(cfg.Sections); got != 6 {
+		t.Errorf("%d sections", got)
+	}
+}
+
+// TestRenderedVhostIsLua makes sure the fixture above is valid Lua, so the
+// scanner is tested on what Prosody itself would load.
+func TestRenderedVhostIsLua(t *testing.T) {
+	luac := testenv.LookPath(t, "luac5.4", "apt-get install lua5.4")
+	p := filepath.Join(t.TempDir(), "v.cfg.lua")
+	// Prosody's config DSL: VirtualHost "x" is a call; Lua accepts it as is.
+	if err := os.WriteFile(p, []byte(renderedVhost(goodTokenLines, tokenVerification)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(luac, "-p", p).CombinedOutput(); err != nil {
+		t.Fatalf("luac -p: %v: %s", err, out)
+	}
+}
+
+func TestParseLuaSyntax(t *testing.T) {
+	src := `-- comment
+a = "double \"quoted\" \\ \n \x41\65\u{48}"
+b = 'single \'q\''
+c = [[long
+string]]
+d = [==[with ]] inside]==]
+e = { "x", 'y'; [[z]], }
+f = { "x", 2, nested = { "n" } }
+g = "a" .. "b"
+h = true and false
+i = nil
+j = -3.5e+2
+Include "conf.d/*.cfg.lua"
+k = function(x) if x then return 1 end for i = 1, 2 do end end
+l = os.getenv("HOME")
+m = 'after the function'
+Component("comp.example" , "muc")
+  n = "in component"
+o = { "p" } -- trailing
+q=0x1F
+r = { "s", ["key"] = "v" }
+t = "escaped newline\
+continues"
+u = "\z
+      trimmed"
+`
+	cfg, err := ParseProsodyConfig([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := cfg.Global
+	want := map[string]string{"a": "double \"quoted\" \\ \n AAH", "b": "single 'q'", "c": "long\nstring",
+		"d": "with ]] inside", "m": "after the function"}
+	for k, w := range want {
+		if g[k].Kind != LuaString || g[k].Str != w {
+			t.Errorf("%s = %+v, want %q", k, g[k], w)
+		}
+	}
+	if !slices.Equal(g["e"].List, []string{"x", "y", "z"}) || g["e"].Complex {
+		t.Errorf("e = %+v", g["e"])
+	}
+	if !slices.Equal(g["f"].List, []string{"x"}) || !g["f"].Complex {
+		t.Errorf("f = %+v", g["f"])
+	}
+	for _, k := range []string{"g", "h", "k", "l"} {
+		if g[k].Kind != LuaOther {
+			t.Errorf("%s = %+v, want an unevaluated expression", k, g[k])
+		}
+	}
+	if g["i"].Kind != LuaNil || g["j"].Kind != LuaNumber || g["j"].Str != "-3.5e+2" {
+		t.Errorf("i j = %+v %+v", g["i"], g["j"])
+	}
+	s := cfg.Section("comp.example")
+	if s == nil {
+		t.Fatal("no component section")
+	}
+	o := s.Options
+	if o["q"].Kind != LuaNumber || o["t"].Str != "escaped newline\ncontinues" || o["u"].Str != "trimmed" {
+		t.Errorf("q t u = %+v %+v %+v", o["q"], o["t"], o["u"])
+	}
+	if !slices.Equal(o["r"].List, []string{"s"}) || !o["r"].Complex {
+		t.Errorf("r = %+v", o["r"])
+	}
+	if _, ok := g["n"]; ok {
+		t.Error("component option leaked into the global section")
+	}
+	if s == nil || s.Type != "muc" || s.Options["n"].Str != "in component" || s.Options["o"].List[0] != "p" {
+		t.Errorf("component = %+v", s)
+	}
+	if g["a"].Line != 2 || s.Options["n"].Line != 18 {
+		t.Errorf("lines: a %d, n %d", g["a"].Line, s.Options["n"].Line)
+	}
+
+	for _, bad := range []string{`a = "unterminated`, "a = [[never closed", "--[[ open comment", "a = 'x\ny'"} {
+		if _, err := ParseProsodyConfig([]byte(bad)); err == nil {
+			t.Errorf("%q: no error", bad)
+		} else if strings.Contains(err.Error(), "never") {
+			t.Errorf("error echoes content: %v", err)
+		}
+	}
+}

@@ -1,0 +1,437 @@
+package systemd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/spec"
+	"github.com/jitsi-agent/jitsi-agent/internal/testenv"
+)
+
+// The systemd box (../shared/recipes/systemd-box.md): Debian's systemd as
+// PID 1 in private pid/mount/uts/net namespaces, with tmpfs over /run, /tmp,
+// /var/tmp and /etc/systemd/system. The host's /etc/nginx and /etc/prosody
+// are never touched: drop-ins in the box's tmpfs /etc/systemd/system point
+// Debian's real nginx.service and prosody.service at configurations under
+// the box's tmpfs /run/jt, which the test edits through /proc/PID1/root.
+
+const boxScript = `set -e
+STAGE=$1
+ip link set lo up
+mount -t tmpfs tmpfs /run
+mkdir -p /run/jt
+cp -a "$STAGE"/. /run/jt/
+mkdir -p /run/jt/prosody/data
+chown -R prosody:prosody /run/jt/prosody
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /var/tmp
+mount -t tmpfs tmpfs /etc/systemd/system
+for u in systemd-tmpfiles-setup.service systemd-tmpfiles-setup-dev.service systemd-tmpfiles-clean.timer \
+         systemd-sysusers.service systemd-sysctl.service systemd-remount-fs.service systemd-binfmt.service \
+         systemd-modules-load.service console-getty.service getty@.service systemd-logind.service \
+         systemd-update-utmp.service systemd-journal-flush.service systemd-random-seed.service \
+         proc-sys-fs-binfmt_misc.automount sys-kernel-config.mount sys-kernel-debug.mount \
+         sys-kernel-tracing.mount sys-fs-fuse-connections.mount dev-hugepages.mount dev-mqueue.mount \
+         systemd-hwdb-update.service systemd-machine-id-commit.service systemd-firstboot.service \
+         ldconfig.service systemd-journal-catalog-update.service; do
+  ln -sf /dev/null /etc/systemd/system/$u
+done
+cp -a /run/jt/units/. /etc/systemd/system/
+printf "[Unit]\nRequires=dbus.socket basic.target\nAfter=dbus.socket basic.target\n" > /etc/systemd/system/box.target
+exec env container=box /lib/systemd/systemd --system --unit=box.target --log-target=console
+`
+
+const boxNginxConf = `pid /run/jt/nginx.pid;
+error_log stderr;
+events {}
+http {
+  access_log off;
+  include /run/jt/nginx/sites/*.conf;
+}
+`
+
+const boxNginxDropIn = `[Service]
+PIDFile=/run/jt/nginx.pid
+ExecStartPre=
+ExecStartPre=/usr/sbin/nginx -c /run/jt/nginx/nginx.conf -t -q -g 'daemon on; master_process on;'
+ExecStart=
+ExecStart=/usr/sbin/nginx -c /run/jt/nginx/nginx.conf -g 'daemon on; master_process on;'
+ExecReload=
+ExecReload=/usr/sbin/nginx -c /run/jt/nginx/nginx.conf -g 'daemon on; master_process on;' -s reload
+ExecStop=
+ExecStop=-/sbin/start-stop-daemon --quiet --stop --retry QUIT/5 --pidfile /run/jt/nginx.pid
+`
+
+const boxProsodyConf = `pidfile = "/run/jt/prosody/prosody.pid"
+data_path = "/run/jt/prosody/data"
+log = { info = "*console" }
+c2s_ports = { 5222 }
+c2s_interfaces = { "127.0.0.1" }
+s2s_ports = { }
+http_ports = { }
+https_ports = { }
+VirtualHost "auth.box.test"
+  authentication = "internal_hashed"
+`
+
+const boxProsodyDropIn = `[Service]
+ExecStart=
+ExecStart=/usr/bin/prosody -F --config /run/jt/prosody/prosody.cfg.lua
+PIDFile=/run/jt/prosody/prosody.pid
+WorkingDirectory=/run/jt/prosody
+`
+
+func site(body string) string {
+	return "server { listen 127.0.0.1:8081; location / { return 200 \"" + body + "\\n\"; } }\n"
+}
+
+// box is a booted systemd box.
+type box struct {
+	pid1 int
+	root string // /proc/PID1/root: the box's view of the filesystem
+}
+
+func (b *box) nsenter(args ...string) []string {
+	return append([]string{"nsenter", "-t", strconv.Itoa(b.pid1), "-m", "-p", "-u", "-n", "--"}, args...)
+}
+
+func (b *box) run(ctx context.Context, args ...string) (string, error) {
+	full := b.nsenter(args...)
+	cmd := exec.CommandContext(ctx, full[0], full[1:]...)
+	cmd.WaitDelay = time.Second
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// bootBox boots a box or skips (fails under JITSI_AGENT_REQUIRE_REAL=1).
+func bootBox(t *testing.T) *box {
+	t.Helper()
+	testenv.Root(t, "booting systemd in namespaces")
+	testenv.File(t, "/lib/systemd/systemd", "apt-get install systemd")
+	for _, tool := range []string{"unshare", "nsenter", "curl", "ip"} {
+		testenv.LookPath(t, tool, "apt-get install util-linux curl iproute2")
+	}
+	testenv.LookPath(t, "dbus-daemon", "apt-get install dbus")
+	testenv.LookPath(t, "nginx", "apt-get install nginx-light")
+	testenv.LookPath(t, "prosody", "apt-get install prosody")
+	testenv.File(t, "/lib/systemd/system/nginx.service", "apt-get install nginx-light")
+	testenv.File(t, "/lib/systemd/system/prosody.service", "apt-get install prosody")
+
+	stage := t.TempDir()
+	files := map[string]string{
+		"boot.sh":                          boxScript,
+		"nginx/nginx.conf":                 boxNginxConf,
+		"nginx/sites/test.conf":            site("version-1"),
+		"units/nginx.service.d/box.conf":   boxNginxDropIn,
+		"prosody/prosody.cfg.lua":          boxProsodyConf,
+		"units/prosody.service.d/box.conf": boxProsodyDropIn,
+	}
+	for p, c := range files {
+		full := filepath.Join(stage, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var log bytes.Buffer
+	cmd := exec.Command("unshare", "--pid", "--fork", "--mount", "--uts", "--net", "--mount-proc", "--propagation", "private",
+		"bash", filepath.Join(stage, "boot.sh"), stage)
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	b := &box{}
+	t.Cleanup(func() {
+		if b.pid1 > 0 {
+			// Killing the pid namespace's init ends every process in it.
+			_ = exec.Command("kill", "-9", strconv.Itoa(b.pid1)).Run()
+		} else {
+			_ = cmd.Process.Kill()
+		}
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+		if t.Failed() {
+			t.Logf("box console (last 3000 bytes):\n%s", tail(log.String(), 3000))
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for b.pid1 == 0 && time.Now().Before(deadline) {
+		out, _ := exec.Command("pgrep", "-P", strconv.Itoa(cmd.Process.Pid)).Output()
+		if f := strings.Fields(string(out)); len(f) > 0 {
+			b.pid1, _ = strconv.Atoi(f[0])
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if b.pid1 == 0 {
+		t.Fatal("the box's PID 1 did not appear within 30s")
+	}
+	b.root = fmt.Sprintf("/proc/%d/root", b.pid1)
+	var state string
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		out, _ := b.run(ctx, "systemctl", "is-system-running")
+		cancel()
+		state = strings.TrimSpace(out)
+		if state == "running" || state == "degraded" {
+			return b
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("the box did not finish booting within 30s (state %q)", state)
+	return nil
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// boxHTTP runs health checks inside the box's network namespace with curl.
+type boxHTTP struct{ b *box }
+
+func (h boxHTTP) Do(req *http.Request) (*http.Response, error) {
+	out, err := h.b.run(req.Context(), "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", req.URL.String())
+	if err != nil {
+		return nil, fmt.Errorf("curl in the box: %w: %s", err, out)
+	}
+	code, err := strconv.Atoi(strings.TrimSpace(out))
+	if err != nil || code == 0 {
+		return nil, fmt.Errorf("curl in the box: no HTTP answer (%q)", out)
+	}
+	return &http.Response{StatusCode: code, Status: strconv.Itoa(code), Body: io.NopCloser(strings.NewReader(""))}, nil
+}
+
+func (b *box) get(t *testing.T, url string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := b.run(ctx, "curl", "-s", "--max-time", "5", url)
+	if err != nil {
+		t.Fatalf("curl %s in the box: %v: %s", url, err, out)
+	}
+	return strings.TrimSpace(out)
+}
+
+func (b *box) write(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(b.root+path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRealSystemdBox(t *testing.T) {
+	b := bootBox(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	d, err := Connect(ctx, ConnectOptions{Address: "unix:path=" + b.root + "/run/dbus/system_bus_socket", JobTimeout: 60 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+
+	deferredPath := filepath.Join(t.TempDir(), "deferred.json")
+	r := NewReloader(d, Options{
+		Services: map[string]spec.Service{
+			spec.Prosody: {Component: spec.Prosody, Unit: "prosody.service", Enabled: true, Restart: spec.RestartImmediate},
+			spec.Nginx:   {Component: spec.Nginx, Unit: "nginx.service", Enabled: true, Restart: spec.RestartImmediate, HealthURL: "http://127.0.0.1:8081/"},
+		},
+		DeferredPath:  deferredPath,
+		HTTP:          boxHTTP{b},
+		Journal:       JournalCtl{Command: b.nsenter("journalctl")},
+		ActiveTimeout: 20 * time.Second,
+		HealthTimeout: 20 * time.Second,
+		PollInterval:  100 * time.Millisecond,
+		Settle:        2 * time.Second,
+		Logf:          t.Logf,
+	})
+	nginxChange := []Change{{Unit: "nginx.service", Component: spec.Nginx}}
+	sitePath := "/run/jt/nginx/sites/test.conf"
+
+	t.Run("fresh host enables and starts", func(t *testing.T) {
+		rep, err := r.Apply(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Units) != 2 {
+			t.Fatalf("report %+v", rep.Units)
+		}
+		for _, u := range rep.Units {
+			if u.Action != ActionStart || !u.Enabled || u.Result != ResultOK || u.State.ActiveState != "active" {
+				t.Errorf("%s: %+v", u.Unit, u)
+			}
+			st, err := d.Properties(ctx, u.Unit)
+			if err != nil || st.UnitFileState != "enabled" || st.ActiveState != "active" {
+				t.Errorf("%s after apply: %+v %v", u.Unit, st, err)
+			}
+		}
+		if got := b.get(t, "http://127.0.0.1:8081/"); got != "version-1" {
+			t.Fatalf("served %q", got)
+		}
+	})
+
+	reloads := func() int {
+		lines, err := JournalCtl{Command: b.nsenter("journalctl")}.Tail(ctx, "nginx.service", 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, l := range lines {
+			// nginx -s reload logs this once per reload.
+			if strings.Contains(l, "signal process started") {
+				n++
+			}
+		}
+		return n
+	}
+
+	t.Run("unchanged apply reloads nothing", func(t *testing.T) {
+		before := reloads()
+		rep, err := r.Apply(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range rep.Units {
+			if u.Action != ActionNone {
+				t.Errorf("%s: action %s on an unchanged apply", u.Unit, u.Action)
+			}
+		}
+		if after := reloads(); after != before {
+			t.Fatalf("nginx was reloaded %d times by an unchanged apply", after-before)
+		}
+	})
+
+	t.Run("changed site reloads nginx", func(t *testing.T) {
+		before := reloads()
+		b.write(t, sitePath, site("version-2"))
+		rep, err := r.Apply(ctx, nginxChange)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range rep.Units {
+			want := ActionNone
+			if u.Unit == "nginx.service" {
+				want = ActionReload
+			}
+			if u.Action != want || u.Result != ResultOK {
+				t.Errorf("%s: %s/%s, want %s/ok", u.Unit, u.Action, u.Result, want)
+			}
+		}
+		if got := b.get(t, "http://127.0.0.1:8081/"); got != "version-2" {
+			t.Fatalf("served %q after the reload", got)
+		}
+		if after := reloads(); after != before+1 {
+			t.Fatalf("nginx reloads: %d -> %d", before, after)
+		}
+	})
+
+	t.Run("broken site is rolled back", func(t *testing.T) {
+		good := site("version-2")
+		b.write(t, sitePath, "server { listen 127.0.0.1:8081; bogus_directive on; }\n")
+		rest := RestorerFunc(func(ctx context.Context) ([]string, error) {
+			b.write(t, sitePath, good)
+			return []string{sitePath}, nil
+		})
+		out, err := ReloadOrRollback(ctx, r, nginxChange, rest)
+		var rb *RollbackError
+		if !errors.As(err, &rb) || rb.RestoreErr != nil || rb.ReloadErr != nil {
+			t.Fatalf("err = %v, want a clean rollback", err)
+		}
+		var ue *UnitError
+		if !errors.As(err, &ue) || ue.Unit != "nginx.service" || ue.Action != ActionReload {
+			t.Fatalf("unit error: %v", err)
+		}
+		var je *JobError
+		if !errors.As(err, &je) || je.Result != "failed" {
+			t.Fatalf("job result: %v", err)
+		}
+		if !strings.Contains(err.Error(), "bogus_directive") {
+			t.Fatalf("the journal lines are missing from the error:\n%s", err)
+		}
+		t.Logf("error as the user sees it:\n%s", err)
+		if !out.RolledBack || out.Rollback == nil || len(out.Rollback.Failed()) != 0 {
+			t.Fatalf("outcome %+v", out)
+		}
+		st, err := d.Properties(ctx, "nginx.service")
+		if err != nil || st.ActiveState != "active" {
+			t.Fatalf("nginx after rollback: %+v %v", st, err)
+		}
+		if got := b.get(t, "http://127.0.0.1:8081/"); got != "version-2" {
+			t.Fatalf("served %q after the rollback", got)
+		}
+	})
+
+	t.Run("prosody that cannot start is rolled back", func(t *testing.T) {
+		// A stopped Prosody whose new config makes it exit: the start
+		// fails, the old config is restored and Prosody runs again.
+		if _, err := d.conn.StopUnitContext(ctx, "prosody.service", "replace", nil); err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, ctx, d, "prosody.service", "inactive")
+		cfg := "/run/jt/prosody/prosody.cfg.lua"
+		good, err := os.ReadFile(b.root + cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.write(t, cfg, string(good)+"\nthis is not lua(\n")
+		rest := RestorerFunc(func(ctx context.Context) ([]string, error) {
+			b.write(t, cfg, string(good))
+			return []string{cfg}, nil
+		})
+		out, err := ReloadOrRollback(ctx, r, []Change{{Unit: "prosody.service", Component: spec.Prosody}}, rest)
+		var rb *RollbackError
+		if !errors.As(err, &rb) || rb.RestoreErr != nil || rb.ReloadErr != nil {
+			t.Fatalf("err = %v, want a clean rollback", err)
+		}
+		t.Logf("error as the user sees it:\n%s", err)
+		if !out.RolledBack || out.Report.Units[0].Action != ActionStart {
+			t.Fatalf("outcome %+v", out.Report.Units)
+		}
+		st, err := d.Properties(ctx, "prosody.service")
+		if err != nil || st.ActiveState != "active" {
+			t.Fatalf("prosody after rollback: %+v %v", st, err)
+		}
+	})
+
+	t.Run("missing unit", func(t *testing.T) {
+		_, err := r.Apply(ctx, []Change{{Unit: "no-such-thing.service", Component: "template:x"}})
+		if !errors.Is(err, ErrNoSuchUnit) {
+			t.Fatalf("err = %v, want ErrNoSuchUnit", err)
+		}
+		if err := d.Start(ctx, "no-such-thing.service"); !errors.Is(err, ErrNoSuchUnit) {
+			t.Fatalf("start: %v, want ErrNoSuchUnit", err)
+		}
+	})
+}
+
+func waitState(t *testing.T, ctx context.Context, d *DBus, unit, want string) {
+	t.Helper()
+	for i := 0; i < 200; i++ {
+		st, err := d.Properties(ctx, unit)
+		if err == nil && st.ActiveState == want {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s did not become %s", unit, want)
+}
