@@ -1,10 +1,14 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/certs"
+	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
 
 // TestCloudInitSpecIsValid extracts the spec embedded in the cloud-init
@@ -44,5 +48,47 @@ func TestCloudInitSpecIsValid(t *testing.T) {
 	code, out, errs := runCLI(t, "validate", p)
 	if code != exitOK {
 		t.Fatalf("cloud-init spec invalid:\n%s%s", out, errs)
+	}
+}
+
+// TestCertificatePathsAgree: the files the certificate manager deploys are
+// the ones the rendered nginx, Prosody and coturn configurations read.
+func TestCertificatePathsAgree(t *testing.T) {
+	t.Setenv("JITSI_APP_SECRET", cliSecret)
+	d, ok := loadSpec("../../examples/meet.hcl", "", io.Discard)
+	if !ok {
+		t.Fatal("example invalid")
+	}
+	d.TLS.ACME = &spec.ACME{RSA: true, Listen: spec.DefaultACMEListen, DirectoryURL: spec.LetsEncryptStaging}
+	set, err := desiredStateReadOnly(d, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	content := func(p string) string {
+		f, ok := set.Lookup(p)
+		if !ok {
+			t.Fatalf("%s not rendered", p)
+		}
+		return string(f.Content)
+	}
+	ec := certs.PathsFor(d, certs.Slot{Name: d.Domain, Key: certs.ECDSA})
+	rsa := certs.PathsFor(d, certs.Slot{Name: d.Domain, Key: certs.RSA})
+	turn := content("/etc/turnserver.conf")
+	nginx := content("/etc/nginx/sites-available/" + d.Domain + ".conf")
+	prosody := content("/etc/prosody/conf.avail/" + d.Domain + ".cfg.lua")
+	for _, c := range []struct{ conf, path string }{
+		{turn, "cert=" + ec.CoturnCert}, {turn, "pkey=" + ec.CoturnKey},
+		{nginx, `ssl_certificate "` + ec.NginxCert + `";`}, {nginx, `ssl_certificate_key "` + ec.NginxKey + `";`},
+		{nginx, `ssl_certificate "` + rsa.NginxCert + `";`}, {nginx, `ssl_certificate_key "` + rsa.NginxKey + `";`},
+		{prosody, ec.ProsodyCert}, {prosody, ec.ProsodyKey},
+	} {
+		if !strings.Contains(c.conf, c.path) {
+			t.Errorf("rendered configuration does not read %q", c.path)
+		}
+	}
+	for _, p := range []string{ec.CoturnCert, ec.CoturnKey, ec.NginxCert, ec.NginxKey, rsa.NginxCert, ec.ProsodyCert} {
+		if _, ok := set.Lookup(p); !ok {
+			t.Errorf("certificate file %s is read by a service but not deployed", p)
+		}
 	}
 }

@@ -8,7 +8,9 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/certs"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
 	"github.com/jitsi-agent/jitsi-agent/internal/secrets"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
@@ -71,7 +73,7 @@ func desiredState(d *spec.Deployment, root string) (*render.Set, error) {
 		return nil, fmt.Errorf("internal secrets: %w", err)
 	}
 	d.Secrets = sec
-	return renderDeployment(d)
+	return renderDeployment(d, root)
 }
 
 // desiredStateReadOnly renders without writing anything: stored secrets are
@@ -88,10 +90,14 @@ func desiredStateReadOnly(d *spec.Deployment, root string) (*render.Set, error) 
 		}
 	}
 	d.Secrets = sec
-	return renderDeployment(d)
+	return renderDeployment(d, root)
 }
 
-func renderDeployment(d *spec.Deployment) (*render.Set, error) {
+// renderDeployment renders the configuration files, then adds the TLS
+// certificate files for nginx, Prosody and coturn (from the ACME cache, the
+// certificate already deployed, or a self-signed placeholder so the services
+// can start before the first issuance).
+func renderDeployment(d *spec.Deployment, root string) (*render.Set, error) {
 	srcs, err := templates.ReadUserSources(d)
 	if err != nil {
 		return nil, err
@@ -100,6 +106,12 @@ func renderDeployment(d *spec.Deployment) (*render.Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("render: %w", err)
 	}
+	mat, err := certs.Load(d, root, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("certificates: %w", err)
+	}
+	set.Files = append(set.Files, certs.Files(d, mat)...)
+	set.Sort()
 	return set, nil
 }
 

@@ -100,6 +100,7 @@ func (t *txn) backup() error {
 	}
 	idx.CreatedAt = r.o.Now().UTC()
 	byDest := map[string]int{}
+	syncDirs := map[string]bool{}
 	for i, e := range idx.Entries {
 		byDest[e.Dest] = i
 	}
@@ -139,11 +140,22 @@ func (t *txn) backup() error {
 			if _, err := fsys.MkdirAll(filepath.Dir(bp), 0o700); err != nil {
 				return fmt.Errorf("backup %s: %w", o.dest, err)
 			}
-			if err := fsys.WriteAtomic(bp, content, 0o600); err != nil {
+			tmp, err := fsys.Stage(bp, content, 0o600, -1, -1)
+			if err != nil {
 				return fmt.Errorf("backup %s: %w", o.dest, err)
 			}
+			if err := os.Rename(tmp, bp); err != nil {
+				os.Remove(tmp)
+				return fmt.Errorf("backup %s: %w", o.dest, err)
+			}
+			syncDirs[filepath.Dir(bp)] = true
 		}
 		r.hook("backup", o.dest)
+	}
+	for d := range syncDirs {
+		if err := fsys.SyncDir(d); err != nil {
+			return fmt.Errorf("backup: %w", err)
+		}
 	}
 	for _, o := range t.ops {
 		if i, ok := byDest[o.dest]; ok && o.hostOp() {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
+	"github.com/jitsi-agent/jitsi-agent/internal/plan"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
 )
 
@@ -73,6 +74,7 @@ func (t *txn) check(ctx context.Context, tools bool) error {
 	}
 	for i := range fails {
 		fails[i].Output = t.r.red.Replace(fails[i].Output)
+		fails[i].Checker = t.r.red.Replace(fails[i].Checker)
 	}
 	return &CheckError{Failures: fails}
 }
@@ -98,7 +100,7 @@ func builtinCheck(s staged) *Failure {
 	if !fi.Mode().IsRegular() {
 		return fail("staged entry is not a regular file")
 	}
-	if len(o.content) == 0 && !strings.HasPrefix(o.change.Component, "template:") {
+	if len(o.content) == 0 && o.change.Action != plan.ActionRestore && !strings.HasPrefix(o.change.Component, "template:") {
 		return fail("rendered content is empty")
 	}
 	b, err := os.ReadFile(s.real)
@@ -127,7 +129,8 @@ func (t *txn) toolChecks(ctx context.Context, files []staged) []Failure {
 			t.r.notice("luac not installed: %d Lua file(s) not syntax-checked (apt-get install lua5.4)", len(lua))
 		} else {
 			for _, s := range lua {
-				out, err := t.run(ctx, luac, "-p", "--", s.real)
+				// Run in the file's directory: luac shortens long paths.
+				out, err := t.exec(ctx, filepath.Dir(s.real), luac, "-p", "--", filepath.Base(s.real))
 				if err != nil {
 					fails = append(fails, Failure{s.op.path, "luac -p", t.mapPaths(out, err)})
 				}
@@ -141,7 +144,7 @@ func (t *txn) toolChecks(ctx context.Context, files []staged) []Failure {
 			continue
 		}
 		cmdline := strings.ReplaceAll(s.file.Check, "{{.Path}}", shellQuote(s.real))
-		out, err := t.run(ctx, "/bin/sh", "-c", cmdline)
+		out, err := t.exec(ctx, "", "/bin/sh", "-c", cmdline)
 		if err != nil {
 			fails = append(fails, Failure{s.op.path, "check command `" + s.file.Check + "`", t.mapPaths(out, err)})
 		}
@@ -157,6 +160,7 @@ func (t *txn) mapPaths(out []byte, err error) string {
 	for _, o := range t.ops {
 		if o.tmp != "" {
 			s = strings.ReplaceAll(s, o.tmp, o.dest+" (staged)")
+			s = strings.ReplaceAll(s, filepath.Base(o.tmp), o.dest+" (staged)")
 		}
 	}
 	s = strings.TrimRight(s, "\n")
@@ -168,10 +172,11 @@ func (t *txn) mapPaths(out []byte, err error) string {
 
 // run executes a checker with the check timeout; the whole process group is
 // killed when it expires.
-func (t *txn) run(ctx context.Context, name string, args ...string) ([]byte, error) {
+func (t *txn) exec(ctx context.Context, dir, name string, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, t.r.o.CheckTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 2 * time.Second

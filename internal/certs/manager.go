@@ -351,6 +351,12 @@ func (m *Manager) ObtainOnce(ctx context.Context) error {
 			msg := err.Error()
 			if d := m.tr.last(start); d != "" && !strings.Contains(msg, d) {
 				msg = d + " (" + msg + ")"
+			} else if msg == errCooldown {
+				// autocert keeps a failed attempt for a minute and answers
+				// this without contacting the CA: keep the real reason.
+				if prev, _ := m.Status().Lookup(s); prev.LastError != "" {
+					msg = prev.LastError
+				}
 			}
 			m.fail(s, msg)
 			errs = append(errs, fmt.Errorf("%s: %s", s, msg))
@@ -363,6 +369,9 @@ func (m *Manager) ObtainOnce(ctx context.Context) error {
 	m.persist()
 	return errors.Join(errs...)
 }
+
+// errCooldown is autocert's answer during the minute after a failure.
+const errCooldown = "acme/autocert: missing certificate"
 
 // get runs autocert's GetCertificate for the slot with a bounded wait.
 func (m *Manager) get(ctx context.Context, s Slot) (*tls.Certificate, error) {

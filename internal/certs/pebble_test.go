@@ -145,6 +145,17 @@ func TestIssuanceBootstrapAndZeroRequests(t *testing.T) {
 	files := Files(d, mat)
 	writeFiles(t, root, files)
 
+	rep, err := BuildReport(d, root, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range rep.Certificates {
+		want, _ := st.Lookup(Slot{e.Name, e.KeyType})
+		if !e.Deployed || e.Placeholder || e.Warn() || e.Issuer == "" || e.Serial != want.Serial ||
+			!e.NextRenewal.Equal(want.RenewAt) || e.LastError != "" {
+			t.Errorf("report entry %+v", e)
+		}
+	}
 	// Restart with the cache: zero requests, timers armed from the cache.
 	m2, cnt2 := newManager(t, srv.Transport(), mgrOpts{root: root, d: d, bootstrap: bootstrap})
 	if err := m2.ObtainOnce(context.Background()); err != nil {
@@ -185,16 +196,10 @@ func TestIssuanceBootstrapAndZeroRequests(t *testing.T) {
 func TestRenewalShortLived(t *testing.T) {
 	root := t.TempDir()
 	d := testDeployment(nil)
-	// Start the Manager's listener first: Pebble validates on its port.
-	d.TLS.ACME = &spec.ACME{DirectoryURL: "https://placeholder.invalid/dir"}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	// The Manager's loopback listener is what Pebble validates against.
+	port := pebbletest.FreePort(t)
 	srv := pebbletest.Start(t, pebbletest.Options{HTTPPort: port, ValidityPeriod: 12})
-	d.TLS.ACME.DirectoryURL = srv.DirectoryURL
+	d.TLS.ACME = &spec.ACME{DirectoryURL: srv.DirectoryURL}
 	m, _ := newManager(t, srv.Transport(), mgrOpts{root: root, d: d, listen: "127.0.0.1:" + strconv.Itoa(port)})
 	if err := m.Start(); err != nil {
 		t.Fatal(err)
@@ -378,5 +383,12 @@ func TestChallengeFailing(t *testing.T) {
 		if !bytes.Equal(f.Content, placeholder[i].Content) {
 			t.Errorf("%s changed after a failed challenge", f.Path)
 		}
+	}
+	rep, err := BuildReport(d, root, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := rep.Certificates[0]; !e.Placeholder || !e.Warn() || e.LastError != st.LastError || !e.NextRenewal.IsZero() {
+		t.Errorf("report entry %+v", e)
 	}
 }

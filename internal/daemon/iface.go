@@ -30,7 +30,8 @@ import (
 //     err's text is the located diagnostic summary ("site.hcl:3,5-9: ...").
 //     The daemon then waits for a file change before trying again.
 //   - Any other error means the apply failed and the last good files are in
-//     place (the applier rolls back); the daemon retries with backoff.
+//     place (the applier rolls back); the daemon retries with backoff,
+//     unless the error is wrapped with NoRetry (then it waits for a change).
 //   - Outcome fields may be filled on failure too (Watch, Redact, Written).
 //   - Errors and Outcome strings must not contain secret values; the daemon
 //     redacts registered values again before logging or serving them.
@@ -130,6 +131,28 @@ func InvalidSpec(err error) error {
 func IsInvalidSpec(err error) bool {
 	var se *SpecError
 	return errors.As(err, &se)
+}
+
+// NoRetryError marks a failure that retrying cannot fix (e.g. a new
+// configuration that made a unit fail and was rolled back): like an invalid
+// spec, the daemon waits for a change (or SIGHUP) instead of retrying.
+type NoRetryError struct{ Err error }
+
+func (e *NoRetryError) Error() string { return e.Err.Error() }
+func (e *NoRetryError) Unwrap() error { return e.Err }
+
+// NoRetry wraps err as a NoRetryError.
+func NoRetry(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &NoRetryError{Err: err}
+}
+
+// retryable reports whether a failed apply should be retried with backoff.
+func retryable(err error) bool {
+	var nr *NoRetryError
+	return err != nil && !IsInvalidSpec(err) && !errors.As(err, &nr)
 }
 
 // Notifier is the service-manager side (sdnotify.Notifier implements it).

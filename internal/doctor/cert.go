@@ -241,7 +241,10 @@ func (c *checker) checkCertDomain(leaf *x509.Certificate) Result {
 }
 
 func isSelfSigned(c *x509.Certificate) bool {
-	return bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil
+	// CheckSignature, not CheckSignatureFrom: self-signed leaves often lack
+	// the CA basic constraint, which CheckSignatureFrom insists on.
+	return bytes.Equal(c.RawIssuer, c.RawSubject) &&
+		c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil
 }
 
 func (c *checker) checkChain(chain []*x509.Certificate) Result {
@@ -263,8 +266,10 @@ func (c *checker) checkChain(chain []*x509.Certificate) Result {
 	}
 	now := c.env.Now()
 	// Expiry is the expiry check's job: verify inside the leaf's validity.
-	if now.After(leaf.NotAfter) || now.Before(leaf.NotBefore) {
-		now = leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2)
+	if now.After(leaf.NotAfter) {
+		now = leaf.NotAfter.Add(-time.Second)
+	} else if now.Before(leaf.NotBefore) {
+		now = leaf.NotBefore.Add(time.Second)
 	}
 	vc, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})

@@ -59,10 +59,10 @@ func newTestCA(t *testing.T) *testCA {
 	t.Helper()
 	now := time.Now()
 	ca := &testCA{rootKey: ecKey(t), interKey: ecKey(t)}
-	ca.root = mkCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "Doctor Test Root"}, NotBefore: now.Add(-time.Hour),
+	ca.root = mkCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "Doctor Test Root"}, NotBefore: now.Add(-365 * 24 * time.Hour),
 		NotAfter: now.Add(10 * 365 * 24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
 		KeyUsage: x509.KeyUsageCertSign}, nil, ca.rootKey.Public(), ca.rootKey)
-	ca.inter = mkCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "Doctor Test Intermediate"}, NotBefore: now.Add(-time.Hour),
+	ca.inter = mkCert(t, &x509.Certificate{Subject: pkix.Name{CommonName: "Doctor Test Intermediate"}, NotBefore: now.Add(-365 * 24 * time.Hour),
 		NotAfter: now.Add(5 * 365 * 24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
 		KeyUsage: x509.KeyUsageCertSign}, ca.root, ca.interKey.Public(), ca.rootKey)
 	ca.pool = x509.NewCertPool()

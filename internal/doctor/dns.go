@@ -14,8 +14,19 @@ type Resolver interface {
 }
 
 func (c *checker) checkDNS(ctx context.Context) Result {
-	const id, title = "dns.domain", "Domain resolves to this host"
-	domain := c.d.Domain
+	return c.checkName(ctx, "dns.domain", "Domain resolves to this host", c.d.Domain)
+}
+
+// checkDNSAll adds the TURN host name when it differs from the domain.
+func (c *checker) checkDNSAll(ctx context.Context) []Result {
+	out := []Result{c.checkDNS(ctx)}
+	if h := c.d.TURN.Host; c.d.TURN.Enabled && c.runs("coturn") && h != "" && h != c.d.Domain {
+		out = append(out, c.checkName(ctx, "dns.turn", "TURN host resolves to this host", h))
+	}
+	return out
+}
+
+func (c *checker) checkName(ctx context.Context, id, title, domain string) Result {
 	addrs, err := c.env.Resolver.LookupIPAddr(ctx, domain)
 	if err != nil || len(addrs) == 0 {
 		seen := domain + " does not resolve"

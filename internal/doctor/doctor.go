@@ -62,8 +62,12 @@ type Result struct {
 	Duration time.Duration `json:"-"`
 }
 
-func pass(id, title, seen string) Result { return Result{ID: id, Title: title, Status: Pass, Seen: seen} }
-func skip(id, title, seen string) Result { return Result{ID: id, Title: title, Status: Skip, Seen: seen} }
+func pass(id, title, seen string) Result {
+	return Result{ID: id, Title: title, Status: Pass, Seen: seen}
+}
+func skip(id, title, seen string) Result {
+	return Result{ID: id, Title: title, Status: Skip, Seen: seen}
+}
 func warn(id, title, seen, fix string) Result {
 	return Result{ID: id, Title: title, Status: Warn, Seen: seen, Fix: fix}
 }
@@ -295,7 +299,7 @@ func (c *checker) runs(component string) bool {
 func (c *checker) groups() []checkGroup {
 	return []checkGroup{
 		{"plan.clean", "Host matches the spec", func(ctx context.Context) []Result { return []Result{c.checkPlan(ctx)} }},
-		{"dns.domain", "Domain resolves to this host", func(ctx context.Context) []Result { return []Result{c.checkDNS(ctx)} }},
+		{"dns.domain", "Domain resolves to this host", c.checkDNSAll},
 		{"ports", "Ports bound by the right services", c.checkPorts},
 		{"cert", "TLS certificate", c.checkCert},
 		{"service", "Services active", c.checkServices},

@@ -99,6 +99,25 @@ func TestDNSCheck(t *testing.T) {
 	}
 }
 
+func TestDNSTurnHost(t *testing.T) {
+	d := testDeployment()
+	d.TURN.Host = "turn.example.test"
+	res := fakeResolverMap{testDomain: {"192.0.2.10"}, "turn.example.test": {"198.51.100.9"}}
+	rs := newChecker(d, Env{Resolver: res, LocalAddrs: localAddrs("192.0.2.10/24")}, "").checkDNSAll(context.Background())
+	expect(t, byID(t, rs, "dns.domain"), Pass)
+	expect(t, byID(t, rs, "dns.turn"), Fail, "turn.example.test -> 198.51.100.9")
+	d.TURN.Host = testDomain
+	if rs := newChecker(d, Env{Resolver: res, LocalAddrs: localAddrs("192.0.2.10/24")}, "").checkDNSAll(context.Background()); len(rs) != 1 {
+		t.Errorf("same host checked twice: %v", rs)
+	}
+}
+
+type fakeResolverMap map[string][]string
+
+func (f fakeResolverMap) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error) {
+	return fakeResolver{addrs: f[host]}.LookupIPAddr(ctx, host)
+}
+
 // TestDNSRealResolver resolves "localhost" with the real resolver
 // (/etc/hosts, no network) and the real interface list.
 func TestDNSRealResolver(t *testing.T) {

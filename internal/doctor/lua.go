@@ -82,7 +82,7 @@ func (c *checker) prosodyLua() (interp, how string) {
 	}
 	for _, cand := range []string{"lua5.4", "lua5.3", "lua5.2", "lua5.1"} {
 		if p, err := c.env.Exec.LookPath(cand); err == nil {
-			return p, "first Lua found (no shebang in " + prosodyBin + ")"
+			return p, "no " + prosodyBin + " shebang to read; first Lua on PATH"
 		}
 	}
 	return "", ""
@@ -144,7 +144,7 @@ func (c *checker) checkLuaDeps(ctx context.Context) Result {
 		missing = append(missing, m.name+" ("+m.pkg+")")
 		fixes = append(fixes, c.luaFix(m, ver))
 	}
-	seen := fmt.Sprintf("%s (%s)", filepath.Base(interp), how)
+	seen := fmt.Sprintf("%s [%s]", filepath.Base(interp), how)
 	if len(missing) > 0 {
 		if len(status) == 0 {
 			return fail(id, title, seen+" printed nothing for the module probe: "+truncate(strings.TrimSpace(string(out)), 200),
@@ -178,8 +178,8 @@ func (c *checker) luaFix(m luaModule, ver string) string {
 		}
 		src := "/usr/share/lua/" + v + "/" + m.name + ".lua"
 		if _, err := os.Stat(c.hostPath(src)); err == nil {
-			return fmt.Sprintf("%s is installed only for Lua %s; make it visible to Lua %s: 'mkdir -p /usr/share/lua/%s && ln -s %s /usr/share/lua/%s/%s.lua' (as docker-jitsi-meet does)",
-				m.pkg, v, ver, ver, src, ver, m.name)
+			return fmt.Sprintf("%s is not installed for Lua %s (only %s); link it: 'mkdir -p /usr/share/lua/%s && ln -s %s /usr/share/lua/%s/%s.lua' (as docker-jitsi-meet does)",
+				m.pkg, ver, src, ver, src, ver, m.name)
 		}
 	}
 	return fix + " (for Lua " + ver + "; if the package has no " + ver + " build, 'luarocks --lua-version " + ver + " install " + m.name + "')"

@@ -65,7 +65,7 @@ func TestProsodyLuaDetection(t *testing.T) {
 	// No prosody script: first interpreter on PATH, newest first.
 	root := t.TempDir()
 	got, how := newChecker(d, Env{Exec: fakeCommander{paths: map[string]string{"lua5.3": "/usr/bin/lua5.3", "lua5.1": "/usr/bin/lua5.1"}}}, root).prosodyLua()
-	if got != "/usr/bin/lua5.3" || !strings.Contains(how, "no shebang") {
+	if got != "/usr/bin/lua5.3" || !strings.Contains(how, "first Lua on PATH") {
 		t.Errorf("fallback: %q %q", got, how)
 	}
 	if luaVersion("/usr/bin/lua5.4") != "5.4" || luaVersion("lua") != "" || luaVersion("luajit") != "" {

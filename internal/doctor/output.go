@@ -111,7 +111,7 @@ func (r *Report) WriteText(w io.Writer, o TextOptions) error {
 			ew.printf("  %s %s%s  %s\n", m, res.Title, pad, res.Seen)
 		}
 		if res.Fix != "" && (res.Status == Warn || res.Status == Fail) {
-			ew.printf("%s%s fix: %s\n", indent, strings.Repeat(" ", 0), res.Fix)
+			ew.printf("%sfix: %s\n", indent, res.Fix)
 		}
 	}
 	c := r.Counts()

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -223,6 +224,9 @@ type portWant struct {
 	loopbackOnly bool
 	// startFix says how to get the port bound when nothing listens.
 	startFix string
+	// reach, when valid, is the address a client on this host connects to
+	// (nginx proxies BOSH to 127.0.0.1:5280): a socket must cover it.
+	reach netip.Addr
 }
 
 func isNginx(p Proc) bool { return p.Comm == "nginx" }
@@ -301,8 +305,50 @@ func (c *checker) portWants() []portWant {
 		ws = append(ws, portWant{id: "port.xmpp", title: "XMPP c2s port (prosody, loopback only)", proto: "tcp", port: 5222,
 			service: "prosody", unit: u, match: isProsody, loopbackOnly: true,
 			startFix: "start prosody (systemctl start " + u + "); 'prosodyctl check config' shows config errors. Jicofo and the videobridge log in on this port"})
+		if c.runs(spec.Nginx) {
+			ws = append(ws, portWant{id: "port.bosh", title: "BOSH/WebSocket port (prosody, loopback only)", proto: "tcp", port: 5280,
+				service: "prosody", unit: u, match: isProsody, loopbackOnly: true, reach: netip.MustParseAddr("127.0.0.1"),
+				startFix: "start prosody (systemctl start " + u + ") with mod_bosh and mod_websocket; nginx proxies /http-bind and /xmpp-websocket to 127.0.0.1:5280"})
+		}
 	}
 	return ws
+}
+
+// prosodyExtraPorts are Prosody listeners a Jitsi host does not need from
+// outside: s2s (only for visitors), its own HTTPS (nginx terminates TLS) and
+// the legacy external-component port.
+var prosodyExtraPorts = []struct {
+	port int
+	what string
+	off  string
+}{
+	{5269, "s2s", "s2s_ports = { }"},
+	{5281, "HTTPS", "https_ports = { }"},
+	{5347, "external components", "component_ports = { }"},
+}
+
+// evalProsodyExposed warns when those ports are reachable from outside.
+func evalProsodyExposed(socks []Socket) Result {
+	const id, title = "port.prosody-extra", "Prosody's other ports not exposed"
+	var open, offs []string
+	for _, p := range prosodyExtraPorts {
+		var addrs []string
+		for _, s := range socks {
+			if s.Proto == "tcp" && s.Port == p.port && !s.Addr.IsLoopback() {
+				addrs = append(addrs, s.Addr.String())
+			}
+		}
+		if len(addrs) > 0 {
+			open = append(open, fmt.Sprintf("%d/tcp %s on %s", p.port, p.what, strings.Join(addrs, ", ")))
+			offs = append(offs, p.off)
+		}
+	}
+	if len(open) == 0 {
+		return pass(id, title, "5269, 5281 and 5347 are not listening on public addresses")
+	}
+	return warn(id, title, "listening publicly: "+strings.Join(open, "; "),
+		"firewall these ports, or turn the listeners off in Prosody's global section ("+strings.Join(offs, "; ")+
+			"); keep 5269 only if you use visitors (s2s)")
 }
 
 func (c *checker) checkPorts(ctx context.Context) []Result {
@@ -319,9 +365,12 @@ func (c *checker) checkPorts(ctx context.Context) []Result {
 		}
 		return out
 	}
-	out := make([]Result, len(wants))
-	for i, w := range wants {
-		out[i] = evalPort(w, socks)
+	out := make([]Result, 0, len(wants)+1)
+	for _, w := range wants {
+		out = append(out, evalPort(w, socks))
+	}
+	if c.runs(spec.Prosody) {
+		out = append(out, evalProsodyExposed(socks))
 	}
 	return out
 }
@@ -361,6 +410,9 @@ func evalPort(w portWant, socks []Socket) Result {
 				name = "pid"
 			}
 			if w.match(p) {
+				if name != w.service {
+					name = w.service + "/" + name // prosody/lua5.4, jitsi-videobridge/java
+				}
 				right[name] = appendUnique(right[name], p.PID)
 			} else {
 				wrong[name] = appendUnique(wrong[name], p.PID)
@@ -381,6 +433,10 @@ func evalPort(w portWant, socks []Socket) Result {
 			"run the doctor as root so it can see which process holds "+label+"; it should be "+w.service)
 	}
 	seen := label + ": " + describeProcs(right) + on
+	if w.reach.IsValid() && !reaches(mine, w.reach) {
+		return fail(w.id, w.title, seen+"; not reachable on "+w.reach.String(),
+			fmt.Sprintf("make %s listen on %s (or on all interfaces and firewall it)", w.service, net.JoinHostPort(w.reach.String(), strconv.Itoa(w.port))))
+	}
 	if len(unknown) > 0 {
 		seen += "; owner of " + strings.Join(unknown, ", ") + " not visible"
 	}
@@ -390,6 +446,17 @@ func evalPort(w portWant, socks []Socket) Result {
 				label, w.port))
 	}
 	return pass(w.id, w.title, seen)
+}
+
+// reaches reports whether a socket accepts connections to addr: bound to it
+// or to the unspecified address (IPv4 "0.0.0.0", or dual-stack "::").
+func reaches(socks []Socket, addr netip.Addr) bool {
+	for _, s := range socks {
+		if s.Addr == addr || s.Addr.IsUnspecified() && (s.Addr.Is6() || addr.Is4()) {
+			return true
+		}
+	}
+	return false
 }
 
 func appendUnique(s []int, v int) []int {

@@ -39,6 +39,8 @@ func healthySockets() []Socket {
 		sock("udp", "0.0.0.0", 10000, jvbP), sock("udp", "::", 10000, jvbP),
 		sock("udp", "0.0.0.0", 3478, coturnP), sock("tcp", "0.0.0.0", 5349, coturnP),
 		sock("tcp", "127.0.0.1", 5222, prosodyP), sock("tcp", "::1", 5222, prosodyP),
+		sock("tcp", "127.0.0.1", 5280, prosodyP), sock("tcp", "::1", 5280, prosodyP),
+		sock("tcp", "127.0.0.1", 5347, prosodyP),
 		sock("tcp", "127.0.0.1", 8888, jicofoP),
 	}
 }
@@ -46,7 +48,7 @@ func healthySockets() []Socket {
 func TestPortsHealthy(t *testing.T) {
 	d := testDeployment()
 	rs := newChecker(d, Env{Sockets: fakeSockets{socks: healthySockets()}}, "").checkPorts(context.Background())
-	for _, id := range []string{"port.https", "port.http", "port.jvb", "port.turn", "port.turns", "port.xmpp"} {
+	for _, id := range []string{"port.https", "port.http", "port.jvb", "port.turn", "port.turns", "port.xmpp", "port.bosh", "port.prosody-extra"} {
 		expect(t, byID(t, rs, id), Pass)
 	}
 	expect(t, byID(t, rs, "port.https"), Pass, "nginx (pid 10,11)", "0.0.0.0, ::")
@@ -58,10 +60,11 @@ func TestPortsFollowSpec(t *testing.T) {
 	d.Web.HTTPRedirect = false
 	d.Web.HTTPSPort = 8443
 	d.Videobridge.UDPPort = 10001
-	socks := []Socket{sock("tcp", "0.0.0.0", 8443, nginxP), sock("udp", "0.0.0.0", 10001, jvbP), sock("tcp", "127.0.0.1", 5222, prosodyP)}
+	socks := []Socket{sock("tcp", "0.0.0.0", 8443, nginxP), sock("udp", "0.0.0.0", 10001, jvbP), sock("tcp", "127.0.0.1", 5222, prosodyP),
+		sock("tcp", "127.0.0.1", 5280, prosodyP)}
 	rs := newChecker(d, Env{Sockets: fakeSockets{socks: socks}}, "").checkPorts(context.Background())
-	if len(rs) != 3 {
-		t.Fatalf("want https, jvb, xmpp only; got %v", rs)
+	if len(rs) != 5 {
+		t.Fatalf("want https, jvb, xmpp, bosh, prosody-extra only; got %v", rs)
 	}
 	for _, r := range rs {
 		expect(t, r, Pass)
@@ -80,6 +83,10 @@ func TestPortsFailures(t *testing.T) {
 	}
 	// Nothing listens anywhere.
 	for _, r := range run() {
+		if r.ID == "port.prosody-extra" {
+			expect(t, r, Pass)
+			continue
+		}
 		expect(t, r, Fail, "nothing listens")
 	}
 	// apache2 holds 443 next to nginx.
@@ -95,6 +102,17 @@ func TestPortsFailures(t *testing.T) {
 	r = byID(t, run(sock("tcp", "0.0.0.0", 5222, prosodyP), sock("tcp", "::", 5222, prosodyP)), "port.xmpp")
 	expect(t, r, Warn, "non-loopback", "0.0.0.0")
 	if !strings.Contains(r.Fix, "5222") || !strings.Contains(r.Fix, "c2s_interfaces") {
+		t.Errorf("fix %q", r.Fix)
+	}
+	// BOSH only on ::1: nginx's upstream 127.0.0.1:5280 is refused.
+	r = byID(t, run(sock("tcp", "::1", 5280, prosodyP)), "port.bosh")
+	expect(t, r, Fail, "not reachable on 127.0.0.1")
+	// Dual-stack wildcard covers it (with a firewall hint).
+	expect(t, byID(t, run(sock("tcp", "::", 5280, prosodyP)), "port.bosh"), Warn, "non-loopback")
+	// Prosody's HTTPS and s2s listeners on all interfaces.
+	r = byID(t, run(sock("tcp", "0.0.0.0", 5281, prosodyP), sock("tcp", "::", 5269, prosodyP), sock("tcp", "127.0.0.1", 5347, prosodyP)), "port.prosody-extra")
+	expect(t, r, Warn, "5269/tcp s2s on ::", "5281/tcp HTTPS on 0.0.0.0")
+	if !strings.Contains(r.Fix, "https_ports = { }") || strings.Contains(r.Fix, "component_ports") {
 		t.Errorf("fix %q", r.Fix)
 	}
 	// Owner not visible (not root).

@@ -12,11 +12,21 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
 
-// ServiceManager reports a systemd unit's ActiveState ("active", "inactive",
-// "failed", "activating", "deactivating", "reloading"). The lead wires the
-// systemd package (org.freedesktop.systemd1 Unit.ActiveState over D-Bus).
+// UnitStatus is the part of a systemd unit's state the doctor reads.
+type UnitStatus struct {
+	// LoadState: "loaded", "not-found", "masked", "error", ...
+	LoadState string
+	// ActiveState: "active", "reloading", "inactive", "failed",
+	// "activating", "deactivating".
+	ActiveState string
+	// SubState: "running", "exited", "dead", ... (for the report).
+	SubState string
+}
+
+// ServiceManager reports a unit's state. The lead wires the systemd package
+// (systemd.DBus.Properties maps field for field).
 type ServiceManager interface {
-	ActiveState(ctx context.Context, unit string) (string, error)
+	UnitStatus(ctx context.Context, unit string) (UnitStatus, error)
 }
 
 // HTTPDoer sends a request; *http.Client implements it.
@@ -51,39 +61,89 @@ func (c *checker) checkServices(ctx context.Context) []Result {
 		return []Result{skip("service", "Services active", "service manager not available in this build")}
 	}
 	out := make([]Result, len(comps))
+	errs := make([]error, len(comps))
 	var wg sync.WaitGroup
 	for i, comp := range comps {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out[i] = c.checkService(ctx, comp)
+			out[i], errs[i] = c.checkService(ctx, comp)
 		}()
 	}
 	wg.Wait()
+	// One unreachable service manager is one problem, not five.
+	if len(comps) > 1 {
+		same := true
+		for _, e := range errs {
+			if e == nil || e.Error() != errs[0].Error() {
+				same = false
+				break
+			}
+		}
+		if same {
+			return []Result{fail("service", "Services active", "cannot query systemd: "+errs[0].Error(),
+				"run the doctor as root on a host booted with systemd (the system D-Bus must be reachable); 'systemctl status' shows the state")}
+		}
+	}
 	return out
 }
 
-func (c *checker) checkService(ctx context.Context, comp string) Result {
+func (c *checker) checkService(ctx context.Context, comp string) (Result, error) {
 	id := "service." + comp
 	unit := c.unit(comp, comp+".service")
 	title := unit + " active"
-	st, err := c.env.Services.ActiveState(ctx, unit)
+	st, err := c.env.Services.UnitStatus(ctx, unit)
 	if err != nil {
 		return fail(id, title, "cannot query "+unit+": "+err.Error(),
-			"run the doctor as root on a host booted with systemd; 'systemctl status "+unit+"' shows the state")
+			"run the doctor as root on a host booted with systemd; 'systemctl status "+unit+"' shows the state"), err
 	}
-	switch st {
+	return c.unitResult(id, title, unit, comp, st), nil
+}
+
+func (c *checker) unitResult(id, title, unit, comp string, st UnitStatus) Result {
+	state := st.ActiveState
+	if st.SubState != "" {
+		state += " (" + st.SubState + ")"
+	}
+	switch st.LoadState {
+	case "not-found":
+		return fail(id, title, unit+" is not installed",
+			"install the package that provides "+unit+" ("+unitPackage(comp)+"), or set the unit name in the spec's service block")
+	case "masked":
+		return fail(id, title, unit+" is masked", "'systemctl unmask "+unit+"', then 'systemctl enable --now "+unit+"'")
+	case "error", "bad-setting":
+		return fail(id, title, unit+" cannot be loaded ("+st.LoadState+")",
+			"'systemctl status "+unit+"' shows the unit file error; fix it and run 'systemctl daemon-reload'")
+	}
+	switch st.ActiveState {
 	case "active":
-		return pass(id, title, unit+" is active")
+		return pass(id, title, unit+" is "+state)
 	case "activating", "reloading":
-		return warn(id, title, unit+" is "+st,
-			"wait a few seconds and run the doctor again; if it stays "+st+", see 'journalctl -u "+unit+" -n 50'")
+		return warn(id, title, unit+" is "+state,
+			"wait a few seconds and run the doctor again; if it stays "+st.ActiveState+", see 'journalctl -u "+unit+" -n 50'")
 	case "failed":
 		return fail(id, title, unit+" has failed",
 			"see why with 'journalctl -u "+unit+" -n 50', fix it, then 'systemctl restart "+unit+"'")
 	default:
-		return fail(id, title, unit+" is "+st, "start it: 'systemctl enable --now "+unit+"'")
+		return fail(id, title, unit+" is "+state, "start it: 'systemctl enable --now "+unit+"'")
 	}
+}
+
+// unitPackage names the Debian package of a component.
+func unitPackage(comp string) string {
+	switch comp {
+	case spec.Prosody:
+		return "apt-get install prosody"
+	case spec.Jicofo:
+		return "apt-get install jicofo"
+	case spec.JVB:
+		return "apt-get install jitsi-videobridge2"
+	case spec.Nginx:
+		return "apt-get install nginx"
+	case spec.Coturn:
+		return "apt-get install coturn"
+	}
+	return "see the component's installation guide"
 }
 
 type healthURL struct{ comp, url string }

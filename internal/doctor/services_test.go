@@ -11,17 +11,19 @@ import (
 	"time"
 )
 
-type fakeServices map[string]string // unit -> state; "err" = error
+type fakeServices map[string]string // unit -> active state; "err" = error; "not-found"/"masked" = load state
 
-func (f fakeServices) ActiveState(_ context.Context, unit string) (string, error) {
+func (f fakeServices) UnitStatus(_ context.Context, unit string) (UnitStatus, error) {
 	st, ok := f[unit]
-	if !ok {
-		return "inactive", nil
+	switch {
+	case !ok:
+		return UnitStatus{LoadState: "loaded", ActiveState: "inactive", SubState: "dead"}, nil
+	case st == "err":
+		return UnitStatus{}, errors.New("dbus: connection refused")
+	case st == "not-found" || st == "masked":
+		return UnitStatus{LoadState: st, ActiveState: "inactive"}, nil
 	}
-	if st == "err" {
-		return "", errors.New("dbus: connection refused")
-	}
-	return st, nil
+	return UnitStatus{LoadState: "loaded", ActiveState: st}, nil
 }
 
 func TestServices(t *testing.T) {
@@ -39,10 +41,27 @@ func TestServices(t *testing.T) {
 	expect(t, byID(t, rs, "service.jvb"), Warn, "activating")
 	expect(t, byID(t, rs, "service.nginx"), Fail, "connection refused")
 	r = byID(t, rs, "service.coturn")
-	expect(t, r, Fail, "inactive")
+	expect(t, r, Fail, "inactive (dead)")
 	if !strings.Contains(r.Fix, "systemctl enable --now coturn.service") {
 		t.Errorf("fix %q", r.Fix)
 	}
+	rs = newChecker(d, Env{Services: fakeServices{"jicofo.service": "not-found", "nginx.service": "masked"}}, "").checkServices(context.Background())
+	r = byID(t, rs, "service.jicofo")
+	expect(t, r, Fail, "not installed")
+	if !strings.Contains(r.Fix, "apt-get install jicofo") {
+		t.Errorf("fix %q", r.Fix)
+	}
+	expect(t, byID(t, rs, "service.nginx"), Fail, "masked")
+	// The service manager is unreachable: one failure, not one per unit.
+	all := fakeServices{}
+	for _, u := range []string{"prosody.service", "jicofo.service", "jitsi-videobridge2.service", "nginx.service", "coturn.service"} {
+		all[u] = "err"
+	}
+	rs = newChecker(d, Env{Services: all}, "").checkServices(context.Background())
+	if len(rs) != 1 {
+		t.Fatalf("got %d results", len(rs))
+	}
+	expect(t, rs[0], Fail, "cannot query systemd", "connection refused")
 	// TURN off: coturn is not expected; disabled services are not checked.
 	d.TURN.Enabled = false
 	s := d.Services["jicofo"]

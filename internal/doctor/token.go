@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -176,7 +177,11 @@ func (c *checker) checkToken(ctx context.Context) []Result {
 		return []Result{fail(idCfg, titleCfg, err.Error(), apply),
 			skip(idHS, titleHS, "no Prosody config"), skip(idLib, titleLib, "no Prosody config")}
 	}
-	out := []Result{c.compareTokenConfig(tc, apply)}
+	cfgRes := c.compareTokenConfig(tc, apply)
+	if problem := c.vhostEnabled(shown); problem != "" {
+		cfgRes = fail(cfgRes.ID, cfgRes.Title, problem+"; "+cfgRes.Seen, apply+" (it creates the conf.d link Prosody loads)")
+	}
+	out := []Result{cfgRes}
 	out = append(out, c.builtinTokenCheck(tc, apply))
 	if c.env.Tokens == nil {
 		out = append(out, skip(idLib, titleLib, "token package not available in this build"))
@@ -187,6 +192,37 @@ func (c *checker) checkToken(ctx context.Context) []Result {
 		out = append(out, pass(idLib, titleLib, "a token minted by jitsi-agent's token package is accepted under "+shown+"'s settings"))
 	}
 	return out
+}
+
+// ProsodyEnabledPath is the conf.d link Prosody actually loads.
+func ProsodyEnabledPath(domain string) string { return "/etc/prosody/conf.d/" + domain + ".cfg.lua" }
+
+// vhostEnabled checks that conf.d holds the vhost (a link to the
+// conf.avail file, as Debian does, or a copy); "" when it does.
+func (c *checker) vhostEnabled(avail string) string {
+	link := ProsodyEnabledPath(c.d.Domain)
+	fi, err := os.Lstat(c.hostPath(link))
+	if err != nil {
+		return link + " does not exist, so Prosody does not load " + avail
+	}
+	if fi.Mode()&os.ModeSymlink == 0 {
+		return ""
+	}
+	target, err := os.Readlink(c.hostPath(link))
+	if err != nil {
+		return "cannot read the link " + link + ": " + err.Error()
+	}
+	resolved := target
+	if !filepath.IsAbs(target) {
+		resolved = filepath.Join(filepath.Dir(link), target)
+	}
+	if _, err := os.Stat(c.hostPath(resolved)); err != nil {
+		return link + " points at " + target + ", which does not exist"
+	}
+	if filepath.Clean(resolved) != avail {
+		return link + " points at " + target + ", not at " + avail
+	}
+	return ""
 }
 
 func (c *checker) compareTokenConfig(tc ProsodyTokenConfig, apply string) Result {

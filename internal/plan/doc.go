@@ -73,6 +73,12 @@
 //	  "notices": ["..."]              // e.g. ownership not changed (not root)
 //	}
 //
+// Diffs: every Set.Redact value is replaced by "(sensitive)" in both
+// versions; in Sensitive files, removed lines that look secret-bearing (a
+// keyword such as secret/password/token/key/auth, or a token of 16+
+// characters) are masked entirely, because they may hold an old secret the
+// spec no longer knows; private key material is never diffed.
+//
 // Fields are only added in later versions of format 1; a breaking change
 // bumps format_version.
 //

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -35,6 +36,9 @@ const (
 	ActionOwner    Action = "owner"
 	ActionSymlink  Action = "symlink"
 	ActionUnmanage Action = "unmanage"
+	// ActionRestore and ActionRemove appear only in rollback results.
+	ActionRestore Action = "restore"
+	ActionRemove  Action = "remove"
 )
 
 // Reason says why a change is needed.
@@ -51,6 +55,8 @@ const (
 	ReasonOwner           Reason = "owner"
 	ReasonSymlinkPlanted  Reason = "symlink-planted"
 	ReasonRemovedFromSpec Reason = "removed-from-spec"
+	// ReasonRollback labels rollback results.
+	ReasonRollback Reason = "rollback"
 )
 
 // Transition is an attribute's old and new value.
@@ -809,16 +815,20 @@ func (c *computer) redactedDiff(ch *Change, host, want, oldName string) string {
 	if !ch.Sensitive || d == "" {
 		return d
 	}
-	// Sensitive files: old lines may hold secrets the spec no longer knows
-	// (a rotated password), so removed lines are masked entirely.
+	// Sensitive files: removed lines may hold secrets the spec no longer
+	// knows (a rotated password). Such lines are masked entirely when they
+	// look secret-bearing (a secret-ish keyword or a long token).
 	lines := strings.SplitAfter(d, "\n")
 	for i, l := range lines {
-		if i >= 2 && strings.HasPrefix(l, "-") {
+		if i >= 2 && strings.HasPrefix(l, "-") && secretish.MatchString(l) {
 			lines[i] = "-" + Redacted + " (removed line)\n"
 		}
 	}
 	return strings.Join(lines, "")
 }
+
+// secretish matches lines that may carry a credential.
+var secretish = regexp.MustCompile(`(?i)(secret|passw|token|key|auth|credential|private)|[A-Za-z0-9+/=_-]{16,}`)
 
 func looksLikeKey(s string) bool {
 	return strings.Contains(s, "-----BEGIN") && strings.Contains(s, "PRIVATE KEY")

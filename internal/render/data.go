@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 
@@ -65,8 +66,16 @@ type BuiltinData struct {
 	Lobby bool
 	// TokenAffiliation: moderators come from the token claim.
 	TokenAffiliation bool
-	// WaitForHost: moderators = wait-for-host.
+	// WaitForHost loads muc_wait_for_host + persistent_lobby: participants
+	// without an account or token wait in the lobby until a host (a token
+	// holder, or an internal account) has opened the room. On for
+	// moderators = wait-for-host, and whenever guests are enabled, so that
+	// guests can only join rooms a host has opened.
 	WaitForHost bool
+	// HostsAreOwners: muc_wait_for_host makes hosts owners
+	// (moderators = wait-for-host); otherwise its auto-owner is disabled
+	// and moderators come from token_affiliation or jicofo.
+	HostsAreOwners bool
 	// AutoOwner is jicofo's enable-auto-owner (true only for first-joiner).
 	AutoOwner bool
 
@@ -97,6 +106,13 @@ type BuiltinData struct {
 
 	// ConfigJSPath is /etc/jitsi/meet/DOMAIN-config.js.
 	ConfigJSPath string
+	// CoturnCert/CoturnKey are coturn's own copies of the certificate
+	// (/etc/coturn/certs/DOMAIN.{fullchain,privkey}.pem), readable by the
+	// turnserver user; internal/certs deploys them.
+	CoturnCert, CoturnKey string
+	// RSACert/RSAKey are nginx's second (RSA) pair when tls.acme.rsa is on
+	// (tls.certificate with "-rsa" before the extension), else "".
+	RSACert, RSAKey string
 	// ACMEProxy is the host:port nginx proxies HTTP-01 challenges to ("" =
 	// served from the web root).
 	ACMEProxy string
@@ -143,6 +159,8 @@ func newBuiltinData(d *spec.Deployment) (*BuiltinData, error) {
 		TURN:              d.TURN.Enabled,
 		TURNTTL:           int(d.TURN.TTL.Seconds()),
 		ConfigJSPath:      "/etc/jitsi/meet/" + d.Domain + "-config.js",
+		CoturnCert:        "/etc/coturn/certs/" + d.Domain + ".fullchain.pem",
+		CoturnKey:         "/etc/coturn/certs/" + d.Domain + ".privkey.pem",
 	}
 	if d.Auth.Guests {
 		b.GuestDomain = d.GuestDomain()
@@ -174,10 +192,14 @@ func newBuiltinData(d *spec.Deployment) (*BuiltinData, error) {
 		b.TokenAffiliation = b.JWT
 	case spec.ModeratorsWaitForHost:
 		b.WaitForHost = true
+		b.HostsAreOwners = true
 	case spec.ModeratorsFirstJoiner, "":
 		b.AutoOwner = true
 	default:
 		return nil, fmt.Errorf("unknown moderators mode %q", d.Auth.Moderators)
+	}
+	if d.Auth.Guests && d.Auth.Mode != spec.AuthAnonymous {
+		b.WaitForHost = true
 	}
 	b.Lobby = d.Meeting.Lobby || b.WaitForHost
 
@@ -259,6 +281,9 @@ func newBuiltinData(d *spec.Deployment) (*BuiltinData, error) {
 
 	if d.TLS.ACME != nil && d.TLS.ACME.Listen != "" {
 		b.ACMEProxy = d.TLS.ACME.Listen
+		if d.TLS.ACME.RSA {
+			b.RSACert, b.RSAKey = rsaVariant(d.TLS.Certificate), rsaVariant(d.TLS.Key)
+		}
 	}
 	if p := httpsPort(d); p != 443 {
 		b.HTTPSRedirectPort = ":" + strconv.Itoa(p)
@@ -334,4 +359,11 @@ func dedupe(in []string) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// rsaVariant inserts "-rsa" before the extension: the path of the RSA twin
+// of a certificate or key file (the convention internal/certs deploys).
+func rsaVariant(p string) string {
+	ext := path.Ext(p)
+	return strings.TrimSuffix(p, ext) + "-rsa" + ext
 }

@@ -121,16 +121,17 @@ func featuresOff(d *spec.Deployment) {
 	m.Reactions, m.Prejoin, m.P2P, m.ForceMute = false, false, false, false
 }
 
-func roles(r ...string) func(*spec.Deployment) {
+// roles makes the selected host one of two: "xmpp1" runs Prosody, Jicofo,
+// nginx and coturn; the selected host (name) runs only r.
+func roles(name string, r ...string) func(*spec.Deployment) {
 	return func(d *spec.Deployment) {
+		d.Host.Name = name
 		d.Host.Roles = r
 		d.Hosts = []spec.Host{
 			{Name: "xmpp1", Roles: []string{spec.Prosody, spec.Jicofo, spec.Nginx, spec.Coturn}},
 			d.Host,
 		}
-		d.Host.Name = "bridge7"
-		d.Hosts[1] = d.Host
-		d.Videobridge.Nickname = "bridge7"
+		d.Videobridge.Nickname = name
 	}
 }
 
@@ -221,7 +222,7 @@ var matrix = []combo{
 		d.Videobridge.Websockets = true
 		d.Auth.Moderators = spec.ModeratorsFirstJoiner
 	}}},
-	{"split-jvb-only", []func(*spec.Deployment){roles(spec.JVB)}},
-	{"split-web-turn", []func(*spec.Deployment){roles(spec.Nginx, spec.Coturn)}},
+	{"split-jvb-only", []func(*spec.Deployment){roles("bridge7", spec.JVB)}},
+	{"split-web-turn", []func(*spec.Deployment){roles("edge1", spec.Nginx, spec.Coturn)}},
 	{"everything", []func(*spec.Deployment){everything}},
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"sync"
 	"text/template"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
@@ -134,7 +135,7 @@ func Render(in Input) (*Set, error) {
 		if err != nil {
 			return nil, fmt.Errorf("render %s: reading template %s: %w", b.path, b.tmpl, err)
 		}
-		t, err := template.New(b.tmpl).Funcs(funcMap).Option("missingkey=error").Parse(string(src))
+		t, err := parseCached("builtin:"+b.tmpl, b.tmpl, src)
 		if err != nil {
 			return nil, fmt.Errorf("render %s: %w", b.path, err)
 		}
@@ -222,7 +223,7 @@ func renderUser(d *spec.Deployment, ut spec.Template, sources map[string][]byte,
 	if !strings.HasPrefix(ut.Destination, "/") {
 		return File{}, fmt.Errorf("%s: destination %q is not absolute", where, ut.Destination)
 	}
-	t, err := template.New(ut.Name).Funcs(funcMap).Option("missingkey=error").Parse(string(src))
+	t, err := parseCached("user:"+ut.Name, ut.Name, src)
 	if err != nil {
 		return File{}, fmt.Errorf("%s: %w", where, err)
 	}
@@ -249,6 +250,38 @@ func renderUser(d *spec.Deployment, ut spec.Template, sources map[string][]byte,
 		Check:     ut.Check,
 		Drift:     ut.Drift,
 	}, nil
+}
+
+// parsed caches parsed templates by slot (one per built-in and per user
+// template name) together with the source they came from, so repeated
+// renders of unchanged templates skip parsing. A changed source replaces
+// its slot, so the cache never grows beyond the number of templates. A
+// parsed template is safe for concurrent Execute.
+var parsed = struct {
+	sync.Mutex
+	m map[string]parsedTemplate
+}{m: map[string]parsedTemplate{}}
+
+type parsedTemplate struct {
+	src string
+	t   *template.Template
+}
+
+func parseCached(slot, name string, src []byte) (*template.Template, error) {
+	parsed.Lock()
+	p, ok := parsed.m[slot]
+	parsed.Unlock()
+	if ok && p.src == string(src) {
+		return p.t, nil
+	}
+	t, err := template.New(name).Funcs(funcMap).Option("missingkey=error").Parse(string(src))
+	if err != nil {
+		return nil, err
+	}
+	parsed.Lock()
+	parsed.m[slot] = parsedTemplate{src: string(src), t: t}
+	parsed.Unlock()
+	return t, nil
 }
 
 func containsAny(b []byte, secrets []string) bool {

@@ -160,15 +160,15 @@ func TestRenderFilesAndMetadata(t *testing.T) {
 		sensitive bool
 		target    string
 	}{
-		"/etc/prosody/conf.avail/meet.example.com.cfg.lua":    {KindFile, 0o640, "root", "prosody", "prosody", "prosody.service", true, ""},
-		"/etc/prosody/conf.d/meet.example.com.cfg.lua":        {KindSymlink, 0, "", "", "prosody", "prosody.service", false, "../conf.avail/meet.example.com.cfg.lua"},
-		"/etc/jitsi/jicofo/jicofo.conf":                       {KindFile, 0o640, "jicofo", "jitsi", "jicofo", "jicofo.service", true, ""},
-		"/etc/jitsi/videobridge/jvb.conf":                     {KindFile, 0o640, "jvb", "jitsi", "jvb", "jitsi-videobridge2.service", true, ""},
-		"/etc/jitsi/videobridge/sip-communicator.properties":  {KindFile, 0o640, "jvb", "jitsi", "jvb", "jitsi-videobridge2.service", false, ""},
-		"/etc/jitsi/meet/meet.example.com-config.js":          {KindFile, 0o644, "root", "root", "nginx", "", false, ""},
-		"/etc/nginx/sites-available/meet.example.com.conf":    {KindFile, 0o644, "root", "root", "nginx", "nginx.service", false, ""},
-		"/etc/nginx/sites-enabled/meet.example.com.conf":      {KindSymlink, 0, "", "", "nginx", "nginx.service", false, "../sites-available/meet.example.com.conf"},
-		"/etc/turnserver.conf":                                {KindFile, 0o640, "root", "turnserver", "coturn", "coturn.service", true, ""},
+		"/etc/prosody/conf.avail/meet.example.com.cfg.lua":   {KindFile, 0o640, "root", "prosody", "prosody", "prosody.service", true, ""},
+		"/etc/prosody/conf.d/meet.example.com.cfg.lua":       {KindSymlink, 0, "", "", "prosody", "prosody.service", false, "../conf.avail/meet.example.com.cfg.lua"},
+		"/etc/jitsi/jicofo/jicofo.conf":                      {KindFile, 0o640, "jicofo", "jitsi", "jicofo", "jicofo.service", true, ""},
+		"/etc/jitsi/videobridge/jvb.conf":                    {KindFile, 0o640, "jvb", "jitsi", "jvb", "jitsi-videobridge2.service", true, ""},
+		"/etc/jitsi/videobridge/sip-communicator.properties": {KindFile, 0o640, "jvb", "jitsi", "jvb", "jitsi-videobridge2.service", false, ""},
+		"/etc/jitsi/meet/meet.example.com-config.js":         {KindFile, 0o644, "root", "root", "nginx", "", false, ""},
+		"/etc/nginx/sites-available/meet.example.com.conf":   {KindFile, 0o644, "root", "root", "nginx", "nginx.service", false, ""},
+		"/etc/nginx/sites-enabled/meet.example.com.conf":     {KindSymlink, 0, "", "", "nginx", "nginx.service", false, "../sites-available/meet.example.com.conf"},
+		"/etc/turnserver.conf":                               {KindFile, 0o640, "root", "turnserver", "coturn", "coturn.service", true, ""},
 	}
 	if len(set.Files) != len(want) {
 		t.Errorf("got %d files, want %d:\n%s", len(set.Files), len(want), manifest(set))
@@ -201,7 +201,7 @@ func TestRenderFilesAndMetadata(t *testing.T) {
 }
 
 func TestRolesLimitFiles(t *testing.T) {
-	_, set := renderCombo(t, combo{"jvb", []func(*spec.Deployment){roles(spec.JVB)}})
+	_, set := renderCombo(t, combo{"jvb", []func(*spec.Deployment){roles("bridge7", spec.JVB)}})
 	var paths []string
 	for _, f := range set.Files {
 		paths = append(paths, f.Path)

@@ -245,7 +245,7 @@ func FuzzSanitize(f *testing.F) {
 	})
 }
 
-func FuzzNode(f *testing.F) {
+func FuzzRoomNode(f *testing.F) {
 	for _, s := range []string{"Weekly Sync", "täst", "%ff", "100%", "ΟΔΟΣ", "%E2%82%AC"} {
 		f.Add(s)
 	}

@@ -21,6 +21,12 @@ type Deferred struct {
 	Reason    string    `json:"reason"`
 }
 
+// DeferredFile is the file name of the deferred restarts in the state dir.
+const DeferredFile = "deferred-restarts.json"
+
+// DeferredPath is where a state dir keeps the deferred restarts.
+func DeferredPath(stateDir string) string { return filepath.Join(stateDir, DeferredFile) }
+
 // deferredFile is the on-disk form (a version field for later changes).
 type deferredFile struct {
 	Version int        `json:"version"`

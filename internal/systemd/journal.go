@@ -12,7 +12,9 @@ import (
 
 // Journal returns the last lines a unit logged, for failure reports.
 type Journal interface {
-	Tail(ctx context.Context, unit string, n int) ([]string, error)
+	// Tail returns up to n of the unit's last lines, logged at or after
+	// since (zero: no lower bound).
+	Tail(ctx context.Context, unit string, n int, since time.Time) ([]string, error)
 }
 
 // JournalCtl reads the journal with `journalctl -u UNIT -n N --no-pager`.
@@ -28,7 +30,7 @@ type JournalCtl struct {
 
 // Tail implements Journal. A missing journalctl is an error the reloader
 // reports next to the unit state rather than a failure of its own.
-func (j JournalCtl) Tail(ctx context.Context, unit string, n int) ([]string, error) {
+func (j JournalCtl) Tail(ctx context.Context, unit string, n int, since time.Time) ([]string, error) {
 	cmd := j.Command
 	if len(cmd) == 0 {
 		cmd = []string{"journalctl"}
@@ -40,6 +42,9 @@ func (j JournalCtl) Tail(ctx context.Context, unit string, n int) ([]string, err
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	args := append(append([]string{}, cmd[1:]...), "-u", unit, "-n", strconv.Itoa(n), "--no-pager", "--quiet", "-o", "short-iso")
+	if !since.IsZero() {
+		args = append(args, "--since", "@"+strconv.FormatInt(since.Unix(), 10))
+	}
 	c := exec.CommandContext(ctx, cmd[0], args...)
 	var out, errb bytes.Buffer
 	c.Stdout, c.Stderr = &out, &errb

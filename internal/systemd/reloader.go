@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/plan"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
@@ -19,6 +20,10 @@ import (
 type Change struct {
 	Unit      string `json:"unit"`
 	Component string `json:"component"`
+	// Urgent restarts now even under restart = "defer": set it for jicofo
+	// and jvb when their Prosody account password was rotated in this
+	// apply (a deferred restart would leave them unable to log in again).
+	Urgent bool `json:"urgent,omitempty"`
 }
 
 // ChangesFromFiles lists the units of the changed files (render.File.Units
@@ -31,6 +36,34 @@ func ChangesFromFiles(files []render.File) []Change {
 		}
 	}
 	return Order(out)
+}
+
+// ChangesFromPlan lists the units of the changes an apply (or rollback)
+// made: apply.Result.Changes. Unmanaged paths were not touched and reload
+// nothing.
+func ChangesFromPlan(changes []plan.Change) []Change {
+	var out []Change
+	for _, c := range changes {
+		if c.Action == plan.ActionUnmanage {
+			continue
+		}
+		for _, u := range c.Units {
+			out = append(out, Change{Unit: u, Component: c.Component})
+		}
+	}
+	return Order(out)
+}
+
+// UrgentFor returns urgent changes for the units of the given components
+// (see Change.Urgent); append them to the apply's changes.
+func UrgentFor(services map[string]spec.Service, components ...string) []Change {
+	var out []Change
+	for _, c := range components {
+		if s, ok := services[c]; ok && s.Unit != "" {
+			out = append(out, Change{Unit: s.Unit, Component: c, Urgent: true})
+		}
+	}
+	return out
 }
 
 // rank is the reload order: Prosody first (Jicofo and JVB log in to it),
@@ -70,9 +103,14 @@ func Order(changes []Change) []Change {
 		if !ok {
 			units = append(units, c.Unit)
 			best[c.Unit] = c
-		} else if rank(c.Component) < rank(prev.Component) {
-			best[c.Unit] = c
+			continue
 		}
+		urgent := prev.Urgent || c.Urgent
+		if rank(c.Component) < rank(prev.Component) {
+			prev = c
+		}
+		prev.Urgent = urgent
+		best[c.Unit] = prev
 	}
 	out := make([]Change, 0, len(units))
 	for _, u := range units {
@@ -107,6 +145,9 @@ const (
 	ResultFailed   = "failed"
 	ResultDeferred = "deferred"
 	ResultSkipped  = "skipped"
+	// ResultMissing: systemd has no such unit (not installed, or a typo in
+	// a template's notify list). A warning, not a failure.
+	ResultMissing = "missing"
 )
 
 // UnitResult is what happened to one unit.
@@ -119,6 +160,7 @@ type UnitResult struct {
 	Result    string        `json:"result"`
 	State     UnitState     `json:"state"` // after the action (and verification)
 	Duration  time.Duration `json:"duration"`
+	Note      string        `json:"note,omitempty"`
 	Err       error         `json:"-"` // a *UnitError when Result is failed
 }
 
@@ -134,6 +176,17 @@ func (r *Report) Failed() []UnitResult {
 	var out []UnitResult
 	for _, u := range r.Units {
 		if u.Result == ResultFailed {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// Missing returns the units systemd does not know: print them as warnings.
+func (r *Report) Missing() []UnitResult {
+	var out []UnitResult
+	for _, u := range r.Units {
+		if u.Result == ResultMissing {
 			out = append(out, u)
 		}
 	}
@@ -169,7 +222,11 @@ type UnitError struct {
 
 func (e *UnitError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s failed: %v; state: %s", e.Unit, e.Action, e.Err, e.State)
+	if e.Action == "" || e.Action == ActionNone {
+		fmt.Fprintf(&b, "%s: %v; state: %s", e.Unit, e.Err, e.State)
+	} else {
+		fmt.Fprintf(&b, "%s: %s failed: %v; state: %s", e.Unit, e.Action, e.Err, e.State)
+	}
 	if len(e.Journal) > 0 {
 		b.WriteString("\nlast journal lines of " + e.Unit + ":")
 		for _, l := range e.Journal {
@@ -444,10 +501,13 @@ func (e *ApplyError) Unwrap() []error {
 // the restart was deferred, and whether the action succeeded.
 func (r *Reloader) one(ctx context.Context, it item, force bool) (UnitResult, *Deferred, bool) {
 	res := UnitResult{Unit: it.Unit, Component: it.Component, Changed: it.changed}
+	// Journal lines from a second before the action: what this run caused,
+	// not the unit's history.
+	since := r.o.Now().Add(-time.Second)
 	fail := func(action Action, st UnitState, err error) (UnitResult, *Deferred, bool) {
 		res.Action, res.Result, res.State = action, ResultFailed, st
-		res.Err = r.unitError(ctx, it, action, st, err)
-		r.o.Logf("%s: %s failed: %v", it.Unit, action, err)
+		res.Err = r.unitError(ctx, it, action, st, err, since)
+		r.o.Logf("%s: %s: %v", it.Unit, action, err)
 		return res, nil, false
 	}
 	st, err := r.units.Properties(ctx, it.Unit)
@@ -455,7 +515,19 @@ func (r *Reloader) one(ctx context.Context, it item, force bool) (UnitResult, *D
 		return fail(ActionNone, st, err)
 	}
 	if !st.Known() {
-		return fail(ActionNone, st, fmt.Errorf("%w: systemd has no unit %s (load state %q)", ErrNoSuchUnit, it.Unit, st.LoadState))
+		// Not installed: nothing to reload, and restoring files would not
+		// help, so this is reported (Report.Missing) rather than failed.
+		res.Action, res.Result, res.State = ActionSkipped, ResultMissing, st
+		res.Note = fmt.Sprintf("systemd has no unit %s (load state %q); is the package installed?", it.Unit, st.LoadState)
+		r.o.Logf("%s: %s", it.Unit, res.Note)
+		return res, nil, true
+	}
+	if st.LoadState == "masked" {
+		// The administrator masked it: never start it, never roll back for it.
+		res.Action, res.Result, res.State = ActionSkipped, ResultSkipped, st
+		res.Note = "unit is masked"
+		r.o.Logf("%s: masked; left alone", it.Unit)
+		return res, nil, true
 	}
 	svc, isService := r.service(it.Component)
 	wantEnabled := isService && svc.Enabled && svc.Unit == it.Unit
@@ -474,7 +546,7 @@ func (r *Reloader) one(ctx context.Context, it item, force bool) (UnitResult, *D
 		action = ActionReload
 	case (st.Running() || st.ActiveState == "activating") && it.changed:
 		action = ActionRestart
-		if !force && st.Running() && disruptive(it.Component) && svc.Restart == spec.RestartDefer {
+		if !force && !it.Urgent && st.Running() && disruptive(it.Component) && svc.Restart == spec.RestartDefer {
 			d := &Deferred{Unit: it.Unit, Component: it.Component, Since: r.o.Now().UTC(), Reason: "configuration changed; restarting ends every running meeting"}
 			res.Action, res.Result, res.State = ActionDeferred, ResultDeferred, st
 			r.o.Logf("%s: restart deferred (restart = \"defer\"); run apply --restart-deferred", it.Unit)
@@ -608,7 +680,7 @@ func (r *Reloader) waitHealthy(ctx context.Context, url string) error {
 	}
 }
 
-func (r *Reloader) unitError(ctx context.Context, it item, action Action, st UnitState, err error) *UnitError {
+func (r *Reloader) unitError(ctx context.Context, it item, action Action, st UnitState, err error, since time.Time) *UnitError {
 	ue := &UnitError{Unit: it.Unit, Component: it.Component, Action: action, State: st, Err: err}
 	if errors.Is(err, ErrNoSuchUnit) || errors.Is(err, ErrBusClosed) {
 		return ue
@@ -617,7 +689,7 @@ func (r *Reloader) unitError(ctx context.Context, it item, action Action, st Uni
 	// own short budget.
 	jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	lines, jerr := r.o.Journal.Tail(jctx, it.Unit, r.o.JournalLines)
+	lines, jerr := r.o.Journal.Tail(jctx, it.Unit, r.o.JournalLines, since)
 	ue.JournalErr = jerr
 	for _, l := range lines {
 		ue.Journal = append(ue.Journal, redact(l, r.o.Redact))

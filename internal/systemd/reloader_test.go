@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/plan"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
@@ -94,7 +95,7 @@ func (f *fakeUnits) Calls() []string {
 
 type fakeJournal struct{ lines []string }
 
-func (j fakeJournal) Tail(ctx context.Context, unit string, n int) ([]string, error) {
+func (j fakeJournal) Tail(ctx context.Context, unit string, n int, since time.Time) ([]string, error) {
 	return j.lines, nil
 }
 
@@ -184,7 +185,19 @@ func TestChangesFromFiles(t *testing.T) {
 		{Path: "/etc/nginx/sites-enabled/x.conf", Component: spec.Nginx, Units: []string{"nginx.service"}},
 		{Path: "/srv/app/.env", Component: "template:backend-env", Units: []string{"app-backend.service"}},
 	})
-	want := []Change{{"prosody.service", spec.Prosody}, {"nginx.service", spec.Nginx}, {"app-backend.service", "template:backend-env"}}
+	want := []Change{{Unit: "prosody.service", Component: spec.Prosody}, {Unit: "nginx.service", Component: spec.Nginx}, {Unit: "app-backend.service", Component: "template:backend-env"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+func TestChangesFromPlan(t *testing.T) {
+	got := ChangesFromPlan([]plan.Change{
+		{Path: "/etc/turnserver.conf", Action: plan.ActionUpdate, Component: spec.Coturn, Units: []string{"coturn.service"}},
+		{Path: "/etc/jitsi/jicofo/jicofo.conf", Action: plan.ActionMode, Component: spec.Jicofo, Units: []string{"jicofo.service"}},
+		{Path: "/etc/nginx/old.conf", Action: plan.ActionUnmanage, Component: spec.Nginx, Units: []string{"nginx.service"}},
+	})
+	want := []Change{{Unit: "jicofo.service", Component: spec.Jicofo}, {Unit: "coturn.service", Component: spec.Coturn}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
@@ -317,6 +330,23 @@ func TestDeferredRestartIsRecordedAndRun(t *testing.T) {
 	}
 }
 
+func TestUrgentChangeIgnoresDefer(t *testing.T) {
+	u := allRunning()
+	o := testOptions(t)
+	s := o.Services[spec.Jicofo]
+	s.Restart = spec.RestartDefer
+	o.Services[spec.Jicofo] = s
+	rep, err := NewReloader(u, o).Apply(context.Background(), append([]Change{
+		{Unit: "jicofo.service", Component: spec.Jicofo},
+	}, UrgentFor(o.Services, spec.Jicofo)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := u.Calls(); !reflect.DeepEqual(got, []string{"restart jicofo.service"}) || len(rep.NewlyDeferred) != 0 {
+		t.Fatalf("calls = %v, deferred %v: a rotated password must restart jicofo now", got, rep.NewlyDeferred)
+	}
+}
+
 func TestStoppedDisruptiveUnitStartsDespiteDefer(t *testing.T) {
 	u := allRunning()
 	u.states["jicofo.service"] = UnitState{Name: "jicofo.service", LoadState: "loaded", ActiveState: "failed", UnitFileState: "enabled"}
@@ -402,11 +432,34 @@ func TestHealthCheck(t *testing.T) {
 	}
 }
 
+func TestMaskedUnitIsLeftAlone(t *testing.T) {
+	u := allRunning()
+	u.states["nginx.service"] = UnitState{Name: "nginx.service", LoadState: "masked", ActiveState: "inactive", UnitFileState: "masked"}
+	rep, err := NewReloader(u, testOptions(t)).Apply(context.Background(), []Change{{Unit: "nginx.service", Component: spec.Nginx}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(u.Calls()) != 0 {
+		t.Fatalf("calls on a masked unit: %v", u.Calls())
+	}
+	for _, ur := range rep.Units {
+		if ur.Unit == "nginx.service" && (ur.Action != ActionSkipped || ur.Note == "") {
+			t.Fatalf("%+v", ur)
+		}
+	}
+}
+
 func TestMissingUnit(t *testing.T) {
 	u := allRunning()
-	_, err := NewReloader(u, testOptions(t)).Apply(context.Background(), []Change{{Unit: "nope.service", Component: "template:x"}})
-	if !errors.Is(err, ErrNoSuchUnit) {
-		t.Fatalf("err = %v, want ErrNoSuchUnit", err)
+	rep, err := NewReloader(u, testOptions(t)).Apply(context.Background(), []Change{{Unit: "nope.service", Component: "template:x"}})
+	if err != nil {
+		t.Fatalf("a missing unit is a warning, not a failure (rollback cannot fix it): %v", err)
+	}
+	if m := rep.Missing(); len(m) != 1 || m[0].Unit != "nope.service" || !strings.Contains(m[0].Note, "no unit nope.service") {
+		t.Fatalf("missing = %+v", m)
+	}
+	if len(u.Calls()) != 0 {
+		t.Fatalf("calls %v", u.Calls())
 	}
 }
 

@@ -6,6 +6,31 @@
 // The core (Reloader, ReloadOrRollback) talks to small interfaces (Units,
 // Journal, HTTPDoer, Restorer) so it is tested with fakes; DBus is the real
 // Units implementation on top of github.com/coreos/go-systemd/v22/dbus.
+//
+// After apply.Apply wrote files (res) for deployment d, a command does:
+//
+//	conn, err := systemd.Connect(ctx, systemd.ConnectOptions{})
+//	if err != nil { // errors.Is(err, systemd.ErrUnavailable): containers, no bus
+//		fmt.Fprintln(stderr, systemd.UnavailableNotice(err, res.Units))
+//		return // files stay written; nothing reloaded
+//	}
+//	defer conn.Close()
+//	svcs := systemd.ServicesFor(d)
+//	changes := systemd.ChangesFromPlan(res.Changes)
+//	changes = append(changes, systemd.UrgentFor(svcs, accounts.Components(accountResults)...)...)
+//	r := systemd.NewReloader(conn, systemd.Options{Services: svcs,
+//		DeferredPath: systemd.DeferredPath(stateDir), Redact: set.Redact, Logf: log.Infof})
+//	out, err := systemd.ReloadOrRollback(ctx, r, changes, systemd.RestorerFunc(
+//		func(ctx context.Context) ([]string, error) {
+//			rb, err := apply.Rollback(ctx, apply.Previous, applyOpts)
+//			if err != nil { return nil, err }
+//			return rb.Paths(), nil
+//		}))
+//	// err != nil: print it (unit state + journal), exit 1.
+//	// out.Report.Missing(): warn (unit not installed / typo in notify).
+//
+// apply --restart-deferred calls r.RestartDeferred(ctx); plan/status show
+// systemd.LoadDeferred(systemd.DeferredPath(stateDir)).
 package systemd
 
 import (

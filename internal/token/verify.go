@@ -75,25 +75,24 @@ type Target struct {
 // Claims is a verified token's content.
 type Claims struct {
 	Alg string
-	// Raw holds the payload's top-level claims as JSON.
-	Raw map[string]json.RawMessage
+	// JSON is the decoded payload text.
+	JSON []byte
+	obj  *object
 }
+
+// Claim returns a top-level claim as raw JSON (nil when absent).
+func (c *Claims) Claim(name string) json.RawMessage { return c.obj.get(name) }
 
 // Str returns a string claim ("" when absent or not a string).
 func (c *Claims) Str(name string) string {
-	s, _ := jsonString(c.Raw[name])
+	s, _ := jsonString(c.obj.get(name))
 	return s
 }
 
 // Payload decodes the whole payload.
 func (c *Claims) Payload() map[string]any {
-	out := make(map[string]any, len(c.Raw))
-	for k, v := range c.Raw {
-		var x any
-		if json.Unmarshal(v, &x) == nil {
-			out[k] = x
-		}
-	}
+	var out map[string]any
+	_ = json.Unmarshal(c.JSON, &out) // validated when the token was verified
 	return out
 }
 
@@ -133,12 +132,6 @@ func jsonNumber(v json.RawMessage) (float64, bool) {
 		return 0, false
 	}
 	return f, true
-}
-
-// header holds the two header fields Prosody reads, with JSON's own types.
-type header struct {
-	Typ json.RawMessage `json:"typ"`
-	Alg json.RawMessage `json:"alg"`
 }
 
 // splitToken splits like luajwtjitsi's gmatch("[^\\.]+"): the separators are
@@ -257,41 +250,47 @@ func (t *Tokens) verifyLogin(tok string) (*Claims, *Rejection) {
 		return nil, t.reject(ReasonInvalidToken, "pass a complete JWT: three non-empty base64url parts joined by '.'; an unsigned (alg none) token has no third part")
 	}
 	hraw, ok := fromURL64(segs[0])
-	var h header
-	if !ok || json.Unmarshal(hraw, &h) != nil {
+	var h *object
+	if ok {
+		h, ok = parseObject(hraw)
+	}
+	if !ok {
 		return nil, t.reject(ReasonInvalidHeader, "the header is not base64url-encoded JSON; use a JWT library to encode it")
 	}
 	praw, ok := fromURL64(segs[1])
-	var p map[string]json.RawMessage
-	if !ok || json.Unmarshal(praw, &p) != nil || p == nil {
+	var p *object
+	if ok {
+		p, ok = parseObject(praw)
+	}
+	if !ok {
 		return nil, t.reject(ReasonInvalidBody, "the payload is not a base64url-encoded JSON object")
 	}
 	sig, ok := fromURL64(segs[2])
 	if !ok {
 		return nil, t.reject(ReasonInvalidSignature, "the signature part is not base64url")
 	}
-	if typ, _ := jsonString(h.Typ); typ != "JWT" {
+	if typ, _ := jsonString(h.get("typ")); typ != "JWT" {
 		return nil, t.reject(ReasonInvalidTyp, `set the header "typ" to exactly "JWT" (upper case)`)
 	}
-	if alg, _ := jsonString(h.Alg); alg != t.alg {
-		return nil, t.reject(ReasonInvalidAlg, fmt.Sprintf("sign with %s, the algorithm the server is configured for (the header says %s)", t.alg, describe(h.Alg)))
+	if alg, _ := jsonString(h.get("alg")); alg != t.alg {
+		return nil, t.reject(ReasonInvalidAlg, fmt.Sprintf("sign with %s, the algorithm the server is configured for (the header says %s)", t.alg, describe(h.get("alg"))))
 	}
 	var want [64]byte
 	if !hmac.Equal(sig, t.sign([]byte(signed), want[:0])) {
 		return nil, t.reject(ReasonInvalidSignature, "sign with the app_secret from the spec (the same value Prosody's app_secret has); check for a stale or truncated secret or trailing newline")
 	}
-	exp, expNum := jsonNumber(p["exp"])
-	if present(p["exp"]) && !expNum {
+	exp, expNum := jsonNumber(p.get("exp"))
+	if present(p.get("exp")) && !expNum {
 		return nil, t.reject(ReasonExpNotNumber, "write exp as a JSON number of seconds since the epoch, not a string")
 	}
-	nbf, nbfNum := jsonNumber(p["nbf"])
-	if present(p["nbf"]) && !nbfNum {
+	nbf, nbfNum := jsonNumber(p.get("nbf"))
+	if present(p.get("nbf")) && !nbfNum {
 		return nil, t.reject(ReasonNbfNotNumber, "write nbf as a JSON number of seconds since the epoch, or leave it out")
 	}
 	now := float64(t.cfg.Now().Unix())
 	if expNum && now >= exp {
 		reason := reasonExpPrefix + " (" + luaNumber(now-exp) + " sec since expired"
-		if iat, ok := jsonNumber(p["iat"]); ok {
+		if iat, ok := jsonNumber(p.get("iat")); ok {
 			reason += ", valid for:" + luaNumber(exp-iat) + " sec"
 		}
 		reason += ")"
@@ -300,15 +299,15 @@ func (t *Tokens) verifyLogin(tok string) (*Claims, *Rejection) {
 	if nbfNum && now < nbf {
 		return nil, t.reject(ReasonNbf, fmt.Sprintf("nbf is %s s in the future: the issuer's clock is ahead of the Prosody host's; sync with NTP, or backdate nbf a few seconds", luaNumber(nbf-now)))
 	}
-	iss, hasIss := p["iss"]
-	if !hasIss {
+	iss := p.get("iss")
+	if iss == nil {
 		return nil, t.reject(ReasonIssMissing, fmt.Sprintf("set iss to %q (the app_id)", t.issuer))
 	}
 	if !acceptedClaim(iss, t.issuers) {
 		return nil, t.reject(ReasonIssInvalid, fmt.Sprintf("set iss to %q (the app_id); the token says %s; accepted: %s", t.issuer, describe(iss), strings.Join(t.issuers, ", ")))
 	}
-	aud, hasAud := p["aud"]
-	if !hasAud {
+	aud := p.get("aud")
+	if aud == nil {
 		return nil, t.reject(ReasonAudMissing, fmt.Sprintf("add \"aud\": %q", t.audience))
 	}
 	if !acceptedClaim(aud, t.audiences) {
@@ -318,17 +317,17 @@ func (t *Tokens) verifyLogin(tok string) (*Claims, *Rejection) {
 		}
 		return nil, t.reject(ReasonAudInvalid, fix)
 	}
-	if alg, ok := jsonString(p["alg"]); ok && (alg == "none" || alg == "") {
+	if alg, ok := jsonString(p.get("alg")); ok && (alg == "none" || alg == "") {
 		return nil, t.reject(ReasonAlgClaimEmpty, "remove the \"alg\" claim from the payload")
 	}
-	if _, ok := p["sub"]; !ok {
+	if p.get("sub") == nil {
 		return nil, t.reject(ReasonSubMissing, fmt.Sprintf("add \"sub\": %q (the XMPP domain), the tenant name for tenant rooms, or \"*\"", t.cfg.Domain))
 	}
-	if _, ok := p["room"]; !ok && !t.cfg.AllowRoomless {
+	if p.get("room") == nil && !t.cfg.AllowRoomless {
 		return nil, t.reject(ReasonRoomMissing, `add "room": the lower-case percent-encoded room name (jitsi-agent token mint computes it), or "*" for any room`)
 	}
-	alg, _ := jsonString(h.Alg)
-	return &Claims{Alg: alg, Raw: p}, nil
+	alg, _ := jsonString(h.get("alg"))
+	return &Claims{Alg: alg, JSON: praw, obj: p}, nil
 }
 
 func asciiLower(s string) string {
@@ -365,8 +364,8 @@ func describe(v json.RawMessage) string {
 func (t *Tokens) verifyJoin(c *Claims, tg Target) *Rejection {
 	node := room.Node(tg.Room)
 	tenant := asciiLower(tg.Tenant)
-	roomClaim, roomIsStr := jsonString(c.Raw["room"])
-	_, hasRoom := c.Raw["room"]
+	roomClaim, roomIsStr := jsonString(c.obj.get("room"))
+	hasRoom := c.obj.get("room") != nil
 	wantRoom := node
 	fixRoom := func() string {
 		return fmt.Sprintf("set room to %q (the lower-case percent-encoded node of %q) or \"*\"", node, tg.Room)
@@ -380,10 +379,10 @@ func (t *Tokens) verifyJoin(c *Claims, tg Target) *Rejection {
 		if tenant != "" && roomIsStr && asciiLower(roomClaim) == "["+tenant+"]"+node {
 			return nil
 		}
-		return &Rejection{Stage: StageJoin, Reason: ReasonRoomMismatch, Fix: fixRoom() + fmt.Sprintf("; the token says %s", describe(c.Raw["room"]))}
+		return &Rejection{Stage: StageJoin, Reason: ReasonRoomMismatch, Fix: fixRoom() + fmt.Sprintf("; the token says %s", describe(c.obj.get("room")))}
 	}
 
-	sub, subIsStr := jsonString(c.Raw["sub"])
+	sub, subIsStr := jsonString(c.obj.get("sub"))
 	roomOK := roomIsStr && (roomClaim == room.Wildcard || asciiLower(roomClaim) == node)
 	var subOK bool
 	if tenant != "" {
@@ -396,14 +395,14 @@ func (t *Tokens) verifyJoin(c *Claims, tg Target) *Rejection {
 	}
 	var fixes []string
 	if !roomOK {
-		fixes = append(fixes, fixRoom()+fmt.Sprintf(" (the token says %s)", describe(c.Raw["room"])))
+		fixes = append(fixes, fixRoom()+fmt.Sprintf(" (the token says %s)", describe(c.obj.get("room"))))
 	}
 	if !subOK {
 		fixSub := fmt.Sprintf("set sub to the XMPP domain %q (not conference.%s, not the URL) or \"*\"", t.cfg.Domain, t.cfg.Domain)
 		if tenant != "" {
 			fixSub = fmt.Sprintf("set sub to the tenant %q or \"*\"", tenant)
 		}
-		fixes = append(fixes, fixSub+fmt.Sprintf(" (the token says %s)", describe(c.Raw["sub"])))
+		fixes = append(fixes, fixSub+fmt.Sprintf(" (the token says %s)", describe(c.obj.get("sub"))))
 	}
 	return &Rejection{Stage: StageJoin, Reason: ReasonMismatch, Fix: strings.Join(fixes, "; ")}
 }

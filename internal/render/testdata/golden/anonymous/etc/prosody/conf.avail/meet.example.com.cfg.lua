@@ -17,7 +17,7 @@ muc_mapper_domain_base = "meet.example.com"
 -- Global, so every host and room_metadata_component see them.
 external_service_secret = "test-turn-secret-c0ffee42"
 external_services = {
-    { type = "stun", host = "meet.example.com", port = 3478 },
+    { type = "stun", host = "meet.example.com", port = 3478, transport = "udp" },
     { type = "turn", host = "meet.example.com", port = 3478, transport = "udp", secret = true, ttl = 86400, algorithm = "turn" },
     { type = "turns", host = "meet.example.com", port = 5349, transport = "tcp", secret = true, ttl = 86400, algorithm = "turn" },
 }

@@ -17,7 +17,7 @@ muc_mapper_domain_base = "meet.example.com"
 -- Global, so every host and room_metadata_component see them.
 external_service_secret = "test-turn-secret-given-5a5a5a"
 external_services = {
-    { type = "stun", host = "meet.example.com", port = 3478 },
+    { type = "stun", host = "meet.example.com", port = 3478, transport = "udp" },
     { type = "turn", host = "meet.example.com", port = 3478, transport = "udp", secret = true, ttl = 86400, algorithm = "turn" },
     { type = "turns", host = "meet.example.com", port = 5349, transport = "tcp", secret = true, ttl = 86400, algorithm = "turn" },
 }
@@ -63,6 +63,7 @@ VirtualHost "meet.example.com"
         "features_identity";
         "conference_duration";
         "muc_lobby_rooms";
+        "persistent_lobby";
         "muc_breakout_rooms";
         "filter_iq_jibri";
     }
@@ -89,6 +90,7 @@ Component "conference.meet.example.com" "muc"
         "muc_domain_mapper";
         "token_verification";
         "token_affiliation";
+        "muc_wait_for_host";
         "muc_max_occupants";
         "muc_rate_limit";
         "muc_password_whitelist";
@@ -101,6 +103,9 @@ Component "conference.meet.example.com" "muc"
     muc_max_occupants = 50
     muc_access_whitelist = { "focus@auth.meet.example.com", "recorder.meet.example.com", "sip.example.com", "transcriber@recorder.meet.example.com" }
     token_verification_allowlist = { "recorder.meet.example.com", "sip.example.com", "transcriber@recorder.meet.example.com", "guest.meet.example.com" }
+    -- hosts open the room for waiting guests; owners come from
+    -- the token (token_affiliation), not from wait_for_host
+    wait_for_host_disable_auto_owners = true
 
 Component "breakout.meet.example.com" "muc"
     restrict_room_creation = true

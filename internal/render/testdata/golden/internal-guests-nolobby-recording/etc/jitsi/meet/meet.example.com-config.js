@@ -41,7 +41,7 @@ var config = {
         hideJoinRoomButton: false,
     },
     securityUi: {
-        hideLobbyButton: true,
+        hideLobbyButton: false,
     },
     prejoinConfig: {
         enabled: true,

@@ -17,7 +17,7 @@ muc_mapper_domain_base = "meet.example.com"
 -- Global, so every host and room_metadata_component see them.
 external_service_secret = "test-turn-secret-c0ffee42"
 external_services = {
-    { type = "stun", host = "meet.example.com", port = 3478 },
+    { type = "stun", host = "meet.example.com", port = 3478, transport = "udp" },
     { type = "turn", host = "meet.example.com", port = 3478, transport = "udp", secret = true, ttl = 86400, algorithm = "turn" },
     { type = "turns", host = "meet.example.com", port = 5349, transport = "tcp", secret = true, ttl = 86400, algorithm = "turn" },
 }
@@ -54,10 +54,14 @@ VirtualHost "meet.example.com"
         "external_services";
         "features_identity";
         "conference_duration";
+        "muc_lobby_rooms";
+        "persistent_lobby";
         "muc_breakout_rooms";
     }
     c2s_require_encryption = false
     main_muc = "conference.meet.example.com"
+    lobby_muc = "lobby.meet.example.com"
+    muc_lobby_whitelist = { "recorder.meet.example.com" }
     breakout_rooms_muc = "breakout.meet.example.com"
 
 -- Guests: clients without a token log in anonymously here.
@@ -65,6 +69,7 @@ VirtualHost "guest.meet.example.com"
     authentication = "jitsi-anonymous"
     c2s_require_encryption = false
     main_muc = "conference.meet.example.com"
+    lobby_muc = "lobby.meet.example.com"
     breakout_rooms_muc = "breakout.meet.example.com"
 
 Component "conference.meet.example.com" "muc"
@@ -74,6 +79,7 @@ Component "conference.meet.example.com" "muc"
         "muc_hide_all";
         "muc_meeting_id";
         "muc_domain_mapper";
+        "muc_wait_for_host";
         "muc_rate_limit";
         "muc_password_whitelist";
         --"polls"; -- client polls are served by the polls component
@@ -82,6 +88,9 @@ Component "conference.meet.example.com" "muc"
     muc_password_whitelist = { "focus@auth.meet.example.com", "recorder@recorder.meet.example.com" }
     muc_room_locking = false
     muc_room_default_public_jids = true
+    -- hosts open the room for waiting guests; owners come from
+    -- jicofo's auto-owner, not from wait_for_host
+    wait_for_host_disable_auto_owners = true
 
 Component "breakout.meet.example.com" "muc"
     restrict_room_creation = true
@@ -139,6 +148,16 @@ Component "endconference.meet.example.com" "end_conference"
 
 Component "avmoderation.meet.example.com" "av_moderation_component"
     muc_component = "conference.meet.example.com"
+
+Component "lobby.meet.example.com" "muc"
+    storage = "memory"
+    restrict_room_creation = true
+    muc_room_locking = false
+    muc_room_default_public_jids = true
+    modules_enabled = {
+        "muc_hide_all";
+        "muc_rate_limit";
+    }
 
 Component "metadata.meet.example.com" "room_metadata_component"
     muc_component = "conference.meet.example.com"

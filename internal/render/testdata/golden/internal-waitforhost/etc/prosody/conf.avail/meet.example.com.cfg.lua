@@ -17,7 +17,7 @@ muc_mapper_domain_base = "meet.example.com"
 -- Global, so every host and room_metadata_component see them.
 external_service_secret = "test-turn-secret-c0ffee42"
 external_services = {
-    { type = "stun", host = "meet.example.com", port = 3478 },
+    { type = "stun", host = "meet.example.com", port = 3478, transport = "udp" },
     { type = "turn", host = "meet.example.com", port = 3478, transport = "udp", secret = true, ttl = 86400, algorithm = "turn" },
     { type = "turns", host = "meet.example.com", port = 5349, transport = "tcp", secret = true, ttl = 86400, algorithm = "turn" },
 }
@@ -79,7 +79,7 @@ Component "conference.meet.example.com" "muc"
     muc_password_whitelist = { "focus@auth.meet.example.com" }
     muc_room_locking = false
     muc_room_default_public_jids = true
-    -- token holders (the hosts) become owners when they join
+    -- hosts (token holders / accounts) open the room and become owners
     wait_for_host_disable_auto_owners = false
 
 Component "breakout.meet.example.com" "muc"

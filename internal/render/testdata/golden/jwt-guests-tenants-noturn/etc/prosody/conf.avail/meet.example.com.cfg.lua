@@ -53,6 +53,7 @@ VirtualHost "meet.example.com"
         "features_identity";
         "conference_duration";
         "muc_lobby_rooms";
+        "persistent_lobby";
         "muc_breakout_rooms";
     }
     c2s_require_encryption = false
@@ -77,6 +78,7 @@ Component "conference.meet.example.com" "muc"
         "muc_domain_mapper";
         "token_verification";
         "token_affiliation";
+        "muc_wait_for_host";
         "muc_rate_limit";
         "muc_password_whitelist";
         --"polls"; -- client polls are served by the polls component
@@ -86,6 +88,9 @@ Component "conference.meet.example.com" "muc"
     muc_room_locking = false
     muc_room_default_public_jids = true
     token_verification_allowlist = { "guest.meet.example.com" }
+    -- hosts open the room for waiting guests; owners come from
+    -- the token (token_affiliation), not from wait_for_host
+    wait_for_host_disable_auto_owners = true
 
 Component "breakout.meet.example.com" "muc"
     restrict_room_creation = true

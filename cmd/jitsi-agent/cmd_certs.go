@@ -1,0 +1,123 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/certs"
+)
+
+func init() {
+	register(command{
+		name:    "certs",
+		summary: "show the deployed TLS certificates: names, issuer, expiry, next renewal, last ACME error",
+		usage:   "certs SPEC [--json] [--root DIR] [--host H] [-var name=value]",
+		run:     runCerts,
+	})
+}
+
+func runCerts(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("certs", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var host, root string
+	var asJSON bool
+	addSpecFlags(fs, &host)
+	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	fs.StringVar(&root, "root", "/", "read files under this directory instead of /")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: jitsi-agent certs SPEC [--json] [--root DIR] [--host H] [-var name=value]")
+		fmt.Fprintln(stderr, "Exit status: 0 all certificates fine, 2 something needs attention (placeholder,")
+		fmt.Fprintln(stderr, "missing, failing renewal, expiring within 7 days), 1 error.")
+		fs.PrintDefaults()
+	}
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return exitError
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return exitError
+	}
+	d, ok := loadSpec(pos[0], host, stderr)
+	if !ok {
+		return exitError
+	}
+	now := time.Now()
+	rep, err := certs.BuildReport(d, root, now)
+	if err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return exitError
+	}
+	code := exitOK
+	for _, e := range rep.Certificates {
+		if e.Warn() {
+			code = exitChanges
+		}
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			fmt.Fprintf(stderr, "Error: %v\n", err)
+			return exitError
+		}
+		return code
+	}
+	if rep.ACME {
+		fmt.Fprintf(stdout, "ACME directory: %s\n", rep.DirectoryURL)
+	} else {
+		fmt.Fprintln(stdout, "ACME: off (certificates are supplied by you; a placeholder is written while none exists)")
+	}
+	for _, e := range rep.Certificates {
+		fmt.Fprintf(stdout, "\n%s (%s)  %s\n", e.Name, e.KeyType, e.Path)
+		switch {
+		case e.Problem != "":
+			fmt.Fprintf(stdout, "  problem:      %s\n", e.Problem)
+		case !e.Deployed:
+			fmt.Fprintln(stdout, "  not deployed yet")
+		default:
+			kind := ""
+			if e.Placeholder {
+				kind = "  (self-signed placeholder)"
+			}
+			fmt.Fprintf(stdout, "  names:        %s%s\n", strings.Join(e.Names, ", "), kind)
+			fmt.Fprintf(stdout, "  issuer:       %s\n", e.Issuer)
+			fmt.Fprintf(stdout, "  not after:    %s (%s)\n", e.NotAfter.Format(time.RFC3339), relative(e.NotAfter, now))
+		}
+		if !e.NextRenewal.IsZero() {
+			fmt.Fprintf(stdout, "  next renewal: %s (%s)\n", e.NextRenewal.Format(time.RFC3339), relative(e.NextRenewal, now))
+		}
+		if e.LastError != "" {
+			fmt.Fprintf(stdout, "  last error:   %s (%s)\n", e.LastError, relative(e.LastErrorAt, now))
+			if !e.NextAttempt.IsZero() {
+				fmt.Fprintf(stdout, "  next attempt: %s (%s)\n", e.NextAttempt.Format(time.RFC3339), relative(e.NextAttempt, now))
+			}
+		} else if rep.ACME {
+			fmt.Fprintln(stdout, "  last error:   none")
+		}
+	}
+	return code
+}
+
+// relative renders t relative to now: "in 3d4h", "2h ago".
+func relative(t, now time.Time) string {
+	d := t.Sub(now)
+	suffix, prefix := "", "in "
+	if d < 0 {
+		d, suffix, prefix = -d, " ago", ""
+	}
+	var s string
+	switch {
+	case d >= 48*time.Hour:
+		s = fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
+	case d >= time.Hour:
+		s = d.Truncate(time.Minute).String()
+	default:
+		s = d.Truncate(time.Second).String()
+	}
+	return prefix + s + suffix
+}

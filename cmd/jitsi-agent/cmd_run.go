@@ -1,0 +1,506 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/apply"
+	"github.com/jitsi-agent/jitsi-agent/internal/certs"
+	"github.com/jitsi-agent/jitsi-agent/internal/daemon"
+	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
+	"github.com/jitsi-agent/jitsi-agent/internal/logging"
+	"github.com/jitsi-agent/jitsi-agent/internal/manifest"
+	"github.com/jitsi-agent/jitsi-agent/internal/metrics"
+	"github.com/jitsi-agent/jitsi-agent/internal/plan"
+	"github.com/jitsi-agent/jitsi-agent/internal/render"
+	"github.com/jitsi-agent/jitsi-agent/internal/spec"
+	"github.com/jitsi-agent/jitsi-agent/internal/systemd"
+	"github.com/jitsi-agent/jitsi-agent/internal/watch"
+)
+
+func init() {
+	register(command{
+		name:    "run",
+		summary: "run as a daemon: apply, then watch and keep the host in the spec's state",
+		usage:   "run SPEC [--root DIR] [--no-reload] [--host H] [-var name=value] [--socket PATH] [--metrics ADDR]",
+		run:     runRun,
+	})
+}
+
+// deferredRestartsFile is where deferred restarts are recorded, in the state
+// directory (the apply command must use the same file).
+const deferredRestartsFile = "deferred-restarts.json"
+
+func runRun(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var host string
+	addSpecFlags(fs, &host)
+	root := fs.String("root", "/", "the directory treated as / (tests, images); implies --no-reload unless it is /")
+	noReload := fs.Bool("no-reload", false, "write files but never reload or restart units")
+	socket := fs.String("socket", "", "unix status socket (default $RUNTIME_DIRECTORY/status.sock or ROOT/run/jitsi-agent/status.sock; \"off\" disables)")
+	metricsAddr := fs.String("metrics", "", "loopback listener for /metrics, /healthz, /status (default: the spec's metrics.listen; \"off\" disables)")
+	logLevel := fs.String("log-level", "info", "log level: error, warn, info, debug")
+	logFormat := fs.String("log-format", logging.FormatAuto, "log format: auto (JSON with priorities under journald, text otherwise), text, json")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: jitsi-agent run SPEC [--root DIR] [--no-reload] [--host H] [-var name=value] [--socket PATH] [--metrics ADDR]")
+		fs.PrintDefaults()
+	}
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return exitError
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return exitError
+	}
+	specPath, err := filepath.Abs(pos[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "jitsi-agent: %v\n", err)
+		return exitError
+	}
+	rootDir, err := filepath.Abs(*root)
+	if err != nil {
+		fmt.Fprintf(stderr, "jitsi-agent: %v\n", err)
+		return exitError
+	}
+	log, red, err := logging.New(logging.Options{Level: *logLevel, Format: *logFormat, Out: stderr})
+	if err != nil {
+		fmt.Fprintf(stderr, "jitsi-agent: %v\n", err)
+		return exitError
+	}
+
+	cfg := daemon.Config{SpecPaths: []string{specPath}, Version: versionString()}
+	// The daemon's own settings come from the spec as it is at start; a
+	// spec that does not load yet starts the daemon with the defaults (it
+	// then reports itself degraded until the spec is fixed). Changing
+	// watch/metrics settings takes a restart.
+	if res := spec.Load(specPath, spec.Options{Host: host, Vars: specVars}); !res.HasErrors() {
+		d := res.Deployment
+		red.Add(res.Redactions()...)
+		red.Add(d.SecretValues()...)
+		cfg.Quiet, cfg.Max, cfg.Rescan = d.Watch.Quiet, d.Watch.Max, d.Watch.Rescan
+		cfg.MetricsAddr = d.Metrics.Listen
+	}
+	switch *metricsAddr {
+	case "":
+	case "off":
+		cfg.MetricsAddr = ""
+	default:
+		cfg.MetricsAddr = *metricsAddr
+	}
+	switch *socket {
+	case "":
+		cfg.SocketPath = daemon.DefaultSocketPath(rootDir)
+	case "off":
+	default:
+		cfg.SocketPath = *socket
+	}
+
+	a := &runApplier{spec: specPath, host: host, root: rootDir, noReload: *noReload || rootDir != "/", log: log}
+	defer a.close()
+	if a.noReload {
+		log.Info("unit reloads are off (--no-reload or --root): files are kept in shape, services are not touched")
+	}
+	err = daemon.Run(context.Background(), cfg, daemon.Deps{
+		Applier: a, Log: log, Redact: red.Redact, AddSecrets: red.Add, Deferred: a, Certs: a,
+	})
+	if err != nil {
+		log.WithError(err).Error("cannot run")
+		return exitError
+	}
+	return exitOK
+}
+
+// runApplier is the real pipeline behind the daemon: spec -> render ->
+// plan/apply -> systemd, one complete pass per call.
+type runApplier struct {
+	spec, host, root string
+	noReload         bool
+	log              logrus.FieldLogger
+
+	bus         *systemd.DBus
+	busWarned   bool
+	failedSet   string // digest of a set whose units failed and was rolled back
+	failedErr   error
+	mu          sync.Mutex
+	deferredAt  string // deferred-restarts file, known after the first load
+	lastWarning string
+	notices     map[string]bool
+	lastGood    *spec.Deployment // for the certificate report
+	certsAt     time.Time
+	certsCache  []metrics.CertInfo
+}
+
+// Certificates implements daemon.CertSource from the deployed certificate
+// files (certs.BuildReport), cached for a minute: scrapes must not read key
+// material every few seconds.
+func (a *runApplier) Certificates() []metrics.CertInfo {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := time.Now()
+	if a.lastGood == nil || (!a.certsAt.IsZero() && now.Sub(a.certsAt) < time.Minute) {
+		return a.certsCache
+	}
+	a.certsAt = now
+	rep, err := certs.BuildReport(a.lastGood, a.root, now)
+	if err != nil {
+		a.log.WithError(err).Debug("certificate report")
+	}
+	a.certsCache = a.certsCache[:0:0]
+	for _, e := range rep.Certificates {
+		if e.Deployed && !e.NotAfter.IsZero() {
+			a.certsCache = append(a.certsCache, metrics.CertInfo{Name: e.Name + "/" + string(e.KeyType), NotAfter: e.NotAfter})
+		}
+	}
+	return a.certsCache
+}
+
+func (a *runApplier) close() {
+	if a.bus != nil {
+		a.bus.Close()
+	}
+}
+
+// PendingRestarts implements daemon.DeferredSource.
+func (a *runApplier) PendingRestarts() []daemon.PendingRestart {
+	a.mu.Lock()
+	p := a.deferredAt
+	a.mu.Unlock()
+	if p == "" {
+		return nil
+	}
+	ds, err := systemd.LoadDeferred(p)
+	if err != nil {
+		return nil
+	}
+	out := make([]daemon.PendingRestart, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, daemon.PendingRestart{Unit: d.Unit, Reason: d.Reason, Since: d.Since})
+	}
+	return out
+}
+
+// Apply implements daemon.Applier.
+func (a *runApplier) Apply(ctx context.Context, req daemon.Request) (daemon.Outcome, error) {
+	var out daemon.Outcome
+	res := spec.Load(a.spec, spec.Options{Host: a.host, Vars: specVars})
+	out.Redact = res.Redactions()
+	out.Watch = watchPaths(res, nil, a.root)
+	if res.HasErrors() {
+		return out, daemon.InvalidSpec(errors.New(res.Summary()))
+	}
+	a.warnOnce(res)
+	d := res.Deployment
+	out.Redact = append(out.Redact, d.SecretValues()...)
+	a.mu.Lock()
+	a.deferredAt = filepath.Join(stateDir(d, a.root), deferredRestartsFile)
+	if a.lastGood == nil || !reflect.DeepEqual(a.lastGood.TLS, d.TLS) {
+		a.certsAt = time.Time{} // re-read at the next scrape
+	}
+	a.lastGood = d
+	a.mu.Unlock()
+
+	set, err := desiredState(d, a.root)
+	if err != nil {
+		if strings.HasPrefix(err.Error(), "internal secrets") {
+			return out, err // I/O on the state dir: worth a retry
+		}
+		return out, daemon.InvalidSpec(err)
+	}
+	out.Redact = append(out.Redact, set.Redact...)
+	out.Watch = watchPaths(res, set, a.root)
+
+	digest := setDigest(set)
+	if a.failedSet != "" && digest == a.failedSet && req.Reason != daemon.ReasonSIGHUP {
+		// Do not re-break the services every rescan with the configuration
+		// that just failed; a change (or SIGHUP) tries again.
+		return out, daemon.NoRetry(fmt.Errorf("not re-applying the configuration that failed: %w", a.failedErr))
+	}
+
+	opts := apply.Options{Root: a.root, StateDir: d.StateDir, Keep: d.Backups}
+	// Drift in files whose policy is "report" must never be overwritten.
+	reported, err := a.reportedDrift(d, set)
+	if err != nil {
+		return out, err
+	}
+	if len(reported) > 0 {
+		out.Drift = reported
+		blocked, err := a.onlyReportedDrift(d, set, reported)
+		if err != nil {
+			return out, err
+		}
+		if !blocked {
+			return out, nil // nothing else to do: the drift is reported, files left alone
+		}
+		var paths []string
+		for _, r := range reported {
+			paths = append(paths, r.Path)
+		}
+		return out, daemon.NoRetry(fmt.Errorf("other changes are pending but applying them would overwrite hand-edited files whose drift policy is \"report\": %s; restore or remove the edits (or set drift = \"restore\")", strings.Join(paths, ", ")))
+	}
+
+	r, err := apply.Apply(ctx, set, opts)
+	if err != nil {
+		var ce *apply.CheckError
+		if errors.As(err, &ce) {
+			return out, daemon.NoRetry(err) // the staged files are invalid: same input, same result
+		}
+		return out, err
+	}
+	for _, c := range r.Changes {
+		out.Written = append(out.Written, a.hostPath(c.Dest()))
+		if c.Reason == plan.ReasonDrift {
+			out.Drift = append(out.Drift, daemon.Drift{Path: a.hostPath(c.Path), Policy: driftPolicy(d, c.File), Restored: true})
+		}
+	}
+	// Notices (ownership skipped without root...) repeat on every apply:
+	// log each new one once.
+	seen := map[string]bool{}
+	for _, n := range r.Notices {
+		seen[n] = true
+		if !a.notices[n] {
+			a.log.WithField("notice", n).Info("apply")
+		}
+	}
+	if len(r.Notices) > 0 || r.Changed() {
+		a.notices = seen
+	}
+	if !r.Changed() {
+		a.failedSet = ""
+		return out, nil
+	}
+	units := a.units(ctx)
+	if units == nil {
+		return out, nil
+	}
+	rl := systemd.NewReloader(units, systemd.Options{
+		Services:     systemd.ServicesFor(d),
+		DeferredPath: filepath.Join(stateDir(d, a.root), deferredRestartsFile),
+		Redact:       set.Redact,
+		Logf:         func(format string, args ...any) { a.log.Infof(format, args...) },
+	})
+	restorer := systemd.RestorerFunc(func(ctx context.Context) ([]string, error) {
+		rb, err := apply.Rollback(ctx, apply.Previous, opts)
+		if err != nil {
+			return nil, err
+		}
+		var paths []string
+		for _, c := range rb.Changes {
+			paths = append(paths, a.hostPath(c.Dest()))
+		}
+		return paths, nil
+	})
+	so, err := systemd.ReloadOrRollback(ctx, rl, systemd.ChangesFromPlan(r.Changes), restorer)
+	if so != nil {
+		out.Written = append(out.Written, so.Restored...)
+		if so.Report != nil {
+			for _, u := range so.Report.Units {
+				switch u.Action {
+				case systemd.ActionReload, systemd.ActionRestart, systemd.ActionStart:
+					if u.Result != systemd.ResultFailed {
+						out.Reloaded = append(out.Reloaded, u.Unit)
+					}
+				}
+			}
+			for _, u := range so.Report.Failed() {
+				msg := string(u.Action) + " failed"
+				if u.Err != nil {
+					msg = u.Err.Error()
+				}
+				out.ReloadFailures = append(out.ReloadFailures, daemon.UnitFailure{Unit: u.Unit, Error: msg})
+			}
+		}
+	}
+	if err != nil {
+		var rbe *systemd.RollbackError
+		if errors.As(err, &rbe) && rbe.RestoreErr == nil {
+			a.failedSet, a.failedErr = digest, err
+			return out, daemon.NoRetry(err)
+		}
+		return out, err
+	}
+	a.failedSet = ""
+	return out, nil
+}
+
+// warnOnce logs the spec's warnings when they change.
+func (a *runApplier) warnOnce(res *spec.Result) {
+	var b strings.Builder
+	for _, d := range res.Diags {
+		b.WriteString(d.Error())
+		b.WriteByte('\n')
+	}
+	if w := b.String(); w != "" && w != a.lastWarning {
+		for _, d := range res.Diags {
+			a.log.Warn("spec: " + d.Error())
+		}
+	}
+	a.lastWarning = b.String()
+}
+
+// units returns the systemd connection, reconnecting when it dropped; nil
+// when reloads are off or systemd is unavailable (files are still applied).
+func (a *runApplier) units(ctx context.Context) systemd.Units {
+	if a.noReload {
+		return nil
+	}
+	if a.bus != nil && a.bus.Connected() {
+		return a.bus
+	}
+	if a.bus != nil {
+		a.bus.Close()
+		a.bus = nil
+	}
+	bus, err := systemd.Connect(ctx, systemd.ConnectOptions{})
+	if err != nil {
+		if !a.busWarned {
+			a.log.WithError(err).Warn("systemd is not available: files are applied, units are not reloaded")
+			a.busWarned = true
+		}
+		return nil
+	}
+	a.busWarned = false
+	a.bus = bus
+	return bus
+}
+
+func (a *runApplier) hostPath(p string) string {
+	if a.root == "/" {
+		return p
+	}
+	return filepath.Join(a.root, p)
+}
+
+// reportedDrift returns the drifted files whose policy is "report", from a
+// read-only plan.
+func (a *runApplier) reportedDrift(d *spec.Deployment, set *render.Set) ([]daemon.Drift, error) {
+	hasReport := false
+	for _, f := range set.Files {
+		if driftPolicy(d, f) == spec.DriftReport {
+			hasReport = true
+			break
+		}
+	}
+	if !hasReport {
+		return nil, nil
+	}
+	p, err := a.plan(d, set)
+	if err != nil {
+		return nil, err
+	}
+	var out []daemon.Drift
+	for _, c := range p.Changes {
+		if c.Reason == plan.ReasonDrift && driftPolicy(d, c.File) == spec.DriftReport {
+			out = append(out, daemon.Drift{Path: a.hostPath(c.Path), Policy: spec.DriftReport})
+		}
+	}
+	return out, nil
+}
+
+// onlyReportedDrift reports whether other changes are pending besides the
+// reported drift (true = applying is blocked).
+func (a *runApplier) onlyReportedDrift(d *spec.Deployment, set *render.Set, reported []daemon.Drift) (bool, error) {
+	p, err := a.plan(d, set)
+	if err != nil {
+		return false, err
+	}
+	isReported := map[string]bool{}
+	for _, r := range reported {
+		isReported[r.Path] = true
+	}
+	for _, c := range p.Changes {
+		if !isReported[a.hostPath(c.Path)] {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (a *runApplier) plan(d *spec.Deployment, set *render.Set) (*plan.Plan, error) {
+	h, err := fsys.New(a.root)
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	m, err := manifest.Load(manifest.Path(h.Real(d.StateDir)))
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	p, err := plan.Compute(set, plan.Options{Host: h, Manifest: m, Redact: set.Redact})
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	return p, nil
+}
+
+// driftPolicy is a file's drift policy: its own, else the deployment's.
+func driftPolicy(d *spec.Deployment, f render.File) string {
+	if f.Drift != "" {
+		return f.Drift
+	}
+	if d.Drift != "" {
+		return d.Drift
+	}
+	return spec.DriftRestore
+}
+
+// watchPaths is what the daemon watches: every spec input (directories such
+// as the template override dir as directories) and every managed output.
+func watchPaths(res *spec.Result, set *render.Set, root string) watch.Paths {
+	var p watch.Paths
+	for _, in := range res.Inputs {
+		if fi, err := os.Stat(in); err == nil && fi.IsDir() {
+			p.Dirs = append(p.Dirs, in)
+		} else {
+			p.Files = append(p.Files, in)
+		}
+	}
+	if res.Deployment != nil && res.Deployment.TemplatesDir != "" && !containsString(p.Dirs, res.Deployment.TemplatesDir) {
+		p.Dirs = append(p.Dirs, res.Deployment.TemplatesDir)
+	}
+	if set != nil {
+		for _, f := range set.Files {
+			if root == "/" {
+				p.Files = append(p.Files, f.Path)
+			} else {
+				p.Files = append(p.Files, filepath.Join(root, f.Path))
+			}
+		}
+	}
+	return p
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// setDigest identifies a desired set (paths, kinds, contents, modes, owners).
+func setDigest(set *render.Set) string {
+	files := append([]render.File(nil), set.Files...)
+	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
+	h := sha256.New()
+	for _, f := range files {
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%o\x00%s\x00%s\x00%d\x00", f.Path, f.Kind, f.Target, f.Mode, f.Owner, f.Group, len(f.Content))
+		h.Write(f.Content)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}

@@ -1,0 +1,308 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/daemon"
+)
+
+const runBound = 60 * time.Second // only limits how long a broken test hangs
+
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if fi.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitStatus polls the daemon's socket until cond holds.
+func waitStatus(t *testing.T, sock string, what string, cond func(*daemon.Status) bool) *daemon.Status {
+	t.Helper()
+	deadline := time.Now().Add(runBound)
+	var last *daemon.Status
+	var lastErr error
+	for time.Now().Before(deadline) {
+		st, err := daemon.FetchStatus(context.Background(), sock, "")
+		if err == nil && cond(st) {
+			return st
+		}
+		last, lastErr = st, err
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("daemon never reached %q; last status %+v, err %v", what, last, lastErr)
+	return nil
+}
+
+// TestRunDaemonEndToEnd runs the real binary on the example spec under a
+// temporary root (no reloads): initial apply, a hand edit restored, a broken
+// spec served as degraded, recovery on the fix, `status`, SIGTERM.
+func TestRunDaemonEndToEnd(t *testing.T) {
+	bin := agentBinary(t)
+	dir := t.TempDir()
+	copyTree(t, "../../examples", filepath.Join(dir, "examples"))
+	specPath := filepath.Join(dir, "examples", "meet.hcl")
+	good, err := os.ReadFile(specPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(dir, "root")
+	sock := filepath.Join(dir, "status.sock")
+	notAfter := writeSelfSigned(t, filepath.Join(root, "etc/jitsi/meet/meet.example.com.crt"), filepath.Join(root, "etc/jitsi/meet/meet.example.com.key"))
+	cmd := exec.Command(bin, "run", specPath, "--root", root, "--socket", sock, "--metrics", "127.0.0.1:0", "--log-format", "json")
+	cmd.Env = append(os.Environ(), "JITSI_APP_SECRET="+cliSecret, "NOTIFY_SOCKET=", "WATCHDOG_USEC=")
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	cmd.Stdout = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", logs.String())
+		}
+	})
+
+	st := waitStatus(t, sock, "ready", func(s *daemon.Status) bool { return s.Ready })
+	if st.State != daemon.StateOK || st.LastApply == nil || len(st.LastApply.Written) == 0 {
+		t.Fatalf("after the initial apply: %+v", st)
+	}
+	if len(st.Certificates) != 1 || !st.Certificates[0].NotAfter.Equal(notAfter) || st.Certificates[0].ExpiresInSeconds < 24*3600 {
+		t.Fatalf("certificates = %+v", st.Certificates)
+	}
+	var managed string
+	for _, p := range st.LastApply.Written {
+		if strings.HasSuffix(p, "jicofo.conf") {
+			managed = p
+		}
+	}
+	if managed == "" || !strings.HasPrefix(managed, root) {
+		t.Fatalf("jicofo.conf not among the written files %v", st.LastApply.Written)
+	}
+
+	// A hand edit of a managed file is restored (the default drift policy).
+	applies := st.Applies
+	f, err := os.OpenFile(managed, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("\n# hand edit\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	st = waitStatus(t, sock, "drift restored", func(s *daemon.Status) bool { return s.Applies > applies && len(s.Drift) > 0 })
+	if b, _ := os.ReadFile(managed); strings.Contains(string(b), "hand edit") {
+		t.Fatalf("hand edit not restored; status %+v", st)
+	}
+	if st.Drift[0].Path != managed || !st.Drift[0].Restored {
+		t.Fatalf("drift = %+v", st.Drift)
+	}
+
+	// A broken spec: degraded with the located error, files untouched.
+	before, _ := os.ReadFile(managed)
+	if err := os.WriteFile(specPath, append(append([]byte{}, good...), []byte("\nno_such_attribute = 1\n")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st = waitStatus(t, sock, "degraded", func(s *daemon.Status) bool { return s.Degraded })
+	if !strings.Contains(st.DegradedReason, "invalid spec") || !strings.Contains(st.DegradedReason, "meet.hcl:") {
+		t.Fatalf("degraded reason %q", st.DegradedReason)
+	}
+	if after, _ := os.ReadFile(managed); !bytes.Equal(before, after) {
+		t.Fatal("a broken spec changed a managed file")
+	}
+	code, out, _ := runCLI(t, "status", "--socket", sock)
+	if code != exitChanges || !strings.Contains(out, "degraded") {
+		t.Fatalf("status while degraded: %d\n%s", code, out)
+	}
+
+	// The fix recovers by itself.
+	if err := os.WriteFile(specPath, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, sock, "recovered", func(s *daemon.Status) bool { return !s.Degraded && s.State == daemon.StateOK })
+	code, out, errs := runCLI(t, "status", "--socket", sock)
+	if code != exitOK || !strings.Contains(out, "jitsi-agent daemon: ok") {
+		t.Fatalf("status: %d\n%s%s", code, out, errs)
+	}
+	code, out, _ = runCLI(t, "status", "--socket", sock, "--json")
+	if code != exitOK || !strings.Contains(out, `"state": "ok"`) {
+		t.Fatalf("status --json: %d\n%s", code, out)
+	}
+	if strings.Contains(logs.String(), cliSecret) {
+		t.Fatal("the JWT secret reached the daemon's log")
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(runBound):
+		t.Fatal("daemon did not stop on SIGTERM")
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Fatalf("socket left behind: %v", err)
+	}
+}
+
+// writeSelfSigned writes a matching ECDSA certificate and key valid for 30
+// days and returns its NotAfter.
+func writeSelfSigned(t *testing.T, certPath, keyPath string) time.Time {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notAfter := time.Now().Add(30 * 24 * time.Hour).Truncate(time.Second).UTC()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "meet.example.com"},
+		DNSNames: []string{"meet.example.com"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(certPath), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return notAfter
+}
+
+func TestStatusWithoutDaemon(t *testing.T) {
+	code, _, errs := runCLI(t, "status", "--socket", filepath.Join(t.TempDir(), "none.sock"))
+	if code != exitError || !strings.Contains(errs, "Is the daemon running?") {
+		t.Fatalf("code %d: %s", code, errs)
+	}
+}
+
+// TestRunDaemonReportDrift: with drift = "report" a hand edit is reported and
+// left alone, and other pending changes are held back (the daemon never
+// overwrites the edit) until the edit is undone.
+func TestRunDaemonReportDrift(t *testing.T) {
+	bin := agentBinary(t)
+	dir := t.TempDir()
+	copyTree(t, "../../examples", filepath.Join(dir, "examples"))
+	specPath := filepath.Join(dir, "examples", "meet.hcl")
+	orig, err := os.ReadFile(specPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := append(append([]byte{}, orig...), "\ndrift = \"report\"\n"...)
+	if err := os.WriteFile(specPath, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(dir, "root")
+	sock := filepath.Join(dir, "status.sock")
+	cmd := exec.Command(bin, "run", specPath, "--root", root, "--socket", sock, "--metrics", "off", "--log-format", "json")
+	cmd.Env = append(os.Environ(), "JITSI_APP_SECRET="+cliSecret, "NOTIFY_SOCKET=", "WATCHDOG_USEC=")
+	var logs bytes.Buffer
+	cmd.Stderr, cmd.Stdout = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(runBound):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", logs.String())
+		}
+	})
+	st := waitStatus(t, sock, "ready", func(s *daemon.Status) bool { return s.Ready })
+	managed := filepath.Join(root, "etc/jitsi/jicofo/jicofo.conf")
+	pristine, err := os.ReadFile(managed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := append(append([]byte{}, pristine...), "\n# hand edit\n"...)
+	if err := os.WriteFile(managed, edited, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	applies := st.Applies
+	st = waitStatus(t, sock, "drift reported", func(s *daemon.Status) bool { return s.Applies > applies && len(s.Drift) > 0 })
+	if st.Drift[0].Path != managed || st.Drift[0].Restored || st.Drift[0].Policy != "report" || st.Degraded {
+		t.Fatalf("status = %+v", st)
+	}
+	if b, _ := os.ReadFile(managed); !bytes.Equal(b, edited) {
+		t.Fatal("report mode rewrote the file")
+	}
+
+	// Another change is pending: held back, the edit is not overwritten.
+	changed := bytes.Replace(good, []byte("max_participants     = 50"), []byte("max_participants     = 40"), 1)
+	if bytes.Equal(changed, good) {
+		t.Fatal("example spec changed: max_participants not found")
+	}
+	if err := os.WriteFile(specPath, changed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st = waitStatus(t, sock, "blocked", func(s *daemon.Status) bool { return s.Degraded })
+	if !strings.Contains(st.DegradedReason, `drift policy is "report"`) || !strings.Contains(st.DegradedReason, managed) {
+		t.Fatalf("degraded reason %q", st.DegradedReason)
+	}
+	if b, _ := os.ReadFile(managed); !bytes.Equal(b, edited) {
+		t.Fatal("a pending change overwrote the reported file")
+	}
+
+	// Undo the edit: the pending change goes through.
+	if err := os.WriteFile(managed, pristine, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st = waitStatus(t, sock, "applied", func(s *daemon.Status) bool { return !s.Degraded && s.State == daemon.StateOK })
+	if len(st.Drift) != 0 || st.LastApply == nil || len(st.LastApply.Written) == 0 {
+		t.Fatalf("after undoing the edit: %+v", st)
+	}
+}

@@ -1,0 +1,357 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net/url"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/joinapi"
+	"github.com/jitsi-agent/jitsi-agent/internal/room"
+	"github.com/jitsi-agent/jitsi-agent/internal/spec"
+	"github.com/jitsi-agent/jitsi-agent/internal/token"
+)
+
+func init() {
+	register(command{
+		name:    "token",
+		summary: "mint and verify Jitsi JWTs as Prosody judges them; serve the app's join endpoint",
+		usage:   "token mint|verify|serve SPEC ...",
+		run:     runToken,
+	})
+}
+
+const tokenUsage = `Usage:
+  jitsi-agent token mint SPEC --room R [--name N] [--email E] [--avatar URL] [--id ID] [--moderator]
+                         [--ttl 2h] [--features screen-sharing=false,recording=true] [--tenant T] [--url]
+  jitsi-agent token verify SPEC TOKEN|-|MEETING-URL [--room R] [--tenant T]
+  jitsi-agent token serve SPEC [--listen ADDR]
+
+mint prints a token (or with --url a meeting link carrying it). verify applies Prosody's checks in
+Prosody's order and exits 1 with the reason Prosody logs and the fix; TOKEN "-" reads it from stdin.
+serve runs the join endpoint POST /api/v1/live/streams/{stream_id}/join from the spec's token_api block.
+All take [--host H] [-var name=value] like the other spec commands.
+`
+
+func runToken(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, tokenUsage)
+		if len(args) == 0 {
+			return exitError
+		}
+		return exitOK
+	}
+	switch args[0] {
+	case "mint":
+		return runTokenMint(args[1:], stdout, stderr)
+	case "verify":
+		return runTokenVerify(args[1:], stdout, stderr, os.Stdin)
+	case "serve":
+		return runTokenServe(args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "jitsi-agent token: unknown subcommand %q (mint, verify, serve)\n", args[0])
+	return exitError
+}
+
+// tokensFor loads the spec and prepares the token configuration.
+func tokensFor(specPath, host string, stderr io.Writer) (*spec.Deployment, *token.Tokens, bool) {
+	d, ok := loadSpec(specPath, host, stderr)
+	if !ok {
+		fmt.Fprintf(stderr, "jitsi-agent: %s is not valid.\n", specPath)
+		return nil, nil, false
+	}
+	cfg, err := token.FromDeployment(d)
+	if err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return nil, nil, false
+	}
+	tk, err := token.New(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return nil, nil, false
+	}
+	return d, tk, true
+}
+
+func printRoomError(stderr io.Writer, err error) {
+	fmt.Fprintf(stderr, "Error: %v\n", err)
+	var re *room.Error
+	if errors.As(err, &re) && re.Fix != "" {
+		fmt.Fprintf(stderr, "Fix: %s\n", re.Fix)
+	}
+}
+
+func runTokenMint(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("token mint", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var host, roomName, tenant, features string
+	var user token.User
+	var ttl time.Duration
+	var asURL bool
+	addSpecFlags(fs, &host)
+	fs.StringVar(&roomName, "room", "", "room name as in the meeting URL, or '*' for every room (required)")
+	fs.StringVar(&tenant, "tenant", "", "tenant of https://DOMAIN/<tenant>/<room> (sub becomes the tenant)")
+	fs.StringVar(&user.ID, "id", "", "context.user.id")
+	fs.StringVar(&user.Name, "name", "", "context.user.name (display name)")
+	fs.StringVar(&user.Email, "email", "", "context.user.email")
+	fs.StringVar(&user.Avatar, "avatar", "", "context.user.avatar (image URL)")
+	fs.BoolVar(&user.Moderator, "moderator", false, "context.user.moderator = true (read by token_affiliation)")
+	fs.DurationVar(&ttl, "ttl", 0, "lifetime, e.g. 2h (default: the spec's token_lifetime)")
+	fs.StringVar(&features, "features", "", "context.features, e.g. screen-sharing=false,recording=true")
+	fs.BoolVar(&asURL, "url", false, "print a meeting link https://DOMAIN/[tenant/]room?jwt=TOKEN instead of the bare token")
+	fs.Usage = func() { fmt.Fprint(stderr, tokenUsage); fs.PrintDefaults() }
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return exitError
+	}
+	if len(pos) != 1 || roomName == "" {
+		if roomName == "" && len(pos) == 1 {
+			fmt.Fprintln(stderr, "Error: --room is required (a room name, or '*' for every room)")
+		} else {
+			fs.Usage()
+		}
+		return exitError
+	}
+	feat, err := token.ParseFeatures(features)
+	if err != nil {
+		fmt.Fprintf(stderr, "Error: --features: %v\n", err)
+		return exitError
+	}
+	if len(feat) == 0 {
+		feat = nil
+	}
+	if asURL && roomName == room.Wildcard {
+		fmt.Fprintln(stderr, "Error: --url needs a concrete --room; a '*' token works in any room, so build the link yourself")
+		return exitError
+	}
+	d, tk, ok := tokensFor(pos[0], host, stderr)
+	if !ok {
+		return exitError
+	}
+	tok, err := tk.Mint(token.MintRequest{Room: roomName, Tenant: tenant, User: user, Features: feat, TTL: ttl})
+	if err != nil {
+		printRoomError(stderr, err)
+		return exitError
+	}
+	if feat != nil {
+		fmt.Fprintln(stderr, "Note: context.features replaces Jitsi's moderator defaults; features not listed count as not granted (screen-sharing excepted).")
+	}
+	if !asURL {
+		fmt.Fprintln(stdout, tok)
+		return exitOK
+	}
+	path := room.Node(roomName)
+	if tenant != "" {
+		path = tenant + "/" + path
+	}
+	fmt.Fprintf(stdout, "%s/%s?jwt=%s\n", d.ServerURL(), path, tok)
+	return exitOK
+}
+
+// tokenInput resolves the TOKEN argument: a token, "-" (stdin), or a meeting
+// URL https://DOMAIN/[tenant/]room?jwt=TOKEN (which also names the room).
+func tokenInput(arg string, stdin io.Reader) (tok, roomName, tenant string, err error) {
+	if arg == "-" {
+		line, err := bufio.NewReader(io.LimitReader(stdin, 64<<10)).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", "", "", fmt.Errorf("read token from stdin: %w", err)
+		}
+		arg = line
+	}
+	arg = strings.TrimSpace(arg)
+	if !strings.HasPrefix(arg, "https://") && !strings.HasPrefix(arg, "http://") {
+		return arg, "", "", nil
+	}
+	u, err := url.Parse(arg)
+	if err != nil {
+		return "", "", "", fmt.Errorf("meeting URL: %w", err)
+	}
+	tok = u.Query().Get("jwt")
+	if tok == "" {
+		return "", "", "", errors.New("the meeting URL has no ?jwt= parameter")
+	}
+	parts := strings.Split(strings.Trim(u.EscapedPath(), "/"), "/")
+	switch len(parts) {
+	case 1:
+		roomName = parts[0]
+	case 2:
+		tenant, roomName = parts[0], parts[1]
+	}
+	return tok, roomName, tenant, nil
+}
+
+func runTokenVerify(args []string, stdout, stderr io.Writer, stdin io.Reader) int {
+	fs := flag.NewFlagSet("token verify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var host, roomName, tenant string
+	addSpecFlags(fs, &host)
+	fs.StringVar(&roomName, "room", "", "also check the MUC join for this room, as in the meeting URL")
+	fs.StringVar(&tenant, "tenant", "", "the room's tenant (https://DOMAIN/<tenant>/<room>)")
+	fs.Usage = func() { fmt.Fprint(stderr, tokenUsage); fs.PrintDefaults() }
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return exitError
+	}
+	if len(pos) != 2 {
+		fs.Usage()
+		return exitError
+	}
+	tok, urlRoom, urlTenant, err := tokenInput(pos[1], stdin)
+	if err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return exitError
+	}
+	if roomName == "" {
+		roomName, tenant = urlRoom, firstNonEmpty(tenant, urlTenant)
+	}
+	d, tk, ok := tokensFor(pos[0], host, stderr)
+	if !ok {
+		return exitError
+	}
+	var target *token.Target
+	if roomName != "" {
+		if err := room.Validate(roomName); err != nil {
+			printRoomError(stderr, err)
+			return exitError
+		}
+		target = &token.Target{Room: roomName, Tenant: tenant}
+	}
+	c, err := tk.Verify(tok, target)
+	var rej *token.Rejection
+	if errors.As(err, &rej) {
+		where := "at login (mod_auth_token)"
+		if rej.Stage == token.StageJoin {
+			where = fmt.Sprintf("when joining room %q (mod_token_verification)", room.Node(roomName))
+		}
+		fmt.Fprintf(stderr, "Rejected %s: %s\n", where, rej.Reason)
+		fmt.Fprintf(stderr, "Fix: %s\n", rej.Fix)
+		return exitError
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return exitError
+	}
+	fmt.Fprintf(stdout, "Accepted at login on %s (%s).\n", d.Domain, c.Alg)
+	if target != nil {
+		where := room.Node(roomName)
+		if tenant != "" {
+			where = tenant + "/" + where
+		}
+		fmt.Fprintf(stdout, "Accepted in room %s.\n", where)
+	} else {
+		fmt.Fprintln(stdout, "Room not checked: pass --room (or a meeting URL) to check the MUC join too.")
+	}
+	printClaims(stdout, c)
+	return exitOK
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// printClaims prints the claims Jitsi reads, and names ignored top-level ones.
+func printClaims(w io.Writer, c *token.Claims) {
+	p := c.Payload()
+	for _, k := range []string{"iss", "aud", "sub", "room"} {
+		if v, ok := p[k]; ok {
+			fmt.Fprintf(w, "  %-5s %v\n", k+":", v)
+		}
+	}
+	for _, k := range []string{"iat", "nbf", "exp"} {
+		if f, ok := p[k].(float64); ok {
+			at := time.Unix(int64(f), 0).UTC()
+			fmt.Fprintf(w, "  %-5s %s (%s)\n", k+":", at.Format(time.RFC3339), relative(at, time.Now()))
+		}
+	}
+	if ctx, ok := p["context"].(map[string]any); ok {
+		if u, ok := ctx["user"].(map[string]any); ok {
+			keys := make([]string, 0, len(u))
+			for k := range u {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			fmt.Fprint(w, "  user: ")
+			for i, k := range keys {
+				if i > 0 {
+					fmt.Fprint(w, ", ")
+				}
+				fmt.Fprintf(w, "%s=%v", k, u[k])
+			}
+			fmt.Fprintln(w)
+		}
+		if f, ok := ctx["features"].(map[string]any); ok {
+			fmt.Fprintf(w, "  features: %v\n", f)
+		}
+	}
+	var ignored []string
+	for _, k := range []string{"moderator", "audio", "video", "name", "email"} {
+		if _, ok := p[k]; ok {
+			ignored = append(ignored, k)
+		}
+	}
+	if len(ignored) > 0 {
+		fmt.Fprintf(w, "Note: top-level %s ignored by Jitsi; put them in context.user (moderator, name, email); audio/video have no claim (use config.js startWithAudioMuted/startWithVideoMuted).\n",
+			strings.Join(ignored, ", "))
+	}
+}
+
+func runTokenServe(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("token serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var host, listen string
+	addSpecFlags(fs, &host)
+	fs.StringVar(&listen, "listen", "", "listen address (default: token_api.listen from the spec)")
+	fs.Usage = func() { fmt.Fprint(stderr, tokenUsage); fs.PrintDefaults() }
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return exitError
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return exitError
+	}
+	d, tk, ok := tokensFor(pos[0], host, stderr)
+	if !ok {
+		return exitError
+	}
+	cfg, err := joinapi.FromDeployment(d)
+	if err != nil {
+		fmt.Fprintf(stderr, "Error: %v\nFix: add a token_api block with at least one key to the spec.\n", err)
+		return exitError
+	}
+	if listen != "" {
+		cfg.Listen = listen
+	}
+	logger := log.New(stderr, "", log.LstdFlags)
+	srv, err := joinapi.New(cfg, tk, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return exitError
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	fmt.Fprintf(stdout, "Serving the join endpoint on %s://%s%s (Ctrl-C to stop)\n", scheme, srv.Addr(), "/api/v1/live/streams/{stream_id}/join")
+	if err := srv.ListenAndServe(ctx); err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return exitError
+	}
+	fmt.Fprintln(stdout, "Stopped.")
+	return exitOK
+}

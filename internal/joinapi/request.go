@@ -1,0 +1,183 @@
+package joinapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/mail"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Stable error codes.
+const (
+	CodeUnauthorized     = "unauthorized"         // 401: missing or unknown bearer key
+	CodeHostGrant        = "host_grant_forbidden" // 403: is_host with a key that may not grant hosts
+	CodeNotFound         = "not_found"            // 404
+	CodeMethodNotAllowed = "method_not_allowed"   // 405
+	CodeUnsupportedMedia = "unsupported_media"    // 415: Content-Type is not application/json
+	CodeBodyTooLarge     = "body_too_large"       // 413
+	CodeInvalidJSON      = "invalid_json"         // 400: not one JSON object
+	CodeUnknownField     = "unknown_field"        // 400: a field the endpoint does not know
+	CodeInvalidField     = "invalid_field"        // 400: a field with a wrong type or value
+	CodeInvalidStreamID  = "invalid_stream_id"    // 400
+	CodeRateLimited      = "rate_limited"         // 429, with Retry-After
+	CodeInternal         = "internal"             // 500
+	maxIdentity          = 256
+	maxName              = 256
+	maxEmail             = 254
+	maxStreamID          = 256
+)
+
+// APIError is an error response.
+type APIError struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *APIError) Error() string { return e.Code + ": " + e.Message }
+
+func apiErr(status int, code, format string, args ...any) *APIError {
+	return &APIError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// JoinRequest is the request body.
+type JoinRequest struct {
+	Identity string `json:"identity"`
+	Name     string `json:"name"`
+	Email    string `json:"email"`
+	IsHost   bool   `json:"is_host"`
+}
+
+// JoinResponse is the success body.
+type JoinResponse struct {
+	Token    string `json:"token"`
+	URL      string `json:"url"`
+	RoomName string `json:"room_name"`
+}
+
+// DecodeJoinRequest reads one JSON object of at most maxBody bytes from r,
+// rejecting unknown fields, wrong types, trailing data and invalid values.
+func DecodeJoinRequest(r io.Reader, maxBody int64) (JoinRequest, *APIError) {
+	var req JoinRequest
+	lr := &io.LimitedReader{R: r, N: maxBody + 1}
+	dec := json.NewDecoder(lr)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return req, decodeError(err, lr)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if lr.N <= 0 {
+			return req, apiErr(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "the body is larger than %d bytes", maxBody)
+		}
+		return req, apiErr(http.StatusBadRequest, CodeInvalidJSON, "the body must be exactly one JSON object")
+	}
+	if lr.N <= 0 {
+		return req, apiErr(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "the body is larger than %d bytes", maxBody)
+	}
+	return req, req.validate()
+}
+
+func decodeError(err error, lr *io.LimitedReader) *APIError {
+	var mbe *http.MaxBytesError
+	if lr.N <= 0 || errors.As(err, &mbe) {
+		return apiErr(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "the body is too large")
+	}
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		want := typeErr.Type.Kind().String()
+		return apiErr(http.StatusBadRequest, CodeInvalidField, "field %q must be a JSON %s, not %s", typeErr.Field, jsonTypeName(want), typeErr.Value)
+	}
+	if msg := err.Error(); strings.HasPrefix(msg, "json: unknown field ") {
+		return apiErr(http.StatusBadRequest, CodeUnknownField, "unknown field %s; the fields are identity, name, email, is_host",
+			strings.TrimPrefix(msg, "json: unknown field "))
+	}
+	if errors.Is(err, io.EOF) {
+		return apiErr(http.StatusBadRequest, CodeInvalidJSON, "the body is empty; send a JSON object")
+	}
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		return apiErr(http.StatusBadRequest, CodeInvalidJSON, "malformed JSON at byte %d", syn.Offset)
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return apiErr(http.StatusBadRequest, CodeInvalidJSON, "the JSON object is truncated")
+	}
+	return apiErr(http.StatusBadRequest, CodeInvalidJSON, "the body must be a JSON object")
+}
+
+func jsonTypeName(kind string) string {
+	switch kind {
+	case "bool":
+		return "boolean"
+	case "string":
+		return "string"
+	}
+	return kind
+}
+
+func checkText(field, v string, limit int, required bool) *APIError {
+	if v == "" {
+		if required {
+			return apiErr(http.StatusBadRequest, CodeInvalidField, "field %q is required", field)
+		}
+		return nil
+	}
+	if len(v) > limit {
+		return apiErr(http.StatusBadRequest, CodeInvalidField, "field %q is longer than %d bytes", field, limit)
+	}
+	if !utf8.ValidString(v) {
+		return apiErr(http.StatusBadRequest, CodeInvalidField, "field %q is not valid UTF-8", field)
+	}
+	for _, r := range v {
+		if unicode.IsControl(r) {
+			return apiErr(http.StatusBadRequest, CodeInvalidField, "field %q contains a control character", field)
+		}
+	}
+	if strings.TrimSpace(v) == "" {
+		return apiErr(http.StatusBadRequest, CodeInvalidField, "field %q is blank", field)
+	}
+	return nil
+}
+
+func (r JoinRequest) validate() *APIError {
+	if e := checkText("identity", r.Identity, maxIdentity, true); e != nil {
+		return e
+	}
+	if e := checkText("name", r.Name, maxName, false); e != nil {
+		return e
+	}
+	if e := checkText("email", r.Email, maxEmail, false); e != nil {
+		return e
+	}
+	if r.Email != "" {
+		a, err := mail.ParseAddress(r.Email)
+		if err != nil || a.Address != r.Email || a.Name != "" {
+			return apiErr(http.StatusBadRequest, CodeInvalidField, "field \"email\" is not a plain address like user@example.com")
+		}
+	}
+	return nil
+}
+
+// checkStreamID validates the path's stream id (any text; it is sanitized
+// into a room name).
+func checkStreamID(id string) *APIError {
+	if id == "" {
+		return apiErr(http.StatusBadRequest, CodeInvalidStreamID, "the stream id is empty")
+	}
+	if len(id) > maxStreamID {
+		return apiErr(http.StatusBadRequest, CodeInvalidStreamID, "the stream id is longer than %d bytes", maxStreamID)
+	}
+	if !utf8.ValidString(id) {
+		return apiErr(http.StatusBadRequest, CodeInvalidStreamID, "the stream id is not valid UTF-8")
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) {
+			return apiErr(http.StatusBadRequest, CodeInvalidStreamID, "the stream id contains a control character")
+		}
+	}
+	return nil
+}

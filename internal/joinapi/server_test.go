@@ -1,0 +1,615 @@
+package joinapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/room"
+	"github.com/jitsi-agent/jitsi-agent/internal/spec"
+	"github.com/jitsi-agent/jitsi-agent/internal/token"
+)
+
+const (
+	appSecret = "app-secret-0123456789-0123456789-xyz"
+	guestKey  = "guest-key-0123456789abcdef"
+	hostKey   = "host-key-0123456789abcdef0"
+)
+
+// fakeClock is a manually advanced clock.
+type fakeClock struct{ ns atomic.Int64 }
+
+func (c *fakeClock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *fakeClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// logBuf collects access-log lines.
+type logBuf struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logBuf) Printf(format string, args ...any) {
+	l.mu.Lock()
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+	l.mu.Unlock()
+}
+
+func (l *logBuf) all() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+type env struct {
+	srv    *Server
+	tokens *token.Tokens
+	url    string
+	clock  *fakeClock
+	log    *logBuf
+	client *http.Client
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func testTokens(t testing.TB) *token.Tokens {
+	tk, err := token.New(token.Config{Domain: "meet.example.com", AppID: "my-app", Secret: spec.NewSecret(appSecret),
+		Audiences: []string{"my-app"}, DomainVerification: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tk
+}
+
+func baseConfig() Config {
+	return Config{
+		Listen: "127.0.0.1:0",
+		Keys: []Key{
+			{Name: "guests", Secret: spec.NewSecret(guestKey)},
+			{Name: "hosts", Secret: spec.NewSecret(hostKey), GrantHosts: true},
+		},
+		RateRPS:     1000,
+		Burst:       1000,
+		MaxBody:     512,
+		Unguessable: true,
+		RoomSecret:  RoomSecretFrom(spec.NewSecret(appSecret)),
+		ServerURL:   "https://meet.example.com",
+	}
+}
+
+// start serves on a kernel-chosen loopback port with a real listener.
+func start(t testing.TB, mod func(*Config), m Minter) *env { return startLog(t, mod, m, nil) }
+
+// discard is an access logger that formats nothing.
+type discard struct{}
+
+func (discard) Printf(string, ...any) {}
+
+func startLog(t testing.TB, mod func(*Config), m Minter, logger Logger) *env {
+	t.Helper()
+	cfg := baseConfig()
+	clock := &fakeClock{}
+	clock.ns.Store(time.Unix(1_800_000_000, 0).UnixNano())
+	cfg.Now = clock.now
+	if mod != nil {
+		mod(&cfg)
+	}
+	tk := testTokens(t)
+	if m == nil {
+		m = tk
+	}
+	lb := &logBuf{}
+	if logger == nil {
+		logger = lb
+	}
+	srv, err := New(cfg, m, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	e := &env{srv: srv, tokens: tk, url: "http://" + ln.Addr().String(), clock: clock, log: lb, cancel: cancel, done: done,
+		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			t.Error("server did not shut down")
+		}
+		e.client.CloseIdleConnections()
+	})
+	return e
+}
+
+type result struct {
+	status int
+	header http.Header
+	ok     JoinResponse
+	err    APIError
+	raw    string
+}
+
+func (e *env) post(t testing.TB, stream, key, body string, hdr ...string) result {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.url+"/api/v1/live/streams/"+stream+"/join", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	return e.do(t, req)
+}
+
+func (e *env) do(t testing.TB, req *http.Request) result {
+	t.Helper()
+	resp, err := e.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	r := result{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q for %s", ct, raw)
+	}
+	if resp.StatusCode == http.StatusOK {
+		if err := json.Unmarshal(raw, &r.ok); err != nil {
+			t.Fatalf("body %s: %v", raw, err)
+		}
+	} else {
+		var wrap struct{ Error APIError }
+		if err := json.Unmarshal(raw, &wrap); err != nil || wrap.Error.Code == "" || wrap.Error.Message == "" {
+			t.Fatalf("error body %s is not {\"error\":{code,message}}", raw)
+		}
+		r.err = wrap.Error
+	}
+	return r
+}
+
+func expect(t *testing.T, r result, status int, code string) {
+	t.Helper()
+	if r.status != status || r.err.Code != code {
+		t.Fatalf("got %d %q (%s), want %d %q", r.status, r.err.Code, r.raw, status, code)
+	}
+}
+
+func TestJoin(t *testing.T) {
+	e := start(t, nil, nil)
+	r := e.post(t, "Stream%2042", guestKey, `{"identity":"user-1","name":"Ada","email":"ada@example.com","is_host":false}`)
+	expect(t, r, 200, "")
+	if !strings.HasPrefix(r.ok.RoomName, "stream-42-") || room.Validate(r.ok.RoomName) != nil {
+		t.Errorf("room_name %q", r.ok.RoomName)
+	}
+	if want := room.Sanitize("Stream 42", true, RoomSecretFrom(spec.NewSecret(appSecret))); r.ok.RoomName != want {
+		t.Errorf("room_name %q, want %q", r.ok.RoomName, want)
+	}
+	if r.ok.URL != "https://meet.example.com/"+r.ok.RoomName {
+		t.Errorf("url %q", r.ok.URL)
+	}
+	c, err := e.tokens.Verify(r.ok.Token, &token.Target{Room: r.ok.RoomName})
+	if err != nil {
+		t.Fatalf("minted token does not verify: %v", err)
+	}
+	user := c.Payload()["context"].(map[string]any)["user"].(map[string]any)
+	if user["id"] != "user-1" || user["name"] != "Ada" || user["email"] != "ada@example.com" || user["moderator"] != false {
+		t.Errorf("context.user = %v", user)
+	}
+	if r.header.Get("Cache-Control") != "no-store" {
+		t.Error("token response must not be cached")
+	}
+	// Same stream, same room; another stream, another room.
+	if again := e.post(t, "Stream%2042", guestKey, `{"identity":"user-2"}`); again.ok.RoomName != r.ok.RoomName {
+		t.Errorf("room not stable: %q vs %q", again.ok.RoomName, r.ok.RoomName)
+	}
+	if other := e.post(t, "stream-43", guestKey, `{"identity":"user-2"}`); other.ok.RoomName == r.ok.RoomName {
+		t.Error("different streams share a room")
+	}
+
+	// Hosts: only keys with grant_hosts may ask for is_host.
+	h := e.post(t, "Stream%2042", hostKey, `{"identity":"host-1","is_host":true}`)
+	expect(t, h, 200, "")
+	hc, err := e.tokens.Verify(h.ok.Token, &token.Target{Room: h.ok.RoomName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hc.Payload()["context"].(map[string]any)["user"].(map[string]any)["moderator"] != true {
+		t.Error("host token is not moderator")
+	}
+	expect(t, e.post(t, "s1", guestKey, `{"identity":"sneaky","is_host":true}`), 403, CodeHostGrant)
+
+	// Nothing secret in the access log.
+	logs := e.log.all()
+	for _, secret := range []string{guestKey, hostKey, appSecret, r.ok.Token, h.ok.Token, r.ok.RoomName, "ada@example.com", "Stream"} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("access log contains %q:\n%s", secret, logs)
+		}
+	}
+	if !strings.Contains(logs, `key=guests`) || !strings.Contains(logs, `status=403`) || !strings.Contains(logs, JoinPath) {
+		t.Errorf("access log lacks key/status/route:\n%s", logs)
+	}
+}
+
+func TestJoinGuessableRooms(t *testing.T) {
+	e := start(t, func(c *Config) { c.Unguessable = false }, nil)
+	r := e.post(t, "weekly-standup", guestKey, `{"identity":"u"}`)
+	expect(t, r, 200, "")
+	if r.ok.RoomName != "weekly-standup" {
+		t.Errorf("room_name %q, want the stream id itself", r.ok.RoomName)
+	}
+}
+
+func TestAuthFailures(t *testing.T) {
+	e := start(t, nil, nil)
+	body := `{"identity":"u"}`
+	for name, hdr := range map[string][]string{
+		"no header":       nil,
+		"wrong key":       {"Authorization", "Bearer not-a-key-not-a-key-xx"},
+		"basic scheme":    {"Authorization", "Basic " + guestKey},
+		"empty bearer":    {"Authorization", "Bearer "},
+		"key prefix":      {"Authorization", "Bearer " + guestKey[:10]},
+		"key with suffix": {"Authorization", "Bearer " + guestKey + "x"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := e.post(t, "s", "", body, hdr...)
+			expect(t, r, 401, CodeUnauthorized)
+			if !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
+				t.Error("no WWW-Authenticate: Bearer")
+			}
+		})
+	}
+	// lower-case scheme is fine (RFC 7235: case-insensitive)
+	expect(t, e.post(t, "s", "", body, "Authorization", "bearer "+guestKey), 200, "")
+}
+
+func TestRequestErrors(t *testing.T) {
+	e := start(t, nil, nil)
+	cases := []struct {
+		name, body string
+		hdr        []string
+		status     int
+		code       string
+	}{
+		{"unknown field", `{"identity":"u","room":"x"}`, nil, 400, CodeUnknownField},
+		{"wrong type", `{"identity":"u","is_host":"yes"}`, nil, 400, CodeInvalidField},
+		{"identity number", `{"identity":5}`, nil, 400, CodeInvalidField},
+		{"missing identity", `{"name":"x"}`, nil, 400, CodeInvalidField},
+		{"blank identity", `{"identity":"  "}`, nil, 400, CodeInvalidField},
+		{"control char", `{"identity":"a\u0000b"}`, nil, 400, CodeInvalidField},
+		{"bad email", `{"identity":"u","email":"not an email"}`, nil, 400, CodeInvalidField},
+		{"named email", `{"identity":"u","email":"Ada <ada@example.com>"}`, nil, 400, CodeInvalidField},
+		{"trailing data", `{"identity":"u"} {}`, nil, 400, CodeInvalidJSON},
+		{"array", `[]`, nil, 400, CodeInvalidField},
+		{"empty", ``, nil, 400, CodeInvalidJSON},
+		{"truncated", `{"identity":`, nil, 400, CodeInvalidJSON},
+		{"garbage", `identity=u`, nil, 400, CodeInvalidJSON},
+		{"text/plain", `{"identity":"u"}`, []string{"Content-Type", "text/plain"}, 415, CodeUnsupportedMedia},
+		{"too large", `{"identity":"` + strings.Repeat("a", 600) + `"}`, nil, 413, CodeBodyTooLarge},
+		{"too large with whitespace", `{"identity":"u"}` + strings.Repeat(" ", 600), nil, 413, CodeBodyTooLarge},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			expect(t, e.post(t, "s", guestKey, tc.body, tc.hdr...), tc.status, tc.code)
+		})
+	}
+	t.Run("too large, chunked", func(t *testing.T) {
+		body := io.MultiReader(strings.NewReader(`{"identity":"`), strings.NewReader(strings.Repeat("a", 5000)), strings.NewReader(`"}`))
+		req, _ := http.NewRequest(http.MethodPost, e.url+"/api/v1/live/streams/s/join", body)
+		req.Header.Set("Authorization", "Bearer "+guestKey)
+		req.ContentLength = -1
+		expect(t, e.do(t, req), 413, CodeBodyTooLarge)
+	})
+	t.Run("long stream id", func(t *testing.T) {
+		expect(t, e.post(t, strings.Repeat("s", 300), guestKey, `{"identity":"u"}`), 400, CodeInvalidStreamID)
+	})
+	t.Run("GET", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodGet, e.url+"/api/v1/live/streams/s/join", nil)
+		r := e.do(t, req)
+		expect(t, r, 405, CodeMethodNotAllowed)
+		if r.header.Get("Allow") != "POST" {
+			t.Errorf("Allow = %q", r.header.Get("Allow"))
+		}
+	})
+	t.Run("unknown path", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodPost, e.url+"/api/v1/streams", nil)
+		expect(t, e.do(t, req), 404, CodeNotFound)
+	})
+	t.Run("healthz", func(t *testing.T) {
+		resp, err := e.client.Get(e.url + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), `"ok"`) {
+			t.Errorf("healthz: %d %s", resp.StatusCode, b)
+		}
+	})
+}
+
+func TestRateLimit(t *testing.T) {
+	e := start(t, func(c *Config) { c.RateRPS = 0.5; c.Burst = 3 }, nil)
+	body := `{"identity":"u"}`
+	for i := 0; i < 3; i++ {
+		expect(t, e.post(t, "s", guestKey, body), 200, "")
+	}
+	r := e.post(t, "s", guestKey, body)
+	expect(t, r, 429, CodeRateLimited)
+	if r.header.Get("Retry-After") != "2" {
+		t.Errorf("Retry-After = %q, want 2 (one token at 0.5/s)", r.header.Get("Retry-After"))
+	}
+	// Another key has its own bucket.
+	expect(t, e.post(t, "s", hostKey, body), 200, "")
+	e.clock.advance(2 * time.Second)
+	expect(t, e.post(t, "s", guestKey, body), 200, "")
+	expect(t, e.post(t, "s", guestKey, body), 429, CodeRateLimited)
+	// Failed authentication is limited too, without touching the keys' buckets.
+	for i := 0; i < 3; i++ {
+		expect(t, e.post(t, "s", "wrong-wrong-wrong-wrong", body), 401, CodeUnauthorized)
+	}
+	expect(t, e.post(t, "s", "wrong-wrong-wrong-wrong", body), 429, CodeRateLimited)
+	expect(t, e.post(t, "s", hostKey, body), 200, "")
+}
+
+// TestConcurrentLoad sends a bounded number of requests from parallel
+// clients and checks every answer; it reports the rate it saw.
+func TestConcurrentLoad(t *testing.T) {
+	e := startLog(t, func(c *Config) { c.RateRPS = -1 }, nil, discard{})
+	const workers, perWorker = 16, 125
+	var wg sync.WaitGroup
+	var failures atomic.Int64
+	begin := time.Now()
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < perWorker; i++ {
+				req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("%s/api/v1/live/streams/stream-%d/join", e.url, w),
+					strings.NewReader(`{"identity":"u","name":"N"}`))
+				req.Header.Set("Authorization", "Bearer "+guestKey)
+				resp, err := e.client.Do(req)
+				if err != nil {
+					failures.Add(1)
+					continue
+				}
+				var out JoinResponse
+				if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&out) != nil || out.Token == "" {
+					failures.Add(1)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}(w)
+	}
+	wg.Wait()
+	el := time.Since(begin)
+	if n := failures.Load(); n > 0 {
+		t.Fatalf("%d of %d requests failed", n, workers*perWorker)
+	}
+	t.Logf("%d requests from %d clients in %s: %.0f requests/s", workers*perWorker, workers, el.Round(time.Millisecond),
+		float64(workers*perWorker)/el.Seconds())
+}
+
+// blockingMinter holds Mint until released, to test graceful shutdown.
+type blockingMinter struct {
+	inner   Minter
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingMinter) Mint(r token.MintRequest) (string, error) {
+	close(b.entered)
+	<-b.release
+	return b.inner.Mint(r)
+}
+
+func TestGracefulShutdown(t *testing.T) {
+	bm := &blockingMinter{inner: testTokens(t), entered: make(chan struct{}), release: make(chan struct{})}
+	e := start(t, nil, bm)
+	got := make(chan result, 1)
+	go func() { got <- e.post(t, "s", guestKey, `{"identity":"u"}`) }()
+	<-bm.entered
+	e.cancel()
+	select {
+	case err := <-e.done:
+		t.Fatalf("Serve returned %v with a request in flight", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(bm.release)
+	if r := <-got; r.status != 200 {
+		t.Fatalf("in-flight request: %d %s", r.status, r.raw)
+	}
+	if err := <-e.done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	e.done <- nil // for the cleanup
+	if _, err := net.DialTimeout("tcp", strings.TrimPrefix(e.url, "http://"), time.Second); err == nil {
+		t.Error("still listening after shutdown")
+	}
+}
+
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	certPEM, keyPEM := selfSigned(t)
+	certFile, keyFile := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+	os.WriteFile(certFile, certPEM, 0o600)
+	os.WriteFile(keyFile, keyPEM, 0o600)
+	e := start(t, func(c *Config) { c.TLSCert, c.TLSKey = certFile, keyFile }, nil)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	e.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	e.url = strings.Replace(e.url, "http://", "https://", 1)
+	expect(t, e.post(t, "s", guestKey, `{"identity":"u"}`), 200, "")
+}
+
+func selfSigned(t *testing.T) ([]byte, []byte) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(k)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+}
+
+func TestConfigChecks(t *testing.T) {
+	tk := testTokens(t)
+	for name, mod := range map[string]func(*Config){
+		"public without TLS":   func(c *Config) { c.Listen = "0.0.0.0:8443" },
+		"any host without TLS": func(c *Config) { c.Listen = ":8443" },
+		"cert without key":     func(c *Config) { c.TLSCert = "/x" },
+		"no keys":              func(c *Config) { c.Keys = nil },
+		"short key":            func(c *Config) { c.Keys = []Key{{Name: "k", Secret: spec.NewSecret("short")}} },
+		"duplicate names":      func(c *Config) { c.Keys = append(c.Keys, Key{Name: "guests", Secret: spec.NewSecret(hostKey + "z")}) },
+		"no room secret":       func(c *Config) { c.RoomSecret = nil },
+		"no server URL":        func(c *Config) { c.ServerURL = "" },
+	} {
+		cfg := baseConfig()
+		mod(&cfg)
+		if _, err := New(cfg, tk, nil); err == nil {
+			t.Errorf("%s: accepted", name)
+		} else if strings.Contains(err.Error(), guestKey) || strings.Contains(err.Error(), "short\"") {
+			t.Errorf("%s: error leaks a key: %v", name, err)
+		}
+	}
+	for _, ok := range []string{"127.0.0.1:0", "[::1]:9138", "localhost:9138"} {
+		cfg := baseConfig()
+		cfg.Listen = ok
+		if _, err := New(cfg, tk, nil); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+}
+
+func TestFromDeployment(t *testing.T) {
+	d := &spec.Deployment{Domain: "meet.example.com", Web: spec.Web{HTTPSPort: 443},
+		Auth: spec.Auth{Mode: spec.AuthJWT, JWT: &spec.JWT{AppID: "a", AppSecret: spec.NewSecret(appSecret)}},
+		TokenAPI: &spec.TokenAPI{Listen: "127.0.0.1:9000", Keys: []spec.APIKey{{Name: "app", Key: spec.NewSecret(guestKey), GrantHosts: true}},
+			RateRPS: 5, Burst: 10, MaxBody: 2048, Unguessable: true}}
+	cfg, err := FromDeployment(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ServerURL != "https://meet.example.com" || cfg.Listen != "127.0.0.1:9000" || len(cfg.Keys) != 1 || !cfg.Keys[0].GrantHosts ||
+		cfg.RateRPS != 5 || cfg.Burst != 10 || cfg.MaxBody != 2048 || !cfg.Unguessable || len(cfg.RoomSecret) != 32 {
+		t.Errorf("cfg = %+v", cfg)
+	}
+	if bytes.Contains(cfg.RoomSecret, []byte(appSecret)) {
+		t.Error("room secret is the app secret")
+	}
+	if s := fmt.Sprintf("%+v", cfg); strings.Contains(s, guestKey) {
+		t.Error("config prints a key")
+	}
+	d.TokenAPI = nil
+	if _, err := FromDeployment(d); err == nil {
+		t.Error("no token_api accepted")
+	}
+}
+
+func FuzzJoinBody(f *testing.F) {
+	for _, s := range []string{`{"identity":"u","name":"n","email":"a@b.c","is_host":true}`, `{}`, `[]`, `null`, `{"identity":"u"} x`,
+		`{"identity":"u","extra":1}`, `{"is_host":"true"}`, `{"identity":"` + strings.Repeat("a", 300) + `"}`, "\xff", `{"identity":"\ud800"}`,
+		`{"Identity":"u"}`, `{"identity":"u","identity":"v"}`, `  {"identity" : "u" }  `} {
+		f.Add([]byte(s))
+	}
+	const limit = 256
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, e := DecodeJoinRequest(bytes.NewReader(body), limit)
+		if e != nil {
+			if e.Status < 400 || e.Status > 499 || e.Code == "" || e.Message == "" {
+				t.Fatalf("bad error %+v for %q", e, body)
+			}
+			return
+		}
+		if len(body) > limit {
+			t.Fatalf("accepted a %d-byte body over the %d limit", len(body), limit)
+		}
+		if req.Identity == "" || len(req.Identity) > maxIdentity || req.validate() != nil {
+			t.Fatalf("accepted an invalid request %+v from %q", req, body)
+		}
+	})
+}
+
+func BenchmarkJoinEndpoint(b *testing.B) {
+	cfg := baseConfig()
+	cfg.RateRPS = -1
+	srv, err := New(cfg, testTokens(b), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := srv.Handler()
+	body := []byte(`{"identity":"user-1","name":"Ada","email":"ada@example.com","is_host":false}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/live/streams/stream-42/join", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+guestKey)
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			b.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+	}
+}
+
+// BenchmarkLoopback measures the endpoint over real loopback TCP with
+// keep-alive clients; requests/s is reported as a metric.
+func BenchmarkLoopback(b *testing.B) {
+	e := startLog(b, func(c *Config) { c.RateRPS = -1 }, nil, discard{})
+	body := []byte(`{"identity":"user-1","name":"Ada","email":"ada@example.com","is_host":false}`)
+	b.SetParallelism(8)
+	b.ResetTimer()
+	begin := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest(http.MethodPost, e.url+"/api/v1/live/streams/stream-42/join", bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+guestKey)
+			resp, err := e.client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(begin).Seconds(), "req/s")
+}
