@@ -198,7 +198,9 @@ func (a *runApplier) PendingRestarts() []daemon.PendingRestart {
 // Apply implements daemon.Applier.
 func (a *runApplier) Apply(ctx context.Context, req daemon.Request) (daemon.Outcome, error) {
 	var out daemon.Outcome
+	t0 := time.Now()
 	res := spec.Load(a.spec, spec.Options{Host: a.host, Vars: specVars})
+	tLoad := time.Since(t0)
 	out.Redact = res.Redactions()
 	out.Watch = watchPaths(res, nil, a.root)
 	if res.HasErrors() {
@@ -215,7 +217,9 @@ func (a *runApplier) Apply(ctx context.Context, req daemon.Request) (daemon.Outc
 	a.lastGood = d
 	a.mu.Unlock()
 
+	t1 := time.Now()
 	set, err := desiredState(d, a.root)
+	tRender := time.Since(t1)
 	if err != nil {
 		if strings.HasPrefix(err.Error(), "internal secrets") {
 			return out, err // I/O on the state dir: worth a retry
@@ -254,7 +258,11 @@ func (a *runApplier) Apply(ctx context.Context, req daemon.Request) (daemon.Outc
 		return out, daemon.NoRetry(fmt.Errorf("other changes are pending but applying them would overwrite hand-edited files whose drift policy is \"report\": %s; restore or remove the edits (or set drift = \"restore\")", strings.Join(paths, ", ")))
 	}
 
+	t2 := time.Now()
 	r, err := apply.Apply(ctx, set, opts)
+	a.log.WithFields(logrus.Fields{
+		"load_ms": tLoad.Milliseconds(), "render_ms": tRender.Milliseconds(), "apply_ms": time.Since(t2).Milliseconds(),
+	}).Debug("pipeline timings")
 	if err != nil {
 		var ce *apply.CheckError
 		if errors.As(err, &ce) {

@@ -9,11 +9,13 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,24 +27,7 @@ const runBound = 60 * time.Second // only limits how long a broken test hangs
 
 func copyTree(t *testing.T, src, dst string) {
 	t.Helper()
-	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if fi.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	copyTreeTB(t, src, dst)
 }
 
 // waitStatus polls the daemon's socket until cond holds.
@@ -80,7 +65,7 @@ func TestRunDaemonEndToEnd(t *testing.T) {
 	notAfter := writeSelfSigned(t, filepath.Join(root, "etc/jitsi/meet/meet.example.com.crt"), filepath.Join(root, "etc/jitsi/meet/meet.example.com.key"))
 	cmd := exec.Command(bin, "run", specPath, "--root", root, "--socket", sock, "--metrics", "127.0.0.1:0", "--log-format", "json")
 	cmd.Env = append(os.Environ(), "JITSI_APP_SECRET="+cliSecret, "NOTIFY_SOCKET=", "WATCHDOG_USEC=")
-	var logs bytes.Buffer
+	var logs lockedBuffer
 	cmd.Stderr = &logs
 	cmd.Stdout = &logs
 	if err := cmd.Start(); err != nil {
@@ -216,6 +201,24 @@ func writeSelfSigned(t *testing.T, certPath, keyPath string) time.Time {
 	return notAfter
 }
 
+// lockedBuffer collects a child's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 func TestStatusWithoutDaemon(t *testing.T) {
 	code, _, errs := runCLI(t, "status", "--socket", filepath.Join(t.TempDir(), "none.sock"))
 	if code != exitError || !strings.Contains(errs, "Is the daemon running?") {
@@ -243,7 +246,7 @@ func TestRunDaemonReportDrift(t *testing.T) {
 	sock := filepath.Join(dir, "status.sock")
 	cmd := exec.Command(bin, "run", specPath, "--root", root, "--socket", sock, "--metrics", "off", "--log-format", "json")
 	cmd.Env = append(os.Environ(), "JITSI_APP_SECRET="+cliSecret, "NOTIFY_SOCKET=", "WATCHDOG_USEC=")
-	var logs bytes.Buffer
+	var logs lockedBuffer
 	cmd.Stderr, cmd.Stdout = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -290,7 +293,7 @@ func TestRunDaemonReportDrift(t *testing.T) {
 		t.Fatal(err)
 	}
 	st = waitStatus(t, sock, "blocked", func(s *daemon.Status) bool { return s.Degraded })
-	if !strings.Contains(st.DegradedReason, `drift policy is "report"`) || !strings.Contains(st.DegradedReason, managed) {
+	if !strings.Contains(st.DegradedReason, `drift policy is "report"`) || !strings.Contains(st.DegradedReason, managed) || len(st.Drift) != 1 {
 		t.Fatalf("degraded reason %q", st.DegradedReason)
 	}
 	if b, _ := os.ReadFile(managed); !bytes.Equal(b, edited) {
@@ -304,5 +307,83 @@ func TestRunDaemonReportDrift(t *testing.T) {
 	st = waitStatus(t, sock, "applied", func(s *daemon.Status) bool { return !s.Degraded && s.State == daemon.StateOK })
 	if len(st.Drift) != 0 || st.LastApply == nil || len(st.LastApply.Written) == 0 {
 		t.Fatalf("after undoing the edit: %+v", st)
+	}
+}
+
+// BenchmarkRunSpecEditToApplyReal: the real binary (spec -> render ->
+// plan/apply with its validators, no systemd under --root) from a spec edit
+// to the end of the apply it causes, using the daemon's own record of when
+// the apply finished. overhead-ms/op is the time beyond the quiet period.
+func BenchmarkRunSpecEditToApplyReal(b *testing.B) {
+	bin := agentBinary(b)
+	dir := b.TempDir()
+	copyTreeTB(b, "../../examples", filepath.Join(dir, "examples"))
+	specPath := filepath.Join(dir, "examples", "meet.hcl")
+	good, err := os.ReadFile(specPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sock := filepath.Join(dir, "status.sock")
+	cmd := exec.Command(bin, "run", specPath, "--root", filepath.Join(dir, "root"), "--socket", sock, "--metrics", "off", "--log-level", "warn")
+	cmd.Env = append(os.Environ(), "JITSI_APP_SECRET="+cliSecret, "NOTIFY_SOCKET=", "WATCHDOG_USEC=")
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	st := pollStatus(b, sock, func(s *daemon.Status) bool { return s.Ready })
+	const quiet = 200 * time.Millisecond // the spec's watch default
+	var total time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		n := st.Applies
+		edit := bytes.Replace(good, []byte("max_participants     = 50"), []byte(fmt.Sprintf("max_participants     = %d", 51+i%2)), 1)
+		start := time.Now()
+		if err := os.WriteFile(specPath, edit, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		st = pollStatus(b, sock, func(s *daemon.Status) bool { return s.Applies > n })
+		if st.LastApply.Result != "success" || len(st.LastApply.Written) == 0 {
+			b.Fatalf("apply: %+v", st.LastApply)
+		}
+		total += st.LastApply.Time.Sub(start)
+	}
+	b.StopTimer()
+	mean := total / time.Duration(b.N)
+	b.ReportMetric(float64(mean)/1e6, "edit-to-apply-ms/op")
+	b.ReportMetric(float64(mean-quiet)/1e6, "overhead-ms/op")
+}
+
+func pollStatus(tb testing.TB, sock string, cond func(*daemon.Status) bool) *daemon.Status {
+	tb.Helper()
+	deadline := time.Now().Add(runBound)
+	for time.Now().Before(deadline) {
+		if st, err := daemon.FetchStatus(context.Background(), sock, ""); err == nil && cond(st) {
+			return st
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	tb.Fatal("daemon status condition not reached")
+	return nil
+}
+
+func copyTreeTB(tb testing.TB, src, dst string) {
+	tb.Helper()
+	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if fi.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, 0o644)
+	})
+	if err != nil {
+		tb.Fatal(err)
 	}
 }

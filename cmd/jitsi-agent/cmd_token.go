@@ -143,6 +143,9 @@ func runTokenMint(args []string, stdout, stderr io.Writer) int {
 		printRoomError(stderr, err)
 		return exitError
 	}
+	if user.Moderator && d.Auth.Moderators != spec.ModeratorsToken {
+		fmt.Fprintf(stderr, "Note: auth.moderators = %q: context.user.moderator is read only with moderators = %q (mod_token_affiliation).\n", d.Auth.Moderators, spec.ModeratorsToken)
+	}
 	if feat != nil {
 		fmt.Fprintln(stderr, "Note: context.features replaces Jitsi's moderator defaults; features not listed count as not granted (screen-sharing excepted).")
 	}
@@ -216,6 +219,10 @@ func runTokenVerify(args []string, stdout, stderr io.Writer, stdin io.Reader) in
 	}
 	d, tk, ok := tokensFor(pos[0], host, stderr)
 	if !ok {
+		return exitError
+	}
+	if tenant != "" && !d.Tenants {
+		fmt.Fprintf(stderr, "Error: tenant %q given, but the spec does not enable tenants (tenants = true)\n", tenant)
 		return exitError
 	}
 	var target *token.Target

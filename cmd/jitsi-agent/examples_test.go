@@ -73,7 +73,7 @@ func TestCertificatePathsAgree(t *testing.T) {
 	}
 	ec := certs.PathsFor(d, certs.Slot{Name: d.Domain, Key: certs.ECDSA})
 	rsa := certs.PathsFor(d, certs.Slot{Name: d.Domain, Key: certs.RSA})
-	turn := content("/etc/turnserver.conf")
+	turn := content("/etc/coturn/turnserver.conf")
 	nginx := content("/etc/nginx/sites-available/" + d.Domain + ".conf")
 	prosody := content("/etc/prosody/conf.avail/" + d.Domain + ".cfg.lua")
 	for _, c := range []struct{ conf, path string }{

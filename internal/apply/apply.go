@@ -56,6 +56,10 @@ type Options struct {
 	NoTools bool
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Skip, when set, leaves the changes of a path out of this apply (e.g.
+	// the daemon skips host-changed files whose drift policy is "report").
+	// Skipped paths keep their manifest record, so they stay reported.
+	Skip func(c plan.Change) bool
 	// StepHook, when set, runs between the per-file steps (tests use it to
 	// widen crash windows).
 	StepHook func(step, path string)
@@ -93,6 +97,8 @@ type Result struct {
 	// Notices are things the operator should know (ownership skipped
 	// without root, leftover temporary files removed...).
 	Notices []string
+	// Skipped are the changes left out by Options.Skip.
+	Skipped []plan.Change
 	// BackupDir is the real path holding the previous versions ("" when
 	// nothing changed).
 	BackupDir string
@@ -278,9 +284,27 @@ func Apply(ctx context.Context, set *render.Set, opts Options) (*Result, error) 
 		r.notice("%s", n)
 	}
 	r.res.Serial = m.Serial
+	skip := map[string]bool{}
+	if r.o.Skip != nil {
+		for _, c := range p.Changes {
+			if r.o.Skip(c) {
+				skip[c.Path] = true
+			}
+		}
+		kept := p.Changes[:0:0]
+		for _, c := range p.Changes {
+			if skip[c.Path] {
+				r.res.Skipped = append(r.res.Skipped, c)
+				r.progress("skipped %s", c.Line())
+			} else {
+				kept = append(kept, c)
+			}
+		}
+		p.Changes = kept
+	}
 	if !p.HasChanges() {
-		if p.ManifestStale {
-			nm := r.nextManifest(m, p, m.Serial)
+		if p.ManifestStale && len(skip) == 0 {
+			nm := r.nextManifest(m, p, m.Serial, skip)
 			nm.Operation, nm.AppliedAt, nm.RolledBackTo = m.Operation, m.AppliedAt, m.RolledBackTo
 			if err := nm.Save(manifest.Path(r.state)); err != nil {
 				return nil, fmt.Errorf("apply: %w", err)
@@ -295,7 +319,7 @@ func Apply(ctx context.Context, set *render.Set, opts Options) (*Result, error) 
 	for _, c := range p.Changes {
 		t.ops = append(t.ops, opFromChange(c))
 	}
-	nm := r.nextManifest(m, p, serial)
+	nm := r.nextManifest(m, p, serial, skip)
 	nm.Operation = "apply"
 	if err := t.run(ctx, nm, true); err != nil {
 		return nil, err
@@ -318,12 +342,18 @@ func unitsNote(units []string) string {
 
 // nextManifest builds the manifest after applying p: entries that did not
 // change keep their serial and time.
-func (r *runner) nextManifest(old *manifest.Manifest, p *plan.Plan, serial int) *manifest.Manifest {
+func (r *runner) nextManifest(old *manifest.Manifest, p *plan.Plan, serial int, skip map[string]bool) *manifest.Manifest {
 	now := r.o.Now().UTC()
 	nm := manifest.New()
 	nm.Serial, nm.AppliedAt = serial, now
 	entries := make([]manifest.Entry, 0, len(p.Desired))
 	for _, e := range p.Desired {
+		if skip[e.Path] {
+			if oe, ok := old.Lookup(e.Path); ok {
+				entries = append(entries, oe)
+			}
+			continue
+		}
 		if oe, ok := old.Lookup(e.Path); ok && oe.SameState(e) {
 			e.Serial, e.AppliedAt = oe.Serial, oe.AppliedAt
 		} else {
@@ -331,6 +361,22 @@ func (r *runner) nextManifest(old *manifest.Manifest, p *plan.Plan, serial int) 
 		}
 		entries = append(entries, e)
 	}
+	for _, oe := range old.Files { // skipped unmanage: still recorded
+		if skip[oe.Path] {
+			if _, desired := old.Lookup(oe.Path); desired && !containsPath(p.Desired, oe.Path) {
+				entries = append(entries, oe)
+			}
+		}
+	}
 	nm.SetFiles(entries)
 	return nm
+}
+
+func containsPath(es []manifest.Entry, p string) bool {
+	for _, e := range es {
+		if e.Path == p {
+			return true
+		}
+	}
+	return false
 }

@@ -450,3 +450,44 @@ func TestUndoGuardsSerial(t *testing.T) {
 	}
 	e.assertConverged(a)
 }
+
+func TestProsodyctlCheckFailure(t *testing.T) {
+	testenv.LookPath(t, "prosodyctl", "apt-get install prosody")
+	e := newEnv(t)
+	e.opts.NoTools = false
+	// Valid Lua, invalid Prosody config: a Component without a type where
+	// a VirtualHost's option is expected is fine for luac, but a call of an
+	// undefined global fails when Prosody loads the file.
+	set := &render.Set{Files: []render.File{{Path: "/etc/prosody/conf.avail/x.cfg.lua", Kind: render.KindFile,
+		Content: []byte("VirtualHost \"x.example.com\"\n    no_such_function_in_prosody_config()\n"), Component: "prosody"}}}
+	_, err := Apply(context.Background(), set, e.opts)
+	if err == nil || !strings.Contains(err.Error(), "prosodyctl check config") || !strings.Contains(err.Error(), "/etc/prosody/conf.avail/x.cfg.lua") {
+		t.Fatalf("want prosodyctl failure naming the file, got %v", err)
+	}
+	t.Log(err)
+	e.assertNoTemps()
+	good := goldenSet(t, "everything")
+	localOwners(good)
+	e.apply(good)
+	e.assertConverged(good)
+}
+
+func TestSkipKeepsDriftReported(t *testing.T) {
+	e := newEnv(t)
+	set := sampleSet("a")
+	e.apply(set)
+	e.write("/etc/jitsi/videobridge/jvb.conf", "# Managed by jitsi-agent\nlocal edit\n")
+	os.Chmod(e.real("/etc/turnserver.conf"), 0o600)
+	e.opts.Skip = func(c plan.Change) bool { return c.HostChanged && c.Path == "/etc/jitsi/videobridge/jvb.conf" }
+	res := e.apply(set)
+	if len(res.Skipped) != 1 || len(res.Changes) != 1 || res.Changes[0].Path != "/etc/turnserver.conf" {
+		t.Fatalf("changes %v skipped %v", res.Paths(), res.Skipped)
+	}
+	if e.read("/etc/jitsi/videobridge/jvb.conf") != "# Managed by jitsi-agent\nlocal edit\n" {
+		t.Fatal("skipped file was written")
+	}
+	p := e.plan(set)
+	if r := reasons(p); len(r) != 1 || r["/etc/jitsi/videobridge/jvb.conf update"] != plan.ReasonDrift {
+		t.Fatalf("drift no longer reported: %v", r)
+	}
+}

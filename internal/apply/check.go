@@ -51,7 +51,8 @@ type staged struct {
 	real string // staged temp file
 }
 
-// check runs every validator; built-in checks always, tools when asked.
+// check runs every validator: built-in checks always; with tools, each
+// File.Check command and (unless Options.NoTools) luac, prosodyctl and nginx.
 func (t *txn) check(ctx context.Context, tools bool) error {
 	var files []staged
 	for _, o := range t.ops {
@@ -67,7 +68,7 @@ func (t *txn) check(ctx context.Context, tools bool) error {
 		t.r.hook("check", s.op.dest)
 	}
 	if len(fails) == 0 && tools {
-		fails = append(fails, t.toolChecks(ctx, files)...)
+		fails = append(fails, t.toolChecks(ctx, files, !t.r.o.NoTools)...)
 	}
 	if len(fails) == 0 {
 		return nil
@@ -116,7 +117,26 @@ func builtinCheck(s staged) *Failure {
 	return nil
 }
 
-func (t *txn) toolChecks(ctx context.Context, files []staged) []Failure {
+func (t *txn) toolChecks(ctx context.Context, files []staged, external bool) []Failure {
+	var fails []Failure
+	if external {
+		fails = t.externalChecks(ctx, files)
+	}
+	for _, s := range files {
+		if s.file.Check == "" || s.op.kind == render.KindSymlink {
+			continue
+		}
+		cmdline := strings.ReplaceAll(s.file.Check, "{{.Path}}", shellQuote(s.real))
+		out, err := t.exec(ctx, "", "/bin/sh", "-c", cmdline)
+		if err != nil {
+			fails = append(fails, Failure{s.op.path, "check command `" + s.file.Check + "`", t.mapPaths(out, err)})
+		}
+		t.r.hook("check", s.op.dest)
+	}
+	return fails
+}
+
+func (t *txn) externalChecks(ctx context.Context, files []staged) []Failure {
 	var fails []Failure
 	var lua []staged
 	for _, s := range files {
@@ -138,18 +158,11 @@ func (t *txn) toolChecks(ctx context.Context, files []staged) []Failure {
 			}
 		}
 	}
-	fails = append(fails, t.nginxChecks(ctx, files)...)
-	for _, s := range files {
-		if s.file.Check == "" || s.op.kind == render.KindSymlink {
-			continue
-		}
-		cmdline := strings.ReplaceAll(s.file.Check, "{{.Path}}", shellQuote(s.real))
-		out, err := t.exec(ctx, "", "/bin/sh", "-c", cmdline)
-		if err != nil {
-			fails = append(fails, Failure{s.op.path, "check command `" + s.file.Check + "`", t.mapPaths(out, err)})
-		}
-		t.r.hook("check", s.op.dest)
+	if len(fails) == 0 {
+		// prosodyctl only makes sense on Lua that parses.
+		fails = append(fails, t.prosodyChecks(ctx, files)...)
 	}
+	fails = append(fails, t.nginxChecks(ctx, files)...)
 	return fails
 }
 

@@ -89,6 +89,8 @@ type daemon struct {
 
 	retry     watch.Timer
 	retryNext time.Duration
+	wdC       <-chan time.Time // watchdog timer (nil = off)
+	wdRearm   func()
 	watching  watch.Paths // the set last given to the watcher
 
 	mu sync.Mutex
@@ -202,13 +204,9 @@ func (d *daemon) watchdogInterval() time.Duration {
 }
 
 func (d *daemon) loop(ctx context.Context, sigs <-chan os.Signal, wdC <-chan time.Time, rearmWD func()) error {
+	d.wdC, d.wdRearm = wdC, rearmWD
 	d.sendStatus("applying the spec")
 	d.apply(Request{Reason: ReasonStartup, Full: true, Initial: true})
-	if wdC != nil {
-		// The first apply may take longer than half the interval.
-		d.ping()
-		rearmWD()
-	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -286,7 +284,7 @@ func (d *daemon) apply(req Request) {
 	// A stop request does not cancel a running apply half-way (files
 	// swapped, units not reloaded); the timeout bounds it.
 	actx, cancel := context.WithTimeout(context.Background(), d.cfg.ApplyTimeout)
-	out, err := d.deps.Applier.Apply(actx, req)
+	out, err := d.runApplier(actx, req, start)
 	cancel()
 	end := d.clock.Now()
 	if len(out.Redact) > 0 && d.deps.AddSecrets != nil {
@@ -341,7 +339,9 @@ func (d *daemon) apply(req Request) {
 
 	d.metrics.ObserveApply(rec.Result, end)
 	d.metrics.AddReloadFailures(len(out.ReloadFailures))
-	if err == nil {
+	// Drift found by a run that then failed (e.g. held back by a reported
+	// hand edit) is still news.
+	if err == nil || out.Drift != nil {
 		d.metrics.SetDriftFiles(len(out.Drift))
 	}
 	d.metrics.SetDegraded(degradedReason != "")
@@ -353,6 +353,8 @@ func (d *daemon) apply(req Request) {
 		t := end
 		d.st.LastSuccess = &t
 		d.st.Ready = true
+	}
+	if err == nil || out.Drift != nil {
 		d.st.Drift = out.Drift
 	}
 	d.st.Degraded = degradedReason != ""
@@ -394,6 +396,37 @@ func (d *daemon) apply(req Request) {
 		d.retryNext = min(2*d.retryNext, d.cfg.RetryMax)
 	} else {
 		d.retryNext = d.cfg.RetryMin
+	}
+}
+
+// runApplier runs the applier in a goroutine and keeps pinging the
+// watchdog while it works, but only until the apply timeout: an apply that
+// hangs past it (ignoring its ctx) stops the pings and systemd restarts the
+// service. Long legitimate applies (JVM health checks) are not killed.
+func (d *daemon) runApplier(ctx context.Context, req Request, start time.Time) (Outcome, error) {
+	type result struct {
+		out Outcome
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		out, err := d.deps.Applier.Apply(ctx, req)
+		ch <- result{out, err}
+	}()
+	warned := false
+	for {
+		select {
+		case r := <-ch:
+			return r.out, r.err
+		case <-d.wdC:
+			if d.clock.Now().Sub(start) < d.cfg.ApplyTimeout {
+				d.ping()
+			} else if !warned {
+				warned = true
+				d.log.WithField("timeout", d.cfg.ApplyTimeout.String()).Error("apply is stuck past its timeout; no more watchdog pings")
+			}
+			d.wdRearm()
+		}
 	}
 }
 

@@ -567,7 +567,9 @@ func TestFailedApplyRetriesWithBackoffAndRedacts(t *testing.T) {
 
 func TestStormGivesOneApply(t *testing.T) {
 	f := newFake(t, t.TempDir(), DriftRestore)
-	r := start(t, Config{SpecPaths: []string{f.spec}, Quiet: time.Second, Max: time.Minute}, Deps{Applier: f})
+	// A quiet period long enough that a stall of the loaded test machine
+	// does not split the storm; the hard max is far away.
+	r := start(t, Config{SpecPaths: []string{f.spec}, Quiet: 2 * time.Second, Max: time.Minute}, Deps{Applier: f})
 	f.next(t)
 	r.waitHealth(t, 200)
 	fh, err := os.OpenFile(f.spec, os.O_WRONLY|os.O_APPEND, 0)
@@ -756,5 +758,41 @@ func TestManagedFilesStayWatchedWhileDegraded(t *testing.T) {
 	handEdit(t, f.managed)
 	if req := f.next(t); !slices.Contains(req.Paths, f.managed) {
 		t.Fatalf("hand edit while degraded: %+v", req)
+	}
+}
+
+func TestWatchdogPingsDuringLongApplyUntilTimeout(t *testing.T) {
+	ns := listenNotify(t)
+	release := make(chan struct{})
+	started := make(chan struct{}, 10)
+	a := ApplierFunc(func(ctx context.Context, req Request) (Outcome, error) {
+		started <- struct{}{}
+		if req.Initial {
+			return Outcome{}, nil
+		}
+		<-release // a "hung" apply that ignores ctx
+		return Outcome{}, nil
+	})
+	spec := filepath.Join(t.TempDir(), "site.hcl")
+	writeFile(t, spec, "x")
+	hup := make(chan os.Signal, 1)
+	start(t, Config{SpecPaths: []string{spec}, ApplyTimeout: 300 * time.Millisecond}, Deps{Applier: a, Signals: hup, WatchdogInterval: 40 * time.Millisecond})
+	t.Cleanup(func() { close(release) })
+	<-started
+	ns.until(t, `^READY=1\n`)
+	hup <- syscall.SIGHUP
+	<-started
+	// Pings continue while the apply runs (within its timeout)...
+	ns.until(t, `^WATCHDOG=1\n$`)
+	ns.until(t, `^WATCHDOG=1\n$`)
+	// ...and stop once it is stuck past the timeout.
+	time.Sleep(400 * time.Millisecond)
+	for len(ns.ch) > 0 {
+		<-ns.ch
+	}
+	select {
+	case m := <-ns.ch:
+		t.Fatalf("message while the apply is stuck past its timeout: %q", m)
+	case <-time.After(300 * time.Millisecond):
 	}
 }

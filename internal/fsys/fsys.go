@@ -10,8 +10,8 @@ package fsys
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"io"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/user"

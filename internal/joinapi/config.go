@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
+	"github.com/jitsi-agent/jitsi-agent/internal/token"
 )
 
 // Defaults applied by New when the configuration leaves a field zero.
@@ -177,4 +178,24 @@ func loopback(addr string) (bool, error) {
 		return false, nil // a host name may resolve anywhere
 	}
 	return ip.IsLoopback(), nil
+}
+
+// ForDeployment builds the endpoint for a deployment with a token_api block:
+// the signer from auth "jwt", the endpoint settings from token_api. The
+// daemon calls it after each successful spec load and restarts the listener
+// when the result's settings changed.
+func ForDeployment(d *spec.Deployment, logger Logger) (*Server, error) {
+	cfg, err := FromDeployment(d)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := token.FromDeployment(d)
+	if err != nil {
+		return nil, fmt.Errorf("join api: %w", err)
+	}
+	tk, err := token.New(tc)
+	if err != nil {
+		return nil, fmt.Errorf("join api: %w", err)
+	}
+	return New(cfg, tk, logger)
 }

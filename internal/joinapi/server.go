@@ -134,12 +134,12 @@ func note(r *http.Request, key string) {
 }
 
 func (s *Server) join(w http.ResponseWriter, r *http.Request) {
+	note(r, "")
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
 		writeError(w, apiErr(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "use POST"))
 		return
 	}
-	note(r, "")
 	key := s.authenticate(r)
 	now := s.cfg.Now()
 	if key == nil {
@@ -187,9 +187,14 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 		TTL:  s.cfg.TTL,
 	})
 	if err != nil {
-		// The error text names the room and claims, never the secret; keep it out of the response anyway.
+		// Never the secret; and not the room name either (with unguessable
+		// names it is the meeting's capability): a room error logs its reason only.
 		if s.log != nil {
-			s.log.Printf("join-api: mint failed: %v", err)
+			msg := err.Error()
+			if re := (*room.Error)(nil); errors.As(err, &re) {
+				msg = "room name: " + re.Reason
+			}
+			s.log.Printf("join-api: key=%s: could not mint a token: %s", key.name, msg)
 		}
 		writeError(w, apiErr(http.StatusInternalServerError, CodeInternal, "could not mint a token"))
 		return

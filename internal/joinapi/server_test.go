@@ -613,3 +613,42 @@ func BenchmarkLoopback(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/time.Since(begin).Seconds(), "req/s")
 }
+
+func TestForDeployment(t *testing.T) {
+	d := &spec.Deployment{Domain: "meet.example.com",
+		Auth: spec.Auth{Mode: spec.AuthJWT, JWT: &spec.JWT{AppID: "a", AppSecret: spec.NewSecret(appSecret), Algorithm: "HS256", Audiences: []string{"a"}}},
+		TokenAPI: &spec.TokenAPI{Listen: "127.0.0.1:8450", Keys: []spec.APIKey{{Name: "app", Key: spec.NewSecret(guestKey)}},
+			RateRPS: 5, Burst: 10, MaxBody: 2048}}
+	srv, err := ForDeployment(d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodPost, "/api/v1/live/streams/weekly/join", strings.NewReader(`{"identity":"u"}`))
+	req.Header.Set("Authorization", "Bearer "+guestKey)
+	rec := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, req)
+	var out JoinResponse
+	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &out) != nil || out.URL != "https://meet.example.com/weekly" {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	d.Auth = spec.Auth{Mode: spec.AuthAnonymous}
+	if _, err := ForDeployment(d, nil); err == nil {
+		t.Error("anonymous deployment accepted")
+	}
+}
+
+type failingMinter struct{}
+
+func (failingMinter) Mint(r token.MintRequest) (string, error) {
+	return "", fmt.Errorf("mint: %w", &room.Error{Name: r.Room, Reason: "is reserved", Fix: "x"})
+}
+
+func TestMintFailure(t *testing.T) {
+	e := start(t, nil, failingMinter{})
+	r := e.post(t, "s", guestKey, `{"identity":"u"}`)
+	expect(t, r, 500, CodeInternal)
+	logs := e.log.all()
+	if !strings.Contains(logs, "could not mint a token: room name: is reserved") || strings.Contains(logs, room.Sanitize("s", true, baseConfig().RoomSecret)) {
+		t.Errorf("log:\n%s", logs)
+	}
+}

@@ -960,7 +960,7 @@ func checkConfigJS(t *testing.T, combos []realCombo) {
 func checkTurnserver(t *testing.T, combos []realCombo) {
 	turnserver := testenv.LookPath(t, "turnserver", "apt-get install coturn")
 	for _, r := range combos {
-		f, ok := r.file("/etc/turnserver.conf")
+		f, ok := r.file("/etc/coturn/turnserver.conf")
 		if !ok {
 			continue
 		}

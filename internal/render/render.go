@@ -94,9 +94,15 @@ func builtins(domain string) []builtin {
 			mode:     0o644, owner: "root", group: "root",
 		},
 		{
+			// coturn reads /etc/turnserver.conf; the file itself lives in
+			// /etc/coturn so the hardened daemon (ProtectSystem=strict, /etc
+			// read-only except its ReadWritePaths) can replace it atomically
+			// through the link, as it does for conf.d and sites-enabled.
 			tmpl: TmplTURN, component: spec.Coturn,
-			path: "/etc/turnserver.conf",
-			mode: 0o640, owner: "root", group: "turnserver", sensitive: true,
+			path:     "/etc/coturn/turnserver.conf",
+			link:     "/etc/turnserver.conf",
+			linkText: "coturn/turnserver.conf",
+			mode:     0o640, owner: "root", group: "turnserver", sensitive: true,
 			when: func(b *BuiltinData) bool { return b.TURN },
 		},
 	}

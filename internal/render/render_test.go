@@ -168,7 +168,8 @@ func TestRenderFilesAndMetadata(t *testing.T) {
 		"/etc/jitsi/meet/meet.example.com-config.js":         {KindFile, 0o644, "root", "root", "nginx", "", false, ""},
 		"/etc/nginx/sites-available/meet.example.com.conf":   {KindFile, 0o644, "root", "root", "nginx", "nginx.service", false, ""},
 		"/etc/nginx/sites-enabled/meet.example.com.conf":     {KindSymlink, 0, "", "", "nginx", "nginx.service", false, "../sites-available/meet.example.com.conf"},
-		"/etc/turnserver.conf":                               {KindFile, 0o640, "root", "turnserver", "coturn", "coturn.service", true, ""},
+		"/etc/coturn/turnserver.conf":                        {KindFile, 0o640, "root", "turnserver", "coturn", "coturn.service", true, ""},
+		"/etc/turnserver.conf":                               {KindSymlink, 0, "", "", "coturn", "coturn.service", false, "coturn/turnserver.conf"},
 	}
 	if len(set.Files) != len(want) {
 		t.Errorf("got %d files, want %d:\n%s", len(set.Files), len(want), manifest(set))
@@ -272,7 +273,7 @@ func TestDebianMarkers(t *testing.T) {
 				t.Errorf("%s: restrict_room_creation not right after the conference MUC", c.name)
 			}
 		}
-		if f, ok := set.Lookup("/etc/turnserver.conf"); ok {
+		if f, ok := set.Lookup("/etc/coturn/turnserver.conf"); ok {
 			if !bytes.HasPrefix(f.Content, []byte("# jitsi-meet coturn config. Do not modify this line\n")) {
 				t.Errorf("%s: coturn marker is not the first line", c.name)
 			}

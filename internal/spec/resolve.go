@@ -709,15 +709,17 @@ func (r *resolver) resolveTLS(d *Deployment) {
 }
 
 // loopback checks a host:port and, when must is set, that it is loopback.
+// An invalid address is reported here and counts as loopback, so callers do
+// not pile a second, misleading error on top.
 func (r *resolver) loopback(body hcl.Body, name, addr string, must bool) bool {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || port == "" {
 		r.errf(at(body, name), "Invalid listen address", "%s must be host:port, e.g. \"127.0.0.1:9137\".", name)
-		return false
+		return true
 	}
 	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-		r.errf(at(body, name), "Invalid listen address", "%s: %q is not a port number.", name, port)
-		return false
+		r.errf(at(body, name), "Invalid listen address", "%s: %q is not a port number (1-65535).", name, port)
+		return true
 	}
 	ip := net.ParseIP(host)
 	isLoop := host == "localhost" || (ip != nil && ip.IsLoopback())
@@ -810,6 +812,7 @@ func BuiltinPaths(domain string) []string {
 		"/etc/nginx/sites-available/" + domain + ".conf",
 		"/etc/nginx/sites-enabled/" + domain + ".conf",
 		"/etc/turnserver.conf",
+		"/etc/coturn/turnserver.conf",
 	}
 }
 

@@ -265,7 +265,7 @@ func TestRealSystemdBox(t *testing.T) {
 	defer d.Close()
 
 	deferredPath := filepath.Join(t.TempDir(), "deferred.json")
-	r := NewReloader(d, Options{
+	opts := Options{
 		Services: map[string]spec.Service{
 			spec.Prosody: {Component: spec.Prosody, Unit: "prosody.service", Enabled: true, Restart: spec.RestartImmediate},
 			spec.Nginx:   {Component: spec.Nginx, Unit: "nginx.service", Enabled: true, Restart: spec.RestartImmediate, HealthURL: "http://127.0.0.1:8081/"},
@@ -278,7 +278,8 @@ func TestRealSystemdBox(t *testing.T) {
 		PollInterval:  100 * time.Millisecond,
 		Settle:        2 * time.Second,
 		Logf:          t.Logf,
-	})
+	}
+	r := NewReloader(d, opts)
 	nginxChange := []Change{{Unit: "nginx.service", Component: spec.Nginx}}
 	sitePath := "/run/jt/nginx/sites/test.conf"
 
@@ -406,7 +407,11 @@ func TestRealSystemdBox(t *testing.T) {
 			b.write(t, cfg, string(good))
 			return []string{cfg}, nil
 		})
-		out, err := ReloadOrRollback(ctx, r, []Change{{Unit: "prosody.service", Component: spec.Prosody}}, rest)
+		// Prosody dies within a fraction of a second on a Lua syntax
+		// error; a long settle window keeps this robust on a loaded CI box.
+		slow := opts
+		slow.Settle = 10 * time.Second
+		out, err := ReloadOrRollback(ctx, NewReloader(d, slow), []Change{{Unit: "prosody.service", Component: spec.Prosody}}, rest)
 		var rb *RollbackError
 		if !errors.As(err, &rb) || rb.RestoreErr != nil || rb.ReloadErr != nil {
 			t.Fatalf("err = %v, want a clean rollback", err)

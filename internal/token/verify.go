@@ -220,6 +220,10 @@ func acceptedClaim(v json.RawMessage, accepted []string) bool {
 // Verify checks tok in Prosody's order and returns its claims, or a
 // *Rejection with Prosody's reason and a fix.
 //
+// The order is the one in luajwtjitsi's verify, which checks exp and nbf
+// before iss and aud (so an expired token with a wrong issuer is reported
+// as expired, as Prosody does).
+//
 // Login checks (luajwtjitsi verify + token/util): token shape, typ exactly
 // "JWT", alg exactly the configured one, signature, exp and nbf types, exp
 // (now >= exp rejects) and nbf (now < nbf rejects) without leeway, iss in
@@ -294,7 +298,7 @@ func (t *Tokens) verifyLogin(tok string) (*Claims, *Rejection) {
 			reason += ", valid for:" + luaNumber(exp-iat) + " sec"
 		}
 		reason += ")"
-		return nil, t.reject(reason, "mint a fresh token; if it was fresh, the issuer's clock is ahead of the Prosody host's or behind it: sync both with NTP (Prosody has no leeway)")
+		return nil, t.reject(reason, "mint a fresh token with a longer lifetime; if it was just minted, the issuer's clock is behind the Prosody host's: sync both with NTP (Prosody has no leeway)")
 	}
 	if nbfNum && now < nbf {
 		return nil, t.reject(ReasonNbf, fmt.Sprintf("nbf is %s s in the future: the issuer's clock is ahead of the Prosody host's; sync with NTP, or backdate nbf a few seconds", luaNumber(nbf-now)))

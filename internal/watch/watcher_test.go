@@ -294,7 +294,7 @@ func TestStormGivesOneTrigger(t *testing.T) {
 	write(t, spec, "")
 	// Quiet generous enough that scheduling hiccups on a loaded machine do
 	// not split the storm; the hard max is far away.
-	w := startWatcher(t, Config{Quiet: time.Second, Max: time.Minute}, Paths{Files: []string{spec}})
+	w := startWatcher(t, Config{Quiet: 2 * time.Second, Max: time.Minute}, Paths{Files: []string{spec}})
 	f, err := os.OpenFile(spec, os.O_WRONLY|os.O_TRUNC, 0)
 	must(t, err)
 	for i := 0; i < 10000; i++ {

@@ -1,0 +1,118 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/render"
+)
+
+// Prosody virtual host files (conf.avail/conf.d *.cfg.lua) are checked with
+// `prosodyctl --config MAIN check config`, MAIN being a throwaway main
+// config (pid, data and log in a temporary directory, no listening ports)
+// that Includes a copy of the staged file. prosodyctl drops privileges to
+// the prosody user, so when running as root the temporary directory is
+// handed to that user (mode 0700: the copy may hold secrets).
+
+func isProsodyVhost(p string) bool {
+	return (strings.HasPrefix(p, "/etc/prosody/conf.avail/") || strings.HasPrefix(p, "/etc/prosody/conf.d/")) &&
+		strings.HasSuffix(p, ".cfg.lua") && !strings.Contains(strings.TrimPrefix(strings.TrimPrefix(p, "/etc/prosody/conf.avail/"), "/etc/prosody/conf.d/"), "/")
+}
+
+func (t *txn) prosodyChecks(ctx context.Context, files []staged) []Failure {
+	var vhosts []staged
+	for _, s := range files {
+		if s.op.kind != render.KindSymlink && isProsodyVhost(s.op.dest) {
+			vhosts = append(vhosts, s)
+		}
+	}
+	if len(vhosts) == 0 {
+		return nil
+	}
+	tool := findTool("prosodyctl")
+	if tool == "" {
+		t.r.notice("prosodyctl not installed: %d Prosody file(s) checked for Lua syntax only", len(vhosts))
+		return nil
+	}
+	var fails []Failure
+	for _, s := range vhosts {
+		out, err := t.prosodyCheck(ctx, tool, s)
+		if err != nil {
+			fails = append(fails, Failure{s.op.path, "prosodyctl check config", out + "(" + err.Error() + ")"})
+		}
+		t.r.hook("check", s.op.dest)
+	}
+	return fails
+}
+
+func (t *txn) prosodyCheck(ctx context.Context, tool string, s staged) (string, error) {
+	dir, err := os.MkdirTemp("", "jitsi-agent-prosody-check-*")
+	if err != nil {
+		return "", fmt.Errorf("prosody check: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	content, err := os.ReadFile(s.real)
+	if err != nil {
+		return "", fmt.Errorf("prosody check: %w", err)
+	}
+	vhost := filepath.Join(dir, "vhost.cfg.lua")
+	main := filepath.Join(dir, "main.cfg.lua")
+	mainText := fmt.Sprintf(`pidfile = %q
+data_path = %q
+certificates = %q
+log = { error = %q }
+c2s_ports = { }
+s2s_ports = { }
+http_ports = { }
+https_ports = { }
+component_ports = { }
+Include %q
+`, filepath.Join(dir, "prosody.pid"), filepath.Join(dir, "data"), dir, filepath.Join(dir, "prosody.err"), vhost)
+	if err := os.Mkdir(filepath.Join(dir, "data"), 0o700); err != nil {
+		return "", fmt.Errorf("prosody check: %w", err)
+	}
+	if err := os.WriteFile(vhost, content, 0o600); err != nil {
+		return "", fmt.Errorf("prosody check: %w", err)
+	}
+	if err := os.WriteFile(main, []byte(mainText), 0o600); err != nil {
+		return "", fmt.Errorf("prosody check: %w", err)
+	}
+	if os.Geteuid() == 0 {
+		if u, err := user.Lookup("prosody"); err == nil {
+			uid, _ := strconv.Atoi(u.Uid)
+			gid, _ := strconv.Atoi(u.Gid)
+			for _, p := range []string{dir, filepath.Join(dir, "data"), vhost, main} {
+				if err := os.Chown(p, uid, gid); err != nil {
+					return "", fmt.Errorf("prosody check: %w", err)
+				}
+			}
+		}
+	}
+	out, err := t.exec(ctx, dir, tool, "--config", main, "check", "config")
+	msg := strings.ReplaceAll(string(out), vhost, s.op.dest+" (staged)")
+	msg = strings.ReplaceAll(msg, dir, "<check dir>")
+	// Exit status 1: the file could not be loaded (syntax or runtime
+	// error). Other statuses are warnings, which a synthetic main config
+	// cannot judge fairly (e.g. "mod_tls is not enabled"): not failures.
+	var ee *exec.ExitError
+	if err == nil || (errors.As(err, &ee) && ee.ExitCode() != 1) {
+		return "", nil
+	}
+	// Keep the useful part: prosodyctl surrounds errors with banners.
+	var keep []string
+	for _, l := range strings.Split(msg, "\n") {
+		l = strings.TrimRight(l, " ")
+		if l == "" || strings.Trim(l, "*") == "" || strings.Contains(l, "lua-unbound") || strings.Contains(l, "Good luck") {
+			continue
+		}
+		keep = append(keep, l)
+	}
+	return strings.Join(keep, "\n") + "\n", err
+}
