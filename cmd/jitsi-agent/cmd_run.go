@@ -41,10 +41,6 @@ func init() {
 	})
 }
 
-// deferredRestartsFile is where deferred restarts are recorded, in the state
-// directory (the apply command must use the same file).
-const deferredRestartsFile = "deferred-restarts.json"
-
 func runRun(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -210,7 +206,7 @@ func (a *runApplier) Apply(ctx context.Context, req daemon.Request) (daemon.Outc
 	d := res.Deployment
 	out.Redact = append(out.Redact, d.SecretValues()...)
 	a.mu.Lock()
-	a.deferredAt = filepath.Join(stateDir(d, a.root), deferredRestartsFile)
+	a.deferredAt = systemd.DeferredPath(stateDir(d, a.root))
 	if a.lastGood == nil || !reflect.DeepEqual(a.lastGood.TLS, d.TLS) {
 		a.certsAt = time.Time{} // re-read at the next scrape
 	}
@@ -298,7 +294,7 @@ func (a *runApplier) Apply(ctx context.Context, req daemon.Request) (daemon.Outc
 	}
 	rl := systemd.NewReloader(units, systemd.Options{
 		Services:     systemd.ServicesFor(d),
-		DeferredPath: filepath.Join(stateDir(d, a.root), deferredRestartsFile),
+		DeferredPath: systemd.DeferredPath(stateDir(d, a.root)),
 		Redact:       set.Redact,
 		Logf:         func(format string, args ...any) { a.log.Infof(format, args...) },
 	})

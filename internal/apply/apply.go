@@ -12,7 +12,24 @@
 //
 // A second Apply with the same set writes nothing. Leftover temporary files
 // from a crash are removed by the next Apply. Rollback restores an earlier
-// applied set through the same staged swap.
+// applied set through the same staged swap. An flock on <state>/lock keeps
+// a CLI apply and the daemon from interleaving.
+//
+// Wiring (daemon, with internal/systemd):
+//
+//	opts := apply.Options{Root: "/", StateDir: d.StateDir, Keep: d.Backups, Progress: logWriter}
+//	res, err := apply.Apply(ctx, set, opts)
+//	// *apply.CheckError: validation failed, nothing changed.
+//	if err == nil && res.Changed() {
+//		restorer := systemd.RestorerFunc(func(ctx context.Context) ([]string, error) {
+//			u, err := apply.Undo(ctx, res.Serial, opts) // exactly this apply
+//			if err != nil {
+//				return nil, err
+//			}
+//			return u.Paths(), nil
+//		})
+//		_, err = systemd.ReloadOrRollback(ctx, reloader, systemd.ChangesFromFiles(res.Files()), restorer)
+//	}
 package apply
 
 import (
@@ -279,6 +296,17 @@ func Apply(ctx context.Context, set *render.Set, opts Options) (*Result, error) 
 	p, err := plan.Compute(set, plan.Options{Host: r.host, Manifest: m, Redact: set.Redact})
 	if err != nil {
 		return nil, fmt.Errorf("apply: %w", err)
+	}
+	var through []string // Debian-link targets not yet in the manifest
+	for _, c := range p.Changes {
+		if c.WritePath != "" {
+			through = append(through, c.WritePath)
+		}
+	}
+	if len(through) > 0 {
+		if err := r.cleanTemps(through); err != nil {
+			return nil, fmt.Errorf("apply: %w", err)
+		}
 	}
 	for _, n := range p.Notices {
 		r.notice("%s", n)
