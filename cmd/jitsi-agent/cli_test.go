@@ -145,3 +145,44 @@ func TestUnknownCommandSuggests(t *testing.T) {
 		t.Errorf("%d %s", code, errs)
 	}
 }
+
+// TestPlanApplyRoundTrip: plan on an empty root reports changes (exit 2),
+// apply writes them, plan is then clean (exit 0); a deferred restart on
+// record makes plan report a pending change again.
+func TestPlanApplyRoundTrip(t *testing.T) {
+	t.Setenv("JITSI_APP_SECRET", cliSecret)
+	root := t.TempDir()
+	spec := "../../examples/meet.hcl"
+	if code, out, errs := runCLI(t, "plan", spec, "--root", root); code != exitChanges || !strings.Contains(out, "Plan:") {
+		t.Fatalf("plan on empty root: %d\n%s%s", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(root, "var/lib/jitsi-agent")); !os.IsNotExist(err) {
+		t.Fatal("plan wrote the state directory")
+	}
+	code, out, errs := runCLI(t, "apply", spec, "--root", root)
+	if code != exitOK {
+		t.Fatalf("apply: %d\n%s%s", code, out, errs)
+	}
+	if strings.Contains(out+errs, cliSecret) {
+		t.Fatal("apply printed the secret")
+	}
+	if !strings.Contains(errs, "not reloading (--root is not /)") {
+		t.Errorf("no reload notice under --root:\n%s", errs)
+	}
+	if code, out, errs := runCLI(t, "plan", spec, "--root", root); code != exitOK || !strings.Contains(out, "No changes") {
+		t.Fatalf("plan after apply: %d\n%s%s", code, out, errs)
+	}
+	if code, out, _ := runCLI(t, "apply", spec, "--root", root); code != exitOK || strings.Contains(out, "update ") || strings.Contains(out, "create ") {
+		t.Fatalf("second apply was not a no-op: %d\n%s", code, out)
+	}
+	deferred := `{"version":1,"units":[{"unit":"jicofo.service","component":"jicofo","since":"2026-11-25T10:00:00Z","reason":"jicofo.conf changed"}]}`
+	os.WriteFile(filepath.Join(root, "var/lib/jitsi-agent/deferred-restarts.json"), []byte(deferred), 0o600)
+	code, out, _ = runCLI(t, "plan", spec, "--root", root)
+	if code != exitChanges || !strings.Contains(out, "Deferred restart pending: jicofo.service") {
+		t.Fatalf("deferred restart not shown: %d\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, "plan", spec, "--root", root, "--json")
+	if code != exitChanges || !strings.Contains(out, `"pending_restarts"`) || !strings.Contains(out, `"unit": "jicofo.service"`) {
+		t.Fatalf("deferred restart not in JSON: %d\n%s", code, out)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
 	"github.com/jitsi-agent/jitsi-agent/internal/manifest"
 	"github.com/jitsi-agent/jitsi-agent/internal/plan"
+	"github.com/jitsi-agent/jitsi-agent/internal/systemd"
 )
 
 func init() {
@@ -66,6 +67,14 @@ func runPlan(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return exitError
+	}
+	deferred, err := systemd.LoadDeferred(systemd.DeferredPath(h.Real(d.StateDir)))
+	if err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return exitError
+	}
+	for _, df := range deferred {
+		p.PendingRestarts = append(p.PendingRestarts, plan.PendingRestart{Unit: df.Unit, Reason: df.Reason, Since: df.Since})
 	}
 	if asJSON {
 		err = p.WriteJSON(stdout)

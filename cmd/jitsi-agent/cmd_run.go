@@ -21,9 +21,7 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/apply"
 	"github.com/jitsi-agent/jitsi-agent/internal/certs"
 	"github.com/jitsi-agent/jitsi-agent/internal/daemon"
-	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
 	"github.com/jitsi-agent/jitsi-agent/internal/logging"
-	"github.com/jitsi-agent/jitsi-agent/internal/manifest"
 	"github.com/jitsi-agent/jitsi-agent/internal/metrics"
 	"github.com/jitsi-agent/jitsi-agent/internal/plan"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
@@ -48,6 +46,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	addSpecFlags(fs, &host)
 	root := fs.String("root", "/", "the directory treated as / (tests, images); implies --no-reload unless it is /")
 	noReload := fs.Bool("no-reload", false, "write files but never reload or restart units")
+	noACME := fs.Bool("no-acme", false, "do not run the ACME certificate manager even when the spec has tls.acme")
 	socket := fs.String("socket", "", "unix status socket (default $RUNTIME_DIRECTORY/status.sock or ROOT/run/jitsi-agent/status.sock; \"off\" disables)")
 	metricsAddr := fs.String("metrics", "", "loopback listener for /metrics, /healthz, /status (default: the spec's metrics.listen; \"off\" disables)")
 	logLevel := fs.String("log-level", "info", "log level: error, warn, info, debug")
@@ -107,7 +106,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		cfg.SocketPath = *socket
 	}
 
-	a := &runApplier{spec: specPath, host: host, root: rootDir, noReload: *noReload || rootDir != "/", log: log}
+	a := &runApplier{spec: specPath, host: host, root: rootDir, noReload: *noReload || rootDir != "/", noACME: *noACME, log: log}
 	defer a.close()
 	if a.noReload {
 		log.Info("unit reloads are off (--no-reload or --root): files are kept in shape, services are not touched")
@@ -127,7 +126,15 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 type runApplier struct {
 	spec, host, root string
 	noReload         bool
+	noACME           bool
 	log              logrus.FieldLogger
+
+	// The ACME manager runs while the spec has tls.acme; it is replaced when
+	// those settings change. Renewals land in its cache directory, which is
+	// watched, so a renewal re-applies and reloads nginx/Prosody/coturn.
+	acmeKey    string
+	acmeCancel context.CancelFunc
+	acmeDone   chan struct{}
 
 	bus         *systemd.DBus
 	busWarned   bool
@@ -167,8 +174,67 @@ func (a *runApplier) Certificates() []metrics.CertInfo {
 }
 
 func (a *runApplier) close() {
+	a.stopACME()
 	if a.bus != nil {
 		a.bus.Close()
+	}
+}
+
+// ensureACME starts, keeps or replaces the certificate manager to match d.
+func (a *runApplier) ensureACME(d *spec.Deployment) {
+	key := ""
+	if d.TLS.ACME != nil && !a.noACME {
+		key = fmt.Sprintf("%s|%s|%v|%+v", d.Domain, d.TLS.Certificate, d.Host.Roles, *d.TLS.ACME)
+	}
+	if key == a.acmeKey {
+		return
+	}
+	a.stopACME()
+	a.acmeKey = key
+	if key == "" {
+		return
+	}
+	cfg, err := certs.ConfigFor(d, a.root)
+	if err != nil {
+		a.log.WithError(err).Warn("certificates: not managed")
+		return
+	}
+	cfg.BootstrapAddr = "" // nginx owns port 80 now; it proxies the challenge to cfg's loopback listener
+	m, err := certs.New(cfg)
+	if err != nil {
+		a.log.WithError(err).Warn("certificates: not managed")
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	a.acmeCancel, a.acmeDone = cancel, done
+	go func() {
+		defer close(done)
+		defer m.Close()
+		if err := m.Run(ctx); err != nil {
+			a.log.WithError(err).Warn("certificates: manager stopped")
+		}
+	}()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok := <-m.Events():
+				if !ok {
+					return
+				}
+				a.log.WithField("event", fmt.Sprintf("%+v", ev)).Info("certificates: renewed; redeploying")
+			}
+		}
+	}()
+}
+
+func (a *runApplier) stopACME() {
+	if a.acmeCancel != nil {
+		a.acmeCancel()
+		<-a.acmeDone
+		a.acmeCancel, a.acmeDone = nil, nil
 	}
 }
 
@@ -204,6 +270,7 @@ func (a *runApplier) Apply(ctx context.Context, req daemon.Request) (daemon.Outc
 	}
 	a.warnOnce(res)
 	d := res.Deployment
+	a.ensureACME(d)
 	out.Redact = append(out.Redact, d.SecretValues()...)
 	a.mu.Lock()
 	a.deferredAt = systemd.DeferredPath(stateDir(d, a.root))
@@ -233,25 +300,14 @@ func (a *runApplier) Apply(ctx context.Context, req daemon.Request) (daemon.Outc
 	}
 
 	opts := apply.Options{Root: a.root, StateDir: d.StateDir, Keep: d.Backups}
-	// Drift in files whose policy is "report" must never be overwritten.
-	reported, err := a.reportedDrift(d, set)
-	if err != nil {
-		return out, err
-	}
-	if len(reported) > 0 {
-		out.Drift = reported
-		blocked, err := a.onlyReportedDrift(d, set, reported)
-		if err != nil {
-			return out, err
+	// Drift in files whose policy is "report" is never overwritten: those
+	// files are held back (and reported); every other change goes through.
+	opts.Skip = func(c plan.Change) bool {
+		if c.HostChanged && driftPolicy(d, c.File) == spec.DriftReport {
+			out.Drift = append(out.Drift, daemon.Drift{Path: a.hostPath(c.Path), Policy: spec.DriftReport})
+			return true
 		}
-		if !blocked {
-			return out, nil // nothing else to do: the drift is reported, files left alone
-		}
-		var paths []string
-		for _, r := range reported {
-			paths = append(paths, r.Path)
-		}
-		return out, daemon.NoRetry(fmt.Errorf("other changes are pending but applying them would overwrite hand-edited files whose drift policy is \"report\": %s; restore or remove the edits (or set drift = \"restore\")", strings.Join(paths, ", ")))
+		return false
 	}
 
 	t2 := time.Now()
@@ -284,13 +340,21 @@ func (a *runApplier) Apply(ctx context.Context, req daemon.Request) (daemon.Outc
 	if len(r.Notices) > 0 || r.Changed() {
 		a.notices = seen
 	}
-	if !r.Changed() {
+	if !r.Changed() && !req.Initial {
 		a.failedSet = ""
 		return out, nil
 	}
+	// The initial pass also runs when nothing changed: it starts enabled
+	// units that are stopped and ensures the Prosody accounts.
 	units := a.units(ctx)
 	if units == nil {
 		return out, nil
+	}
+	step := &serviceStep{d: d, set: set, root: a.root, opts: opts, res: r, units: units, accounts: a.root == "/",
+		logf: func(format string, args ...any) { a.log.Infof(format, args...) }}
+	urgent, err := step.ensureAccounts(ctx)
+	if err != nil {
+		return out, err
 	}
 	rl := systemd.NewReloader(units, systemd.Options{
 		Services:     systemd.ServicesFor(d),
@@ -298,8 +362,9 @@ func (a *runApplier) Apply(ctx context.Context, req daemon.Request) (daemon.Outc
 		Redact:       set.Redact,
 		Logf:         func(format string, args ...any) { a.log.Infof(format, args...) },
 	})
+	serial := r.Serial
 	restorer := systemd.RestorerFunc(func(ctx context.Context) ([]string, error) {
-		rb, err := apply.Rollback(ctx, apply.Previous, opts)
+		rb, err := apply.Undo(ctx, serial, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -309,7 +374,8 @@ func (a *runApplier) Apply(ctx context.Context, req daemon.Request) (daemon.Outc
 		}
 		return paths, nil
 	})
-	so, err := systemd.ReloadOrRollback(ctx, rl, systemd.ChangesFromPlan(r.Changes), restorer)
+	changes := append(systemd.ChangesFromPlan(r.Changes), systemd.UrgentFor(systemd.ServicesFor(d), urgent...)...)
+	so, err := systemd.ReloadOrRollback(ctx, rl, changes, restorer)
 	if so != nil {
 		out.Written = append(out.Written, so.Restored...)
 		if so.Report != nil {
@@ -390,67 +456,6 @@ func (a *runApplier) hostPath(p string) string {
 	return filepath.Join(a.root, p)
 }
 
-// reportedDrift returns the drifted files whose policy is "report", from a
-// read-only plan.
-func (a *runApplier) reportedDrift(d *spec.Deployment, set *render.Set) ([]daemon.Drift, error) {
-	hasReport := false
-	for _, f := range set.Files {
-		if driftPolicy(d, f) == spec.DriftReport {
-			hasReport = true
-			break
-		}
-	}
-	if !hasReport {
-		return nil, nil
-	}
-	p, err := a.plan(d, set)
-	if err != nil {
-		return nil, err
-	}
-	var out []daemon.Drift
-	for _, c := range p.Changes {
-		if c.Reason == plan.ReasonDrift && driftPolicy(d, c.File) == spec.DriftReport {
-			out = append(out, daemon.Drift{Path: a.hostPath(c.Path), Policy: spec.DriftReport})
-		}
-	}
-	return out, nil
-}
-
-// onlyReportedDrift reports whether other changes are pending besides the
-// reported drift (true = applying is blocked).
-func (a *runApplier) onlyReportedDrift(d *spec.Deployment, set *render.Set, reported []daemon.Drift) (bool, error) {
-	p, err := a.plan(d, set)
-	if err != nil {
-		return false, err
-	}
-	isReported := map[string]bool{}
-	for _, r := range reported {
-		isReported[r.Path] = true
-	}
-	for _, c := range p.Changes {
-		if !isReported[a.hostPath(c.Path)] {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
-func (a *runApplier) plan(d *spec.Deployment, set *render.Set) (*plan.Plan, error) {
-	h, err := fsys.New(a.root)
-	if err != nil {
-		return nil, fmt.Errorf("plan: %w", err)
-	}
-	m, err := manifest.Load(manifest.Path(h.Real(d.StateDir)))
-	if err != nil {
-		return nil, fmt.Errorf("plan: %w", err)
-	}
-	p, err := plan.Compute(set, plan.Options{Host: h, Manifest: m, Redact: set.Redact})
-	if err != nil {
-		return nil, fmt.Errorf("plan: %w", err)
-	}
-	return p, nil
-}
-
 // driftPolicy is a file's drift policy: its own, else the deployment's.
 func driftPolicy(d *spec.Deployment, f render.File) string {
 	if f.Drift != "" {
@@ -475,6 +480,11 @@ func watchPaths(res *spec.Result, set *render.Set, root string) watch.Paths {
 	}
 	if res.Deployment != nil && res.Deployment.TemplatesDir != "" && !containsString(p.Dirs, res.Deployment.TemplatesDir) {
 		p.Dirs = append(p.Dirs, res.Deployment.TemplatesDir)
+	}
+	if res.Deployment != nil && res.Deployment.TLS.ACME != nil {
+		// A renewal is written to the ACME cache: watching it re-deploys the
+		// new certificate and reloads the services that read it.
+		p.Dirs = append(p.Dirs, certs.CacheDir(res.Deployment, root))
 	}
 	if set != nil {
 		for _, f := range set.Files {

@@ -70,7 +70,8 @@
 //	  }],
 //	  "summary": {"create": 0, "update": 1, "mode": 0, "owner": 0, "symlink": 0, "unmanage": 0, "total": 1},
 //	  "units": ["prosody.service"],   // what apply would reload, in order
-//	  "notices": ["..."]              // e.g. ownership not changed (not root)
+//	  "notices": ["..."],             // e.g. ownership not changed (not root)
+//	  "pending_restarts": [{"unit": "jicofo.service", "reason": "...", "since": "RFC 3339"}]
 //	}
 //
 // Diffs: every Set.Redact value is replaced by "(sensitive)" in both
@@ -85,5 +86,6 @@
 // # Exit codes (jitsi-agent plan)
 //
 // 0: no changes; 1: error; 2: changes pending (not a failure), like
-// terraform plan -detailed-exitcode.
+// terraform plan -detailed-exitcode. Restarts deferred by an earlier apply
+// (restart = "defer") count as pending changes.
 package plan

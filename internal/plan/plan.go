@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/diff"
 	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
@@ -123,6 +124,10 @@ type Plan struct {
 	Summary       Summary  `json:"summary"`
 	Units         []string `json:"units"`
 	Notices       []string `json:"notices"`
+	// PendingRestarts are restarts earlier applies deferred (restart =
+	// "defer"); they count as pending changes. Filled by the caller from the
+	// systemd package's record.
+	PendingRestarts []PendingRestart `json:"pending_restarts"`
 
 	// Desired is the manifest entry of every desired path as it will be
 	// recorded after a successful apply (serial/time not set).
@@ -132,12 +137,20 @@ type Plan struct {
 	ManifestStale bool `json:"-"`
 }
 
+// PendingRestart is a deferred unit restart.
+type PendingRestart struct {
+	Unit   string    `json:"unit"`
+	Reason string    `json:"reason"`
+	Since  time.Time `json:"since"`
+}
+
 // HasChanges reports whether apply would change the host.
 func (p *Plan) HasChanges() bool { return len(p.Changes) > 0 }
 
-// ExitCode is 0 without changes and 2 with changes pending.
+// ExitCode is 0 without changes and 2 with changes (or deferred restarts)
+// pending.
 func (p *Plan) ExitCode() int {
-	if p.HasChanges() {
+	if p.HasChanges() || len(p.PendingRestarts) > 0 {
 		return 2
 	}
 	return 0

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // WriteJSON writes the versioned JSON report (see the package doc).
@@ -69,6 +70,10 @@ func (p *Plan) WriteText(w io.Writer) error {
 		if len(p.Units) > 0 {
 			fmt.Fprintf(&sb, "Units to reload after apply: %s\n", strings.Join(p.Units, ", "))
 		}
+	}
+	for _, r := range p.PendingRestarts {
+		fmt.Fprintf(&sb, "Deferred restart pending: %s (%s, since %s); 'jitsi-agent apply --restart-deferred' runs it (ends running meetings)\n",
+			r.Unit, r.Reason, r.Since.UTC().Format(time.RFC3339))
 	}
 	for _, n := range p.Notices {
 		fmt.Fprintf(&sb, "Notice: %s\n", n)
