@@ -229,7 +229,7 @@ func Compute(set *render.Set, opt Options) (*Plan, error) {
 		red:     NewRedactor(opt.Redact),
 		p: &Plan{
 			FormatVersion: FormatVersion, Root: opt.Host.Root(), Serial: m.Serial,
-			Changes: []Change{}, Units: []string{}, Notices: []string{},
+			Changes: []Change{}, Units: []string{}, Notices: []string{}, PendingRestarts: []PendingRestart{},
 		},
 	}
 	for _, f := range set.Files {
