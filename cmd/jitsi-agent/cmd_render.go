@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
 )
 
@@ -93,23 +94,7 @@ func writeRendered(out string, f render.File) error {
 		}
 		return nil
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".jitsi-agent-tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", f.Path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(f.Mode.Perm()); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", f.Path, err)
-	}
-	if _, err := tmp.Write(f.Content); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", f.Path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", f.Path, err)
-	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
+	if err := fsys.WriteAtomic(p, f.Content, f.Mode.Perm()); err != nil {
 		return fmt.Errorf("write %s: %w", f.Path, err)
 	}
 	return nil

@@ -1,18 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jitsi-agent/jitsi-agent/internal/testenv"
+	"github.com/jitsi-agent/jitsi-agent/internal/systembox"
 )
 
 // The daemon under a real systemd (../../shared/recipes/systemd-box.md):
@@ -20,30 +17,6 @@ import (
 // tmpfs over /run, /tmp, /var/tmp and /etc/systemd/system. The daemon runs
 // as a Type=notify service with a watchdog, writing under a --root in the
 // box's tmpfs; its stderr goes to the box's journald.
-
-const runBoxScript = `set -e
-STAGE=$1
-ip link set lo up
-mount -t tmpfs tmpfs /run
-mkdir -p /run/jt
-cp -a "$STAGE"/. /run/jt/
-mount -t tmpfs tmpfs /tmp
-mount -t tmpfs tmpfs /var/tmp
-mount -t tmpfs tmpfs /etc/systemd/system
-for u in systemd-tmpfiles-setup.service systemd-tmpfiles-setup-dev.service systemd-tmpfiles-clean.timer \
-         systemd-sysusers.service systemd-sysctl.service systemd-remount-fs.service systemd-binfmt.service \
-         systemd-modules-load.service console-getty.service getty@.service systemd-logind.service \
-         systemd-update-utmp.service systemd-journal-flush.service systemd-random-seed.service \
-         proc-sys-fs-binfmt_misc.automount sys-kernel-config.mount sys-kernel-debug.mount \
-         sys-kernel-tracing.mount sys-fs-fuse-connections.mount dev-hugepages.mount dev-mqueue.mount \
-         systemd-hwdb-update.service systemd-machine-id-commit.service systemd-firstboot.service \
-         ldconfig.service systemd-journal-catalog-update.service; do
-  ln -sf /dev/null /etc/systemd/system/$u
-done
-cp /run/jt/jitsi-agent-test.service /etc/systemd/system/
-printf "[Unit]\nRequires=dbus.socket basic.target systemd-journald.socket\nAfter=dbus.socket basic.target systemd-journald.socket\n" > /etc/systemd/system/box.target
-exec env container=box /lib/systemd/systemd --system --unit=box.target --log-target=console
-`
 
 const runBoxUnit = `[Unit]
 Description=jitsi-agent under test
@@ -60,18 +33,14 @@ Environment=JITSI_APP_SECRET=%s
 `
 
 type runBox struct {
-	pid1 int
+	*systembox.Box
 	root string
 }
 
 func (b *runBox) run(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	full := append([]string{"-t", strconv.Itoa(b.pid1), "-m", "-p", "-u", "-n", "--"}, args...)
-	cmd := exec.CommandContext(ctx, "nsenter", full...)
-	cmd.WaitDelay = time.Second
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	return b.Run(ctx, args...)
 }
 
 func (b *runBox) show(t *testing.T, props ...string) map[string]string {
@@ -106,62 +75,16 @@ func (b *runBox) waitProp(t *testing.T, prop, want string) map[string]string {
 
 func bootRunBox(t *testing.T, stage string) *runBox {
 	t.Helper()
-	var log bytes.Buffer
-	cmd := exec.Command("unshare", "--pid", "--fork", "--mount", "--uts", "--net", "--mount-proc", "--propagation", "private",
-		"bash", filepath.Join(stage, "boot.sh"), stage)
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	b := &runBox{}
+	b := &runBox{Box: systembox.Boot(t, stage)}
+	b.root = b.Root
 	t.Cleanup(func() {
-		if b.pid1 > 0 {
-			if t.Failed() {
-				out, _ := b.run("journalctl", "--no-pager", "-u", "jitsi-agent-test", "-o", "cat")
-				t.Logf("daemon journal:\n%s", out)
-			}
-			// Killing the pid namespace's init ends every process in it.
-			_ = exec.Command("kill", "-9", strconv.Itoa(b.pid1)).Run()
-		} else {
-			_ = cmd.Process.Kill()
-		}
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-		}
+		// Runs before the box is torn down (cleanups run last-in first-out).
 		if t.Failed() {
-			s := log.String()
-			if len(s) > 3000 {
-				s = s[len(s)-3000:]
-			}
-			t.Logf("box console:\n%s", s)
+			out, _ := b.run("journalctl", "--no-pager", "-u", "jitsi-agent-test", "-o", "cat")
+			t.Logf("daemon journal:\n%s", out)
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for b.pid1 == 0 && time.Now().Before(deadline) {
-		out, _ := exec.Command("pgrep", "-P", strconv.Itoa(cmd.Process.Pid)).Output()
-		if f := strings.Fields(string(out)); len(f) > 0 {
-			b.pid1, _ = strconv.Atoi(f[0])
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if b.pid1 == 0 {
-		t.Fatal("the box's PID 1 did not appear within 30s")
-	}
-	b.root = fmt.Sprintf("/proc/%d/root", b.pid1)
-	for time.Now().Before(deadline) {
-		out, _ := b.run("systemctl", "is-system-running")
-		if s := strings.TrimSpace(out); s == "running" || s == "degraded" {
-			return b
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatal("the box did not finish booting within 30s")
-	return nil
+	return b
 }
 
 // TestRunUnderRealSystemd: READY only after the first apply (systemctl
@@ -170,12 +93,7 @@ func bootRunBox(t *testing.T, stage string) *runBox {
 // spec shows as degraded StatusText with the service still active, priorities
 // reach journald through the <N> prefixes, and stop is clean.
 func TestRunUnderRealSystemd(t *testing.T) {
-	testenv.Root(t, "booting systemd in namespaces")
-	testenv.File(t, "/lib/systemd/systemd", "apt-get install systemd")
-	for _, tool := range []string{"unshare", "nsenter", "ip", "pgrep"} {
-		testenv.LookPath(t, tool, "apt-get install util-linux iproute2 procps")
-	}
-	testenv.LookPath(t, "dbus-daemon", "apt-get install dbus")
+	systembox.Require(t)
 	bin := agentBinary(t)
 
 	stage := t.TempDir()
@@ -185,10 +103,12 @@ func TestRunUnderRealSystemd(t *testing.T) {
 		t.Fatal(err)
 	}
 	for p, c := range map[string]string{
-		"boot.sh":                  runBoxScript,
-		"jitsi-agent-test.service": fmt.Sprintf(runBoxUnit, cliSecret),
-		"jitsi-agent":              string(b),
+		"units/jitsi-agent-test.service": fmt.Sprintf(runBoxUnit, cliSecret),
+		"jitsi-agent":                    string(b),
 	} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(stage, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(filepath.Join(stage, p), []byte(c), 0o755); err != nil {
 			t.Fatal(err)
 		}

@@ -7,7 +7,8 @@ import (
 	"io"
 	"os"
 	"sort"
-	"strings"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
 
 // Exit codes, Terraform-style.
@@ -76,34 +77,10 @@ func usage(w io.Writer) {
 }
 
 func suggest(s string) string {
-	best, bestD := "", 3
+	names := make([]string, 0, len(commands))
 	for n := range commands {
-		if d := editDistance(s, n); d < bestD || (d == bestD && n < best) {
-			best, bestD = n, d
-		}
+		names = append(names, n)
 	}
-	if strings.TrimSpace(best) == "" {
-		return ""
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			c := 1
-			if a[i-1] == b[j-1] {
-				c = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	sort.Strings(names)
+	return spec.Suggest(s, names)
 }

@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
 
@@ -285,22 +286,10 @@ func saveState(path string, st *state) error {
 	if err != nil {
 		return fmt.Errorf("encoding account state: %w", err)
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("saving account state: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".accounts-*")
-	if err != nil {
-		return fmt.Errorf("saving account state: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	_, werr := tmp.Write(append(b, '\n'))
-	serr := tmp.Sync()
-	cerr := tmp.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		return fmt.Errorf("saving account state: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := fsys.WriteAtomic(path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("saving account state: %w", err)
 	}
 	return nil

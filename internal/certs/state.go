@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
 )
 
 // State is what the Manager records in the state file (and Status returns).
@@ -105,34 +107,12 @@ func writeState(path string, s State) error {
 	if err != nil {
 		return fmt.Errorf("encode certificate state: %w", err)
 	}
-	b = append(b, '\n')
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
-	f, err := os.CreateTemp(dir, ".state-*.json")
-	if err != nil {
+	if err := fsys.WriteAtomic(path, append(b, '\n'), 0o640); err != nil {
 		return fmt.Errorf("write certificate state: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("write certificate state: %w", err)
-	}
-	if err := f.Chmod(0o640); err != nil {
-		f.Close()
-		return fmt.Errorf("chmod certificate state: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync certificate state: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write certificate state: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("install certificate state: %w", err)
 	}
 	return nil
 }

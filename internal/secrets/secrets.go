@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
 
@@ -144,37 +145,9 @@ func generate() (string, error) {
 	return b.String(), nil
 }
 
-func writeAtomic(path, value string) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
+func writeAtomic(path, value string) error {
+	if err := fsys.WriteAtomic(path, []byte(value+"\n"), 0o600); err != nil {
 		return fmt.Errorf("store secret %s: %w", filepath.Base(path), err)
 	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = f.Chmod(0o600); err != nil {
-		return fmt.Errorf("store secret %s: %w", filepath.Base(path), err)
-	}
-	if _, err = f.WriteString(value + "\n"); err != nil {
-		return fmt.Errorf("store secret %s: %w", filepath.Base(path), err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("store secret %s: %w", filepath.Base(path), err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("store secret %s: %w", filepath.Base(path), err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("store secret %s: %w", filepath.Base(path), err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("store secret %s: %w", filepath.Base(path), err)
-	}
-	defer d.Close()
-	return d.Sync()
+	return nil
 }

@@ -189,6 +189,10 @@ func quoteList(xs []string) string {
 	return strings.Join(q, ", ")
 }
 
+// Suggest returns the option closest to s for a "Did you mean" hint, or ""
+// when none is close enough.
+func Suggest(s string, options []string) string { return closest(s, options) }
+
 func closest(s string, options []string) string {
 	best, bestD := "", 1+len(s)/2
 	if bestD < 3 {

@@ -1,7 +1,6 @@
 package systemd
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
+	"github.com/jitsi-agent/jitsi-agent/internal/systembox"
 	"github.com/jitsi-agent/jitsi-agent/internal/testenv"
 )
 
@@ -26,32 +26,6 @@ import (
 // are never touched: drop-ins in the box's tmpfs /etc/systemd/system point
 // Debian's real nginx.service and prosody.service at configurations under
 // the box's tmpfs /run/jt, which the test edits through /proc/PID1/root.
-
-const boxScript = `set -e
-STAGE=$1
-ip link set lo up
-mount -t tmpfs tmpfs /run
-mkdir -p /run/jt
-cp -a "$STAGE"/. /run/jt/
-mkdir -p /run/jt/prosody/data
-chown -R prosody:prosody /run/jt/prosody
-mount -t tmpfs tmpfs /tmp
-mount -t tmpfs tmpfs /var/tmp
-mount -t tmpfs tmpfs /etc/systemd/system
-for u in systemd-tmpfiles-setup.service systemd-tmpfiles-setup-dev.service systemd-tmpfiles-clean.timer \
-         systemd-sysusers.service systemd-sysctl.service systemd-remount-fs.service systemd-binfmt.service \
-         systemd-modules-load.service console-getty.service getty@.service systemd-logind.service \
-         systemd-update-utmp.service systemd-journal-flush.service systemd-random-seed.service \
-         proc-sys-fs-binfmt_misc.automount sys-kernel-config.mount sys-kernel-debug.mount \
-         sys-kernel-tracing.mount sys-fs-fuse-connections.mount dev-hugepages.mount dev-mqueue.mount \
-         systemd-hwdb-update.service systemd-machine-id-commit.service systemd-firstboot.service \
-         ldconfig.service systemd-journal-catalog-update.service; do
-  ln -sf /dev/null /etc/systemd/system/$u
-done
-cp -a /run/jt/units/. /etc/systemd/system/
-printf "[Unit]\nRequires=dbus.socket basic.target\nAfter=dbus.socket basic.target\n" > /etc/systemd/system/box.target
-exec env container=box /lib/systemd/systemd --system --unit=box.target --log-target=console
-`
 
 const boxNginxConf = `pid /run/jt/nginx.pid;
 error_log stderr;
@@ -97,33 +71,22 @@ func site(body string) string {
 	return "server { listen 127.0.0.1:8081; location / { return 200 \"" + body + "\\n\"; } }\n"
 }
 
-// box is a booted systemd box.
+// box is a booted systemd box (internal/systembox).
 type box struct {
+	*systembox.Box
 	pid1 int
 	root string // /proc/PID1/root: the box's view of the filesystem
 }
 
-func (b *box) nsenter(args ...string) []string {
-	return append([]string{"nsenter", "-t", strconv.Itoa(b.pid1), "-m", "-p", "-u", "-n", "--"}, args...)
-}
+func (b *box) nsenter(args ...string) []string { return b.Nsenter(args...) }
 
-func (b *box) run(ctx context.Context, args ...string) (string, error) {
-	full := b.nsenter(args...)
-	cmd := exec.CommandContext(ctx, full[0], full[1:]...)
-	cmd.WaitDelay = time.Second
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
+func (b *box) run(ctx context.Context, args ...string) (string, error) { return b.Run(ctx, args...) }
 
 // bootBox boots a box or skips (fails under JITSI_AGENT_REQUIRE_REAL=1).
 func bootBox(t *testing.T) *box {
 	t.Helper()
-	testenv.Root(t, "booting systemd in namespaces")
-	testenv.File(t, "/lib/systemd/systemd", "apt-get install systemd")
-	for _, tool := range []string{"unshare", "nsenter", "curl", "ip"} {
-		testenv.LookPath(t, tool, "apt-get install util-linux curl iproute2")
-	}
-	testenv.LookPath(t, "dbus-daemon", "apt-get install dbus")
+	systembox.Require(t)
+	testenv.LookPath(t, "curl", "apt-get install curl")
 	testenv.LookPath(t, "nginx", "apt-get install nginx-light")
 	testenv.LookPath(t, "prosody", "apt-get install prosody")
 	testenv.File(t, "/lib/systemd/system/nginx.service", "apt-get install nginx-light")
@@ -131,7 +94,7 @@ func bootBox(t *testing.T) *box {
 
 	stage := t.TempDir()
 	files := map[string]string{
-		"boot.sh":                          boxScript,
+		"setup.sh":                         "mkdir -p /run/jt/prosody/data\nchown -R prosody:prosody /run/jt/prosody\n",
 		"nginx/nginx.conf":                 boxNginxConf,
 		"nginx/sites/test.conf":            site("version-1"),
 		"units/nginx.service.d/box.conf":   boxNginxDropIn,
@@ -147,65 +110,8 @@ func bootBox(t *testing.T) *box {
 			t.Fatal(err)
 		}
 	}
-	var log bytes.Buffer
-	cmd := exec.Command("unshare", "--pid", "--fork", "--mount", "--uts", "--net", "--mount-proc", "--propagation", "private",
-		"bash", filepath.Join(stage, "boot.sh"), stage)
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	b := &box{}
-	t.Cleanup(func() {
-		if b.pid1 > 0 {
-			// Killing the pid namespace's init ends every process in it.
-			_ = exec.Command("kill", "-9", strconv.Itoa(b.pid1)).Run()
-		} else {
-			_ = cmd.Process.Kill()
-		}
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-		}
-		if t.Failed() {
-			t.Logf("box console (last 3000 bytes):\n%s", tail(log.String(), 3000))
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for b.pid1 == 0 && time.Now().Before(deadline) {
-		out, _ := exec.Command("pgrep", "-P", strconv.Itoa(cmd.Process.Pid)).Output()
-		if f := strings.Fields(string(out)); len(f) > 0 {
-			b.pid1, _ = strconv.Atoi(f[0])
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if b.pid1 == 0 {
-		t.Fatal("the box's PID 1 did not appear within 30s")
-	}
-	b.root = fmt.Sprintf("/proc/%d/root", b.pid1)
-	var state string
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		out, _ := b.run(ctx, "systemctl", "is-system-running")
-		cancel()
-		state = strings.TrimSpace(out)
-		if state == "running" || state == "degraded" {
-			return b
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("the box did not finish booting within 30s (state %q)", state)
-	return nil
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
+	sb := systembox.Boot(t, stage)
+	return &box{Box: sb, pid1: sb.PID1, root: sb.Root}
 }
 
 // boxHTTP runs health checks inside the box's network namespace with curl.

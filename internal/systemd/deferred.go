@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
 )
 
 // Deferred is a disruptive restart that the spec's `restart = "defer"`
@@ -70,32 +72,11 @@ func saveDeferred(path string, units []Deferred) error {
 	if err != nil {
 		return fmt.Errorf("encoding deferred restarts: %w", err)
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("saving deferred restarts: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".deferred-*")
-	if err != nil {
+	if err := fsys.WriteAtomic(path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("saving deferred restarts: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("saving deferred restarts: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("saving deferred restarts: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("saving deferred restarts: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("saving deferred restarts: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return nil
 }
