@@ -66,3 +66,57 @@ func BenchmarkValidateProcess(b *testing.B) {
 		}
 	}
 }
+
+// appliedRoot applies the example once under a fresh root (no systemd) and
+// returns it: an up-to-date host for the plan / no-op apply benchmarks.
+func appliedRoot(b *testing.B, bin, spec string) string {
+	root := b.TempDir()
+	cmd := exec.Command(bin, "apply", spec, "--root", root, "-q")
+	cmd.Env = append(os.Environ(), "JITSI_APP_SECRET="+cliSecret)
+	if o, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("%v: %s", err, o)
+	}
+	return root
+}
+
+// BenchmarkPlanProcess: whole-process `jitsi-agent plan` of the largest
+// example on an up-to-date host (target: under 20 ms).
+func BenchmarkPlanProcess(b *testing.B) {
+	bin := agentBinary(b)
+	spec, _ := filepath.Abs("../../examples/meet.hcl")
+	root := appliedRoot(b, bin, spec)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		cmd := exec.Command(bin, "plan", spec, "--root", root)
+		cmd.Env = append(os.Environ(), "JITSI_APP_SECRET="+cliSecret)
+		if o, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("plan not clean: %v: %s", err, o)
+		}
+	}
+}
+
+// BenchmarkApplyNoopProcess: whole-process `jitsi-agent apply` on an
+// up-to-date host (target: under 25 ms, zero writes).
+func BenchmarkApplyNoopProcess(b *testing.B) {
+	bin := agentBinary(b)
+	spec, _ := filepath.Abs("../../examples/meet.hcl")
+	root := appliedRoot(b, bin, spec)
+	conf := filepath.Join(root, "etc/prosody/conf.avail/meet.example.com.cfg.lua")
+	before, err := os.Stat(conf)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		cmd := exec.Command(bin, "apply", spec, "--root", root, "-q")
+		cmd.Env = append(os.Environ(), "JITSI_APP_SECRET="+cliSecret)
+		if o, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%v: %s", err, o)
+		}
+	}
+	b.StopTimer()
+	after, _ := os.Stat(conf)
+	if !after.ModTime().Equal(before.ModTime()) {
+		b.Fatal("a no-op apply rewrote a file")
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
 )
 
@@ -94,7 +93,18 @@ func writeRendered(out string, f render.File) error {
 		}
 		return nil
 	}
-	if err := fsys.WriteAtomic(p, f.Content, f.Mode.Perm()); err != nil {
+	// A render tree is an artefact, not a live configuration: no temp file
+	// and fsync dance (apply does that), just the bytes and the mode. Never
+	// write through a link someone left where a file goes.
+	if fi, err := os.Lstat(p); err == nil && !fi.Mode().IsRegular() {
+		if err := os.Remove(p); err != nil {
+			return fmt.Errorf("replace %s: %w", f.Path, err)
+		}
+	}
+	if err := os.WriteFile(p, f.Content, f.Mode.Perm()); err != nil {
+		return fmt.Errorf("write %s: %w", f.Path, err)
+	}
+	if err := os.Chmod(p, f.Mode.Perm()); err != nil {
 		return fmt.Errorf("write %s: %w", f.Path, err)
 	}
 	return nil

@@ -21,6 +21,7 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/apply"
 	"github.com/jitsi-agent/jitsi-agent/internal/certs"
 	"github.com/jitsi-agent/jitsi-agent/internal/daemon"
+	"github.com/jitsi-agent/jitsi-agent/internal/joinapi"
 	"github.com/jitsi-agent/jitsi-agent/internal/logging"
 	"github.com/jitsi-agent/jitsi-agent/internal/metrics"
 	"github.com/jitsi-agent/jitsi-agent/internal/plan"
@@ -132,9 +133,9 @@ type runApplier struct {
 	// The ACME manager runs while the spec has tls.acme; it is replaced when
 	// those settings change. Renewals land in its cache directory, which is
 	// watched, so a renewal re-applies and reloads nginx/Prosody/coturn.
-	acmeKey    string
-	acmeCancel context.CancelFunc
-	acmeDone   chan struct{}
+	acme background
+	// The join endpoint runs while the spec has token_api.
+	joinAPI background
 
 	bus         *systemd.DBus
 	busWarned   bool
@@ -174,10 +175,48 @@ func (a *runApplier) Certificates() []metrics.CertInfo {
 }
 
 func (a *runApplier) close() {
-	a.stopACME()
+	a.acme.stop()
+	a.joinAPI.stop()
 	if a.bus != nil {
 		a.bus.Close()
 	}
+}
+
+// background is a goroutine the daemon keeps running while the spec asks
+// for it, restarted when its settings (key) change.
+type background struct {
+	key    string
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// ensure keeps the goroutine matching key ("" = none); start runs until ctx
+// ends.
+func (b *background) ensure(key string, start func(ctx context.Context)) {
+	if key == b.key {
+		return
+	}
+	b.stop()
+	b.key = key
+	if key == "" {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	b.cancel, b.done = cancel, done
+	go func() {
+		defer close(done)
+		start(ctx)
+	}()
+}
+
+func (b *background) stop() {
+	if b.cancel != nil {
+		b.cancel()
+		<-b.done
+		b.cancel, b.done = nil, nil
+	}
+	b.key = ""
 }
 
 // ensureACME starts, keeps or replaces the certificate manager to match d.
@@ -186,57 +225,68 @@ func (a *runApplier) ensureACME(d *spec.Deployment) {
 	if d.TLS.ACME != nil && !a.noACME {
 		key = fmt.Sprintf("%s|%s|%v|%+v", d.Domain, d.TLS.Certificate, d.Host.Roles, *d.TLS.ACME)
 	}
-	if key == a.acmeKey {
-		return
-	}
-	a.stopACME()
-	a.acmeKey = key
-	if key == "" {
-		return
-	}
-	cfg, err := certs.ConfigFor(d, a.root)
-	if err != nil {
-		a.log.WithError(err).Warn("certificates: not managed")
-		return
-	}
-	cfg.BootstrapAddr = "" // nginx owns port 80 now; it proxies the challenge to cfg's loopback listener
-	m, err := certs.New(cfg)
-	if err != nil {
-		a.log.WithError(err).Warn("certificates: not managed")
-		return
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	a.acmeCancel, a.acmeDone = cancel, done
-	go func() {
-		defer close(done)
+	a.acme.ensure(key, func(ctx context.Context) {
+		cfg, err := certs.ConfigFor(d, a.root)
+		if err != nil {
+			a.log.WithError(err).Warn("certificates: not managed")
+			return
+		}
+		cfg.BootstrapAddr = "" // nginx owns port 80 now; it proxies the challenge to cfg's loopback listener
+		m, err := certs.New(cfg)
+		if err != nil {
+			a.log.WithError(err).Warn("certificates: not managed")
+			return
+		}
 		defer m.Close()
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case ev, ok := <-m.Events():
+					if !ok {
+						return
+					}
+					a.log.WithFields(logrus.Fields{"name": ev.Slot.Name, "not_after": ev.NotAfter}).Info("certificates: renewed; redeploying")
+				}
+			}
+		}()
 		if err := m.Run(ctx); err != nil {
 			a.log.WithError(err).Warn("certificates: manager stopped")
 		}
-	}()
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case ev, ok := <-m.Events():
-				if !ok {
-					return
-				}
-				a.log.WithField("event", fmt.Sprintf("%+v", ev)).Info("certificates: renewed; redeploying")
-			}
-		}
-	}()
+	})
 }
 
-func (a *runApplier) stopACME() {
-	if a.acmeCancel != nil {
-		a.acmeCancel()
-		<-a.acmeDone
-		a.acmeCancel, a.acmeDone = nil, nil
+// ensureJoinAPI serves the app's join endpoint while the spec has
+// token_api, restarting it when its settings or the JWT settings change.
+func (a *runApplier) ensureJoinAPI(d *spec.Deployment) {
+	key := ""
+	if d.TokenAPI != nil && d.Auth.JWT != nil {
+		h := sha256.New() // the key holds no secret in clear
+		fmt.Fprintf(h, "%s|%s|%v|%+v|%v|%s|%s", d.Domain, d.ServerURL(), d.Tenants, *d.TokenAPI, d.Auth.JWT.Lifetime, d.Auth.JWT.AppID, d.Auth.JWT.Algorithm)
+		for _, v := range d.SecretValues() {
+			h.Write([]byte(v))
+		}
+		fmt.Fprintf(h, "%v%v", d.Auth.JWT.Issuers, d.Auth.JWT.Audiences)
+		key = fmt.Sprintf("%x", h.Sum(nil))
 	}
+	a.joinAPI.ensure(key, func(ctx context.Context) {
+		srv, err := joinapi.ForDeployment(d, joinLogger{a.log})
+		if err != nil {
+			a.log.WithError(err).Error("join endpoint: not started")
+			return
+		}
+		a.log.WithField("listen", d.TokenAPI.Listen).Info("join endpoint: serving /api/v1/live/streams/{stream_id}/join")
+		if err := srv.ListenAndServe(ctx); err != nil {
+			a.log.WithError(err).Error("join endpoint: stopped")
+		}
+	})
 }
+
+// joinLogger adapts logrus to the join endpoint's access log.
+type joinLogger struct{ log logrus.FieldLogger }
+
+func (l joinLogger) Printf(format string, args ...any) { l.log.Infof(format, args...) }
 
 // PendingRestarts implements daemon.DeferredSource.
 func (a *runApplier) PendingRestarts() []daemon.PendingRestart {
@@ -271,6 +321,7 @@ func (a *runApplier) Apply(ctx context.Context, req daemon.Request) (daemon.Outc
 	a.warnOnce(res)
 	d := res.Deployment
 	a.ensureACME(d)
+	a.ensureJoinAPI(d)
 	out.Redact = append(out.Redact, d.SecretValues()...)
 	a.mu.Lock()
 	a.deferredAt = systemd.DeferredPath(stateDir(d, a.root))

@@ -8,9 +8,13 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -383,5 +387,85 @@ func copyTreeTB(tb testing.TB, src, dst string) {
 	})
 	if err != nil {
 		tb.Fatal(err)
+	}
+}
+
+// TestRunServesJoinEndpoint: with a token_api block, the daemon serves the
+// app's join endpoint; the token it hands out verifies as Prosody would judge
+// it for the returned room.
+func TestRunServesJoinEndpoint(t *testing.T) {
+	bin := agentBinary(t)
+	dir := t.TempDir()
+	copyTree(t, "../../examples", filepath.Join(dir, "examples"))
+	specPath := filepath.Join(dir, "examples", "meet.hcl")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	const apiKey = "join-api-key-0123456789abcdef"
+	f, err := os.OpenFile(specPath, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "\ntoken_api {\n  listen = %q\n  key \"backend\" {\n    key         = env(\"JOIN_API_KEY\")\n    grant_hosts = true\n  }\n}\n", addr)
+	f.Close()
+	root := filepath.Join(dir, "root")
+	sock := filepath.Join(dir, "status.sock")
+	cmd := exec.Command(bin, "run", specPath, "--root", root, "--socket", sock, "--metrics", "off", "--log-format", "json")
+	cmd.Env = append(os.Environ(), "JITSI_APP_SECRET="+cliSecret, "JOIN_API_KEY="+apiKey, "NOTIFY_SOCKET=", "WATCHDOG_USEC=")
+	var logs lockedBuffer
+	cmd.Stderr, cmd.Stdout = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", logs.String())
+		}
+		if strings.Contains(logs.String(), apiKey) || strings.Contains(logs.String(), cliSecret) {
+			t.Error("a secret reached the daemon log")
+		}
+	})
+	waitStatus(t, sock, "ready", func(s *daemon.Status) bool { return s.Ready })
+
+	body := `{"identity":"u1","name":"Ada","email":"ada@example.com","is_host":true}`
+	var resp *http.Response
+	for i := 0; i < 100; i++ { // the listener comes up right after the first load
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/api/v1/live/streams/Weekly-Sync/join", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+apiKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err = http.DefaultClient.Do(req)
+		if err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("join endpoint never answered: %v", err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Token    string `json:"token"`
+		URL      string `json:"url"`
+		RoomName string `json:"room_name"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("join: %d %s", resp.StatusCode, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	if out.RoomName == "" || !strings.HasPrefix(out.URL, "https://meet.example.com/") {
+		t.Fatalf("join answer: %+v", out)
+	}
+	t.Setenv("JITSI_APP_SECRET", cliSecret)
+	t.Setenv("JOIN_API_KEY", apiKey)
+	if code, o, e := runCLI(t, "token", "verify", specPath, out.Token, "--room", out.RoomName); code != exitOK {
+		t.Fatalf("the endpoint's token does not verify: %d\n%s%s", code, o, e)
 	}
 }
