@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/certs/pebbletest"
 )
 
 var (
@@ -119,4 +121,13 @@ func BenchmarkApplyNoopProcess(b *testing.B) {
 	if !after.ModTime().Equal(before.ModTime()) {
 		b.Fatal("a no-op apply rewrote a file")
 	}
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pebbletest.Cleanup()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
 }
