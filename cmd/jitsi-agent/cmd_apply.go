@@ -104,8 +104,10 @@ func runApply(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return exitError
 	}
-	for _, n := range res.Notices {
-		fmt.Fprintf(stderr, "jitsi-agent: notice: %s\n", n)
+	if quiet { // otherwise the progress lines already carried them
+		for _, n := range res.Notices {
+			fmt.Fprintf(stderr, "jitsi-agent: notice: %s\n", n)
+		}
 	}
 	for _, p := range held {
 		fmt.Fprintf(stderr, "jitsi-agent: drift: %s was edited on the host and its drift policy is \"report\": left as is (apply --overwrite-drift replaces it)\n", p)
