@@ -171,7 +171,7 @@ func goldenSet(t testing.TB, name string) *render.Set {
 	dir := filepath.Join("..", "render", "testdata", "golden", name)
 	f, err := os.Open(filepath.Join(dir, "MANIFEST"))
 	if err != nil {
-		t.Skipf("golden set %s not available: %v", name, err)
+		t.Fatalf("golden set %s not available (it lives in internal/render/testdata/golden): %v", name, err)
 	}
 	defer f.Close()
 	set := &render.Set{}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/testenv"
 )
 
 func lcsLen(a, b []string) int {
@@ -100,10 +102,7 @@ func TestUnifiedGolden(t *testing.T) {
 // TestUnifiedAppliesWithPatch feeds random diffs to GNU patch, which checks
 // the hunk headers and context strictly.
 func TestUnifiedAppliesWithPatch(t *testing.T) {
-	patch, err := exec.LookPath("patch")
-	if err != nil {
-		t.Skip("patch not installed")
-	}
+	patch := testenv.LookPath(t, "patch", "apt-get install patch")
 	r := rand.New(rand.NewSource(2))
 	dir := t.TempDir()
 	for iter := 0; iter < 60; iter++ {

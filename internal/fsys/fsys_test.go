@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/testenv"
 )
 
 func TestRealAndReadFileNoFollow(t *testing.T) {
@@ -77,9 +79,7 @@ func TestStageCommit(t *testing.T) {
 }
 
 func TestStageChownAsRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	testenv.Root(t, "changing a file's owner")
 	dest := filepath.Join(t.TempDir(), "f")
 	tmp, err := Stage(dest, []byte("x"), 0o640, 65534, 65534)
 	if err != nil {

@@ -14,6 +14,8 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
 	"github.com/jitsi-agent/jitsi-agent/internal/manifest"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/testenv"
 )
 
 type fixture struct {
@@ -331,7 +333,7 @@ func TestOwnershipNoticeWithoutRoot(t *testing.T) {
 func TestOwnerChange(t *testing.T) {
 	f := newFixture(t)
 	if !f.host.CanChown() {
-		t.Skip("needs root")
+		testenv.Root(t, "changing a file's owner")
 	}
 	f.write("/etc/x.conf", "a\n", 0o644)
 	x := file("/etc/x.conf", "a\n")
