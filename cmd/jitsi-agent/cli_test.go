@@ -186,3 +186,35 @@ func TestPlanApplyRoundTrip(t *testing.T) {
 		t.Fatalf("deferred restart not in JSON: %d\n%s", code, out)
 	}
 }
+
+// TestRootMustBeExplicit: an empty --root (an unset $ROOT in a script) is
+// refused rather than meaning "/", and render never writes over /.
+func TestRootMustBeExplicit(t *testing.T) {
+	t.Setenv("JITSI_APP_SECRET", cliSecret)
+	for _, args := range [][]string{
+		{"apply", "../../examples/meet.hcl", "--root", ""},
+		{"plan", "../../examples/meet.hcl", "--root", ""},
+		{"rollback", "../../examples/meet.hcl", "--root", ""},
+		{"render", "../../examples/meet.hcl", "--out", "/"},
+	} {
+		code, _, errs := runCLI(t, args...)
+		if code != exitError || !strings.Contains(errs, "Error: --") {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errs)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(file, nil, 0o644)
+	if code, _, errs := runCLI(t, "plan", "../../examples/meet.hcl", "--root", file); code != exitError || !strings.Contains(errs, "not a directory") {
+		t.Errorf("--root FILE: %d %q", code, errs)
+	}
+	// A link to a test directory is followed: the writes land in the target.
+	dir := t.TempDir()
+	link := filepath.Join(t.TempDir(), "link")
+	os.Symlink(dir, link)
+	if code, _, errs := runCLI(t, "apply", "../../examples/meet.hcl", "--root", link, "-q"); code != exitOK {
+		t.Fatalf("apply via a root link: %s", errs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "etc/jitsi/jicofo/jicofo.conf")); err != nil {
+		t.Error("files did not land in the link's target")
+	}
+}

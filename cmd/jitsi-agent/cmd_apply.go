@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -49,11 +48,17 @@ func runApply(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return exitError
 	}
+	if r, err := hostRoot(root); err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return exitError
+	} else {
+		root = r
+	}
 	if len(pos) != 1 {
 		fs.Usage()
 		return exitError
 	}
-	realHost := filepath.Clean(root) == "/"
+	realHost := root == "/"
 	if !realHost {
 		noReload = true
 	}

@@ -54,6 +54,12 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return exitError
 	}
+	if r, err := hostRoot(root); err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return exitError
+	} else {
+		root = r
+	}
 	if len(pos) != 1 {
 		fs.Usage()
 		return exitError

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
 )
@@ -38,6 +39,15 @@ func runRender(args []string, stdout, stderr io.Writer) int {
 	if len(pos) != 1 || out == "" {
 		fs.Usage()
 		return exitError
+	}
+	if r, err := hostRoot(out); err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", strings.Replace(err.Error(), "--root", "--out", 1))
+		return exitError
+	} else if r == "/" {
+		fmt.Fprintln(stderr, "Error: --out resolves to /; render writes a tree for inspection or image builds. To change this host, use apply.")
+		return exitError
+	} else {
+		out = r
 	}
 	d, ok := loadSpec(pos[0], host, stderr)
 	if !ok {

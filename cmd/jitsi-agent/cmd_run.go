@@ -69,7 +69,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "jitsi-agent: %v\n", err)
 		return exitError
 	}
-	rootDir, err := filepath.Abs(*root)
+	rootDir, err := hostRoot(*root)
 	if err != nil {
 		fmt.Fprintf(stderr, "jitsi-agent: %v\n", err)
 		return exitError
