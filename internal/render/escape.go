@@ -221,3 +221,43 @@ func dartString(s string) string {
 	b.WriteByte('"')
 	return b.String()
 }
+
+// RedactionForms returns v and every form the template functions can write
+// it in (the inside of a Lua, HOCON, JSON/JS, shell, Dart or nginx string),
+// so that a secret is recognised, and hidden, however a file quotes it.
+func RedactionForms(v string) []string {
+	forms := []string{v}
+	add := func(quoted string, err error, open, close string) {
+		if err != nil || len(quoted) < len(open)+len(close) {
+			return
+		}
+		inner := strings.TrimSuffix(strings.TrimPrefix(quoted, open), close)
+		if inner != "" && inner != v {
+			for _, f := range forms {
+				if f == inner {
+					return
+				}
+			}
+			forms = append(forms, inner)
+		}
+	}
+	add(luaString(v), nil, `"`, `"`)
+	h, err := hoconString(v)
+	add(h, err, `"`, `"`)
+	j, err := jsLiteral(v)
+	add(j, err, `"`, `"`)
+	add(shellQuote(v), nil, `'`, `'`)
+	add(dartString(v), nil, `'`, `'`)
+	n, err := nginxString(v)
+	add(n, err, `"`, `"`)
+	return forms
+}
+
+// redactionList expands secret values into every quoted form.
+func redactionList(secrets []string) []string {
+	var out []string
+	for _, s := range secrets {
+		out = append(out, RedactionForms(s)...)
+	}
+	return out
+}

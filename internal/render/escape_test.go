@@ -188,3 +188,22 @@ func TestShellAndDart(t *testing.T) {
 		t.Errorf("dartString = %s", got)
 	}
 }
+
+func TestRedactionFormsCoverEscapes(t *testing.T) {
+	v := `abc"def\ghi'jkl0123456789abcdefXYZ`
+	forms := RedactionForms(v)
+	for _, quoted := range []string{luaString(v), shellQuote(v), dartString(v)} {
+		hidden := false
+		for _, f := range forms {
+			if strings.Contains(quoted, f) {
+				hidden = true
+			}
+		}
+		if !hidden {
+			t.Errorf("no redaction form matches %d-byte quoted value", len(quoted))
+		}
+	}
+	if len(forms) < 3 {
+		t.Errorf("only %d forms", len(forms))
+	}
+}

@@ -123,7 +123,9 @@ func Render(in Input) (*Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("render: %w", err)
 	}
-	secrets := d.SecretValues()
+	// Every quoted form of every secret: a Lua- or JSON-escaped secret must
+	// be redacted (and make its file sensitive) like the raw value.
+	secrets := redactionList(d.SecretValues())
 	set := &Set{Redact: secrets}
 
 	var buf bytes.Buffer
