@@ -15,6 +15,7 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
 	"github.com/jitsi-agent/jitsi-agent/internal/plan"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
+	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
 
 // Failure is one failed validation of a staged file.
@@ -126,7 +127,7 @@ func (t *txn) toolChecks(ctx context.Context, files []staged, external bool) []F
 		if s.file.Check == "" || s.op.kind == render.KindSymlink {
 			continue
 		}
-		cmdline := strings.ReplaceAll(s.file.Check, "{{.Path}}", shellQuote(s.real))
+		cmdline := spec.CheckCommand(s.file.Check, shellQuote(s.real))
 		out, err := t.exec(ctx, "", "/bin/sh", "-c", cmdline)
 		if err != nil {
 			fails = append(fails, Failure{s.op.path, "check command `" + s.file.Check + "`", t.mapPaths(out, err)})

@@ -25,7 +25,7 @@ func TestBadSpecs(t *testing.T) {
 			if b, err := os.ReadFile(f + ".want"); err == nil {
 				exp = string(b)
 			}
-			res := Load(f, Options{LookupEnv: env(map[string]string{"JITSI_AGENT_TEST_SECRET": testSecret})})
+			res := Load(f, Options{LookupEnv: env(map[string]string{"JITSI_AGENT_TEST_SECRET": testSecret, "JITSI_AGENT_TEST_SECRET_NL": testSecret + "\n"})})
 			if !res.HasErrors() {
 				t.Fatalf("spec loaded without errors")
 			}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -96,7 +97,7 @@ func writeSnippet(w io.Writer, src []byte, rg *hcl.Range, redact []string) {
 			break
 		}
 		text := sc.Text()
-		shown := redactAll(text, redact)
+		shown := maskSecretAttrs(redactAll(text, redact))
 		fmt.Fprintf(w, "  %4d | %s\n", line, shown)
 		if shown != text {
 			return // columns no longer match; the line itself says enough
@@ -120,6 +121,24 @@ func writeSnippet(w io.Writer, src []byte, rg *hcl.Range, redact []string) {
 		}
 		fmt.Fprintf(w, "       | %s%s\n", pad.String(), strings.Repeat("^", endCol-startCol))
 	}
+}
+
+// secretAttr matches the value of an attribute that holds a secret
+// (app_secret, secret, key), in native or JSON syntax, quoted or not. Such
+// values are masked in snippets even when they never evaluated (a syntax
+// error, a wrong type, escapes in the literal).
+var secretAttr = regexp.MustCompile(`((?:^|[\s{,"])(?:app_secret|secret|key)"?\s*[=:]\s*)("(?:[^"\\]|\\.)*"?|\[[^\]]*\]?|[^\s,}]+)`)
+
+func maskSecretAttrs(line string) string {
+	return secretAttr.ReplaceAllStringFunc(line, func(m string) string {
+		sub := secretAttr.FindStringSubmatch(m)
+		val := sub[2]
+		if strings.HasPrefix(val, "env(") || strings.HasPrefix(val, "file(") || strings.HasPrefix(val, "trimspace(") ||
+			strings.HasPrefix(val, "var.") || strings.HasPrefix(val, "local.") {
+			return m // a reference, not a value
+		}
+		return sub[1] + "(sensitive)"
+	})
 }
 
 func sortedRedactions(in []string) []string {

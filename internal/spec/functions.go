@@ -124,6 +124,9 @@ func (e *funcEnv) fileFunc() function.Function {
 				p = filepath.Join(e.dir, p)
 			}
 			e.reads[p] = struct{}{}
+			if err := regularFile(p); err != nil {
+				return cty.NilVal, err
+			}
 			b, err := e.readFile(p)
 			if err != nil {
 				if os.IsNotExist(err) {
@@ -147,4 +150,23 @@ func (e *funcEnv) noteSecret(v string) {
 	if e.secrets != nil && len(v) >= 8 {
 		*e.secrets = append(*e.secrets, v)
 	}
+}
+
+// MaxInputFile caps what file() and template sources may read.
+const MaxInputFile = 1 << 20
+
+// regularFile refuses devices, FIFOs, directories and huge files, which would
+// hang or exhaust memory. A missing file is left to the reader's own error.
+func regularFile(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return nil
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file (%s); point at a file", p, fi.Mode().Type())
+	}
+	if fi.Size() > MaxInputFile {
+		return fmt.Errorf("%s is %d bytes; inputs are limited to %d bytes", p, fi.Size(), MaxInputFile)
+	}
+	return nil
 }

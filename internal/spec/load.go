@@ -50,8 +50,18 @@ type Result struct {
 // HasErrors reports whether loading failed.
 func (r *Result) HasErrors() bool { return r.Diags.HasErrors() }
 
-// Redactions returns values that must never be printed.
-func (r *Result) Redactions() []string { return r.redact }
+// Redactions returns values that must never be printed. Values shorter than
+// 8 characters are left out: they are too short to be valid secrets (the
+// spec rejected them) and would garble ordinary words in logs.
+func (r *Result) Redactions() []string {
+	var out []string
+	for _, v := range r.redact {
+		if len(v) >= 8 {
+			out = append(out, v)
+		}
+	}
+	return out
+}
 
 // Load parses, decodes and validates the spec at path.
 func Load(path string, opts Options) *Result {

@@ -217,3 +217,11 @@ func BenchmarkLoadExample(b *testing.B) {
 		}
 	}
 }
+
+func TestCheckCommandPlaceholder(t *testing.T) {
+	for _, c := range []string{"nginx -t -c {{.Path}}", "nginx -t -c {{ .Path }}", "nginx -t -c {{.Path }}"} {
+		if got := CheckCommand(c, "'/tmp/x y'"); got != "nginx -t -c '/tmp/x y'" {
+			t.Errorf("%q -> %q", c, got)
+		}
+	}
+}

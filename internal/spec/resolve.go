@@ -288,6 +288,7 @@ func (r *resolver) resolve() *Deployment {
 	}
 
 	r.resolveTemplates(d)
+	r.checkDestinationParents(d)
 	r.resolveWatch(d)
 	r.resolveMetrics(d)
 	r.resolveTokenAPI(d)
@@ -640,6 +641,9 @@ func (r *resolver) resolveTURN(d *Deployment) {
 	}
 	if sec, inline, ok := r.secret(t.Secret, "secret"); ok {
 		tu.Secret = sec
+		if strings.TrimSpace(sec.Reveal()) != sec.Reveal() {
+			r.errf(at(t.Body, "secret"), "TURN secret has surrounding white space", "The secret starts or ends with white space (often a trailing newline from a file). Wrap it: trimspace(file(\"...\")).")
+		}
 		if n := len(sec.Reveal()); n < 16 {
 			r.errf(at(t.Body, "secret"), "TURN secret too short", "The TURN shared secret must be at least 16 characters (it has %d). Or omit it: jitsi-agent then generates one and keeps it in the state directory.", n)
 		}
@@ -837,7 +841,9 @@ func (r *resolver) resolveTemplates(d *Deployment) {
 		names[t.Name] = true
 		tp := Template{Name: t.Name, Range: t.DefRange, Owner: strOr(t.Owner, ""), Group: strOr(t.Group, ""), Notify: t.Notify, Check: strOr(t.Check, "")}
 		tp.Source = r.path(t.Source)
-		if _, err := r.opts.ReadFile(tp.Source); err != nil {
+		if err := regularFile(tp.Source); err != nil {
+			r.errf(at(t.Body, "source"), "Template source not usable", "template %q: %v.", t.Name, err)
+		} else if _, err := r.opts.ReadFile(tp.Source); err != nil {
 			r.errf(at(t.Body, "source"), "Template source not readable", "template %q: %v. Relative sources resolve against the spec's directory (%s).", t.Name, err, r.specDir)
 		}
 		tp.Destination = filepath.Clean(t.Destination)
@@ -873,7 +879,39 @@ func (r *resolver) resolveTemplates(d *Deployment) {
 		if t.Drift != nil {
 			tp.Drift = r.oneOf(t.Body, "drift", t.Drift, DriftRestore, DriftRestore, DriftReport)
 		}
+		if tp.Check != "" {
+			rest := checkPlaceholder.ReplaceAllString(tp.Check, "")
+			if strings.Contains(rest, "{{") {
+				r.errf(at(t.Body, "check"), "Unknown placeholder in check", "template %q: the check command may only use {{.Path}} (the staged file's path), e.g. check = \"/usr/bin/myapp --check {{.Path}}\".", t.Name)
+			}
+		}
 		d.Templates = append(d.Templates, tp)
+	}
+}
+
+// checkPlaceholder is the one placeholder a template's check command knows.
+var checkPlaceholder = regexp.MustCompile(`\{\{\s*\.Path\s*\}\}`)
+
+// CheckCommand expands {{.Path}} in a template's check command.
+func CheckCommand(check, path string) string {
+	return checkPlaceholder.ReplaceAllLiteralString(check, path)
+}
+
+// checkDestinationParents refuses a destination that is a directory of
+// another managed file (a file cannot be both).
+func (r *resolver) checkDestinationParents(d *Deployment) {
+	all := append([]string{}, BuiltinPaths(d.Domain)...)
+	for _, t := range d.Templates {
+		all = append(all, t.Destination)
+	}
+	for _, t := range d.Templates {
+		for _, other := range all {
+			if other != t.Destination && strings.HasPrefix(other, t.Destination+"/") {
+				rg := t.Range
+				r.errf(&rg, "Destination is a directory", "template %q writes %s, but %s is also managed, so %s must be a directory. Give the template a file path.", t.Name, t.Destination, other, t.Destination)
+				break
+			}
+		}
 	}
 }
 
@@ -948,6 +986,9 @@ func (r *resolver) resolveTokenAPI(d *Deployment) {
 		sec, inline, ok := r.secret(k.Key, "key")
 		if !ok {
 			continue
+		}
+		if strings.TrimSpace(sec.Reveal()) != sec.Reveal() {
+			r.errf(at(k.Body, "key"), "API key has surrounding white space", "key %q starts or ends with white space (often a trailing newline from a file), so clients sending the key would never match. Wrap it: trimspace(file(\"...\")).", k.Name)
 		}
 		if len(sec.Reveal()) < 24 {
 			r.errf(at(k.Body, "key"), "API key too short", "key %q must be at least 24 characters. Generate one with: openssl rand -hex 24", k.Name)

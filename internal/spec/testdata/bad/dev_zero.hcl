@@ -1,0 +1,6 @@
+# want: is not a regular file
+domain = "meet.example.com"
+auth "jwt" {
+  app_id     = "app"
+  app_secret = file("/dev/zero")
+}

@@ -1,0 +1,7 @@
+# want: Invalid value for app_secret
+# wantnot: LEAKLEAKLEAK
+domain = "meet.example.com"
+auth "jwt" {
+  app_id     = "app"
+  app_secret = ["LEAKLEAKLEAK0123456789012345678901234"]
+}
