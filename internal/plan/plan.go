@@ -829,8 +829,9 @@ func (c *computer) redactedDiff(ch *Change, host, want, oldName string) string {
 		return d
 	}
 	// Sensitive files: removed lines may hold secrets the spec no longer
-	// knows (a rotated password). Such lines are masked entirely when they
-	// look secret-bearing (a secret-ish keyword or a long token).
+	// knows (a rotated password, in any quoting). Such lines are masked
+	// entirely when they look secret-bearing (a secret-ish keyword, a quoted
+	// string of 8+ characters, or a long token).
 	lines := strings.SplitAfter(d, "\n")
 	for i, l := range lines {
 		if i >= 2 && strings.HasPrefix(l, "-") && secretish.MatchString(l) {
@@ -841,7 +842,7 @@ func (c *computer) redactedDiff(ch *Change, host, want, oldName string) string {
 }
 
 // secretish matches lines that may carry a credential.
-var secretish = regexp.MustCompile(`(?i)(secret|passw|token|key|auth|credential|private)|[A-Za-z0-9+/=_-]{16,}`)
+var secretish = regexp.MustCompile(`(?i)(secret|passw|token|key|auth|credential|private)|"[^"]{8,}|'[^']{8,}|[^\s"'=,;:(){}<>]{16,}`)
 
 func looksLikeKey(s string) bool {
 	return strings.Contains(s, "-----BEGIN") && strings.Contains(s, "PRIVATE KEY")

@@ -365,3 +365,18 @@ func TestNormMode(t *testing.T) {
 		t.Fatalf("unix setuid: %v", m)
 	}
 }
+
+func TestRotatedSecretInAnyQuotingIsMasked(t *testing.T) {
+	f := newFixture(t)
+	old := "correct.horse.battery.staple.one.two"
+	body := func(v string) string { return "class C {\n  static const String s = '" + v + "';\n}\n" }
+	f.write("/srv/c.dart", body(old), 0o644)
+	f.record("/srv/c.dart", body(old), 0o644)
+	cur := "another.horse.battery.staple.three"
+	p := f.plan(&render.Set{Files: []render.File{{Path: "/srv/c.dart", Kind: render.KindFile, Mode: 0o644, Sensitive: true, Content: []byte(body(cur))}}, Redact: []string{cur}})
+	var out bytes.Buffer
+	p.WriteText(&out)
+	if strings.Contains(out.String(), old) || strings.Contains(out.String(), cur) {
+		t.Fatalf("a secret leaked:\n%s", out.String())
+	}
+}
