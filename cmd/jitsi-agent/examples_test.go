@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/certs"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
@@ -84,6 +85,22 @@ func TestCertificatePathsAgree(t *testing.T) {
 	} {
 		if !strings.Contains(c.conf, c.path) {
 			t.Errorf("rendered configuration does not read %q", c.path)
+		}
+	}
+	// Every deployed certificate/key file is one the spec refuses as a
+	// template destination.
+	d.TLS.ACME.ExtraNames = []string{"www.meet.example.com"}
+	mat, err := certs.Load(d, t.TempDir(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	guarded := map[string]bool{}
+	for _, p := range spec.TLSPaths(d) {
+		guarded[p] = true
+	}
+	for _, f := range certs.Files(d, mat) {
+		if !guarded[f.Path] {
+			t.Errorf("certs deploys %s but spec.TLSPaths does not guard it", f.Path)
 		}
 	}
 	for _, p := range []string{ec.CoturnCert, ec.CoturnKey, ec.NginxCert, ec.NginxKey, rsa.NginxCert, ec.ProsodyCert} {

@@ -711,6 +711,9 @@ func (r *resolver) resolveTLS(d *Deployment) {
 	}
 	ac.RSA = boolOr(a.RSA, false)
 	ac.RenewBefore = r.duration(a.Body, "renew_before", a.RenewBefore, 0, 0)
+	if ac.RenewBefore > 30*24*time.Hour {
+		r.warnf(at(a.Body, "renew_before"), "Renewal window capped", "autocert renews at most 30 days before expiry; renew_before = %s acts as \"720h\".", ac.RenewBefore)
+	}
 	ac.Listen = strOr(a.Listen, DefaultACMEListen)
 	r.loopback(a.Body, "listen", ac.Listen, true)
 	d.TLS.ACME = ac
@@ -826,9 +829,32 @@ func BuiltinPaths(domain string) []string {
 
 var ownerRe = regexp.MustCompile(`^[a-z_][a-z0-9_-]*\$?$|^[0-9]+$`)
 
+// TLSPaths are the certificate and key files jitsi-agent deploys for nginx,
+// Prosody and coturn (internal/certs writes them; a test keeps both lists
+// in step).
+func TLSPaths(d *Deployment) []string {
+	out := []string{d.TLS.Certificate, d.TLS.Key,
+		"/etc/prosody/certs/" + d.Domain + ".crt", "/etc/prosody/certs/" + d.Domain + ".key",
+		"/etc/coturn/certs/" + d.Domain + ".fullchain.pem", "/etc/coturn/certs/" + d.Domain + ".privkey.pem"}
+	if d.TLS.ACME != nil {
+		nginx := []string{d.TLS.Certificate, d.TLS.Key}
+		for _, n := range d.TLS.ACME.ExtraNames {
+			nginx = append(nginx, filepath.Join(filepath.Dir(d.TLS.Certificate), n+".crt"), filepath.Join(filepath.Dir(d.TLS.Key), n+".key"))
+		}
+		out = append(out, nginx[2:]...)
+		if d.TLS.ACME.RSA {
+			for _, p := range nginx {
+				ext := filepath.Ext(p)
+				out = append(out, strings.TrimSuffix(p, ext)+"-rsa"+ext)
+			}
+		}
+	}
+	return out
+}
+
 func (r *resolver) resolveTemplates(d *Deployment) {
 	builtin := map[string]bool{}
-	for _, p := range BuiltinPaths(d.Domain) {
+	for _, p := range append(BuiltinPaths(d.Domain), TLSPaths(d)...) {
 		builtin[p] = true
 	}
 	dests := map[string]string{}
@@ -900,7 +926,7 @@ func CheckCommand(check, path string) string {
 // checkDestinationParents refuses a destination that is a directory of
 // another managed file (a file cannot be both).
 func (r *resolver) checkDestinationParents(d *Deployment) {
-	all := append([]string{}, BuiltinPaths(d.Domain)...)
+	all := append(append([]string{}, BuiltinPaths(d.Domain)...), TLSPaths(d)...)
 	for _, t := range d.Templates {
 		all = append(all, t.Destination)
 	}
