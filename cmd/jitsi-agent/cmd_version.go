@@ -16,6 +16,10 @@ func init() {
 		summary: "print the version",
 		usage:   "version",
 		run: func(args []string, stdout, stderr io.Writer) int {
+			if len(args) != 0 {
+				fmt.Fprintln(stderr, "Usage: jitsi-agent version")
+				return exitError
+			}
 			fmt.Fprintf(stdout, "jitsi-agent %s (%s, %s/%s)\n", versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			return exitOK
 		},

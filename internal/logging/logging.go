@@ -55,7 +55,7 @@ func New(o Options) (*logrus.Logger, *Redactor, error) {
 	if o.Level != "" {
 		var err error
 		if lvl, err = logrus.ParseLevel(o.Level); err != nil {
-			return nil, nil, fmt.Errorf("logging: %w", err)
+			return nil, nil, fmt.Errorf("logging: %w (use error, warn, info, debug or trace)", err)
 		}
 	}
 	l.SetLevel(lvl)

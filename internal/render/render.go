@@ -11,6 +11,8 @@ import (
 	"bytes"
 	"fmt"
 	"io/fs"
+	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 	"text/template"
@@ -237,7 +239,7 @@ func renderUser(d *spec.Deployment, ut spec.Template, sources map[string][]byte,
 	}
 	buf.Reset()
 	if err := t.Execute(buf, newTemplateData(d, ut.Name)); err != nil {
-		return File{}, fmt.Errorf("%s: %w", where, err)
+		return File{}, fmt.Errorf("%s: %w%s", where, err, fieldHint(err))
 	}
 	content := bytes.Clone(buf.Bytes())
 	mode := fs.FileMode(ut.Mode) & fs.ModePerm
@@ -299,4 +301,25 @@ func containsAny(b []byte, secrets []string) bool {
 		}
 	}
 	return false
+}
+
+var unknownField = regexp.MustCompile(`can't evaluate field (\w+) in type`)
+
+// fieldHint turns "can't evaluate field AppId" into a did-you-mean and the
+// list of fields a user template may use.
+func fieldHint(err error) string {
+	m := unknownField.FindStringSubmatch(err.Error())
+	if m == nil {
+		return ""
+	}
+	t := reflect.TypeOf(TemplateData{})
+	names := make([]string, 0, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		names = append(names, t.Field(i).Name)
+	}
+	hint := ""
+	if s := spec.Suggest(m[1], names); s != "" {
+		hint = fmt.Sprintf(" Did you mean .%s?", s)
+	}
+	return fmt.Sprintf(".%s Fields: .%s (docs/spec.md, template data).", hint, strings.Join(names, " ."))
 }

@@ -241,3 +241,11 @@ func TestRenderConcurrent(t *testing.T) {
 		}
 	}
 }
+
+func TestUnknownFieldSuggestsTheRightOne(t *testing.T) {
+	d, srcs := userDeployment("{{ .AppId }}\n")
+	_, err := Render(Input{Deployment: d, Templates: templates.Builtin, UserSources: srcs})
+	if err == nil || !strings.Contains(err.Error(), "Did you mean .AppID?") || !strings.Contains(err.Error(), ".ServerURL") {
+		t.Fatalf("err = %v", err)
+	}
+}
