@@ -44,27 +44,17 @@ func runApply(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Usage: jitsi-agent apply SPEC [--root DIR] [-q] [--no-reload] [--restart-deferred] [--overwrite-drift] [--host H] [-var name=value]")
 		fs.PrintDefaults()
 	}
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return exitError
-	}
-	if r, err := hostRoot(root); err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
-		return exitError
-	} else {
-		root = r
-	}
-	if len(pos) != 1 {
-		fs.Usage()
+	specPath, ok := specArgs(fs, args, &root, stderr)
+	if !ok {
 		return exitError
 	}
 	realHost := root == "/"
 	if !realHost {
 		noReload = true
 	}
-	d, ok := loadSpec(pos[0], host, stderr)
+	d, ok := loadSpec(specPath, host, stderr)
 	if !ok {
-		fmt.Fprintf(stderr, "jitsi-agent: %s is not valid; nothing was changed.\n", pos[0])
+		fmt.Fprintf(stderr, "jitsi-agent: %s is not valid; nothing was changed.\n", specPath)
 		return exitError
 	}
 	// Render once without touching the state directory: a template error

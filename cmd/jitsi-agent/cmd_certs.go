@@ -34,21 +34,11 @@ func runCerts(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "missing, failing renewal, expiring within 7 days), 1 error.")
 		fs.PrintDefaults()
 	}
-	pos, err := parseArgs(fs, args)
-	if err != nil {
+	specPath, ok := specArgs(fs, args, &root, stderr)
+	if !ok {
 		return exitError
 	}
-	if r, err := hostRoot(root); err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
-		return exitError
-	} else {
-		root = r
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return exitError
-	}
-	d, ok := loadSpec(pos[0], host, stderr)
+	d, ok := loadSpec(specPath, host, stderr)
 	if !ok {
 		return exitError
 	}

@@ -50,25 +50,15 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Exit status: 0 all checks passed, 2 warnings only, 1 at least one failure.")
 		fs.PrintDefaults()
 	}
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return exitError
-	}
-	if r, err := hostRoot(root); err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
-		return exitError
-	} else {
-		root = r
-	}
-	if len(pos) != 1 {
-		fs.Usage()
+	specPath, ok := specArgs(fs, args, &root, stderr)
+	if !ok {
 		return exitError
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
-	d, ok := loadSpec(pos[0], host, stderr)
-	info := doctor.SpecInfo{Path: pos[0], Valid: ok}
+	d, ok := loadSpec(specPath, host, stderr)
+	info := doctor.SpecInfo{Path: specPath, Valid: ok}
 	if lastLoad != nil {
 		for _, diag := range lastLoad.Diags {
 			if diag.Severity == hcl.DiagWarning {
@@ -89,6 +79,7 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 		defer release()
 	}
 	rep := doctor.Run(ctx, d, env, opts)
+	var err error
 	if asJSON {
 		err = rep.WriteJSON(stdout)
 	} else {

@@ -33,21 +33,11 @@ func runPlan(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Exit status: 0 no changes, 2 changes pending (not a failure), 1 error.")
 		fs.PrintDefaults()
 	}
-	pos, err := parseArgs(fs, args)
-	if err != nil {
+	specPath, ok := specArgs(fs, args, &root, stderr)
+	if !ok {
 		return exitError
 	}
-	if r, err := hostRoot(root); err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
-		return exitError
-	} else {
-		root = r
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return exitError
-	}
-	d, ok := loadSpec(pos[0], host, stderr)
+	d, ok := loadSpec(specPath, host, stderr)
 	if !ok {
 		return exitError
 	}

@@ -36,21 +36,11 @@ func runRollback(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Usage: jitsi-agent rollback SPEC [--root DIR] [--to N] [-q] [--host H]")
 		fs.PrintDefaults()
 	}
-	pos, err := parseArgs(fs, args)
-	if err != nil {
+	specPath, ok := specArgs(fs, args, &root, stderr)
+	if !ok {
 		return exitError
 	}
-	if r, err := hostRoot(root); err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
-		return exitError
-	} else {
-		root = r
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return exitError
-	}
-	d, ok := loadSpec(pos[0], host, stderr)
+	d, ok := loadSpec(specPath, host, stderr)
 	if !ok {
 		return exitError
 	}

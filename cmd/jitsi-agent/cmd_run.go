@@ -107,13 +107,14 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		cfg.SocketPath = *socket
 	}
 
-	a := &runApplier{spec: specPath, host: host, root: rootDir, noReload: *noReload || rootDir != "/", noACME: *noACME, log: log}
+	a := &runApplier{spec: specPath, host: host, root: rootDir, noReload: *noReload || rootDir != "/", noACME: *noACME, log: log,
+		triggers: make(chan string, 1)}
 	defer a.close()
 	if a.noReload {
 		log.Info("unit reloads are off (--no-reload or --root): files are kept in shape, services are not touched")
 	}
 	err = daemon.Run(context.Background(), cfg, daemon.Deps{
-		Applier: a, Log: log, Redact: red.Redact, AddSecrets: red.Add, Deferred: a, Certs: a,
+		Applier: a, Log: log, Redact: red.Redact, AddSecrets: red.Add, Deferred: a, Certs: a, Triggers: a.triggers,
 	})
 	if err != nil {
 		log.WithError(err).Error("cannot run")
@@ -134,6 +135,8 @@ type runApplier struct {
 	// those settings change. Renewals land in its cache directory, which is
 	// watched, so a renewal re-applies and reloads nginx/Prosody/coturn.
 	acme background
+	// triggers asks the daemon for a re-apply (a certificate was stored).
+	triggers chan string
 	// The join endpoint runs while the spec has token_api.
 	joinAPI background
 
@@ -247,7 +250,11 @@ func (a *runApplier) ensureACME(d *spec.Deployment) {
 					if !ok {
 						return
 					}
-					a.log.WithFields(logrus.Fields{"name": ev.Slot.Name, "not_after": ev.NotAfter}).Info("certificates: renewed; redeploying")
+					a.log.WithFields(logrus.Fields{"name": ev.Slot.Name, "not_after": ev.NotAfter}).Info("certificates: stored; redeploying")
+					select { // the cache dir is watched too; this covers a cache dir created before its watch
+					case a.triggers <- "certificate":
+					default:
+					}
 				}
 			}
 		}()

@@ -175,3 +175,26 @@ func hostRoot(root string) (string, error) {
 	}
 	return filepath.Join(resolved, rest), nil
 }
+
+// specArgs parses a spec command's arguments: flags anywhere, exactly one
+// positional SPEC, and (when root is not nil) a valid --root, which it
+// resolves in place. Errors and usage go to stderr; ok is false on error.
+func specArgs(fs *flag.FlagSet, args []string, root *string, stderr io.Writer) (string, bool) {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return "", false
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return "", false
+	}
+	if root != nil {
+		r, err := hostRoot(*root)
+		if err != nil {
+			fmt.Fprintf(stderr, "Error: %v\n", err)
+			return "", false
+		}
+		*root = r
+	}
+	return pos[0], true
+}

@@ -72,6 +72,9 @@ type Deps struct {
 	Certs    CertSource
 	// Signals: nil makes Run subscribe to SIGHUP, SIGTERM and SIGINT itself.
 	Signals <-chan os.Signal
+	// Triggers asks for a full re-apply from outside the file system (e.g.
+	// a certificate was issued); debounced like a file event. Optional.
+	Triggers <-chan string
 	// Listener replaces Config.MetricsAddr (tests pass 127.0.0.1:0).
 	Listener net.Listener
 	// WatchdogInterval: 0 reads WATCHDOG_USEC; negative disables.
@@ -226,6 +229,8 @@ func (d *daemon) loop(ctx context.Context, sigs <-chan os.Signal, wdC <-chan tim
 			if t, ok := d.watcher.Take(); ok {
 				d.apply(Request{Reason: strings.Join(t.Reasons, ","), Full: t.Full, Paths: t.Paths})
 			}
+		case reason := <-d.deps.Triggers:
+			d.watcher.Inject(reason)
 		case <-d.retry.C():
 			d.apply(Request{Reason: ReasonRetry, Full: true})
 		case <-wdC:
