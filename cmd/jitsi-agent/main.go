@@ -43,8 +43,9 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		if len(args) == 2 && args[0] == "help" {
-			if c, ok := commands[args[1]]; ok { // help CMD = CMD -h
-				return c.run([]string{"-h"}, stdout, stderr)
+			if c, ok := commands[args[1]]; ok { // help CMD prints CMD's usage
+				c.run([]string{"-h"}, stdout, stderr)
+				return exitOK
 			}
 			fmt.Fprintf(stderr, "jitsi-agent: unknown command %q\n", args[1])
 			return exitError
