@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -536,7 +537,7 @@ func watchPaths(res *spec.Result, set *render.Set, root string) watch.Paths {
 			p.Files = append(p.Files, in)
 		}
 	}
-	if res.Deployment != nil && res.Deployment.TemplatesDir != "" && !containsString(p.Dirs, res.Deployment.TemplatesDir) {
+	if res.Deployment != nil && res.Deployment.TemplatesDir != "" && !slices.Contains(p.Dirs, res.Deployment.TemplatesDir) {
 		p.Dirs = append(p.Dirs, res.Deployment.TemplatesDir)
 	}
 	if res.Deployment != nil && res.Deployment.TLS.ACME != nil {
@@ -554,15 +555,6 @@ func watchPaths(res *spec.Result, set *render.Set, root string) watch.Paths {
 		}
 	}
 	return p
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // setDigest identifies a desired set (paths, kinds, contents, modes, owners).

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -324,7 +325,7 @@ func (r *resolver) resolveHosts(d *Deployment) {
 			host.Roles = append([]string(nil), Components...)
 		}
 		for _, role := range h.Roles {
-			if !contains(Components, role) {
+			if !slices.Contains(Components, role) {
 				hint := ""
 				if s := closest(role, Components); s != "" {
 					hint = fmt.Sprintf(" Did you mean %q?", s)
@@ -375,15 +376,6 @@ func (r *resolver) resolveHosts(d *Deployment) {
 	}
 }
 
-func contains(xs []string, s string) bool {
-	for _, x := range xs {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 func (r *resolver) resolveAuth(d *Deployment) {
 	auths := r.raw.Auth
 	if len(auths) == 0 {
@@ -396,7 +388,7 @@ func (r *resolver) resolveAuth(d *Deployment) {
 	}
 	a := auths[0]
 	modes := []string{AuthJWT, AuthAnonymous, AuthInternal}
-	if !contains(modes, a.Mode) {
+	if !slices.Contains(modes, a.Mode) {
 		hint := ""
 		if s := closest(a.Mode, modes); s != "" {
 			hint = fmt.Sprintf(" Did you mean %q?", s)
@@ -764,7 +756,7 @@ func (r *resolver) resolveServices(d *Deployment) {
 	}
 	seen := map[string]bool{}
 	for _, s := range r.raw.Services {
-		if !contains(Components, s.Name) {
+		if !slices.Contains(Components, s.Name) {
 			hint := ""
 			if c := closest(s.Name, Components); c != "" {
 				hint = fmt.Sprintf(" Did you mean %q?", c)
