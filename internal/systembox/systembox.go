@@ -1,8 +1,12 @@
 // Package systembox boots a real systemd for tests: Debian's systemd as PID 1
 // in private pid/mount/uts/net namespaces, with tmpfs over /run, /tmp,
 // /var/tmp and /etc/systemd/system, so the host is never touched (the recipe
-// in shared/recipes/systemd-box.md). Units that would change host-wide state
-// (sysctl, sysusers, tmpfiles cleaning, getty...) are masked.
+// in shared/recipes/systemd-box.md). The host is never written: / is
+// remounted read-only inside the box's mount namespace, /etc, /var, /srv,
+// /usr, /root and /opt are overlays with their writable layers on the box's
+// tmpfs, and /dev is the box's own. Each box has its own cgroup namespace.
+// Units that would change host-wide state (sysctl, sysusers, tmpfiles
+// cleaning, getty...) are masked.
 //
 // Only root can do this; Boot skips the test otherwise (and fails it under
 // JITSI_AGENT_REQUIRE_REAL=1, as CI runs).
@@ -29,9 +33,26 @@ const StageDir = "/run/jt"
 const bootScript = `set -e
 STAGE=$1
 ip link set lo up
+# Nothing the box does may write the host: / is read-only in this mount
+# namespace, /etc /var /srv /usr /root /opt are overlays whose writable
+# layers live on the box's own tmpfs, and /dev is the box's own.
 mount -t tmpfs tmpfs /run
 mkdir -p /run/jt
 cp -a "$STAGE"/. /run/jt/
+mount -o remount,bind,ro /
+mkdir -p /run/.ovl
+for d in etc var srv usr root opt; do
+  [ -d /$d ] || continue
+  mkdir -p /run/.ovl/$d/u /run/.ovl/$d/w
+  mount -t overlay overlay -o lowerdir=/$d,upperdir=/run/.ovl/$d/u,workdir=/run/.ovl/$d/w /$d
+done
+mount -t tmpfs -o mode=0755,nosuid,size=1m tmpfs /dev
+mknod -m 666 /dev/null c 1 3; mknod -m 666 /dev/zero c 1 5; mknod -m 666 /dev/full c 1 7
+mknod -m 666 /dev/random c 1 8; mknod -m 666 /dev/urandom c 1 9; mknod -m 666 /dev/tty c 5 0
+mkdir /dev/pts /dev/shm
+mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts /dev/pts; ln -s pts/ptmx /dev/ptmx
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
+ln -s /proc/self/fd /dev/fd; ln -s /proc/self/fd/0 /dev/stdin; ln -s /proc/self/fd/1 /dev/stdout; ln -s /proc/self/fd/2 /dev/stderr
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /var/tmp
 mount -t tmpfs tmpfs /etc/systemd/system
@@ -84,7 +105,7 @@ func Boot(t testing.TB, stage string) *Box {
 		t.Fatal(err)
 	}
 	var log bytes.Buffer
-	cmd := exec.Command("unshare", "--pid", "--fork", "--mount", "--uts", "--net", "--mount-proc", "--propagation", "private",
+	cmd := exec.Command("unshare", "--pid", "--fork", "--mount", "--uts", "--net", "--cgroup", "--mount-proc", "--propagation", "private",
 		"bash", script, stage)
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {

@@ -291,9 +291,8 @@ func TestRealSystemdBox(t *testing.T) {
 		if err != nil || st.ActiveState != "active" {
 			t.Fatalf("nginx after rollback: %+v %v", st, err)
 		}
-		if got := b.get(t, "http://127.0.0.1:8081/"); got != "version-2" {
-			t.Fatalf("served %q after the rollback", got)
-		}
+		// nginx's reload returns before its new workers serve: wait.
+		b.waitServed(t, "http://127.0.0.1:8081/", "version-2")
 	})
 
 	t.Run("prosody that cannot start is rolled back", func(t *testing.T) {
