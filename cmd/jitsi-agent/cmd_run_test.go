@@ -449,9 +449,10 @@ func TestRunServesJoinEndpoint(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	var out struct {
-		Token    string `json:"token"`
-		URL      string `json:"url"`
-		RoomName string `json:"room_name"`
+		Token      string `json:"token"`
+		URL        string `json:"url"`
+		RoomName   string `json:"room_name"`
+		MeetingURL string `json:"meeting_url"`
 	}
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(resp.Body)
@@ -460,7 +461,7 @@ func TestRunServesJoinEndpoint(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		t.Fatal(err)
 	}
-	if out.RoomName == "" || !strings.HasPrefix(out.URL, "https://meet.example.com/") {
+	if out.RoomName == "" || out.URL != "https://meet.example.com" || out.MeetingURL != out.URL+"/"+out.RoomName {
 		t.Fatalf("join answer: %+v", out)
 	}
 	t.Setenv("JITSI_APP_SECRET", cliSecret)

@@ -6,10 +6,13 @@
 //
 // answers
 //
-//	{"token": "<jwt>", "url": "https://meet.example.com/<room>", "room_name": "<room>"}
+//	{"token": "<jwt>", "url": "https://meet.example.com", "room_name": "<room>",
+//	 "meeting_url": "https://meet.example.com/<room>"}
 //
-// The url carries no token. A browser link is url + "?jwt=" + token; the
-// mobile SDKs take the token as a separate option.
+// url is the server URL, as the app team's guide (§6) specifies: the mobile
+// SDKs take it as serverURL, room_name as the room and token as the token.
+// meeting_url is the full link; neither carries the token. A browser link is
+// meeting_url + "?jwt=" + token.
 //
 // Errors are {"error": {"code": "...", "message": "..."}} with the stable codes
 // listed in errors.go. Keys are compared in constant time; is_host is honoured

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/mail"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -55,49 +56,117 @@ type JoinRequest struct {
 
 // JoinResponse is the success body.
 type JoinResponse struct {
-	Token    string `json:"token"`
+	Token string `json:"token"`
+	// URL is the server URL (https://DOMAIN), the SDK's serverURL, as the
+	// app team's guide (§6) specifies.
 	URL      string `json:"url"`
 	RoomName string `json:"room_name"`
+	// MeetingURL is the full link to the room (URL + "/" + RoomName),
+	// without the token: a browser opens MeetingURL + "?jwt=" + Token.
+	MeetingURL string `json:"meeting_url"`
 }
 
+// joinFields are the request's fields, matched exactly (case-sensitive):
+// {"IS_HOST": true} is an unknown field, not is_host.
+var joinFields = []string{"identity", "name", "email", "is_host"}
+
 // DecodeJoinRequest reads one JSON object of at most maxBody bytes from r,
-// rejecting unknown fields, wrong types, trailing data and invalid values.
+// rejecting unknown fields (names match exactly, case included), repeated
+// fields, wrong types, trailing data and invalid values.
 func DecodeJoinRequest(r io.Reader, maxBody int64) (JoinRequest, *APIError) {
 	var req JoinRequest
 	lr := &io.LimitedReader{R: r, N: maxBody + 1}
 	dec := json.NewDecoder(lr)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return req, decodeError(err, lr)
+	if e := decodeObject(dec, lr, func(name string) (any, bool) {
+		switch name {
+		case "identity":
+			return &req.Identity, true
+		case "name":
+			return &req.Name, true
+		case "email":
+			return &req.Email, true
+		case "is_host":
+			return &req.IsHost, true
+		}
+		return nil, false
+	}, joinFields); e != nil {
+		return req, e
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		if lr.N <= 0 {
-			return req, apiErr(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "the body is larger than %d bytes", maxBody)
+			return req, tooLarge(maxBody)
 		}
 		return req, apiErr(http.StatusBadRequest, CodeInvalidJSON, "the body must be exactly one JSON object")
 	}
 	if lr.N <= 0 {
-		return req, apiErr(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "the body is larger than %d bytes", maxBody)
+		return req, tooLarge(maxBody)
 	}
 	return req, req.validate()
 }
 
-func decodeError(err error, lr *io.LimitedReader) *APIError {
+func tooLarge(maxBody int64) *APIError {
+	return apiErr(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "the body is larger than %d bytes", maxBody)
+}
+
+// decodeObject reads one JSON object member by member. field returns where
+// a known member's value goes (a pointer of the member's type); names are
+// compared exactly, and each may appear once.
+func decodeObject(dec *json.Decoder, lr *io.LimitedReader, field func(string) (any, bool), names []string) *APIError {
+	tok, err := dec.Token()
+	if err != nil {
+		return decodeError(err, lr, names)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return apiErr(http.StatusBadRequest, CodeInvalidJSON, "the body must be a JSON object")
+	}
+	seen := make(map[string]bool, len(names))
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return decodeError(err, lr, names)
+		}
+		name, _ := tok.(string) // object keys are always strings
+		dst, ok := field(name)
+		if !ok {
+			return apiErr(http.StatusBadRequest, CodeUnknownField, "unknown field %s; the fields are %s (lower case)",
+				strconv.Quote(truncate(name, 64)), strings.Join(names, ", "))
+		}
+		if seen[name] {
+			return apiErr(http.StatusBadRequest, CodeInvalidField, "field %q is given twice", name)
+		}
+		seen[name] = true
+		if err := dec.Decode(dst); err != nil {
+			var typeErr *json.UnmarshalTypeError
+			if errors.As(err, &typeErr) {
+				return apiErr(http.StatusBadRequest, CodeInvalidField, "field %q must be a JSON %s, not %s", name,
+					jsonTypeName(typeErr.Type.Kind().String()), typeErr.Value)
+			}
+			return decodeError(err, lr, names)
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return decodeError(err, lr, names)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
+}
+
+func decodeError(err error, lr *io.LimitedReader, names []string) *APIError {
 	var mbe *http.MaxBytesError
 	if lr.N <= 0 || errors.As(err, &mbe) {
 		return apiErr(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "the body is too large")
 	}
-	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) {
-		want := typeErr.Type.Kind().String()
-		return apiErr(http.StatusBadRequest, CodeInvalidField, "field %q must be a JSON %s, not %s", typeErr.Field, jsonTypeName(want), typeErr.Value)
-	}
-	if msg := err.Error(); strings.HasPrefix(msg, "json: unknown field ") {
-		return apiErr(http.StatusBadRequest, CodeUnknownField, "unknown field %s; the fields are identity, name, email, is_host",
-			strings.TrimPrefix(msg, "json: unknown field "))
-	}
 	if errors.Is(err, io.EOF) {
-		return apiErr(http.StatusBadRequest, CodeInvalidJSON, "the body is empty; send a JSON object")
+		return apiErr(http.StatusBadRequest, CodeInvalidJSON, "the body is empty; send a JSON object with the fields %s", strings.Join(names, ", "))
 	}
 	var syn *json.SyntaxError
 	if errors.As(err, &syn) {

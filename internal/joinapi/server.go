@@ -15,9 +15,11 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/room"
@@ -47,12 +49,16 @@ type apiKey struct {
 
 // Server is the join endpoint.
 type Server struct {
-	cfg     Config
-	minter  Minter
-	log     Logger
-	keys    []apiKey
-	denied  *bucket // shared by requests that fail authentication
-	handler http.Handler
+	cfg    Config
+	minter Minter
+	log    Logger
+	keys   []apiKey
+	denied *bucket // shared by requests that fail authentication
+	// rejectLog limits access-log lines for rejected (4xx) requests;
+	// suppressed counts the lines it dropped since the last one written.
+	rejectLog  *bucket
+	suppressed atomic.Int64
+	handler    http.Handler
 }
 
 // New builds the server. log may be nil (no access log).
@@ -76,8 +82,32 @@ func New(cfg Config, m Minter, logger Logger) (*Server, error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, apiErr(http.StatusNotFound, CodeNotFound, "no such endpoint; the join endpoint is POST /api/v1/live/streams/{stream_id}/join"))
 	})
-	s.handler = s.accessLog(mux)
+	s.rejectLog = newBucket(rejectLogRate, rejectLogBurst, cfg.Now())
+	s.handler = s.accessLog(cleanPaths(mux))
 	return s, nil
+}
+
+// Access-log lines for rejected requests: at most rejectLogRate per second
+// after a burst of rejectLogBurst; the next line written says how many were
+// dropped. A 401/429 flood thus costs a few lines a second, not one per request.
+const (
+	rejectLogRate  = 2.0
+	rejectLogBurst = 20
+)
+
+// cleanPaths answers 404 in JSON for paths that are not in canonical form
+// ("streams//join", "/../", a trailing slash), which ServeMux would
+// otherwise redirect with an empty 301/307.
+func cleanPaths(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if p == "" || p[0] != '/' || path.Clean(p) != p {
+			note(r, "")
+			writeError(w, apiErr(http.StatusNotFound, CodeNotFound, "no such endpoint (the path is not in canonical form: no empty, '.' or '..' segments, no trailing slash); the join endpoint is POST /api/v1/live/streams/{stream_id}/join"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Handler is the endpoint's HTTP handler (for tests and embedding).
@@ -200,7 +230,8 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, JoinResponse{Token: tok, URL: s.cfg.ServerURL + "/" + roomName, RoomName: roomName})
+	writeJSON(w, http.StatusOK, JoinResponse{Token: tok, URL: s.cfg.ServerURL, RoomName: roomName,
+		MeetingURL: s.cfg.ServerURL + "/" + roomName})
 }
 
 func tooMany(w http.ResponseWriter, retry time.Duration) {
@@ -275,9 +306,20 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		if route == "" {
 			route = "(unrouted)"
 		}
-		s.log.Printf("join-api: remote=%s key=%s method=%s route=%q status=%d bytes=%d dur=%s",
-			r.RemoteAddr, li.key, sanitizeMethod(r.Method), route, sw.status, sw.bytes, time.Since(start).Round(time.Microsecond))
+		key := li.key
 		logInfoPool.Put(li)
+		if sw.status >= 400 && sw.status < 500 {
+			if ok, _ := s.rejectLog.take(s.cfg.Now()); !ok {
+				s.suppressed.Add(1)
+				return
+			}
+		}
+		var dropped string
+		if n := s.suppressed.Swap(0); n > 0 {
+			dropped = fmt.Sprintf(" (%d rejected requests not logged before this one)", n)
+		}
+		s.log.Printf("join-api: remote=%s key=%s method=%s route=%q status=%d bytes=%d dur=%s%s",
+			r.RemoteAddr, key, sanitizeMethod(r.Method), route, sw.status, sw.bytes, time.Since(start).Round(time.Microsecond), dropped)
 	})
 }
 

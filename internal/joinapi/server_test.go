@@ -133,7 +133,8 @@ func startLog(t testing.TB, mod func(*Config), m Minter, logger Logger) *env {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
 	e := &env{srv: srv, tokens: tk, url: "http://" + ln.Addr().String(), clock: clock, log: lb, cancel: cancel, done: done,
-		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -213,8 +214,14 @@ func TestJoin(t *testing.T) {
 	if want := room.Sanitize("Stream 42", true, RoomSecretFrom(spec.NewSecret(appSecret))); r.ok.RoomName != want {
 		t.Errorf("room_name %q, want %q", r.ok.RoomName, want)
 	}
-	if r.ok.URL != "https://meet.example.com/"+r.ok.RoomName {
-		t.Errorf("url %q", r.ok.URL)
+	if r.ok.URL != "https://meet.example.com" {
+		t.Errorf("url %q, want the server URL (guide §6)", r.ok.URL)
+	}
+	if r.ok.MeetingURL != "https://meet.example.com/"+r.ok.RoomName {
+		t.Errorf("meeting_url %q", r.ok.MeetingURL)
+	}
+	if !strings.Contains(r.raw, `"url":"https://meet.example.com",`) {
+		t.Errorf("body %s", r.raw)
 	}
 	c, err := e.tokens.Verify(r.ok.Token, &token.Target{Room: r.ok.RoomName})
 	if err != nil {
@@ -308,7 +315,14 @@ func TestRequestErrors(t *testing.T) {
 		{"bad email", `{"identity":"u","email":"not an email"}`, nil, 400, CodeInvalidField},
 		{"named email", `{"identity":"u","email":"Ada <ada@example.com>"}`, nil, 400, CodeInvalidField},
 		{"trailing data", `{"identity":"u"} {}`, nil, 400, CodeInvalidJSON},
-		{"array", `[]`, nil, 400, CodeInvalidField},
+		{"array", `[]`, nil, 400, CodeInvalidJSON},
+		{"null", `null`, nil, 400, CodeInvalidJSON},
+		{"upper-case field", `{"identity":"u","IS_HOST":true}`, nil, 400, CodeUnknownField},
+		{"capitalised field", `{"Identity":"u"}`, nil, 400, CodeUnknownField},
+		{"repeated field", `{"identity":"u","identity":"v"}`, nil, 400, CodeInvalidField},
+		{"null is_host", `{"identity":"u","is_host":null}`, nil, 200, ""},
+		{"object value", `{"identity":{"a":1}}`, nil, 400, CodeInvalidField},
+		{"trailing comma", `{"identity":"u",}`, nil, 400, CodeInvalidJSON},
 		{"empty", ``, nil, 400, CodeInvalidJSON},
 		{"truncated", `{"identity":`, nil, 400, CodeInvalidJSON},
 		{"garbage", `identity=u`, nil, 400, CodeInvalidJSON},
@@ -339,6 +353,18 @@ func TestRequestErrors(t *testing.T) {
 			t.Errorf("Allow = %q", r.header.Get("Allow"))
 		}
 	})
+	for _, p := range []string{"/api/v1/live/streams//join", "/api/v1/live/streams/../streams/s/join", "/api/v1/live/streams/s/join/",
+		"/api/v1/live/streams/./s/join", "/api/v1/live/streams/%2E%2E/join", "//api/v1/live/streams/s/join"} {
+		t.Run("unclean "+p, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, e.url+p, strings.NewReader(`{"identity":"u"}`))
+			req.Header.Set("Authorization", "Bearer "+guestKey)
+			r := e.do(t, req) // the client does not follow redirects (see start)
+			expect(t, r, 404, CodeNotFound)
+			if r.header.Get("Location") != "" {
+				t.Errorf("Location %q", r.header.Get("Location"))
+			}
+		})
+	}
 	t.Run("unknown path", func(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, e.url+"/api/v1/streams", nil)
 		expect(t, e.do(t, req), 404, CodeNotFound)
@@ -378,6 +404,37 @@ func TestRateLimit(t *testing.T) {
 	}
 	expect(t, e.post(t, "s", "wrong-wrong-wrong-wrong", body), 429, CodeRateLimited)
 	expect(t, e.post(t, "s", hostKey, body), 200, "")
+}
+
+// TestRejectionLogSampled: a flood of rejected requests writes a bounded
+// number of access-log lines, and the next line written counts the rest.
+func TestRejectionLogSampled(t *testing.T) {
+	e := start(t, func(c *Config) { c.RateRPS = -1 }, nil)
+	const flood = 300
+	for i := 0; i < flood; i++ {
+		r := e.post(t, "s", "wrong-wrong-wrong-wrong", `{"identity":"u"}`)
+		if r.status != 401 && r.status != 429 {
+			t.Fatalf("status %d", r.status)
+		}
+	}
+	lines := strings.Count(e.log.all(), "\n") + 1
+	if lines > rejectLogBurst+1 {
+		t.Fatalf("%d log lines for %d rejected requests in one instant; want at most %d", lines, flood, rejectLogBurst)
+	}
+	e.clock.advance(time.Second)
+	expect(t, e.post(t, "s", guestKey, `{"identity":"u"}`), 200, "")
+	last := e.log.lines[len(e.log.lines)-1]
+	if want := fmt.Sprintf("(%d rejected requests not logged", flood-rejectLogBurst); !strings.Contains(last, want) || !strings.Contains(last, "status=200") {
+		t.Errorf("last line %q does not say %q", last, want)
+	}
+	// Successful requests are always logged.
+	n := len(e.log.lines)
+	for i := 0; i < 50; i++ {
+		expect(t, e.post(t, "s", guestKey, `{"identity":"u"}`), 200, "")
+	}
+	if got := len(e.log.lines) - n; got != 50 {
+		t.Errorf("%d lines for 50 successful requests", got)
+	}
 }
 
 // TestConcurrentLoad sends a bounded number of requests from parallel
@@ -628,7 +685,7 @@ func TestForDeployment(t *testing.T) {
 	rec := httptest.NewRecorder()
 	srv.Handler().ServeHTTP(rec, req)
 	var out JoinResponse
-	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &out) != nil || out.URL != "https://meet.example.com/weekly" {
+	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &out) != nil || out.URL != "https://meet.example.com" || out.MeetingURL != "https://meet.example.com/weekly" {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
 	}
 	d.Auth = spec.Auth{Mode: spec.AuthAnonymous}
