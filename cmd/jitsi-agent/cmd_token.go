@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -32,13 +31,14 @@ func init() {
 }
 
 const tokenUsage = `Usage:
-  jitsi-agent token mint SPEC --room R [--name N] [--email E] [--avatar URL] [--id ID] [--moderator]
-                         [--ttl 2h] [--features screen-sharing=false,recording=true] [--tenant T] [--url]
+  jitsi-agent token mint SPEC --room R|--room-pattern LUA-PATTERN [--name N] [--email E] [--avatar URL] [--id ID]
+                         [--moderator] [--ttl 2h] [--features screen-sharing=false,recording=true] [--tenant T] [--url]
   jitsi-agent token verify SPEC TOKEN|-|MEETING-URL [--room R] [--tenant T]
   jitsi-agent token serve SPEC [--listen ADDR]
 
 mint prints a token (or with --url a meeting link carrying it). verify applies Prosody's checks in
-Prosody's order and exits 1 with the reason Prosody logs and the fix; TOKEN "-" reads it from stdin.
+Prosody's order and exits 1 with the reason Prosody logs and the fix; TOKEN "-" reads it from stdin (one
+line, at most 1 MiB; nothing is trimmed but the line's end, as Prosody trims nothing).
 serve runs the join endpoint POST /api/v1/live/streams/{stream_id}/join from the spec's token_api block.
 All take [--host H] [-var name=value] like the other spec commands.
 `
@@ -94,12 +94,13 @@ func printRoomError(stderr io.Writer, err error) {
 func runTokenMint(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("token mint", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var host, roomName, tenant, features string
+	var host, roomName, roomPattern, tenant, features string
 	var user token.User
 	var ttl time.Duration
 	var asURL bool
 	addSpecFlags(fs, &host)
 	fs.StringVar(&roomName, "room", "", "room name as in the meeting URL, or '*' for every room (required)")
+	fs.StringVar(&roomPattern, "room-pattern", "", "instead of --room: a Lua pattern the room name must match entirely (context.room.regex; needs domain verification)")
 	fs.StringVar(&tenant, "tenant", "", "tenant of https://DOMAIN/<tenant>/<room> (sub becomes the tenant)")
 	fs.StringVar(&user.ID, "id", "", "context.user.id")
 	fs.StringVar(&user.Name, "name", "", "context.user.name (display name)")
@@ -114,9 +115,11 @@ func runTokenMint(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return exitError
 	}
-	if len(pos) != 1 || roomName == "" {
-		if roomName == "" && len(pos) == 1 {
-			fmt.Fprintln(stderr, "Error: --room is required (a room name, or '*' for every room)")
+	if len(pos) != 1 || (roomName == "") == (roomPattern == "") {
+		if len(pos) == 1 && roomName != "" {
+			fmt.Fprintln(stderr, "Error: give --room or --room-pattern, not both")
+		} else if len(pos) == 1 {
+			fmt.Fprintln(stderr, "Error: --room is required (a room name, or '*' for every room; or --room-pattern)")
 		} else {
 			fs.Usage()
 		}
@@ -130,15 +133,15 @@ func runTokenMint(args []string, stdout, stderr io.Writer) int {
 	if len(feat) == 0 {
 		feat = nil
 	}
-	if asURL && roomName == room.Wildcard {
-		fmt.Fprintln(stderr, "Error: --url needs a concrete --room; a '*' token works in any room, so build the link yourself")
+	if asURL && (roomName == room.Wildcard || roomPattern != "") {
+		fmt.Fprintln(stderr, "Error: --url needs a concrete --room; a '*' or pattern token works in many rooms, so build the link yourself")
 		return exitError
 	}
 	d, tk, ok := tokensFor(pos[0], host, stderr)
 	if !ok {
 		return exitError
 	}
-	tok, err := tk.Mint(token.MintRequest{Room: roomName, Tenant: tenant, User: user, Features: feat, TTL: ttl})
+	tok, err := tk.Mint(token.MintRequest{Room: roomName, RoomPattern: roomPattern, Tenant: tenant, User: user, Features: feat, TTL: ttl})
 	if err != nil {
 		printRoomError(stderr, err)
 		return exitError
@@ -161,17 +164,29 @@ func runTokenMint(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// tokenInput resolves the TOKEN argument: a token, "-" (stdin), or a meeting
-// URL https://DOMAIN/[tenant/]room?jwt=TOKEN (which also names the room).
+// maxTokenInput bounds a token read from stdin: far above what any web
+// server passes in a URL, small enough to hold in memory.
+const maxTokenInput = 1 << 20
+
+// tokenInput resolves the TOKEN argument: a token, "-" (stdin: one line, its
+// end removed), or a meeting URL https://DOMAIN/[tenant/]room?jwt=TOKEN
+// (which also names the room). Nothing else is trimmed: Prosody trims
+// nothing, so white space in a token is part of what it judges.
 func tokenInput(arg string, stdin io.Reader) (tok, roomName, tenant string, err error) {
 	if arg == "-" {
-		line, err := bufio.NewReader(io.LimitReader(stdin, 64<<10)).ReadString('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
+		b, err := io.ReadAll(io.LimitReader(stdin, maxTokenInput+1))
+		if err != nil {
 			return "", "", "", fmt.Errorf("read token from stdin: %w", err)
 		}
-		arg = line
+		if len(b) > maxTokenInput {
+			return "", "", "", fmt.Errorf("stdin holds more than %d bytes; a token is one line (Prosody's nginx front refuses far smaller ones)", maxTokenInput)
+		}
+		s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+		if strings.Contains(s, "\n") {
+			return "", "", "", errors.New("stdin holds more than one line; pass one token")
+		}
+		arg = s
 	}
-	arg = strings.TrimSpace(arg)
 	if !strings.HasPrefix(arg, "https://") && !strings.HasPrefix(arg, "http://") {
 		return arg, "", "", nil
 	}
@@ -191,6 +206,18 @@ func tokenInput(arg string, stdin io.Reader) (tok, roomName, tenant string, err 
 		tenant, roomName = parts[0], parts[1]
 	}
 	return tok, roomName, tenant, nil
+}
+
+// inputHints explains token text that is probably not what the app sends.
+func inputHints(tok string) []string {
+	var out []string
+	if strings.TrimSpace(tok) != tok {
+		out = append(out, "the token has white space at its start or end; Prosody does not trim it (the text after the last '.' is the signature and must be base64url)")
+	}
+	if strings.Contains(strings.ToUpper(tok), "%2E") {
+		out = append(out, "the token contains %2E: its dots are URL-encoded. Prosody URL-decodes ?token= once, so an app that sends this text in a query is judged decoded; verify the decoded token (or pass the meeting URL)")
+	}
+	return out
 }
 
 func runTokenVerify(args []string, stdout, stderr io.Writer, stdin io.Reader) int {
@@ -240,8 +267,15 @@ func runTokenVerify(args []string, stdout, stderr io.Writer, stdin io.Reader) in
 		if rej.Stage == token.StageJoin {
 			where = fmt.Sprintf("when joining room %q (mod_token_verification)", room.Node(roomName))
 		}
-		fmt.Fprintf(stderr, "Rejected %s: %s\n", where, rej.Reason)
+		if rej.Crash {
+			fmt.Fprintf(stderr, "Rejected %s: Jitsi's token code fails with the Lua error %q\n", where, rej.Reason)
+		} else {
+			fmt.Fprintf(stderr, "Rejected %s: %s\n", where, rej.Reason)
+		}
 		fmt.Fprintf(stderr, "Fix: %s\n", rej.Fix)
+		for _, h := range inputHints(tok) {
+			fmt.Fprintf(stderr, "Note: %s\n", h)
+		}
 		return exitError
 	}
 	if err != nil {
@@ -257,6 +291,9 @@ func runTokenVerify(args []string, stdout, stderr io.Writer, stdin io.Reader) in
 		fmt.Fprintf(stdout, "Accepted in room %s.\n", where)
 	} else {
 		fmt.Fprintln(stdout, "Room not checked: pass --room (or a meeting URL) to check the MUC join too.")
+	}
+	for _, n := range c.Notes {
+		fmt.Fprintf(stdout, "Note: %s\n", n)
 	}
 	printClaims(stdout, c)
 	return exitOK

@@ -2,11 +2,23 @@ package main
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"testing"
 )
+
+// signedToken signs payload with the example spec's secret (cliSecret).
+func signedToken(t *testing.T, payload string) string {
+	t.Helper()
+	enc := base64.RawURLEncoding
+	in := enc.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc.EncodeToString([]byte(payload))
+	m := hmac.New(sha256.New, []byte(cliSecret))
+	m.Write([]byte(in))
+	return in + "." + enc.EncodeToString(m.Sum(nil))
+}
 
 func TestTokenMintVerify(t *testing.T) {
 	t.Setenv("JITSI_APP_SECRET", cliSecret)
@@ -64,7 +76,44 @@ func TestTokenMintVerify(t *testing.T) {
 		t.Fatalf("stdin: %d %s", code, e.String())
 	}
 
+	// No trimming: Prosody judges the exact text.
+	code, _, errs = runCLI(t, "token", "verify", spec, tok+" ")
+	if code != exitError || !strings.Contains(errs, "Invalid signature") || !strings.Contains(errs, "white space") {
+		t.Fatalf("trailing space: %d %s", code, errs)
+	}
+	code, _, errs = runCLI(t, "token", "verify", spec, strings.ReplaceAll(tok, ".", "%2E"))
+	if code != exitError || !strings.Contains(errs, "Invalid token") || !strings.Contains(errs, "%2E") {
+		t.Fatalf("%%2E: %d %s", code, errs)
+	}
+	// stdin: the whole line, beyond 64 KiB, is read; more than 1 MiB is refused.
+	big := signedToken(t, `{"iss":"my-app-id","aud":"my-app-id","sub":"meet.example.com","room":"r","exp":9999999999,"pad":"`+
+		strings.Repeat("x", 100<<10)+`"}`)
+	o.Reset()
+	e.Reset()
+	if code := runTokenVerify([]string{spec, "-"}, &o, &e, strings.NewReader(big+"\n")); code != exitOK {
+		t.Fatalf("100 KiB token on stdin: %d %s", code, e.String())
+	}
+	e.Reset()
+	if code := runTokenVerify([]string{spec, "-"}, &o, &e, strings.NewReader(strings.Repeat("a", 1<<20+10))); code != exitError || !strings.Contains(e.String(), "more than") {
+		t.Fatalf("2 MiB stdin: %d %s", code, e.String())
+	}
+	// Regex room claims (Lua patterns).
+	code, out, errs = runCLI(t, "token", "mint", spec, "--room-pattern", "^team%-%d+$")
+	if code != exitOK {
+		t.Fatalf("mint --room-pattern: %d %s", code, errs)
+	}
+	pat := strings.TrimSpace(out)
+	if code, out, errs := runCLI(t, "token", "verify", spec, pat, "--room", "team-42"); code != exitOK || !strings.Contains(out, "Accepted in room team-42") {
+		t.Fatalf("pattern token in team-42: %d %s %s", code, out, errs)
+	}
+	if code, _, errs := runCLI(t, "token", "verify", spec, pat, "--room", "team-x"); code != exitError || !strings.Contains(errs, "Room name cannot be matched") {
+		t.Fatalf("pattern token in team-x: %d %s", code, errs)
+	}
+
 	for _, bad := range [][]string{
+		{"token", "mint", spec, "--room-pattern", "["},
+		{"token", "mint", spec, "--room-pattern", "a", "--room", "a"},
+		{"token", "mint", spec, "--room-pattern", "a.*", "--url"},
 		{"token", "mint", spec},                        // no --room
 		{"token", "mint", spec, "--room", "config.js"}, // reserved
 		{"token", "mint", spec, "--room", "r", "--features", "screensharing=false"},

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/luapattern"
 	"github.com/jitsi-agent/jitsi-agent/internal/room"
 )
 
@@ -125,6 +126,11 @@ type MintRequest struct {
 	// Room is the room name as in the meeting URL ("Weekly Sync" or
 	// "weekly-sync"), or "*" for every room.
 	Room string
+	// RoomPattern, when set instead of Room, is a Lua pattern the room
+	// node must match entirely (Prosody compares the match with the room);
+	// the token gets context.room.regex = true. It needs domain
+	// verification (Prosody ignores the flag without it).
+	RoomPattern string
 	// Tenant is the tenant of https://DOMAIN/<tenant>/<room> ("" = none).
 	Tenant string
 	User   User
@@ -138,6 +144,11 @@ type MintRequest struct {
 type mintContext struct {
 	User     User            `json:"user"`
 	Features map[string]bool `json:"features,omitempty"`
+	Room     *mintRoom       `json:"room,omitempty"`
+}
+
+type mintRoom struct {
+	Regex bool `json:"regex"`
 }
 
 type mintPayload struct {
@@ -168,9 +179,22 @@ func RoomClaim(name string) (string, error) {
 
 // Mint signs a token for the request. Errors never contain the secret.
 func (t *Tokens) Mint(r MintRequest) (string, error) {
-	claim, err := RoomClaim(r.Room)
-	if err != nil {
-		return "", fmt.Errorf("mint: %w", err)
+	var claim string
+	var roomCtx *mintRoom
+	if r.RoomPattern != "" {
+		if r.Room != "" {
+			return "", errors.New("mint: give a room or a room pattern, not both")
+		}
+		if err := t.checkRoomPattern(r.RoomPattern); err != nil {
+			return "", fmt.Errorf("mint: %w", err)
+		}
+		claim, roomCtx = r.RoomPattern, &mintRoom{Regex: true}
+	} else {
+		c, err := RoomClaim(r.Room)
+		if err != nil {
+			return "", fmt.Errorf("mint: %w", err)
+		}
+		claim = c
 	}
 	sub := t.cfg.Domain
 	if r.Tenant != "" {
@@ -201,6 +225,7 @@ func (t *Tokens) Mint(r MintRequest) (string, error) {
 		Context: mintContext{
 			User:     r.User,
 			Features: r.Features,
+			Room:     roomCtx,
 		},
 	}
 	body, err := json.Marshal(&p)
@@ -218,6 +243,33 @@ func (t *Tokens) Mint(r MintRequest) (string, error) {
 	buf = append(buf, '.')
 	buf = enc.AppendEncode(buf, s)
 	return string(buf), nil
+}
+
+// MaxRoomPattern bounds a room pattern's length (Prosody's room nodes are
+// at most 1023 bytes; a pattern needs far less).
+const MaxRoomPattern = 256
+
+// checkRoomPattern refuses patterns Prosody would not use as meant: without
+// domain verification the flag is ignored, string.lower runs over the
+// pattern first (so %W would become %w), and malformed patterns make every
+// join fail with "Room claim is not a valid Lua pattern".
+func (t *Tokens) checkRoomPattern(p string) error {
+	if !t.cfg.DomainVerification {
+		return errors.New("room pattern: Prosody reads context.room.regex only with domain verification (auth.jwt.domain_verification = true); without it the pattern is compared as a literal room name")
+	}
+	if len(p) > MaxRoomPattern {
+		return fmt.Errorf("room pattern is %d bytes; the limit is %d", len(p), MaxRoomPattern)
+	}
+	if p == room.Wildcard {
+		return errors.New(`room pattern "*": use the room "*" for every room (a pattern "*" matches a literal '*')`)
+	}
+	if asciiLower(p) != p {
+		return fmt.Errorf("room pattern %q has upper-case letters: Prosody lower-cases the claim before matching (%%W would become %%w, %%U %%u); write it in lower case", p)
+	}
+	if err := luapattern.Check(p); err != nil {
+		return fmt.Errorf("room pattern %q is not a valid Lua pattern: %v (see https://www.lua.org/manual/5.4/manual.html#6.4.1; it is not a Go or POSIX regular expression)", p, err)
+	}
+	return nil
 }
 
 // FeatureNames are the context.features keys the Jitsi client and Prosody

@@ -1,16 +1,14 @@
 package token
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/luapattern"
 	"github.com/jitsi-agent/jitsi-agent/internal/room"
 )
 
@@ -38,13 +36,17 @@ const (
 	ReasonIssInvalid       = "invalid 'iss' claim"
 	ReasonAudMissing       = "'aud' claim is missing"
 	ReasonAudInvalid       = "invalid 'aud' claim"
-	ReasonAlgClaimEmpty    = "'alg' claim must not be empty"
 	ReasonSubMissing       = "sub claim is missing"
 	ReasonRoomMissing      = "room claim is missing"
 	// ReasonMismatch is logged at the MUC join under domain verification.
 	ReasonMismatch = "Room and token mismatched"
 	// ReasonRoomMismatch is the join-time reason without domain verification.
 	ReasonRoomMismatch = "Room does not match the room from token"
+	// ReasonInvalidPattern: a regex room claim (context.room.regex) that
+	// string.match refuses.
+	ReasonInvalidPattern = "Room claim is not a valid Lua pattern"
+	// ReasonNoRoomMatch: a regex room claim that matches nothing in the room name.
+	ReasonNoRoomMatch = "Room name cannot be matched to the one from token."
 	// expired reasons start with this; Prosody appends "(N sec since expired...)".
 	reasonExpPrefix = "Not acceptable by exp"
 )
@@ -52,10 +54,13 @@ const (
 // Rejection is why Prosody would refuse a token.
 type Rejection struct {
 	Stage string // StageLogin or StageJoin
-	// Reason is the exact string Prosody logs.
+	// Reason is the exact string Prosody logs. For a token on which Jitsi's
+	// code raises a Lua error (Crash), it is Lua's error message: Prosody
+	// logs a traceback and the login or join never completes.
 	Reason string
 	// Fix tells the token issuer what to change.
-	Fix string
+	Fix   string
+	Crash bool
 }
 
 func (r *Rejection) Error() string { return r.Reason }
@@ -77,61 +82,26 @@ type Claims struct {
 	Alg string
 	// JSON is the decoded payload text.
 	JSON []byte
-	obj  *object
+	// Notes are things Prosody accepts that are probably not meant, e.g. a
+	// room claim of false without domain verification (every room).
+	Notes []string
+	body  lvalue
 }
-
-// Claim returns a top-level claim as raw JSON (nil when absent).
-func (c *Claims) Claim(name string) json.RawMessage { return c.obj.get(name) }
 
 // Str returns a string claim ("" when absent or not a string).
 func (c *Claims) Str(name string) string {
-	s, _ := jsonString(c.obj.get(name))
-	return s
+	v := c.body.field(name)
+	if v.t != lStr {
+		return ""
+	}
+	return v.s
 }
 
-// Payload decodes the whole payload.
+// Payload returns the payload as encoding/json would decode it (numbers
+// float64, objects map[string]any).
 func (c *Claims) Payload() map[string]any {
-	var out map[string]any
-	_ = json.Unmarshal(c.JSON, &out) // validated when the token was verified
-	return out
-}
-
-// jsonKind is the first byte of a JSON value: '"', '[', '{', 'n', 't',
-// 'f', or '0' for numbers; 0 when absent.
-func jsonKind(v json.RawMessage) byte {
-	if len(v) == 0 {
-		return 0
-	}
-	switch c := v[0]; c {
-	case '"', '[', '{', 'n', 't', 'f':
-		return c
-	}
-	return '0'
-}
-
-func jsonString(v json.RawMessage) (string, bool) {
-	if jsonKind(v) != '"' {
-		return "", false
-	}
-	if bytes.IndexByte(v, '\\') < 0 && len(v) >= 2 {
-		return string(v[1 : len(v)-1]), true
-	}
-	var s string
-	if json.Unmarshal(v, &s) != nil {
-		return "", false
-	}
-	return s, true
-}
-
-func jsonNumber(v json.RawMessage) (float64, bool) {
-	if jsonKind(v) != '0' {
-		return 0, false
-	}
-	f, err := strconv.ParseFloat(string(v), 64)
-	if err != nil && !errors.Is(err, strconv.ErrRange) { // out of range is +-Inf, as for Lua's strtod
-		return 0, false
-	}
-	return f, true
+	m, _ := c.body.goValue().(map[string]any)
+	return m
 }
 
 // splitToken splits like luajwtjitsi's gmatch("[^\\.]+"): the separators are
@@ -191,6 +161,9 @@ func luaNumber(f float64) string {
 	case math.IsInf(f, -1):
 		return "-inf"
 	case math.IsNaN(f):
+		if math.Signbit(f) {
+			return "-nan"
+		}
 		return "nan"
 	}
 	s := strconv.FormatFloat(f, 'g', 14, 64)
@@ -200,17 +173,23 @@ func luaNumber(f float64) string {
 	return s
 }
 
-// present is Lua truthiness of a decoded JSON value as luajwtjitsi tests it:
-// absent and false are "not set"; null (cjson.null) is set.
-func present(v json.RawMessage) bool {
-	k := jsonKind(v)
-	return k != 0 && k != 'f'
+// luaStr2Number is Lua 5.4's string-to-number coercion for arithmetic
+// ("100" - 1): surrounding white space allowed, no inf or nan.
+func luaStr2Number(s string) (float64, bool) {
+	s = strings.Trim(s, " \f\n\r\t\v")
+	if s == "" || strings.ContainsAny(s, "nN") {
+		return 0, false
+	}
+	n, f := strtod([]byte(s))
+	if n != len(s) {
+		return 0, false
+	}
+	return f, true
 }
 
-func acceptedClaim(v json.RawMessage, accepted []string) bool {
-	s, isStr := jsonString(v)
+func acceptedClaim(v lvalue, accepted []string) bool {
 	for _, a := range accepted {
-		if a == "*" || (isStr && s == a) {
+		if a == "*" || v.isStr(a) {
 			return true
 		}
 	}
@@ -220,17 +199,12 @@ func acceptedClaim(v json.RawMessage, accepted []string) bool {
 // Verify checks tok in Prosody's order and returns its claims, or a
 // *Rejection with Prosody's reason and a fix.
 //
-// The order is the one in luajwtjitsi's verify, which checks exp and nbf
-// before iss and aud (so an expired token with a wrong issuer is reported
-// as expired, as Prosody does).
-//
-// Login checks (luajwtjitsi verify + token/util): token shape, typ exactly
-// "JWT", alg exactly the configured one, signature, exp and nbf types, exp
-// (now >= exp rejects) and nbf (now < nbf rejects) without leeway, iss in
-// the accepted issuers, aud present and accepted, sub present, room present.
-// With a target, the join check follows (mod_token_verification): room claim
-// against the room node and, under domain verification, sub against the
-// domain or tenant.
+// It follows jitsi-meet's luajwtjitsi verify, token/util's
+// process_and_verify_token (login, mod_auth_token) and verify_room (MUC
+// join, mod_token_verification) step by step, on the Lua values lua-cjson
+// decodes, including the tokens on which that code raises a Lua error
+// (Rejection.Crash). exp and nbf are checked before iss and aud (an expired
+// token with a wrong issuer is reported as expired, as Prosody does).
 func (t *Tokens) Verify(tok string, target *Target) (*Claims, error) {
 	c, rej := t.verifyLogin(tok)
 	if rej != nil {
@@ -248,165 +222,307 @@ func (t *Tokens) reject(reason, fix string) *Rejection {
 	return &Rejection{Stage: StageLogin, Reason: reason, Fix: fix}
 }
 
+func crash(stage, msg, fix string) *Rejection {
+	return &Rejection{Stage: stage, Reason: msg, Crash: true,
+		Fix: fix + " (Prosody's token code raises this Lua error, logs a traceback, and the " + stage + " never completes)"}
+}
+
 func (t *Tokens) verifyLogin(tok string) (*Claims, *Rejection) {
 	segs, signed, ok := splitToken(tok)
 	if !ok {
 		return nil, t.reject(ReasonInvalidToken, "pass a complete JWT: three non-empty base64url parts joined by '.'; an unsigned (alg none) token has no third part")
 	}
+	// basexx.from_url64 returns nil plus the bad character, and
+	// cjson.safe.decode raises on two arguments instead of returning nil.
+	const b64Crash = "bad argument #1 to 'decode' (expected 1 argument)"
 	hraw, ok := fromURL64(segs[0])
-	var h *object
-	if ok {
-		h, ok = parseObject(hraw)
-	}
 	if !ok {
-		return nil, t.reject(ReasonInvalidHeader, "the header is not base64url-encoded JSON; use a JWT library to encode it")
+		return nil, crash(StageLogin, b64Crash, "the header part has a character outside the base64url alphabet (A-Z a-z 0-9 - _): check for white space, '+', '/' or URL escapes such as %2E")
+	}
+	h, jerr := cjsonDecode(hraw)
+	if jerr != "" {
+		return nil, t.reject(ReasonInvalidHeader, "the header is not JSON lua-cjson can decode ("+jerr+"); use a JWT library to encode it")
 	}
 	praw, ok := fromURL64(segs[1])
-	var p *object
-	if ok {
-		p, ok = parseObject(praw)
-	}
 	if !ok {
-		return nil, t.reject(ReasonInvalidBody, "the payload is not a base64url-encoded JSON object")
+		return nil, crash(StageLogin, b64Crash, "the payload part has a character outside the base64url alphabet (A-Z a-z 0-9 - _): check for white space, '+', '/' or URL escapes such as %2E")
+	}
+	p, jerr := cjsonDecode(praw)
+	if jerr != "" {
+		return nil, t.reject(ReasonInvalidBody, "the payload is not JSON lua-cjson can decode ("+jerr+")")
 	}
 	sig, ok := fromURL64(segs[2])
 	if !ok {
 		return nil, t.reject(ReasonInvalidSignature, "the signature part is not base64url")
 	}
-	if typ, _ := jsonString(h.get("typ")); typ != "JWT" {
+	typ, indexable := h.get("typ")
+	if !indexable {
+		return nil, crash(StageLogin, "attempt to index a "+h.typeName()+" value (local 'header')", "the header must be a JSON object")
+	}
+	if !typ.isStr("JWT") {
 		return nil, t.reject(ReasonInvalidTyp, `set the header "typ" to exactly "JWT" (upper case)`)
 	}
-	if alg, _ := jsonString(h.get("alg")); alg != t.alg {
-		return nil, t.reject(ReasonInvalidAlg, fmt.Sprintf("sign with %s, the algorithm the server is configured for (the header says %s)", t.alg, describe(h.get("alg"))))
+	if alg := h.field("alg"); !alg.isStr(t.alg) {
+		return nil, t.reject(ReasonInvalidAlg, fmt.Sprintf("sign with %s, the algorithm the server is configured for (the header says %s)", t.alg, alg.describe()))
 	}
 	var want [64]byte
 	if !hmac.Equal(sig, t.sign([]byte(signed), want[:0])) {
 		return nil, t.reject(ReasonInvalidSignature, "sign with the app_secret from the spec (the same value Prosody's app_secret has); check for a stale or truncated secret or trailing newline")
 	}
-	exp, expNum := jsonNumber(p.get("exp"))
-	if present(p.get("exp")) && !expNum {
+	exp, indexable := p.get("exp")
+	if !indexable {
+		return nil, crash(StageLogin, "attempt to index a "+p.typeName()+" value (local 'body')", "the payload must be a JSON object")
+	}
+	if exp.truthy() && exp.t != lNum {
 		return nil, t.reject(ReasonExpNotNumber, "write exp as a JSON number of seconds since the epoch, not a string")
 	}
-	nbf, nbfNum := jsonNumber(p.get("nbf"))
-	if present(p.get("nbf")) && !nbfNum {
+	nbf := p.field("nbf")
+	if nbf.truthy() && nbf.t != lNum {
 		return nil, t.reject(ReasonNbfNotNumber, "write nbf as a JSON number of seconds since the epoch, or leave it out")
 	}
 	now := float64(t.cfg.Now().Unix())
-	if expNum && now >= exp {
-		reason := reasonExpPrefix + " (" + luaNumber(now-exp) + " sec since expired"
-		if iat, ok := jsonNumber(p.get("iat")); ok {
-			reason += ", valid for:" + luaNumber(exp-iat) + " sec"
+	expFix := "mint a fresh token with a longer lifetime; if it was just minted, the issuer's clock is behind the Prosody host's: sync both with NTP (Prosody has no leeway)"
+	if exp.t == lNum && now >= exp.n {
+		reason := reasonExpPrefix + " (" + luaNumber(now-exp.n) + " sec since expired"
+		if iat := p.field("iat"); iat.truthy() {
+			var v float64
+			switch iat.t {
+			case lNum:
+				v = iat.n
+			case lStr:
+				f, ok := luaStr2Number(iat.s)
+				if !ok {
+					return nil, crash(StageLogin, "attempt to sub a 'number' with a 'string'", "write iat as a JSON number")
+				}
+				v = f
+			default:
+				return nil, crash(StageLogin, "attempt to perform arithmetic on a "+iat.typeName()+" value (field 'iat')", "write iat as a JSON number")
+			}
+			reason += ", valid for:" + luaNumber(exp.n-v) + " sec"
 		}
 		reason += ")"
-		return nil, t.reject(reason, "mint a fresh token with a longer lifetime; if it was just minted, the issuer's clock is behind the Prosody host's: sync both with NTP (Prosody has no leeway)")
+		return nil, t.reject(reason, expFix)
 	}
-	if nbfNum && now < nbf {
-		return nil, t.reject(ReasonNbf, fmt.Sprintf("nbf is %s s in the future: the issuer's clock is ahead of the Prosody host's; sync with NTP, or backdate nbf a few seconds", luaNumber(nbf-now)))
+	if nbf.t == lNum && now < nbf.n {
+		return nil, t.reject(ReasonNbf, fmt.Sprintf("nbf is %s s in the future: the issuer's clock is ahead of the Prosody host's; sync with NTP, or backdate nbf a few seconds", luaNumber(nbf.n-now)))
 	}
-	iss := p.get("iss")
-	if iss == nil {
+	iss := p.field("iss")
+	if iss.t == lNil {
 		return nil, t.reject(ReasonIssMissing, fmt.Sprintf("set iss to %q (the app_id)", t.issuer))
 	}
 	if !acceptedClaim(iss, t.issuers) {
-		return nil, t.reject(ReasonIssInvalid, fmt.Sprintf("set iss to %q (the app_id); the token says %s; accepted: %s", t.issuer, describe(iss), strings.Join(t.issuers, ", ")))
+		return nil, t.reject(ReasonIssInvalid, fmt.Sprintf("set iss to %q (the app_id); the token says %s; accepted: %s", t.issuer, iss.describe(), strings.Join(t.issuers, ", ")))
 	}
-	aud := p.get("aud")
-	if aud == nil {
+	aud := p.field("aud")
+	if aud.t == lNil {
 		return nil, t.reject(ReasonAudMissing, fmt.Sprintf("add \"aud\": %q", t.audience))
 	}
 	if !acceptedClaim(aud, t.audiences) {
-		fix := fmt.Sprintf("set aud to the string %q; the token says %s; accepted: %s", t.audience, describe(aud), strings.Join(t.audiences, ", "))
-		if jsonKind(aud) == '[' {
+		fix := fmt.Sprintf("set aud to the string %q; the token says %s; accepted: %s", t.audience, aud.describe(), strings.Join(t.audiences, ", "))
+		if aud.t == lTable && aud.o.array {
 			fix = fmt.Sprintf("aud must be a single string, not an array: set \"aud\": %q (Prosody compares with ==)", t.audience)
 		}
 		return nil, t.reject(ReasonAudInvalid, fix)
 	}
-	if alg, ok := jsonString(p.get("alg")); ok && (alg == "none" || alg == "") {
-		return nil, t.reject(ReasonAlgClaimEmpty, "remove the \"alg\" claim from the payload")
-	}
-	if p.get("sub") == nil {
-		return nil, t.reject(ReasonSubMissing, fmt.Sprintf("add \"sub\": %q (the XMPP domain), the tenant name for tenant rooms, or \"*\"", t.cfg.Domain))
-	}
-	if p.get("room") == nil && !t.cfg.AllowRoomless {
+	// process_and_verify_token: room (when required), then sub, then context.
+	if !t.cfg.AllowRoomless && p.field("room").t == lNil {
 		return nil, t.reject(ReasonRoomMissing, `add "room": the lower-case percent-encoded room name (jitsi-agent token mint computes it), or "*" for any room`)
 	}
-	alg, _ := jsonString(h.get("alg"))
-	return &Claims{Alg: alg, JSON: praw, obj: p}, nil
+	if p.field("sub").t == lNil {
+		return nil, t.reject(ReasonSubMissing, fmt.Sprintf("add \"sub\": %q (the XMPP domain), the tenant name for tenant rooms, or \"*\"", t.cfg.Domain))
+	}
+	if ctx := p.field("context"); ctx.t != lNil {
+		if _, ok := ctx.get("tenant"); !ok {
+			return nil, crash(StageLogin, "attempt to index a "+ctx.typeName()+" value (field 'context')",
+				fmt.Sprintf("context is %s: make it an object ({\"user\": {...}}) or leave it out", ctx.describe()))
+		}
+	}
+	alg := h.field("alg").s
+	return &Claims{Alg: alg, JSON: praw, body: p}, nil
 }
 
 func asciiLower(s string) string {
-	return strings.Map(func(r rune) rune {
-		if 'A' <= r && r <= 'Z' {
-			return r + 'a' - 'A'
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
 		}
-		return r
-	}, s)
-}
-
-func describe(v json.RawMessage) string {
-	switch jsonKind(v) {
-	case 0:
-		return "nothing"
-	case 'n':
-		return "null"
-	case '"':
-		s, _ := jsonString(v)
-		return strconv.Quote(s)
-	case '0':
-		f, _ := jsonNumber(v)
-		return luaNumber(f) + " (a number)"
-	case 't', 'f':
-		return string(v) + " (a boolean)"
-	case '[':
-		return "an array"
 	}
-	return "an object"
+	return s
 }
 
-// verifyJoin is mod_token_verification's verify_room for the room URL
-// https://DOMAIN/[tenant/]room.
+// luaLower is string.lower(v): strings and numbers (as tostring); other
+// types raise "bad argument #1 to 'lower'".
+func luaLower(v lvalue) (string, string) {
+	s, ok := v.tostring()
+	if !ok {
+		return "", "bad argument #1 to 'lower' (string expected, got " + v.argTypeName() + ")"
+	}
+	return asciiLower(s), ""
+}
+
+// roomPatternFlag reports whether context.room.regex is true or "true";
+// crashMsg is set when Lua cannot index context.room.
+func roomPatternFlag(body lvalue) (regex bool, crashMsg string) {
+	ctx := body.field("context")
+	if ctx.t == lNil {
+		return false, ""
+	}
+	cr := ctx.field("room")
+	if !cr.truthy() {
+		return false, ""
+	}
+	flag, ok := cr.get("regex")
+	if !ok {
+		return false, "attempt to index a " + cr.typeName() + " value (field 'jitsi_meet_context_room')"
+	}
+	return (flag.t == lBool && flag.b) || flag.isStr("true"), ""
+}
+
+// verifyJoin is token/util's verify_room for the room address
+// [tenant]node@conference.DOMAIN, as mod_token_verification reports it.
 func (t *Tokens) verifyJoin(c *Claims, tg Target) *Rejection {
 	node := room.Node(tg.Room)
 	tenant := asciiLower(tg.Tenant)
-	roomClaim, roomIsStr := jsonString(c.obj.get("room"))
-	hasRoom := c.obj.get("room") != nil
-	wantRoom := node
-	fixRoom := func() string {
-		return fmt.Sprintf("set room to %q (the lower-case percent-encoded node of %q) or \"*\"", node, tg.Room)
+	roomJID := node // jid.split's node of the room address
+	if tenant != "" {
+		roomJID = "[" + tenant + "]" + node
 	}
+	mucDomain := "conference." + t.cfg.Domain
+	claim := c.body.field("room")
+	authRoom := claim
+	if authRoom.t == lStr {
+		authRoom.s = asciiLower(authRoom.s)
+	}
+	fixRoom := func() string {
+		return fmt.Sprintf("set room to %q (the lower-case percent-encoded node of %q) or \"*\"; the token says %s", node, tg.Room, claim.describe())
+	}
+	join := func(reason, fix string) *Rejection { return &Rejection{Stage: StageJoin, Reason: reason, Fix: fix} }
 
 	if !t.cfg.DomainVerification {
-		// Without a room claim (asap_require_room_claim = false) any room is fine.
-		if !hasRoom || (roomIsStr && (roomClaim == room.Wildcard || asciiLower(roomClaim) == wantRoom)) {
+		// if auth_room and (room ~= auth_room and not ends_with(room, ']'..auth_room)) and auth_room ~= '*'
+		if !authRoom.truthy() {
+			if claim.t == lBool {
+				c.Notes = append(c.Notes, "the room claim is false: without domain verification Prosody lets this token into every room; use \"*\" if that is meant, or the room's name")
+			}
 			return nil
 		}
-		if tenant != "" && roomIsStr && asciiLower(roomClaim) == "["+tenant+"]"+node {
+		if authRoom.isStr(roomJID) {
 			return nil
 		}
-		return &Rejection{Stage: StageJoin, Reason: ReasonRoomMismatch, Fix: fixRoom() + fmt.Sprintf("; the token says %s", describe(c.obj.get("room")))}
+		suffix, ok := authRoom.tostring()
+		if !ok {
+			return crash(StageJoin, "attempt to concatenate a "+authRoom.typeName()+" value (local 'auth_room')", fixRoom())
+		}
+		if strings.HasSuffix(roomJID, "]"+suffix) || authRoom.isStr(room.Wildcard) {
+			return nil
+		}
+		return join(ReasonRoomMismatch, fixRoom())
 	}
 
-	sub, subIsStr := jsonString(c.obj.get("sub"))
-	roomOK := roomIsStr && (roomClaim == room.Wildcard || asciiLower(roomClaim) == node)
-	var subOK bool
-	if tenant != "" {
-		subOK = subIsStr && (sub == "*" || asciiLower(sub) == tenant)
-	} else {
-		subOK = subIsStr && (sub == "*" || asciiLower(sub) == t.cfg.Domain)
+	targetSub, targetRoom := "", roomJID
+	if m, _ := luapattern.Match(roomJID, "^%[([^%]]+)%](.+)$"); m.Matched {
+		// extract_subdomain: "[sub]room"
+		i := strings.IndexByte(roomJID, ']')
+		targetSub, targetRoom = m.Value, roomJID[i+1:]
 	}
-	if roomOK && subOK {
+	var roomToCheck lvalue
+	if authRoom.isStr(room.Wildcard) {
+		roomToCheck = lvalue{t: lStr, s: targetRoom}
+	} else {
+		regex, crashMsg := roomPatternFlag(c.body)
+		if crashMsg != "" {
+			return crash(StageJoin, crashMsg, "context.room must be an object such as {\"regex\": true}, or left out")
+		}
+		if regex {
+			pattern, ok := authRoom.tostring()
+			if !ok {
+				return join(ReasonInvalidPattern, fmt.Sprintf("with context.room.regex the room claim must be a Lua pattern string; the token says %s", claim.describe()))
+			}
+			m, err := luapattern.Match(targetRoom, pattern)
+			if err != nil {
+				return join(ReasonInvalidPattern, fmt.Sprintf("string.match raises %q for the pattern %q (Prosody lower-cases it first); see https://www.lua.org/manual/5.4/manual.html#6.4.1", err.Error(), pattern))
+			}
+			switch {
+			case !m.Matched:
+				roomToCheck = lvalue{}
+			case m.IsPos:
+				roomToCheck = lvalue{t: lStr, s: m.String()}
+			default:
+				roomToCheck = lvalue{t: lStr, s: m.Value}
+			}
+		} else {
+			roomToCheck = authRoom
+		}
+		if !roomToCheck.truthy() {
+			if t.cfg.AllowRoomless {
+				return nil
+			}
+			if regex {
+				return join(ReasonNoRoomMatch, fmt.Sprintf("the pattern %q matches nothing in the room name %q", authRoom.s, targetRoom))
+			}
+			return join(ReasonNoRoomMatch, fixRoom())
+		}
+	}
+	if ctx := c.body.field("context"); ctx.t != lNil {
+		if tn := ctx.field("tenant"); tn.truthy() {
+			if _, msg := luaLower(tn); msg != "" {
+				return crash(StageJoin, msg, "context.tenant must be a string")
+			}
+		}
+	}
+	sub := c.body.field("sub")
+	authDomain, msg := luaLower(sub)
+	if msg != "" {
+		return crash(StageJoin, msg, fmt.Sprintf("sub must be a string: the XMPP domain %q, the tenant, or \"*\"", t.cfg.Domain))
+	}
+	rc, ok := roomToCheck.tostring()
+	var want string
+	if targetSub != "" {
+		if !ok {
+			return crash(StageJoin, "attempt to concatenate a "+roomToCheck.typeName()+" value (local 'room_to_check')", fixRoom())
+		}
+		s := authDomain
+		if authDomain == "*" {
+			s = targetSub
+		}
+		want = "[" + s + "]" + rc + "@" + mucDomain
+	} else {
+		if !ok {
+			return crash(StageJoin, "attempt to concatenate a "+roomToCheck.typeName()+" value (local 'node')", fixRoom())
+		}
+		host := "conference." + authDomain
+		if authDomain == "*" {
+			host = mucDomain
+		}
+		want = rc + "@" + host
+	}
+	if want == roomJID+"@"+mucDomain {
 		return nil
 	}
 	var fixes []string
+	roomOK := want[:strings.LastIndexByte(want, '@')] == roomJID
 	if !roomOK {
-		fixes = append(fixes, fixRoom()+fmt.Sprintf(" (the token says %s)", describe(c.obj.get("room"))))
-	}
-	if !subOK {
-		fixSub := fmt.Sprintf("set sub to the XMPP domain %q (not conference.%s, not the URL) or \"*\"", t.cfg.Domain, t.cfg.Domain)
-		if tenant != "" {
-			fixSub = fmt.Sprintf("set sub to the tenant %q or \"*\"", tenant)
+		if regex, _ := roomPatternFlag(c.body); regex {
+			fixes = append(fixes, fmt.Sprintf("the pattern %q matches %q, not the whole room name %q: Prosody compares the match with the room", authRoom.s, rc, targetRoom))
+		} else {
+			fixes = append(fixes, fixRoom())
 		}
-		fixes = append(fixes, fixSub+fmt.Sprintf(" (the token says %s)", describe(c.obj.get("sub"))))
 	}
-	return &Rejection{Stage: StageJoin, Reason: ReasonMismatch, Fix: strings.Join(fixes, "; ")}
+	if !strings.HasSuffix(want, "@"+mucDomain) || (targetSub != "" && !strings.HasPrefix(want, "["+targetSub+"]")) {
+		fixSub := fmt.Sprintf("set sub to the XMPP domain %q (not conference.%s, not the URL) or \"*\"", t.cfg.Domain, t.cfg.Domain)
+		if targetSub != "" {
+			fixSub = fmt.Sprintf("set sub to the tenant %q or \"*\"", targetSub)
+		}
+		fixes = append(fixes, fixSub+fmt.Sprintf(" (the token says %s)", sub.describe()))
+	}
+	if len(fixes) == 0 {
+		fixes = append(fixes, fixRoom())
+	}
+	return join(ReasonMismatch, strings.Join(fixes, "; "))
 }
