@@ -13,8 +13,16 @@ DEMO_SECRET := demo-only-not-a-real-secret-0123456789abcdef
 
 all: build
 
+# Version stamping: `jitsi-agent version` and the metrics' build_info label
+# show these. Override VERSION for a release; DATE honours SOURCE_DATE_EPOCH
+# for reproducible builds.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+DATE    ?= $(shell date -u -d @$${SOURCE_DATE_EPOCH:-$$(date +%s)} +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
+
 build:
-	$(GO) build -trimpath -o $(BIN) ./cmd/jitsi-agent
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/jitsi-agent
 
 demo: build
 	@rm -rf $(DEMO_OUT)

@@ -12,11 +12,8 @@ const cliSecret = "cli-test-secret-0123456789abcdef0123456789"
 
 func runCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	for k := range specVars {
-		delete(specVars, k)
-	}
 	var out, errb bytes.Buffer
-	code := run(args, &out, &errb)
+	code := run(args, strings.NewReader(""), &out, &errb)
 	return code, out.String(), errb.String()
 }
 

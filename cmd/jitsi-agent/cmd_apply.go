@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,37 +13,17 @@ import (
 
 	"github.com/jitsi-agent/jitsi-agent/internal/apply"
 	"github.com/jitsi-agent/jitsi-agent/internal/certs"
+	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 	"github.com/jitsi-agent/jitsi-agent/internal/plan"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 	"github.com/jitsi-agent/jitsi-agent/internal/systemd"
 )
 
-func init() {
-	register(command{
-		name:    "apply",
-		summary: "validate, atomically write, reload what changed, roll back what breaks (safe to re-run)",
-		usage:   "apply SPEC [--root DIR] [-q] [--no-reload] [--restart-deferred] [--overwrite-drift] [--host H] [-var name=value]",
-		run:     runApply,
-	})
-}
-
-func runApply(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("apply", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var host, root string
-	var quiet, noReload, restartDeferred, overwriteDrift, noACME bool
-	addSpecFlags(fs, &host)
-	fs.StringVar(&root, "root", "/", "treat DIR as the filesystem root (implies --no-reload unless DIR is /)")
-	fs.BoolVar(&quiet, "q", false, "no progress lines (notices and errors still go to stderr)")
-	fs.BoolVar(&noReload, "no-reload", false, "write files only; do not touch systemd units or Prosody accounts")
-	fs.BoolVar(&restartDeferred, "restart-deferred", false, "also run the jicofo/videobridge restarts earlier applies deferred (ends running meetings)")
-	fs.BoolVar(&overwriteDrift, "overwrite-drift", false, "also overwrite hand-edited files whose drift policy is \"report\"")
-	fs.BoolVar(&noACME, "no-acme", false, "do not contact the ACME CA in this run (placeholder or existing certificates are used)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: jitsi-agent apply SPEC [--root DIR] [-q] [--no-reload] [--restart-deferred] [--overwrite-drift] [--host H] [-var name=value]")
-		fs.PrintDefaults()
-	}
-	specPath, ok := specArgs(fs, args, &root, stderr)
+func runApply(c *cli.Call) int {
+	stdout, stderr := c.Stdout, c.Stderr
+	quiet, noReload, restartDeferred, overwriteDrift, noACME := c.Bool("q"), c.Bool("no-reload"), c.Bool("restart-deferred"), c.Bool("overwrite-drift"), c.Bool("no-acme")
+	specPath := c.Args[0]
+	root, ok := rootArg(c)
 	if !ok {
 		return exitError
 	}
@@ -52,7 +31,7 @@ func runApply(args []string, stdout, stderr io.Writer) int {
 	if !realHost {
 		noReload = true
 	}
-	d, ok := loadSpec(specPath, host, stderr)
+	d, ok := loadSpec(c, specPath)
 	if !ok {
 		fmt.Fprintf(stderr, "jitsi-agent: %s is not valid; nothing was changed.\n", specPath)
 		return exitError

@@ -2,43 +2,23 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
-	"io"
+	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 	"strings"
 	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/certs"
 )
 
-func init() {
-	register(command{
-		name:    "certs",
-		summary: "show the deployed TLS certificates: names, issuer, expiry, next renewal, last ACME error",
-		usage:   "certs SPEC [--json] [--root DIR] [--host H] [-var name=value]",
-		run:     runCerts,
-	})
-}
-
-func runCerts(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("certs", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var host, root string
-	var asJSON bool
-	addSpecFlags(fs, &host)
-	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
-	fs.StringVar(&root, "root", "/", "read files under this directory instead of /")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: jitsi-agent certs SPEC [--json] [--root DIR] [--host H] [-var name=value]")
-		fmt.Fprintln(stderr, "Exit status: 0 all certificates fine, 2 something needs attention (placeholder,")
-		fmt.Fprintln(stderr, "missing, failing renewal, expiring within 7 days), 1 error.")
-		fs.PrintDefaults()
-	}
-	specPath, ok := specArgs(fs, args, &root, stderr)
+func runCerts(c *cli.Call) int {
+	stdout, stderr := c.Stdout, c.Stderr
+	asJSON := c.Bool("json")
+	specPath := c.Args[0]
+	root, ok := rootArg(c)
 	if !ok {
 		return exitError
 	}
-	d, ok := loadSpec(specPath, host, stderr)
+	d, ok := loadSpec(c, specPath)
 	if !ok {
 		return exitError
 	}

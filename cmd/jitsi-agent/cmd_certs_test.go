@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	specpkg "github.com/jitsi-agent/jitsi-agent/internal/spec"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,7 +43,8 @@ func TestCertsCommand(t *testing.T) {
 	}
 
 	// Placeholder deployed and a recorded failure.
-	d, ok := loadSpec(specPath, "", os.Stderr)
+	res := specpkg.Load(specPath, specpkg.Options{})
+	d, ok := res.Deployment, !res.HasErrors()
 	if !ok {
 		t.Fatal("spec")
 	}

@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"io"
+	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 	"os"
 	"os/signal"
-	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -15,15 +13,6 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
-
-func init() {
-	register(command{
-		name:    "doctor",
-		summary: "check that this host is ready to serve the spec (exit 0 ready, 2 warnings, 1 failures)",
-		usage:   "doctor SPEC [--json] [--root DIR] [--host H] [--ascii] [--timeout D]",
-		run:     runDoctor,
-	})
-}
 
 // doctorEnv connects the doctor to the packages that own plan, systemd,
 // token and certificate state. The wiring (pipeline.go or a wiring file)
@@ -33,34 +22,23 @@ var doctorEnv = func(ctx context.Context, d *spec.Deployment, set *render.Set, r
 	return doctor.Env{}, func() {}
 }
 
-func runDoctor(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var host, root string
-	var asJSON, ascii bool
-	var timeout time.Duration
-	addSpecFlags(fs, &host)
-	fs.BoolVar(&asJSON, "json", false, "print the report as JSON (schema version "+fmt.Sprint(doctor.JSONVersion)+") for machines")
-	fs.StringVar(&root, "root", "/", "check files under this directory instead of /")
-	fs.BoolVar(&ascii, "ascii", false, "print PASS/WARN/FAIL/SKIP instead of ✓ ! ✗ -")
-	fs.DurationVar(&timeout, "timeout", 5*time.Second, "time limit for each check")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: jitsi-agent doctor SPEC [--json] [--root DIR] [--host H] [--ascii] [--timeout D]")
-		fmt.Fprintln(stderr, "Checks DNS, ports, certificate, services, health endpoints, Prosody's token setup, clock and resources.")
-		fmt.Fprintln(stderr, "Exit status: 0 all checks passed, 2 warnings only, 1 at least one failure.")
-		fs.PrintDefaults()
-	}
-	specPath, ok := specArgs(fs, args, &root, stderr)
+func runDoctor(c *cli.Call) int {
+	stdout, stderr := c.Stdout, c.Stderr
+	asJSON, ascii, timeout := c.Bool("json"), c.Bool("ascii"), c.Duration("timeout")
+	specPath := c.Args[0]
+	root, ok := rootArg(c)
 	if !ok {
 		return exitError
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
-	d, ok := loadSpec(specPath, host, stderr)
+	res, ok := loadSpecResult(c, specPath)
 	info := doctor.SpecInfo{Path: specPath, Valid: ok}
-	if lastLoad != nil {
-		for _, diag := range lastLoad.Diags {
+	var d *spec.Deployment
+	if res != nil {
+		d = res.Deployment
+		for _, diag := range res.Diags {
 			if diag.Severity == hcl.DiagWarning {
 				info.Warnings++
 			}

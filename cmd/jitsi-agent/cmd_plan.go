@@ -1,43 +1,24 @@
 package main
 
 import (
-	"flag"
 	"fmt"
-	"io"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
 	"github.com/jitsi-agent/jitsi-agent/internal/manifest"
 	"github.com/jitsi-agent/jitsi-agent/internal/plan"
 	"github.com/jitsi-agent/jitsi-agent/internal/systemd"
 )
 
-func init() {
-	register(command{
-		name:    "plan",
-		summary: "show what apply would change (exit 0: nothing, 2: changes pending, 1: error)",
-		usage:   "plan SPEC [--root DIR] [--json] [--host H] [-var name=value]",
-		run:     runPlan,
-	})
-}
-
-func runPlan(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var host, root string
-	var asJSON bool
-	addSpecFlags(fs, &host)
-	fs.StringVar(&root, "root", "/", "treat DIR as the filesystem root")
-	fs.BoolVar(&asJSON, "json", false, "print the machine-readable report (format_version 1)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: jitsi-agent plan SPEC [--root DIR] [--json] [--host H] [-var name=value]")
-		fmt.Fprintln(stderr, "Exit status: 0 no changes, 2 changes pending (not a failure), 1 error.")
-		fs.PrintDefaults()
-	}
-	specPath, ok := specArgs(fs, args, &root, stderr)
+func runPlan(c *cli.Call) int {
+	stdout, stderr := c.Stdout, c.Stderr
+	asJSON := c.Bool("json")
+	specPath := c.Args[0]
+	root, ok := rootArg(c)
 	if !ok {
 		return exitError
 	}
-	d, ok := loadSpec(specPath, host, stderr)
+	d, ok := loadSpec(c, specPath)
 	if !ok {
 		return exitError
 	}

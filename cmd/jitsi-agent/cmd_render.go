@@ -1,9 +1,8 @@
 package main
 
 import (
-	"flag"
 	"fmt"
-	"io"
+	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,34 +10,12 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
 )
 
-func init() {
-	register(command{
-		name:    "render",
-		summary: "write every file of the deployment under a directory (no root, touches nothing else)",
-		usage:   "render SPEC --out DIR [--host H] [-var name=value]",
-		run:     runRender,
-	})
-}
-
-func runRender(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("render", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var host, out string
-	var quiet bool
-	addSpecFlags(fs, &host)
-	fs.StringVar(&out, "out", "", "directory to write the tree into, laid out as under / (required)")
-	fs.BoolVar(&quiet, "q", false, "print only errors")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: jitsi-agent render SPEC --out DIR [--host H] [-var name=value]")
-		fs.PrintDefaults()
-	}
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return exitError
-	}
-	if len(pos) != 1 || out == "" {
-		fs.Usage()
-		return exitError
+func runRender(c *cli.Call) int {
+	stdout, stderr := c.Stdout, c.Stderr
+	out, quiet := c.String("out"), c.Bool("q")
+	pos := c.Args
+	if out == "" {
+		return c.Usagef("render needs -out DIR")
 	}
 	if r, err := hostRoot(out); err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", strings.Replace(err.Error(), "--root", "--out", 1))
@@ -49,7 +26,7 @@ func runRender(args []string, stdout, stderr io.Writer) int {
 	} else {
 		out = r
 	}
-	d, ok := loadSpec(pos[0], host, stderr)
+	d, ok := loadSpec(c, pos[0])
 	if !ok {
 		fmt.Fprintf(stderr, "jitsi-agent: %s is not valid; nothing was written.\n", pos[0])
 		return exitError

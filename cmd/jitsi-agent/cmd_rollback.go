@@ -2,9 +2,8 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"io"
+	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 	"os"
 	"os/signal"
 	"strings"
@@ -13,34 +12,15 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/apply"
 )
 
-func init() {
-	register(command{
-		name:    "rollback",
-		summary: "restore the files of an earlier apply from the backups (default: the one before the last)",
-		usage:   "rollback SPEC [--root DIR] [--to N] [-q] [--host H]",
-		run:     runRollback,
-	})
-}
-
-func runRollback(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("rollback", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var host, root string
-	var to int
-	var quiet bool
-	addSpecFlags(fs, &host)
-	fs.StringVar(&root, "root", "/", "treat DIR as the filesystem root")
-	fs.IntVar(&to, "to", apply.Previous, "serial to restore (see \"serial\" in plan --json); default: the one before the last")
-	fs.BoolVar(&quiet, "q", false, "no progress lines")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: jitsi-agent rollback SPEC [--root DIR] [--to N] [-q] [--host H]")
-		fs.PrintDefaults()
-	}
-	specPath, ok := specArgs(fs, args, &root, stderr)
+func runRollback(c *cli.Call) int {
+	stdout, stderr := c.Stdout, c.Stderr
+	to, quiet := c.Int("to"), c.Bool("q")
+	specPath := c.Args[0]
+	root, ok := rootArg(c)
 	if !ok {
 		return exitError
 	}
-	d, ok := loadSpec(specPath, host, stderr)
+	d, ok := loadSpec(c, specPath)
 	if !ok {
 		return exitError
 	}

@@ -5,9 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
+	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -32,83 +31,61 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/watch"
 )
 
-func init() {
-	register(command{
-		name:    "run",
-		summary: "run as a daemon: apply, then watch and keep the host in the spec's state",
-		usage:   "run SPEC [--root DIR] [--no-reload] [--host H] [-var name=value] [--socket PATH] [--metrics ADDR]",
-		run:     runRun,
-	})
-}
-
-func runRun(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var host string
-	addSpecFlags(fs, &host)
-	root := fs.String("root", "/", "the directory treated as / (tests, images); implies --no-reload unless it is /")
-	noReload := fs.Bool("no-reload", false, "write files but never reload or restart units")
-	noACME := fs.Bool("no-acme", false, "do not run the ACME certificate manager even when the spec has tls.acme")
-	socket := fs.String("socket", "", "unix status socket (default $RUNTIME_DIRECTORY/status.sock or ROOT/run/jitsi-agent/status.sock; \"off\" disables)")
-	metricsAddr := fs.String("metrics", "", "loopback listener for /metrics, /healthz, /status (default: the spec's metrics.listen; \"off\" disables)")
-	logLevel := fs.String("log-level", "info", "log level: error, warn, info, debug")
-	logFormat := fs.String("log-format", logging.FormatAuto, "log format: auto (JSON with priorities under journald, text otherwise), text, json")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: jitsi-agent run SPEC [--root DIR] [--no-reload] [--host H] [-var name=value] [--socket PATH] [--metrics ADDR]")
-		fs.PrintDefaults()
-	}
-	pos, err := parseArgs(fs, args)
+func runRun(c *cli.Call) int {
+	stderr := c.Stderr
+	root, noReload, noACME, socket, metricsAddr := c.String("root"), c.Bool("no-reload"), c.Bool("no-acme"), c.String("socket"), c.String("metrics")
+	specOpts, err := specOptions(c)
 	if err != nil {
+		fmt.Fprintf(stderr, "jitsi-agent: %v\n", err)
 		return exitError
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return exitError
-	}
+	host := specOpts.Host
+	pos := c.Args
 	specPath, err := filepath.Abs(pos[0])
 	if err != nil {
 		fmt.Fprintf(stderr, "jitsi-agent: %v\n", err)
 		return exitError
 	}
-	rootDir, err := hostRoot(*root)
+	rootDir, err := hostRoot(root)
 	if err != nil {
 		fmt.Fprintf(stderr, "jitsi-agent: %v\n", err)
 		return exitError
 	}
-	log, red, err := logging.New(logging.Options{Level: *logLevel, Format: *logFormat, Out: stderr})
+	log, red, err := logging.New(logging.Options{Level: c.String("log-level"), Format: c.String("log-format"), Out: stderr})
 	if err != nil {
 		fmt.Fprintf(stderr, "jitsi-agent: %v\n", err)
 		return exitError
 	}
 
-	cfg := daemon.Config{SpecPaths: []string{specPath}, Version: versionString()}
+	bv := buildVersion()
+	cfg := daemon.Config{SpecPaths: []string{specPath}, Version: bv.Version, Commit: bv.Commit}
 	// The daemon's own settings come from the spec as it is at start; a
 	// spec that does not load yet starts the daemon with the defaults (it
 	// then reports itself degraded until the spec is fixed). Changing
 	// watch/metrics settings takes a restart.
-	if res := spec.Load(specPath, spec.Options{Host: host, Vars: specVars}); !res.HasErrors() {
+	if res := spec.Load(specPath, specOpts); !res.HasErrors() {
 		d := res.Deployment
 		red.Add(res.Redactions()...)
 		red.Add(d.SecretValues()...)
 		cfg.Quiet, cfg.Max, cfg.Rescan = d.Watch.Quiet, d.Watch.Max, d.Watch.Rescan
 		cfg.MetricsAddr = d.Metrics.Listen
 	}
-	switch *metricsAddr {
+	switch metricsAddr {
 	case "":
 	case "off":
 		cfg.MetricsAddr = ""
 	default:
-		cfg.MetricsAddr = *metricsAddr
+		cfg.MetricsAddr = metricsAddr
 	}
-	switch *socket {
+	switch socket {
 	case "":
 		cfg.SocketPath = daemon.DefaultSocketPath(rootDir)
 	case "off":
 	default:
-		cfg.SocketPath = *socket
+		cfg.SocketPath = socket
 	}
 
-	a := &runApplier{spec: specPath, host: host, root: rootDir, noReload: *noReload || rootDir != "/", noACME: *noACME, log: log,
+	a := &runApplier{spec: specPath, host: host, specOpts: specOpts, root: rootDir, noReload: noReload || rootDir != "/", noACME: noACME, log: log,
 		triggers: make(chan string, 1)}
 	defer a.close()
 	if a.noReload {
@@ -128,6 +105,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 // plan/apply -> systemd, one complete pass per call.
 type runApplier struct {
 	spec, host, root string
+	specOpts         spec.Options
 	noReload         bool
 	noACME           bool
 	log              logrus.FieldLogger
@@ -319,7 +297,7 @@ func (a *runApplier) PendingRestarts() []daemon.PendingRestart {
 func (a *runApplier) Apply(ctx context.Context, req daemon.Request) (daemon.Outcome, error) {
 	var out daemon.Outcome
 	t0 := time.Now()
-	res := spec.Load(a.spec, spec.Options{Host: a.host, Vars: specVars})
+	res := spec.Load(a.spec, a.specOpts)
 	tLoad := time.Since(t0)
 	out.Redact = res.Redactions()
 	out.Watch = watchPaths(res, nil, a.root)

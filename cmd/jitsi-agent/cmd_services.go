@@ -3,24 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
-	"io"
+	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 	"text/tabwriter"
 	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 	"github.com/jitsi-agent/jitsi-agent/internal/systemd"
 )
-
-func init() {
-	register(command{
-		name:    "services",
-		summary: "show the state of the spec's systemd units and pending deferred restarts",
-		usage:   "services SPEC [--host H] [--root DIR] [--json] [-var name=value]",
-		run:     runServices,
-	})
-}
 
 type serviceStatus struct {
 	Component string             `json:"component"`
@@ -38,28 +28,12 @@ type servicesReport struct {
 	Deferred []systemd.Deferred `json:"deferred_restarts"`
 }
 
-func runServices(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("services", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var host, root string
-	var asJSON bool
-	addSpecFlags(fs, &host)
-	fs.StringVar(&root, "root", "", "state directory under this root; systemd is not queried for a root other than /")
-	fs.BoolVar(&asJSON, "json", false, "print JSON")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: jitsi-agent services SPEC [--host H] [--root DIR] [--json] [-var name=value]")
-		fmt.Fprintln(stderr, "Exit status: 0 all enabled units active, 2 something needs attention (stopped unit, deferred restart), 1 error.")
-		fs.PrintDefaults()
-	}
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return exitError
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return exitError
-	}
-	d, ok := loadSpec(pos[0], host, stderr)
+func runServices(c *cli.Call) int {
+	stdout, stderr := c.Stdout, c.Stderr
+	root, asJSON := c.String("root"), c.Bool("json")
+	pos := c.Args
+	var err error
+	d, ok := loadSpec(c, pos[0])
 	if !ok {
 		return exitError
 	}

@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
+	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 	"io"
 	"strings"
 	"time"
@@ -12,47 +12,25 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/daemon"
 )
 
-func init() {
-	register(command{
-		name:    "status",
-		summary: "ask the running daemon for its state (exit 2 when degraded or starting)",
-		usage:   "status [--socket PATH | --addr HOST:PORT] [--root DIR] [--json]",
-		run:     runStatus,
-	})
-}
-
-func runStatus(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	socket := fs.String("socket", "", "the daemon's unix socket (default $RUNTIME_DIRECTORY/status.sock or ROOT/run/jitsi-agent/status.sock)")
-	addr := fs.String("addr", "", "the daemon's loopback listener (the spec's metrics.listen), instead of the socket")
-	root := fs.String("root", "/", "the directory treated as / (as given to run --root)")
-	asJSON := fs.Bool("json", false, "print the daemon's JSON status")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: jitsi-agent status [--socket PATH | --addr HOST:PORT] [--root DIR] [--json]")
-		fs.PrintDefaults()
+func runStatus(c *cli.Call) int {
+	stdout, stderr := c.Stdout, c.Stderr
+	socket, addr, root, asJSON := c.String("socket"), c.String("addr"), c.String("root"), c.Bool("json")
+	if socket != "" && addr != "" {
+		return c.Usagef("give -socket or -addr, not both")
 	}
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return exitError
-	}
-	if len(pos) != 0 || (*socket != "" && *addr != "") {
-		fs.Usage()
-		return exitError
-	}
-	sock := *socket
-	if sock == "" && *addr == "" {
-		sock = daemon.DefaultSocketPath(*root)
+	sock := socket
+	if sock == "" && addr == "" {
+		sock = daemon.DefaultSocketPath(root)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := daemon.FetchStatus(ctx, sock, *addr)
+	st, err := daemon.FetchStatus(ctx, sock, addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "jitsi-agent: %v\n", err)
 		fmt.Fprintln(stderr, "Is the daemon running? (systemctl status jitsi-agent; or pass --socket/--addr)")
 		return exitError
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(st); err != nil {

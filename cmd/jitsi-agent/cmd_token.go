@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
+	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 	"io"
 	"log"
 	"net/url"
@@ -21,51 +21,10 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/token"
 )
 
-func init() {
-	register(command{
-		name:    "token",
-		summary: "mint and verify Jitsi JWTs as Prosody judges them; serve the app's join endpoint",
-		usage:   "token mint|verify|serve SPEC ...",
-		run:     runToken,
-	})
-}
-
-const tokenUsage = `Usage:
-  jitsi-agent token mint SPEC --room R|--room-pattern LUA-PATTERN [--name N] [--email E] [--avatar URL] [--id ID]
-                         [--moderator] [--ttl 2h] [--features screen-sharing=false,recording=true] [--tenant T] [--url]
-  jitsi-agent token verify SPEC TOKEN|-|MEETING-URL [--room R] [--tenant T]
-  jitsi-agent token serve SPEC [--listen ADDR]
-
-mint prints a token (or with --url a meeting link carrying it). verify applies Prosody's checks in
-Prosody's order and exits 1 with the reason Prosody logs and the fix; TOKEN "-" reads it from stdin (one
-line, at most 1 MiB; nothing is trimmed but the line's end, as Prosody trims nothing).
-serve runs the join endpoint POST /api/v1/live/streams/{stream_id}/join from the spec's token_api block.
-All take [--host H] [-var name=value] like the other spec commands.
-`
-
-func runToken(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, tokenUsage)
-		if len(args) == 0 {
-			return exitError
-		}
-		return exitOK
-	}
-	switch args[0] {
-	case "mint":
-		return runTokenMint(args[1:], stdout, stderr)
-	case "verify":
-		return runTokenVerify(args[1:], stdout, stderr, os.Stdin)
-	case "serve":
-		return runTokenServe(args[1:], stdout, stderr)
-	}
-	fmt.Fprintf(stderr, "jitsi-agent token: unknown subcommand %q (mint, verify, serve)\n", args[0])
-	return exitError
-}
-
 // tokensFor loads the spec and prepares the token configuration.
-func tokensFor(specPath, host string, stderr io.Writer) (*spec.Deployment, *token.Tokens, bool) {
-	d, ok := loadSpec(specPath, host, stderr)
+func tokensFor(c *cli.Call, specPath string) (*spec.Deployment, *token.Tokens, bool) {
+	stderr := c.Stderr
+	d, ok := loadSpec(c, specPath)
 	if !ok {
 		fmt.Fprintf(stderr, "jitsi-agent: %s is not valid.\n", specPath)
 		return nil, nil, false
@@ -91,39 +50,16 @@ func printRoomError(stderr io.Writer, err error) {
 	}
 }
 
-func runTokenMint(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("token mint", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var host, roomName, roomPattern, tenant, features string
-	var user token.User
-	var ttl time.Duration
-	var asURL bool
-	addSpecFlags(fs, &host)
-	fs.StringVar(&roomName, "room", "", "room name as in the meeting URL, or '*' for every room (required)")
-	fs.StringVar(&roomPattern, "room-pattern", "", "instead of --room: a Lua pattern the room name must match entirely (context.room.regex; needs domain verification)")
-	fs.StringVar(&tenant, "tenant", "", "tenant of https://DOMAIN/<tenant>/<room> (sub becomes the tenant)")
-	fs.StringVar(&user.ID, "id", "", "context.user.id")
-	fs.StringVar(&user.Name, "name", "", "context.user.name (display name)")
-	fs.StringVar(&user.Email, "email", "", "context.user.email")
-	fs.StringVar(&user.Avatar, "avatar", "", "context.user.avatar (image URL)")
-	fs.BoolVar(&user.Moderator, "moderator", false, "context.user.moderator = true (read by token_affiliation)")
-	fs.DurationVar(&ttl, "ttl", 0, "lifetime, e.g. 2h (default: the spec's token_lifetime)")
-	fs.StringVar(&features, "features", "", "context.features, e.g. screen-sharing=false,recording=true")
-	fs.BoolVar(&asURL, "url", false, "print a meeting link https://DOMAIN/[tenant/]room?jwt=TOKEN instead of the bare token")
-	fs.Usage = func() { fmt.Fprint(stderr, tokenUsage); fs.PrintDefaults() }
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return exitError
+func runTokenMint(c *cli.Call) int {
+	stdout, stderr := c.Stdout, c.Stderr
+	roomName, roomPattern, tenant, features, ttl, asURL := c.String("room"), c.String("room-pattern"), c.String("tenant"), c.String("features"), c.Duration("ttl"), c.Bool("url")
+	user := token.User{ID: c.String("id"), Name: c.String("name"), Email: c.String("email"), Avatar: c.String("avatar"), Moderator: c.Bool("moderator")}
+	pos := c.Args
+	if roomName != "" && roomPattern != "" {
+		return c.Usagef("give -room or -room-pattern, not both")
 	}
-	if len(pos) != 1 || (roomName == "") == (roomPattern == "") {
-		if len(pos) == 1 && roomName != "" {
-			fmt.Fprintln(stderr, "Error: give --room or --room-pattern, not both")
-		} else if len(pos) == 1 {
-			fmt.Fprintln(stderr, "Error: --room is required (a room name, or '*' for every room; or --room-pattern)")
-		} else {
-			fs.Usage()
-		}
-		return exitError
+	if roomName == "" && roomPattern == "" {
+		return c.Usagef("-room is required (a room name, or '*' for every room; or -room-pattern)")
 	}
 	feat, err := token.ParseFeatures(features)
 	if err != nil {
@@ -137,7 +73,7 @@ func runTokenMint(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Error: --url needs a concrete --room; a '*' or pattern token works in many rooms, so build the link yourself")
 		return exitError
 	}
-	d, tk, ok := tokensFor(pos[0], host, stderr)
+	d, tk, ok := tokensFor(c, pos[0])
 	if !ok {
 		return exitError
 	}
@@ -220,22 +156,10 @@ func inputHints(tok string) []string {
 	return out
 }
 
-func runTokenVerify(args []string, stdout, stderr io.Writer, stdin io.Reader) int {
-	fs := flag.NewFlagSet("token verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var host, roomName, tenant string
-	addSpecFlags(fs, &host)
-	fs.StringVar(&roomName, "room", "", "also check the MUC join for this room, as in the meeting URL")
-	fs.StringVar(&tenant, "tenant", "", "the room's tenant (https://DOMAIN/<tenant>/<room>)")
-	fs.Usage = func() { fmt.Fprint(stderr, tokenUsage); fs.PrintDefaults() }
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return exitError
-	}
-	if len(pos) != 2 {
-		fs.Usage()
-		return exitError
-	}
+func runTokenVerify(c *cli.Call) int {
+	stdout, stderr, stdin := c.Stdout, c.Stderr, c.Stdin
+	roomName, tenant := c.String("room"), c.String("tenant")
+	pos := c.Args
 	tok, urlRoom, urlTenant, err := tokenInput(pos[1], stdin)
 	if err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
@@ -244,7 +168,7 @@ func runTokenVerify(args []string, stdout, stderr io.Writer, stdin io.Reader) in
 	if roomName == "" {
 		roomName, tenant = urlRoom, firstNonEmpty(tenant, urlTenant)
 	}
-	d, tk, ok := tokensFor(pos[0], host, stderr)
+	d, tk, ok := tokensFor(c, pos[0])
 	if !ok {
 		return exitError
 	}
@@ -260,7 +184,7 @@ func runTokenVerify(args []string, stdout, stderr io.Writer, stdin io.Reader) in
 		}
 		target = &token.Target{Room: roomName, Tenant: tenant}
 	}
-	c, err := tk.Verify(tok, target)
+	cl, err := tk.Verify(tok, target)
 	var rej *token.Rejection
 	if errors.As(err, &rej) {
 		where := "at login (mod_auth_token)"
@@ -282,7 +206,7 @@ func runTokenVerify(args []string, stdout, stderr io.Writer, stdin io.Reader) in
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return exitError
 	}
-	fmt.Fprintf(stdout, "Accepted at login on %s (%s).\n", d.Domain, c.Alg)
+	fmt.Fprintf(stdout, "Accepted at login on %s (%s).\n", d.Domain, cl.Alg)
 	if target != nil {
 		where := room.Node(roomName)
 		if tenant != "" {
@@ -292,10 +216,10 @@ func runTokenVerify(args []string, stdout, stderr io.Writer, stdin io.Reader) in
 	} else {
 		fmt.Fprintln(stdout, "Room not checked: pass --room (or a meeting URL) to check the MUC join too.")
 	}
-	for _, n := range c.Notes {
+	for _, n := range cl.Notes {
 		fmt.Fprintf(stdout, "Note: %s\n", n)
 	}
-	printClaims(stdout, c)
+	printClaims(stdout, cl)
 	return exitOK
 }
 
@@ -352,22 +276,11 @@ func printClaims(w io.Writer, c *token.Claims) {
 	}
 }
 
-func runTokenServe(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("token serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var host, listen string
-	addSpecFlags(fs, &host)
-	fs.StringVar(&listen, "listen", "", "listen address (default: token_api.listen from the spec)")
-	fs.Usage = func() { fmt.Fprint(stderr, tokenUsage); fs.PrintDefaults() }
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return exitError
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return exitError
-	}
-	d, tk, ok := tokensFor(pos[0], host, stderr)
+func runTokenServe(c *cli.Call) int {
+	stdout, stderr := c.Stdout, c.Stderr
+	listen := c.String("listen")
+	pos := c.Args
+	d, tk, ok := tokensFor(c, pos[0])
 	if !ok {
 		return exitError
 	}

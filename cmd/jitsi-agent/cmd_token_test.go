@@ -69,10 +69,8 @@ func TestTokenMintVerify(t *testing.T) {
 	if code != exitError || !strings.Contains(errs, "Invalid signature") || strings.Contains(out+errs, tampered) {
 		t.Fatalf("tampered: %d %s %s", code, out, errs)
 	}
-	var stdin bytes.Buffer
-	stdin.WriteString("not.a\n")
 	var o, e bytes.Buffer
-	if code := runTokenVerify([]string{spec, "-"}, &o, &e, &stdin); code != exitError || !strings.Contains(e.String(), "Invalid token") {
+	if code := run([]string{"token", "verify", spec, "-"}, strings.NewReader("not.a\n"), &o, &e); code != exitError || !strings.Contains(e.String(), "Invalid token") {
 		t.Fatalf("stdin: %d %s", code, e.String())
 	}
 
@@ -90,11 +88,11 @@ func TestTokenMintVerify(t *testing.T) {
 		strings.Repeat("x", 100<<10)+`"}`)
 	o.Reset()
 	e.Reset()
-	if code := runTokenVerify([]string{spec, "-"}, &o, &e, strings.NewReader(big+"\n")); code != exitOK {
+	if code := run([]string{"token", "verify", spec, "-"}, strings.NewReader(big+"\n"), &o, &e); code != exitOK {
 		t.Fatalf("100 KiB token on stdin: %d %s", code, e.String())
 	}
 	e.Reset()
-	if code := runTokenVerify([]string{spec, "-"}, &o, &e, strings.NewReader(strings.Repeat("a", 1<<20+10))); code != exitError || !strings.Contains(e.String(), "more than") {
+	if code := run([]string{"token", "verify", spec, "-"}, strings.NewReader(strings.Repeat("a", 1<<20+10)), &o, &e); code != exitError || !strings.Contains(e.String(), "more than") {
 		t.Fatalf("2 MiB stdin: %d %s", code, e.String())
 	}
 	// Regex room claims (Lua patterns).

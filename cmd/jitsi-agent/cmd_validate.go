@@ -1,40 +1,24 @@
 package main
 
 import (
-	"flag"
+	"encoding/json"
 	"fmt"
-	"io"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/cli"
+	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
 
-func init() {
-	register(command{
-		name:    "validate",
-		summary: "check a spec and render it in memory; prints every problem at once",
-		usage:   "validate SPEC [--host H] [-var name=value]",
-		run:     runValidate,
-	})
-}
-
-func runValidate(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var host string
-	addSpecFlags(fs, &host)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: jitsi-agent validate SPEC [--host H] [-var name=value]")
-		fs.PrintDefaults()
+func runValidate(c *cli.Call) int {
+	stdout, stderr := c.Stdout, c.Stderr
+	path := c.Args[0]
+	if c.Bool("json") {
+		return validateJSON(c, path)
 	}
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return exitError
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return exitError
-	}
-	d, ok := loadSpec(pos[0], host, stderr)
+	d, ok := loadSpec(c, path)
 	if !ok {
-		fmt.Fprintf(stderr, "jitsi-agent: %s is not valid; nothing was changed.\n", pos[0])
+		fmt.Fprintf(stderr, "jitsi-agent: %s is not valid; nothing was changed.\n", path)
 		return exitError
 	}
 	set, err := desiredStateReadOnly(d, "/nonexistent-state-for-validate")
@@ -42,6 +26,33 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return exitError
 	}
-	fmt.Fprintf(stdout, "Success! %s is valid: %d files for host %q (%s auth).\n", pos[0], len(set.Files), d.Host.Name, d.Auth.Mode)
+	fmt.Fprintf(stdout, "Success! %s is valid: %d files for host %q (%s auth).\n", path, len(set.Files), d.Host.Name, d.Auth.Mode)
+	return exitOK
+}
+
+// validateJSON prints the diagnostics (and a render error, if any) as one
+// JSON object on stdout.
+func validateJSON(c *cli.Call, path string) int {
+	opts, err := specOptions(c)
+	if err != nil {
+		return c.Usagef("%v", err)
+	}
+	res := spec.Load(path, opts)
+	diags := res.Diags
+	if !res.HasErrors() {
+		if _, err := desiredStateReadOnly(res.Deployment, "/nonexistent-state-for-validate"); err != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Render failed", Detail: err.Error()})
+		}
+	}
+	rep := spec.JSON(diags, res.Files, res.Redactions())
+	enc := json.NewEncoder(c.Stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(rep); err != nil {
+		fmt.Fprintf(c.Stderr, "Error: %v\n", err)
+		return exitError
+	}
+	if !rep.Valid {
+		return exitError
+	}
 	return exitOK
 }

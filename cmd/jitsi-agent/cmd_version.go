@@ -2,56 +2,83 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 )
 
-// version is set at build time: -ldflags "-X main.version=v1.2.3".
-var version = ""
+// Set at build time by `make build`:
+//
+//	-ldflags "-X main.version=v1.2.3 -X main.commit=<sha> -X main.date=<RFC 3339>"
+//
+// A plain `go build` leaves them empty; the Go toolchain's VCS stamp
+// (vcs.revision, vcs.time, vcs.modified) fills in what it can.
+var (
+	version = ""
+	commit  = ""
+	date    = ""
+)
 
-func init() {
-	register(command{
-		name:    "version",
-		summary: "print the version",
-		usage:   "version",
-		run: func(args []string, stdout, stderr io.Writer) int {
-			if len(args) != 0 {
-				fmt.Fprintln(stderr, "Usage: jitsi-agent version")
-				return exitError
-			}
-			fmt.Fprintf(stdout, "jitsi-agent %s (%s, %s/%s)\n", versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
-			return exitOK
-		},
-	})
+// buildInfo is what version, the daemon's status and the metrics'
+// build_info label show.
+type buildInfo struct {
+	Version, Commit, Date string
 }
 
-func versionString() string {
-	if version != "" {
-		return version
+func buildVersion() buildInfo {
+	b := buildInfo{Version: version, Commit: commit, Date: date}
+	if b.Version != "" && b.Commit != "" && b.Date != "" {
+		return b
 	}
+	dirty := false
 	if bi, ok := debug.ReadBuildInfo(); ok {
-		rev, dirty := "", false
 		for _, s := range bi.Settings {
 			switch s.Key {
 			case "vcs.revision":
-				rev = s.Value
+				if b.Commit == "" {
+					b.Commit = s.Value
+				}
+			case "vcs.time":
+				if b.Date == "" {
+					b.Date = s.Value
+				}
 			case "vcs.modified":
 				dirty = s.Value == "true"
 			}
 		}
-		if rev != "" {
-			if len(rev) > 12 {
-				rev = rev[:12]
-			}
-			if dirty {
-				rev += "-dirty"
-			}
-			return "dev-" + rev
-		}
-		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			return bi.Main.Version
+		if b.Version == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			b.Version = bi.Main.Version
 		}
 	}
-	return "dev"
+	if b.Version == "" {
+		b.Version = "dev"
+		if b.Commit != "" {
+			b.Version += "-" + short(b.Commit)
+			if dirty {
+				b.Version += "-dirty"
+			}
+		}
+	}
+	return b
+}
+
+func short(rev string) string {
+	if len(rev) > 12 {
+		return rev[:12]
+	}
+	return rev
+}
+
+func runVersion(c *cli.Call) int {
+	b := buildVersion()
+	fmt.Fprintf(c.Stdout, "jitsi-agent %s\n", b.Version)
+	if b.Commit != "" {
+		fmt.Fprintf(c.Stdout, "commit:  %s\n", b.Commit)
+	}
+	if b.Date != "" {
+		fmt.Fprintf(c.Stdout, "built:   %s\n", b.Date)
+	}
+	fmt.Fprintf(c.Stdout, "go:      %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return exitOK
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,7 +55,8 @@ func TestCloudInitSpecIsValid(t *testing.T) {
 // the ones the rendered nginx, Prosody and coturn configurations read.
 func TestCertificatePathsAgree(t *testing.T) {
 	t.Setenv("JITSI_APP_SECRET", cliSecret)
-	d, ok := loadSpec("../../examples/meet.hcl", "", io.Discard)
+	res := spec.Load("../../examples/meet.hcl", spec.Options{})
+	d, ok := res.Deployment, !res.HasErrors()
 	if !ok {
 		t.Fatal("example invalid")
 	}

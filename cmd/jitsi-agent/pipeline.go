@@ -3,56 +3,58 @@ package main
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/certs"
+	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
 	"github.com/jitsi-agent/jitsi-agent/internal/secrets"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 	"github.com/jitsi-agent/jitsi-agent/templates"
 )
 
-// specVars holds -var name=value flags for commands that register them.
-var specVars = varFlags{}
-
-type varFlags map[string]string
-
-func (v varFlags) String() string { return "" }
-func (v varFlags) Set(s string) error {
-	name, val, ok := strings.Cut(s, "=")
-	if !ok || name == "" {
-		return fmt.Errorf("-var wants name=value, got %q", s)
+// specOptions builds spec.Options from the spec flags of the call
+// (-host, -var, -var-file).
+func specOptions(c *cli.Call) (spec.Options, error) {
+	opts := spec.Options{Host: c.String("host"), VarFiles: c.Strings("var-file")}
+	for _, kv := range c.Strings("var") {
+		name, val, ok := strings.Cut(kv, "=")
+		if !ok || name == "" {
+			return opts, fmt.Errorf("-var wants NAME=VALUE, got %q", kv)
+		}
+		if opts.Vars == nil {
+			opts.Vars = map[string]string{}
+		}
+		opts.Vars[name] = val
 	}
-	v[name] = val
-	return nil
+	return opts, nil
 }
 
-// addSpecFlags registers the flags every spec-reading command shares.
-func addSpecFlags(fs *flag.FlagSet, host *string) {
-	fs.StringVar(host, "host", "", "render for this host block (default: the only one, or the one named like this machine)")
-	fs.Var(specVars, "var", "set a variable: -var name=value (repeatable; also JITSI_AGENT_VAR_name)")
-}
-
-// lastLoad keeps the most recent load result (inputs for the watcher,
-// redactions for logs).
-var lastLoad *spec.Result
-
-// loadSpec parses and validates a spec, printing diagnostics (warnings
-// included) to stderr. ok is false when there were errors.
-func loadSpec(path, host string, stderr io.Writer) (*spec.Deployment, bool) {
-	res := spec.Load(path, spec.Options{Host: host, Vars: specVars})
-	lastLoad = res
+// loadSpecResult parses and validates a spec with the call's spec flags,
+// printing diagnostics (warnings included) to stderr. ok is false when there
+// were errors.
+func loadSpecResult(c *cli.Call, path string) (*spec.Result, bool) {
+	opts, err := specOptions(c)
+	if err != nil {
+		fmt.Fprintf(c.Stderr, "Error: %v\n", err)
+		return nil, false
+	}
+	res := spec.Load(path, opts)
 	if len(res.Diags) > 0 {
-		res.WriteDiagnostics(stderr)
-		fmt.Fprintln(stderr)
+		res.WriteDiagnostics(c.Stderr)
+		fmt.Fprintln(c.Stderr)
 	}
-	if res.HasErrors() {
+	return res, !res.HasErrors()
+}
+
+// loadSpec is loadSpecResult for callers that need only the deployment.
+func loadSpec(c *cli.Call, path string) (*spec.Deployment, bool) {
+	res, ok := loadSpecResult(c, path)
+	if !ok {
 		return nil, false
 	}
 	return res.Deployment, true
@@ -124,23 +126,6 @@ func ephemeral() string {
 	return hex.EncodeToString(b[:])
 }
 
-// parseArgs parses flags that may come before or after the positional
-// arguments (jitsi-agent render SPEC --out DIR, or --out DIR SPEC).
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
-}
-
 // hostRoot checks a --root value and returns it absolute with symlinks
 // resolved, so "is this the real host" is decided on what the writes will
 // actually hit. An empty value is refused: an unset $ROOT in a script must
@@ -176,25 +161,13 @@ func hostRoot(root string) (string, error) {
 	return filepath.Join(resolved, rest), nil
 }
 
-// specArgs parses a spec command's arguments: flags anywhere, exactly one
-// positional SPEC, and (when root is not nil) a valid --root, which it
-// resolves in place. Errors and usage go to stderr; ok is false on error.
-func specArgs(fs *flag.FlagSet, args []string, root *string, stderr io.Writer) (string, bool) {
-	pos, err := parseArgs(fs, args)
+// rootArg resolves the call's -root flag (see hostRoot); errors go to
+// stderr and ok is false.
+func rootArg(c *cli.Call) (string, bool) {
+	r, err := hostRoot(c.String("root"))
 	if err != nil {
+		fmt.Fprintf(c.Stderr, "Error: %v\n", err)
 		return "", false
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return "", false
-	}
-	if root != nil {
-		r, err := hostRoot(*root)
-		if err != nil {
-			fmt.Fprintf(stderr, "Error: %v\n", err)
-			return "", false
-		}
-		*root = r
-	}
-	return pos[0], true
+	return r, true
 }

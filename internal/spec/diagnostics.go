@@ -198,3 +198,83 @@ func wrap(s string, width int) []string {
 	}
 	return out
 }
+
+// JSONReport is validate -json's output, in the shape of Terraform's
+// `validate -json` (format_version "1.0").
+type JSONReport struct {
+	FormatVersion string           `json:"format_version"`
+	Valid         bool             `json:"valid"`
+	ErrorCount    int              `json:"error_count"`
+	WarningCount  int              `json:"warning_count"`
+	Diagnostics   []JSONDiagnostic `json:"diagnostics"`
+}
+
+// JSONDiagnostic is one diagnostic; Range is absent for problems that have
+// no place in a file (an unreadable spec, a render error).
+type JSONDiagnostic struct {
+	Severity string       `json:"severity"` // "error" or "warning"
+	Summary  string       `json:"summary"`
+	Detail   string       `json:"detail,omitempty"`
+	Range    *JSONRange   `json:"range,omitempty"`
+	Snippet  *JSONSnippet `json:"snippet,omitempty"`
+}
+
+// JSONRange is a source range; lines and columns count from 1, bytes from 0.
+type JSONRange struct {
+	Filename string  `json:"filename"`
+	Start    JSONPos `json:"start"`
+	End      JSONPos `json:"end"`
+}
+
+// JSONPos is one position in a file.
+type JSONPos struct {
+	Line   int `json:"line"`
+	Column int `json:"column"`
+	Byte   int `json:"byte"`
+}
+
+// JSONSnippet is the source line of the range's start (secrets masked) and
+// the enclosing block.
+type JSONSnippet struct {
+	Context   string `json:"context,omitempty"`
+	Code      string `json:"code"`
+	StartLine int    `json:"start_line"`
+}
+
+// JSON builds the JSON report of diagnostics; secret values are redacted
+// from details and snippets as in WriteDiagnostics.
+func JSON(diags hcl.Diagnostics, files map[string]*hcl.File, redact []string) JSONReport {
+	redact = sortedRedactions(redact)
+	rep := JSONReport{FormatVersion: "1.0", Diagnostics: []JSONDiagnostic{}}
+	for _, d := range diags {
+		jd := JSONDiagnostic{Severity: "error", Summary: redactAll(d.Summary, redact), Detail: redactAll(d.Detail, redact)}
+		if d.Severity == hcl.DiagWarning {
+			jd.Severity = "warning"
+			rep.WarningCount++
+		} else {
+			rep.ErrorCount++
+		}
+		if rg := d.Subject; rg != nil && rg.Filename != "" {
+			jd.Range = &JSONRange{Filename: rg.Filename,
+				Start: JSONPos{Line: rg.Start.Line, Column: rg.Start.Column, Byte: rg.Start.Byte},
+				End:   JSONPos{Line: rg.End.Line, Column: rg.End.Column, Byte: rg.End.Byte}}
+			if f := files[rg.Filename]; f != nil {
+				lines := bytes.Split(f.Bytes, []byte("\n"))
+				if rg.Start.Line >= 1 && rg.Start.Line <= len(lines) {
+					sn := &JSONSnippet{StartLine: rg.Start.Line,
+						Code: maskSecretAttrs(redactAll(strings.TrimRight(string(lines[rg.Start.Line-1]), "\r"), redact))}
+					if cs, ok := f.Nav.(interface{ ContextString(int) string }); ok {
+						sn.Context = cs.ContextString(rg.Start.Byte)
+					}
+					jd.Snippet = sn
+				}
+			}
+		}
+		rep.Diagnostics = append(rep.Diagnostics, jd)
+	}
+	rep.Valid = rep.ErrorCount == 0
+	return rep
+}
+
+// JSON is the free function for a load result.
+func (r *Result) JSON() JSONReport { return JSON(r.Diags, r.Files, r.redact) }

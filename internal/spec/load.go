@@ -22,6 +22,10 @@ type Options struct {
 	// Vars override variable defaults (-var name=value). Values are parsed as
 	// the default's type.
 	Vars map[string]string
+	// VarFiles are HCL files of NAME = VALUE lines (-var-file; .json files
+	// in HCL's JSON syntax). Later files override earlier ones; Vars
+	// override them all; JITSI_AGENT_VAR_NAME is below every file.
+	VarFiles []string
 	// LookupEnv replaces os.LookupEnv (tests).
 	LookupEnv func(string) (string, bool)
 	// ReadFile replaces os.ReadFile (tests).
@@ -120,7 +124,13 @@ func Load(path string, opts Options) *Result {
 	if diags.HasErrors() {
 		return res
 	}
-	res.Diags = append(res.Diags, evalVariables(hdr.Variables, opts, ctx)...)
+	fileVals, diags := readVarFiles(p, opts, res)
+	res.Files = p.Files()
+	res.Diags = append(res.Diags, diags...)
+	if diags.HasErrors() {
+		return res
+	}
+	res.Diags = append(res.Diags, evalVariables(hdr.Variables, opts, fileVals, ctx)...)
 	res.Diags = append(res.Diags, evalLocals(hdr.Locals, ctx)...)
 	if res.Diags.HasErrors() {
 		res.Diags = dedupe(res.Diags)
@@ -159,7 +169,65 @@ func Load(path string, opts Options) *Result {
 	return res
 }
 
-func evalVariables(vars []rawVariable, opts Options, ctx *hcl.EvalContext) hcl.Diagnostics {
+// maxVarFile bounds one -var-file.
+const maxVarFile = 1 << 20
+
+// fileVar is a value from a -var-file and where it was set.
+type fileVar struct {
+	val cty.Value
+	rng hcl.Range
+}
+
+// readVarFiles parses the -var-file files (constants only) into one map,
+// later files overriding earlier ones, and records them as inputs.
+func readVarFiles(p *hclparse.Parser, opts Options, res *Result) (map[string]fileVar, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	vals := map[string]fileVar{}
+	for _, path := range opts.VarFiles {
+		src, err := opts.ReadFile(path)
+		if err == nil && len(src) > maxVarFile {
+			err = fmt.Errorf("larger than %d KiB; a variables file holds NAME = VALUE lines", maxVarFile>>10)
+		}
+		if err != nil {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Cannot read variables file",
+				Detail:   fmt.Sprintf("-var-file %s: %v.", path, err),
+			})
+			continue
+		}
+		if abs, err := filepath.Abs(path); err == nil {
+			res.Inputs = append(res.Inputs, abs)
+		}
+		var f *hcl.File
+		var d hcl.Diagnostics
+		if strings.HasSuffix(path, ".json") {
+			f, d = p.ParseJSON(src, path)
+		} else {
+			f, d = p.ParseHCL(src, path)
+		}
+		diags = append(diags, d...)
+		if d.HasErrors() {
+			continue
+		}
+		attrs, d := f.Body.JustAttributes()
+		diags = append(diags, d...)
+		for name, a := range attrs {
+			v, d := a.Expr.Value(nil)
+			if d.HasErrors() {
+				for _, dd := range d {
+					dd.Detail += " A variables file holds constants only (no var., local. or functions)."
+				}
+				diags = append(diags, d...)
+				continue
+			}
+			vals[name] = fileVar{val: v, rng: a.Range}
+		}
+	}
+	return vals, diags
+}
+
+func evalVariables(vars []rawVariable, opts Options, fileVals map[string]fileVar, ctx *hcl.EvalContext) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	vals := map[string]cty.Value{}
 	seen := map[string]hcl.Range{}
@@ -193,7 +261,19 @@ func evalVariables(vars []rawVariable, opts Options, ctx *hcl.EvalContext) hcl.D
 		}
 		val := def
 		override, have := opts.Vars[v.Name]
-		if !have {
+		if fv, ok := fileVals[v.Name]; ok && !have {
+			ov, err := convertFileVar(fv.val, def)
+			if err != nil {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Invalid value for variable",
+					Detail:   fmt.Sprintf("The value for variable %q is not a valid %s: %v. Its default is at %s.", v.Name, def.Type().FriendlyName(), err, v.DefRange),
+					Subject:  fv.rng.Ptr(),
+				})
+				continue
+			}
+			val = ov
+		} else if !have {
 			override, have = opts.LookupEnv(VarEnvPrefix + v.Name)
 		}
 		if have {
@@ -220,6 +300,21 @@ func evalVariables(vars []rawVariable, opts Options, ctx *hcl.EvalContext) hcl.D
 		}
 		vals[v.Name] = val
 	}
+	fileNames := make([]string, 0, len(fileVals))
+	for name := range fileVals {
+		fileNames = append(fileNames, name)
+	}
+	sort.Strings(fileNames)
+	for _, name := range fileNames {
+		if fv := fileVals[name]; seen[name] == (hcl.Range{}) {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagWarning,
+				Summary:  "Value for undeclared variable",
+				Detail:   fmt.Sprintf("The variables file sets %q but the spec declares no variable %q; the value is ignored. Add a variable \"%s\" {} block or remove the line.", name, name, name),
+				Subject:  fv.rng.Ptr(),
+			})
+		}
+	}
 	for name := range opts.Vars {
 		if _, ok := seen[name]; !ok {
 			diags = append(diags, &hcl.Diagnostic{
@@ -231,6 +326,26 @@ func evalVariables(vars []rawVariable, opts Options, ctx *hcl.EvalContext) hcl.D
 	}
 	ctx.Variables["var"] = cty.ObjectVal(vals)
 	return diags
+}
+
+// convertFileVar converts a var-file value to the default's type: exactly
+// for primitive types; for lists and maps only the shape must match (a
+// default's ["a"] is a one-element tuple, a file may give three).
+func convertFileVar(v, def cty.Value) (cty.Value, error) {
+	t := def.Type()
+	seq := func(t cty.Type) bool { return t.IsTupleType() || t.IsListType() || t.IsSetType() }
+	obj := func(t cty.Type) bool { return t.IsObjectType() || t.IsMapType() }
+	switch {
+	case def.IsNull():
+		return v, nil
+	case t.IsPrimitiveType():
+		return convert.Convert(v, t)
+	case seq(t) && !seq(v.Type()):
+		return cty.NilVal, fmt.Errorf("a list is required")
+	case obj(t) && !obj(v.Type()):
+		return cty.NilVal, fmt.Errorf("an object is required")
+	}
+	return v, nil
 }
 
 func convertOverride(s string, def cty.Value) (cty.Value, error) {

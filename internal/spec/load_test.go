@@ -225,3 +225,82 @@ func TestCheckCommandPlaceholder(t *testing.T) {
 		}
 	}
 }
+
+// TestVarFilePrecedence: env < var files (in order) < -var, like Terraform;
+// values keep their HCL type; an undeclared name warns at its line.
+func TestVarFilePrecedence(t *testing.T) {
+	dir := t.TempDir()
+	spec := filepath.Join(dir, "s.hcl")
+	os.WriteFile(spec, []byte(`variable "domain" { default = "meet.example.com" }
+variable "ips" { default = ["192.0.2.1"] }
+domain = var.domain
+host "a" {
+  public_ips = var.ips
+}
+auth "jwt" {
+  app_id     = "a"
+  app_secret = env("JITSI_APP_SECRET")
+}
+`), 0o644)
+	one := filepath.Join(dir, "one.hcl")
+	two := filepath.Join(dir, "two.hcl")
+	os.WriteFile(one, []byte("domain = \"one.example.org\"\nips = [\"192.0.2.7\", \"192.0.2.8\"]\n"), 0o644)
+	os.WriteFile(two, []byte("domain = \"two.example.org\"\nstray  = 1\n"), 0o644)
+	e := env(map[string]string{"JITSI_APP_SECRET": testSecret, VarEnvPrefix + "domain": "env.example.org"})
+	load := func(vars map[string]string, files ...string) *Result {
+		return Load(spec, Options{LookupEnv: e, VarFiles: files, Vars: vars})
+	}
+	for _, tc := range []struct {
+		vars  map[string]string
+		files []string
+		want  string
+	}{
+		{nil, nil, "env.example.org"},
+		{nil, []string{one}, "one.example.org"},
+		{nil, []string{one, two}, "two.example.org"},
+		{nil, []string{two, one}, "one.example.org"},
+		{map[string]string{"domain": "flag.example.org"}, []string{one, two}, "flag.example.org"},
+	} {
+		res := load(tc.vars, tc.files...)
+		if res.HasErrors() {
+			t.Fatalf("%v: %s", tc.files, res.Summary())
+		}
+		if res.Deployment.Domain != tc.want {
+			t.Errorf("vars %v files %v: domain %q, want %q", tc.vars, tc.files, res.Deployment.Domain, tc.want)
+		}
+	}
+	res := load(nil, one, two)
+	if ips := res.Deployment.Host.PublicIPs; len(ips) != 2 || ips[1] != "192.0.2.8" {
+		t.Errorf("list from var file: %v", ips)
+	}
+	var warn bool
+	for _, d := range res.Diags {
+		if d.Summary == "Value for undeclared variable" && d.Subject != nil && d.Subject.Filename == two && d.Subject.Start.Line == 2 {
+			warn = true
+		}
+	}
+	if !warn || res.HasErrors() {
+		t.Errorf("no warning at two.hcl:2 for the stray variable: %v", res.Diags)
+	}
+	found := false
+	for _, in := range res.Inputs {
+		found = found || in == two
+	}
+	if !found {
+		t.Errorf("var file not among the inputs: %v", res.Inputs)
+	}
+	// Errors carry the file and line.
+	bad := filepath.Join(dir, "bad.hcl")
+	os.WriteFile(bad, []byte("domain = \"x\"\nips = \"not a list\"\n"), 0o644)
+	res = load(nil, bad)
+	if !res.HasErrors() || !strings.Contains(res.Summary(), "bad.hcl:2") {
+		t.Errorf("type error: %s", res.Summary())
+	}
+	os.WriteFile(bad, []byte("domain = var.other\n"), 0o644)
+	if res = load(nil, bad); !res.HasErrors() || !strings.Contains(res.Summary(), "bad.hcl:1") {
+		t.Errorf("non-constant: %s", res.Summary())
+	}
+	if res = load(nil, filepath.Join(dir, "missing.hcl")); !res.HasErrors() || !strings.Contains(res.Summary(), "missing.hcl") {
+		t.Errorf("missing file: %s", res.Summary())
+	}
+}

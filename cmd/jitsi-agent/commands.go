@@ -1,0 +1,239 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/cli"
+	"github.com/jitsi-agent/jitsi-agent/internal/doctor"
+	"github.com/jitsi-agent/jitsi-agent/internal/spec"
+)
+
+// The command table: every command's synopsis, arguments, options, help
+// and exit status, in one place. Parsing, -h/--help, "help CMD", shell
+// completion and the man page are all generated from it (internal/cli).
+
+var (
+	specArg  = cli.Arg{Name: "SPEC", Complete: cli.CompleteFile, Ext: []string{".hcl", ".hcl.json"}}
+	flagHost = cli.Flag{Name: "host", Kind: cli.String, Arg: "NAME",
+		Usage: "render for this host block (default: the only one, or the one named like this machine)"}
+	flagVar = cli.Flag{Name: "var", Kind: cli.Strings, Arg: "NAME=VALUE",
+		Usage: "set a variable; overrides -var-file and JITSI_AGENT_VAR_NAME"}
+	flagVarFile = cli.Flag{Name: "var-file", Kind: cli.Strings, Arg: "FILE", Complete: cli.CompleteFile, Ext: []string{".hcl"},
+		Usage: "read variables from an HCL file of NAME = VALUE lines; later files win, -var wins over them"}
+	flagJSON = cli.Flag{Name: "json", Kind: cli.Bool, Usage: "print JSON for machines"}
+	flagQ    = cli.Flag{Name: "q", Kind: cli.Bool, Usage: "no progress lines (notices and errors still go to stderr)"}
+)
+
+// specFlags are the options of every command that reads a spec.
+func specFlags(more ...cli.Flag) []cli.Flag {
+	return append([]cli.Flag{flagHost, flagVar, flagVarFile}, more...)
+}
+
+func rootFlag(usage string) cli.Flag {
+	return cli.Flag{Name: "root", Kind: cli.String, Arg: "DIR", Default: "/", Complete: cli.CompleteDir, Usage: usage}
+}
+
+const varsHelp = `Variables: a spec's variable "NAME" {} blocks take their values, lowest precedence
+first, from the default, the environment (JITSI_AGENT_VAR_NAME), -var-file files in the order given,
+then -var NAME=VALUE flags.`
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:     "jitsi-agent",
+		Version:  buildVersion().Version,
+		Synopsis: "Render, apply and keep a self-hosted Jitsi Meet deployment in the state one HCL spec describes.",
+		Help: `A spec (examples/meet.hcl) describes the deployment; jitsi-agent renders every configuration file of
+Prosody, Jicofo, the videobridge, config.js, nginx and coturn from it, writes them atomically, reloads the
+units whose files changed and rolls back what breaks. 'jitsi-agent init' writes a starter spec.
+
+` + varsHelp,
+		Global: []cli.Flag{{Name: "chdir", Kind: cli.String, Arg: "DIR", Complete: cli.CompleteDir,
+			Usage: "switch to DIR before running the command (relative paths are then relative to DIR)"}},
+		Environment: [][2]string{
+			{spec.VarEnvPrefix + "NAME", "value of the spec's variable NAME (lowest precedence: -var-file and -var override it)"},
+			{"JITSI_AGENT_REQUIRE_REAL", "tests only: 1 turns a skipped test (missing component) into a failure"},
+		},
+		Commands: []*cli.Command{
+			{
+				Name: "init", Synopsis: "write a commented starter spec that validates",
+				Args:  []cli.Arg{{Name: "DIR", Optional: true, Complete: cli.CompleteDir}},
+				Flags: []cli.Flag{{Name: "domain", Kind: cli.String, Arg: "DOMAIN", Default: "meet.example.com", Usage: "the meeting domain to put in the spec"}, {Name: "force", Kind: cli.Bool, Usage: "overwrite an existing jitsi-agent.hcl"}},
+				Help:  "Writes DIR/jitsi-agent.hcl (DIR defaults to the current directory) with every block explained. It uses JWT auth with the secret from $JITSI_APP_SECRET; run 'jitsi-agent validate jitsi-agent.hcl' next.",
+				Exit:  "0 written, 1 error (an existing file is kept unless -force).",
+				Run:   runInit,
+			},
+			{
+				Name: "validate", Synopsis: "check a spec and render it in memory; prints every problem at once",
+				Args: []cli.Arg{specArg}, Flags: specFlags(cli.Flag{Name: "json", Kind: cli.Bool, Usage: "print the diagnostics as JSON (format_version 1.0, with file ranges) on stdout"}),
+				Help: "Nothing is written. With -json, stdout carries one JSON object: valid, error_count, warning_count and diagnostics (severity, summary, detail, range with filename and start/end line, column and byte); secret values are redacted.",
+				Exit: "0 valid, 1 invalid or error.",
+				Run:  runValidate,
+			},
+			{
+				Name: "render", Synopsis: "write every file of the deployment under a directory (no root, touches nothing else)",
+				Args: []cli.Arg{specArg},
+				Flags: specFlags(
+					cli.Flag{Name: "out", Kind: cli.String, Arg: "DIR", Complete: cli.CompleteDir, Usage: "directory to write the tree into, laid out as under / (required)"},
+					cli.Flag{Name: "q", Kind: cli.Bool, Usage: "print only errors"}),
+				Exit: "0 written, 1 error (nothing is written for an invalid spec).",
+				Run:  runRender,
+			},
+			{
+				Name: "plan", Synopsis: "show what apply would change",
+				Args: []cli.Arg{specArg},
+				Flags: specFlags(rootFlag("treat DIR as the filesystem root"),
+					cli.Flag{Name: "json", Kind: cli.Bool, Usage: "print the machine-readable report (format_version 1)"}),
+				Help: "Writes nothing, not even the internal secrets of a fresh host.",
+				Exit: "0 no changes, 2 changes pending (not a failure), 1 error.",
+				Run:  runPlan,
+			},
+			{
+				Name: "apply", Synopsis: "validate, atomically write, reload what changed, roll back what breaks (safe to re-run)",
+				Args: []cli.Arg{specArg},
+				Flags: specFlags(rootFlag("treat DIR as the filesystem root (implies -no-reload unless DIR is /)"), flagQ,
+					cli.Flag{Name: "no-reload", Kind: cli.Bool, Usage: "write files only; do not touch systemd units or Prosody accounts"},
+					cli.Flag{Name: "restart-deferred", Kind: cli.Bool, Usage: "also run the jicofo/videobridge restarts earlier applies deferred (ends running meetings)"},
+					cli.Flag{Name: "overwrite-drift", Kind: cli.Bool, Usage: `also overwrite hand-edited files whose drift policy is "report"`},
+					cli.Flag{Name: "no-acme", Kind: cli.Bool, Usage: "do not contact the ACME CA in this run (placeholder or existing certificates are used)"}),
+				Exit: "0 applied (or nothing to do), 1 error (a failed change is rolled back).",
+				Run:  runApply,
+			},
+			{
+				Name: "rollback", Synopsis: "restore the files of an earlier apply from the backups (default: the one before the last)",
+				Args: []cli.Arg{specArg},
+				Flags: specFlags(rootFlag("treat DIR as the filesystem root"),
+					cli.Flag{Name: "to", Kind: cli.Int, Arg: "N", Default: "-1", Usage: `serial to restore (see "serial" in plan -json); -1: the one before the last`},
+					cli.Flag{Name: "q", Kind: cli.Bool, Usage: "no progress lines"}),
+				Exit: "0 restored, 1 error.",
+				Run:  runRollback,
+			},
+			{
+				Name: "run", Synopsis: "run as a daemon: apply, then watch and keep the host in the spec's state",
+				Args: []cli.Arg{specArg},
+				Flags: specFlags(rootFlag("the directory treated as / (tests, images); implies -no-reload unless it is /"),
+					cli.Flag{Name: "no-reload", Kind: cli.Bool, Usage: "write files but never reload or restart units"},
+					cli.Flag{Name: "no-acme", Kind: cli.Bool, Usage: "do not run the ACME certificate manager even when the spec has tls.acme"},
+					cli.Flag{Name: "socket", Kind: cli.String, Arg: "PATH", Complete: cli.CompleteFile, Usage: `unix status socket (default $RUNTIME_DIRECTORY/status.sock or ROOT/run/jitsi-agent/status.sock; "off" disables)`},
+					cli.Flag{Name: "metrics", Kind: cli.String, Arg: "ADDR", Usage: `loopback listener for /metrics, /healthz, /status (default: the spec's metrics.listen; "off" disables)`},
+					cli.Flag{Name: "log-level", Kind: cli.String, Arg: "LEVEL", Default: "info", Complete: cli.CompleteWords, Words: []string{"error", "warn", "info", "debug"}, Usage: "log level: error, warn, info, debug"},
+					cli.Flag{Name: "log-format", Kind: cli.String, Arg: "FORMAT", Default: "auto", Complete: cli.CompleteWords, Words: []string{"auto", "text", "json"}, Usage: "log format: auto (JSON with priorities under journald, text otherwise), text, json"}),
+				Help: "The systemd unit ('jitsi-agent unit') runs this. SIGHUP re-reads the spec; SIGTERM stops after the current apply.",
+				Exit: "0 stopped cleanly, 1 error.",
+				Run:  runRun,
+			},
+			{
+				Name: "status", Synopsis: "ask the running daemon for its state",
+				Flags: []cli.Flag{
+					{Name: "socket", Kind: cli.String, Arg: "PATH", Complete: cli.CompleteFile, Usage: "the daemon's unix socket (default $RUNTIME_DIRECTORY/status.sock or ROOT/run/jitsi-agent/status.sock)"},
+					{Name: "addr", Kind: cli.String, Arg: "HOST:PORT", Usage: "the daemon's loopback listener (the spec's metrics.listen), instead of the socket"},
+					rootFlag("the directory treated as / (as given to run -root)"),
+					{Name: "json", Kind: cli.Bool, Usage: "print the daemon's JSON status"},
+				},
+				Exit: "0 healthy, 2 degraded or starting, 1 no answer.",
+				Run:  runStatus,
+			},
+			{
+				Name: "doctor", Synopsis: "check that this host is ready to serve the spec",
+				Args: []cli.Arg{specArg},
+				Flags: specFlags(
+					cli.Flag{Name: "json", Kind: cli.Bool, Usage: fmt.Sprintf("print the report as JSON (schema version %d) for machines", doctor.JSONVersion)},
+					rootFlag("check files under this directory instead of /"),
+					cli.Flag{Name: "ascii", Kind: cli.Bool, Usage: "print PASS/WARN/FAIL/SKIP instead of symbols"},
+					cli.Flag{Name: "timeout", Kind: cli.Duration, Arg: "DURATION", Default: "5s", Usage: "time limit for each check"}),
+				Help: "Checks DNS, ports, certificate, services, health endpoints, Prosody's token setup, clock and resources.",
+				Exit: "0 all checks passed, 2 warnings only, 1 at least one failure.",
+				Run:  runDoctor,
+			},
+			{
+				Name: "services", Synopsis: "show the state of the spec's systemd units and pending deferred restarts",
+				Args: []cli.Arg{specArg},
+				Flags: specFlags(
+					cli.Flag{Name: "root", Kind: cli.String, Arg: "DIR", Complete: cli.CompleteDir, Usage: "state directory under this root; systemd is not queried for a root other than /"},
+					flagJSON),
+				Exit: "0 all enabled units active, 2 something needs attention (stopped unit, deferred restart), 1 error.",
+				Run:  runServices,
+			},
+			{
+				Name: "certs", Synopsis: "show the deployed TLS certificates: names, issuer, expiry, next renewal, last ACME error",
+				Args: []cli.Arg{specArg},
+				Flags: specFlags(cli.Flag{Name: "json", Kind: cli.Bool, Usage: "print the report as JSON"},
+					rootFlag("read files under this directory instead of /")),
+				Exit: "0 all certificates fine, 2 something needs attention (placeholder, missing, failing renewal, expiring within 7 days), 1 error.",
+				Run:  runCerts,
+			},
+			{
+				Name: "token", Synopsis: "mint and verify Jitsi JWTs as Prosody judges them; serve the app's join endpoint",
+				Sub: []*cli.Command{
+					{
+						Name: "mint", Synopsis: "print a token (or with -url a meeting link carrying it)",
+						Args: []cli.Arg{specArg},
+						Flags: specFlags(
+							cli.Flag{Name: "room", Kind: cli.String, Arg: "ROOM", Usage: "room name as in the meeting URL, or '*' for every room (this or -room-pattern is required)"},
+							cli.Flag{Name: "room-pattern", Kind: cli.String, Arg: "LUA-PATTERN", Usage: "instead of -room: a Lua pattern the room name must match entirely (context.room.regex; needs domain verification)"},
+							cli.Flag{Name: "tenant", Kind: cli.String, Arg: "TENANT", Usage: "tenant of https://DOMAIN/<tenant>/<room> (sub becomes the tenant)"},
+							cli.Flag{Name: "id", Kind: cli.String, Arg: "ID", Usage: "context.user.id"},
+							cli.Flag{Name: "name", Kind: cli.String, Arg: "NAME", Usage: "context.user.name (display name)"},
+							cli.Flag{Name: "email", Kind: cli.String, Arg: "EMAIL", Usage: "context.user.email"},
+							cli.Flag{Name: "avatar", Kind: cli.String, Arg: "URL", Usage: "context.user.avatar (image URL)"},
+							cli.Flag{Name: "moderator", Kind: cli.Bool, Usage: "context.user.moderator = true (read by token_affiliation)"},
+							cli.Flag{Name: "ttl", Kind: cli.Duration, Arg: "DURATION", Usage: "lifetime, e.g. 2h (default: the spec's token_lifetime)"},
+							cli.Flag{Name: "features", Kind: cli.String, Arg: "LIST", Usage: "context.features, e.g. screen-sharing=false,recording=true"},
+							cli.Flag{Name: "url", Kind: cli.Bool, Usage: "print a meeting link https://DOMAIN/[tenant/]room?jwt=TOKEN instead of the bare token"}),
+						Exit: "0 printed, 1 error.",
+						Run:  runTokenMint,
+					},
+					{
+						Name: "verify", Synopsis: "apply Prosody's checks in Prosody's order; on failure print the reason Prosody logs and the fix",
+						Args: []cli.Arg{specArg, {Name: "TOKEN|-|MEETING-URL"}},
+						Flags: specFlags(
+							cli.Flag{Name: "room", Kind: cli.String, Arg: "ROOM", Usage: "also check the MUC join for this room, as in the meeting URL"},
+							cli.Flag{Name: "tenant", Kind: cli.String, Arg: "TENANT", Usage: "the room's tenant (https://DOMAIN/<tenant>/<room>)"}),
+						Help: `TOKEN "-" reads the token from stdin (one line, at most 1 MiB; nothing is trimmed but the line's end, as Prosody trims nothing); a meeting URL carrying ?jwt= also names the room.`,
+						Exit: "0 Prosody would accept it, 1 rejected or error.",
+						Run:  runTokenVerify,
+					},
+					{
+						Name: "serve", Synopsis: "run the join endpoint POST /api/v1/live/streams/{stream_id}/join from the spec's token_api block",
+						Args:  []cli.Arg{specArg},
+						Flags: specFlags(cli.Flag{Name: "listen", Kind: cli.String, Arg: "ADDR", Usage: "listen address (default: token_api.listen from the spec)"}),
+						Exit:  "0 stopped by a signal, 1 error.",
+						Run:   runTokenServe,
+					},
+				},
+			},
+			{
+				Name: "fmt", Synopsis: "rewrite specs in canonical HCL style",
+				Args: []cli.Arg{{Name: "PATH", Optional: true, Repeat: true, Complete: cli.CompleteFile, Ext: []string{".hcl"}}},
+				Flags: []cli.Flag{
+					{Name: "check", Kind: cli.Bool, Usage: "do not write; list the files that are not formatted and exit 1"},
+					{Name: "recursive", Kind: cli.Bool, Usage: "also format .hcl files in subdirectories of directory arguments"},
+				},
+				Help: `PATH is a file or a directory (its .hcl files; default: the current directory). "-" reads a spec from stdin and writes the formatted text to stdout. JSON specs are left alone.`,
+				Exit: "0 formatted (or already formatted), 1 error or, with -check, unformatted files.",
+				Run:  runFmt,
+			},
+			{
+				Name: "unit", Synopsis: "print the hardened systemd unit for the daemon (see systemd/README.md)",
+				Help: "  jitsi-agent unit > /etc/systemd/system/jitsi-agent.service",
+				Run:  runUnit,
+			},
+			{
+				Name: "completion", Synopsis: "print a shell completion script for bash, zsh or fish",
+				Args: []cli.Arg{{Name: "SHELL", Complete: cli.CompleteWords, Words: []string{"bash", "zsh", "fish"}}},
+				Help: `  jitsi-agent completion bash > /usr/share/bash-completion/completions/jitsi-agent
+  jitsi-agent completion zsh > "${fpath[1]}/_jitsi-agent"
+  jitsi-agent completion fish > ~/.config/fish/completions/jitsi-agent.fish`,
+				Run: runCompletion,
+			},
+			{
+				Name: "man", Synopsis: "print the man page (roff)",
+				Help: "  jitsi-agent man | man -l -\n  jitsi-agent man > /usr/local/share/man/man1/jitsi-agent.1",
+				Run:  runMan,
+			},
+			{
+				Name: "version", Synopsis: "print the version, commit and build date",
+				Run: runVersion,
+			},
+		},
+	}
+}
