@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,11 +10,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jitsi-agent/jitsi-agent/internal/apply"
-	"github.com/jitsi-agent/jitsi-agent/internal/certs"
+	"github.com/jitsi-agent/jitsi-agent/internal/accounts"
+	"github.com/jitsi-agent/jitsi-agent/internal/agent"
 	"github.com/jitsi-agent/jitsi-agent/internal/cli"
-	"github.com/jitsi-agent/jitsi-agent/internal/plan"
-	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 	"github.com/jitsi-agent/jitsi-agent/internal/systemd"
 )
 
@@ -38,7 +35,7 @@ func runApply(c *cli.Call) int {
 	}
 	// Render once without touching the state directory: a template error
 	// must change nothing at all.
-	if _, err := desiredStateReadOnly(d, root); err != nil {
+	if _, err := agent.DesiredStateReadOnly(d, root, time.Now()); err != nil {
 		fmt.Fprintf(stderr, "Error: %v\nNothing was changed.\n", err)
 		return exitError
 	}
@@ -50,58 +47,52 @@ func runApply(c *cli.Call) int {
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(progress, "jitsi-agent: "+format+"\n", a...) }
 
+	env := agent.Env{}
+	if !noReload {
+		var bus agent.Bus
+		defer bus.Close()
+		env.Units = bus.Units
+		env.Accounts = accounts.System()
+	}
 	// Fresh host with ACME: obtain the certificates first (the agent answers
 	// HTTP-01 on port 80 itself while nothing else listens there), so nginx
 	// starts with the real certificate. Failures keep the placeholder.
 	if d.TLS.ACME != nil && realHost && !noACME {
-		obtainCertificates(ctx, d, root, logf, stderr)
+		if err := (agent.CertManager{}).Obtain(ctx, d, root, logf); err != nil {
+			fmt.Fprintf(stderr, "jitsi-agent: warning: certificates not obtained, keeping the current (or placeholder) certificate: %v\n", err)
+		}
 	}
 
-	set, err := desiredState(d, root)
+	set, err := agent.DesiredState(d, root, time.Now())
 	if err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return exitError
 	}
-	opts := apply.Options{Root: root, StateDir: d.StateDir, Keep: d.Backups, Progress: progress}
-	var held []string
-	if !overwriteDrift {
-		opts.Skip = func(c plan.Change) bool {
-			if c.HostChanged && driftPolicy(d, c.File) == spec.DriftReport {
-				held = append(held, c.Path)
-				return true
-			}
-			return false
-		}
-	}
-	res, err := apply.Apply(ctx, set, opts)
-	if err != nil {
+	res, err := agent.Apply(ctx, env, d, set, agent.ApplyOptions{Root: root, Progress: progress, Logf: logf,
+		OverwriteDrift: overwriteDrift, Always: true, RestartDeferred: restartDeferred})
+	if res.Files == nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return exitError
 	}
 	if quiet { // otherwise the progress lines already carried them
-		for _, n := range res.Notices {
+		for _, n := range res.Files.Notices {
 			fmt.Fprintf(stderr, "jitsi-agent: notice: %s\n", n)
 		}
 	}
-	for _, p := range held {
-		fmt.Fprintf(stderr, "jitsi-agent: drift: %s was edited on the host and its drift policy is \"report\": left as is (apply --overwrite-drift replaces it)\n", p)
+	for _, c := range res.Held {
+		fmt.Fprintf(stderr, "jitsi-agent: drift: %s was edited on the host and its drift policy is \"report\": left as is (apply --overwrite-drift replaces it)\n", c.Path)
 	}
 	if noReload {
-		if len(res.Units) > 0 {
-			fmt.Fprintf(stderr, "jitsi-agent: notice: not reloading (%s): %s\n", reloadSkipReason(realHost), strings.Join(res.Units, " "))
+		if len(res.Files.Units) > 0 {
+			fmt.Fprintf(stderr, "jitsi-agent: notice: not reloading (%s): %s\n", reloadSkipReason(realHost), strings.Join(res.Files.Units, " "))
 		}
 		return exitOK
 	}
-	bus, err := systemd.Connect(ctx, systemd.ConnectOptions{})
-	if err != nil {
-		fmt.Fprintf(stderr, "jitsi-agent: notice: %s\n", systemd.UnavailableNotice(err, res.Units))
+	if res.UnitsErr != nil {
+		fmt.Fprintf(stderr, "jitsi-agent: notice: %s\n", systemd.UnavailableNotice(res.UnitsErr, res.Files.Units))
 		return exitOK
 	}
-	defer bus.Close()
-	step := &serviceStep{d: d, set: set, root: root, opts: opts, res: res, units: bus, logf: logf,
-		restartDeferred: restartDeferred, accounts: true}
-	out, err := step.run(ctx)
-	if out != nil && out.Report != nil {
+	if out := res.Services; out != nil && out.Report != nil {
 		for _, u := range out.Report.Units {
 			if u.Action != systemd.ActionNone {
 				logf("%s %s: %s", u.Action, u.Unit, u.Result)
@@ -116,7 +107,7 @@ func runApply(c *cli.Call) int {
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
-		if isRollback(err) {
+		if agent.IsRollback(err) {
 			fmt.Fprintln(stderr, "jitsi-agent: the change was rolled back; fix the spec and apply again.")
 		}
 		return exitError
@@ -129,32 +120,4 @@ func reloadSkipReason(realHost bool) string {
 		return "--root is not /"
 	}
 	return "--no-reload"
-}
-
-// obtainCertificates runs one ACME pass with a bounded time.
-func obtainCertificates(ctx context.Context, d *spec.Deployment, root string, logf func(string, ...any), stderr io.Writer) {
-	cfg, err := certs.ConfigFor(d, root)
-	if err != nil {
-		fmt.Fprintf(stderr, "jitsi-agent: warning: certificates: %v\n", err)
-		return
-	}
-	m, err := certs.New(cfg)
-	if err != nil {
-		fmt.Fprintf(stderr, "jitsi-agent: warning: certificates: %v\n", err)
-		return
-	}
-	defer m.Close()
-	if err := m.Start(); err != nil {
-		fmt.Fprintf(stderr, "jitsi-agent: warning: certificates: %v\n", err)
-		return
-	}
-	cctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	logf("certificates: checking %s with %s", strings.Join(certs.Names(d), ", "), certs.DirectoryURL(d))
-	if err := m.ObtainOnce(cctx); err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			err = fmt.Errorf("the CA did not finish within 3 minutes")
-		}
-		fmt.Fprintf(stderr, "jitsi-agent: warning: certificates not obtained, keeping the current (or placeholder) certificate: %v\n", err)
-	}
 }

@@ -3,9 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 	"strings"
 	"time"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/certs"
 )

@@ -2,12 +2,13 @@ package main
 
 import (
 	"encoding/json"
-	specpkg "github.com/jitsi-agent/jitsi-agent/internal/spec"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	specpkg "github.com/jitsi-agent/jitsi-agent/internal/spec"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/certs"
 )

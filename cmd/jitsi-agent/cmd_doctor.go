@@ -3,24 +3,18 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 	"os"
 	"os/signal"
+	"time"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/agent"
+	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/doctor"
-	"github.com/jitsi-agent/jitsi-agent/internal/render"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
-
-// doctorEnv connects the doctor to the packages that own plan, systemd,
-// token and certificate state. The wiring (pipeline.go or a wiring file)
-// replaces it in an init(); fields it leaves nil make their checks "skip".
-// The returned func releases whatever it opened (a D-Bus connection).
-var doctorEnv = func(ctx context.Context, d *spec.Deployment, set *render.Set, root string) (doctor.Env, func()) {
-	return doctor.Env{}, func() {}
-}
 
 func runDoctor(c *cli.Call) int {
 	stdout, stderr := c.Stdout, c.Stderr
@@ -48,12 +42,12 @@ func runDoctor(c *cli.Call) int {
 	var env doctor.Env
 	if ok {
 		// Read-only: the doctor never generates or writes secrets.
-		set, err := desiredStateReadOnly(d, root)
+		set, err := agent.DesiredStateReadOnly(d, root, time.Now())
 		if err != nil {
 			opts.RenderErr = err
 		}
 		var release func()
-		env, release = doctorEnv(ctx, d, set, root)
+		env, release = agent.DoctorEnv(ctx, d, set, root)
 		defer release()
 	}
 	rep := doctor.Run(ctx, d, env, opts)

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"time"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/agent"
 	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
 	"github.com/jitsi-agent/jitsi-agent/internal/manifest"
@@ -23,7 +25,7 @@ func runPlan(c *cli.Call) int {
 		return exitError
 	}
 	// plan writes nothing: not even the internal secrets of a fresh host.
-	set, err := desiredStateReadOnly(d, root)
+	set, err := agent.DesiredStateReadOnly(d, root, time.Now())
 	if err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return exitError

@@ -2,10 +2,13 @@ package main
 
 import (
 	"fmt"
-	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/agent"
+	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
 )
@@ -33,11 +36,11 @@ func runRender(c *cli.Call) int {
 	}
 	// Render once with throwaway secrets so a template error writes nothing,
 	// not even the state directory.
-	if _, err := desiredStateReadOnly(d, out); err != nil {
+	if _, err := agent.DesiredStateReadOnly(d, out, time.Now()); err != nil {
 		fmt.Fprintf(stderr, "Error: %v\nNothing was written.\n", err)
 		return exitError
 	}
-	set, err := desiredState(d, out)
+	set, err := agent.DesiredState(d, out, time.Now())
 	if err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return exitError

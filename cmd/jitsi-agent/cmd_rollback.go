@@ -3,11 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/apply"
 )

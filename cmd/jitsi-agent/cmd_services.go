@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 	"text/tabwriter"
 	"time"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/agent"
+	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 	"github.com/jitsi-agent/jitsi-agent/internal/systemd"
@@ -40,7 +42,7 @@ func runServices(c *cli.Call) int {
 	rep := servicesReport{Systemd: "ok"}
 	code := exitOK
 
-	rep.Deferred, err = systemd.LoadDeferred(systemd.DeferredPath(stateDir(d, root)))
+	rep.Deferred, err = systemd.LoadDeferred(systemd.DeferredPath(agent.StateDir(d, root)))
 	if err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return exitError

@@ -4,10 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 	"io"
 	"strings"
 	"time"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/daemon"
 )

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 	"io"
 	"log"
 	"net/url"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/joinapi"
 	"github.com/jitsi-agent/jitsi-agent/internal/room"

@@ -3,9 +3,11 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/agent"
 	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
@@ -21,7 +23,7 @@ func runValidate(c *cli.Call) int {
 		fmt.Fprintf(stderr, "jitsi-agent: %s is not valid; nothing was changed.\n", path)
 		return exitError
 	}
-	set, err := desiredStateReadOnly(d, "/nonexistent-state-for-validate")
+	set, err := agent.DesiredStateReadOnly(d, "/nonexistent-state-for-validate", time.Now())
 	if err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return exitError
@@ -40,7 +42,7 @@ func validateJSON(c *cli.Call, path string) int {
 	res := spec.Load(path, opts)
 	diags := res.Diags
 	if !res.HasErrors() {
-		if _, err := desiredStateReadOnly(res.Deployment, "/nonexistent-state-for-validate"); err != nil {
+		if _, err := agent.DesiredStateReadOnly(res.Deployment, "/nonexistent-state-for-validate", time.Now()); err != nil {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Render failed", Detail: err.Error()})
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/agent"
 	"github.com/jitsi-agent/jitsi-agent/internal/certs"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
@@ -61,7 +62,7 @@ func TestCertificatePathsAgree(t *testing.T) {
 		t.Fatal("example invalid")
 	}
 	d.TLS.ACME = &spec.ACME{RSA: true, Listen: spec.DefaultACMEListen, DirectoryURL: spec.LetsEncryptStaging}
-	set, err := desiredStateReadOnly(d, t.TempDir())
+	set, err := agent.DesiredStateReadOnly(d, t.TempDir(), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

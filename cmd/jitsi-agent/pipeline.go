@@ -1,20 +1,13 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
-	"github.com/jitsi-agent/jitsi-agent/internal/certs"
 	"github.com/jitsi-agent/jitsi-agent/internal/cli"
-	"github.com/jitsi-agent/jitsi-agent/internal/render"
-	"github.com/jitsi-agent/jitsi-agent/internal/secrets"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
-	"github.com/jitsi-agent/jitsi-agent/templates"
 )
 
 // specOptions builds spec.Options from the spec flags of the call
@@ -58,72 +51,6 @@ func loadSpec(c *cli.Call, path string) (*spec.Deployment, bool) {
 		return nil, false
 	}
 	return res.Deployment, true
-}
-
-// stateDir is the state directory as seen from root.
-func stateDir(d *spec.Deployment, root string) string {
-	if root == "" {
-		root = "/"
-	}
-	return filepath.Join(root, d.StateDir)
-}
-
-// desiredState loads (generating once) the internal secrets kept in the state
-// directory under root, then renders every file of this host.
-func desiredState(d *spec.Deployment, root string) (*render.Set, error) {
-	sec, err := secrets.Ensure(secrets.Dir(stateDir(d, root)))
-	if err != nil {
-		return nil, fmt.Errorf("internal secrets: %w", err)
-	}
-	d.Secrets = sec
-	return renderDeployment(d, root)
-}
-
-// desiredStateReadOnly renders without writing anything: stored secrets are
-// used when present; missing ones (a fresh host) get throwaway values, which
-// is harmless because every file they appear in is new anyway.
-func desiredStateReadOnly(d *spec.Deployment, root string) (*render.Set, error) {
-	sec, _, err := secrets.Load(secrets.Dir(stateDir(d, root)))
-	if err != nil {
-		return nil, fmt.Errorf("internal secrets: %w", err)
-	}
-	for _, s := range []*spec.Secret{&sec.FocusPassword, &sec.JVBPassword, &sec.TURNSecret} {
-		if s.IsZero() {
-			*s = spec.NewSecret(ephemeral())
-		}
-	}
-	d.Secrets = sec
-	return renderDeployment(d, root)
-}
-
-// renderDeployment renders the configuration files, then adds the TLS
-// certificate files for nginx, Prosody and coturn (from the ACME cache, the
-// certificate already deployed, or a self-signed placeholder so the services
-// can start before the first issuance).
-func renderDeployment(d *spec.Deployment, root string) (*render.Set, error) {
-	srcs, err := templates.ReadUserSources(d)
-	if err != nil {
-		return nil, err
-	}
-	set, err := render.Render(render.Input{Deployment: d, Templates: templates.Overlay(d.TemplatesDir), UserSources: srcs})
-	if err != nil {
-		return nil, fmt.Errorf("render: %w", err)
-	}
-	mat, err := certs.Load(d, root, time.Now())
-	if err != nil {
-		return nil, fmt.Errorf("certificates: %w", err)
-	}
-	set.Files = append(set.Files, certs.Files(d, mat)...)
-	set.Sort()
-	return set, nil
-}
-
-func ephemeral() string {
-	var b [20]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b[:])
 }
 
 // hostRoot checks a --root value and returns it absolute with symlinks

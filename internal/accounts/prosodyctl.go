@@ -203,3 +203,28 @@ func summarize(out string) string {
 	}
 	return strings.Join(keep, "; ")
 }
+
+// Unavailable stands in for a Prosody that is not installed: the agent logs
+// Reason as a notice and leaves the accounts alone. Its methods fail.
+type Unavailable struct{ Reason string }
+
+var errUnavailable = errors.New("prosodyctl is not available")
+
+func (u Unavailable) Check(context.Context, string, string, spec.Secret) (Status, error) {
+	return StatusUnknown, errUnavailable
+}
+func (u Unavailable) Create(context.Context, string, string, spec.Secret) error {
+	return errUnavailable
+}
+func (u Unavailable) SetPassword(context.Context, string, string, spec.Secret) error {
+	return errUnavailable
+}
+
+// System is this machine's account backend: prosodyctl from PATH, or
+// Unavailable when Prosody is not installed.
+func System() Prosody {
+	if _, err := exec.LookPath("prosodyctl"); err != nil {
+		return Unavailable{Reason: "prosodyctl not found; the focus and jvb accounts were not created (install prosody, then apply again)"}
+	}
+	return ProsodyCtl{}
+}

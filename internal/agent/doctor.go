@@ -1,4 +1,4 @@
-package main
+package agent
 
 import (
 	"context"
@@ -15,27 +15,29 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/token"
 )
 
-func init() {
-	doctorEnv = func(ctx context.Context, d *spec.Deployment, set *render.Set, root string) (doctor.Env, func()) {
-		env := doctor.Env{}
-		release := func() {}
-		if set != nil {
-			env.Planner = doctorPlanner{d: d, set: set, root: root}
-		}
-		if bus, err := systemd.Connect(ctx, systemd.ConnectOptions{}); err == nil {
-			env.Services = doctorUnits{bus}
-			release = bus.Close
-		} else {
-			env.Services = doctorUnitsErr{err}
-		}
-		if d.Auth.Mode == spec.AuthJWT {
-			env.Tokens = doctorTokens{}
-		}
-		if d.TLS.ACME != nil {
-			env.Renewal = doctorRenewal{d: d, root: root}
-		}
-		return env, release
+// DoctorEnv connects the doctor to the packages that own plan, systemd,
+// token and certificate state; fields left nil make their checks "skip".
+// set may be nil (the render failed). The returned func releases what it
+// opened (a D-Bus connection).
+func DoctorEnv(ctx context.Context, d *spec.Deployment, set *render.Set, root string) (doctor.Env, func()) {
+	env := doctor.Env{}
+	release := func() {}
+	if set != nil {
+		env.Planner = doctorPlanner{d: d, set: set, root: root}
 	}
+	if bus, err := systemd.Connect(ctx, systemd.ConnectOptions{}); err == nil {
+		env.Services = doctorUnits{bus}
+		release = bus.Close
+	} else {
+		env.Services = doctorUnitsErr{err}
+	}
+	if d.Auth.Mode == spec.AuthJWT {
+		env.Tokens = doctorTokens{}
+	}
+	if d.TLS.ACME != nil {
+		env.Renewal = doctorRenewal{d: d, root: root}
+	}
+	return env, release
 }
 
 type doctorUnits struct{ bus *systemd.DBus }
@@ -124,7 +126,7 @@ func (p doctorPlanner) Summary(ctx context.Context) (doctor.PlanSummary, error) 
 	if err != nil {
 		return doctor.PlanSummary{}, err
 	}
-	m, err := manifest.Load(manifest.Path(stateDir(p.d, p.root)))
+	m, err := manifest.Load(manifest.Path(StateDir(p.d, p.root)))
 	if err != nil {
 		return doctor.PlanSummary{}, err
 	}
@@ -134,7 +136,7 @@ func (p doctorPlanner) Summary(ctx context.Context) (doctor.PlanSummary, error) 
 	}
 	drift := pl.HostChanged()
 	s := doctor.PlanSummary{Changes: len(pl.Changes), Drift: len(drift), DriftPaths: drift}
-	def, err := systemd.LoadDeferred(systemd.DeferredPath(stateDir(p.d, p.root)))
+	def, err := systemd.LoadDeferred(systemd.DeferredPath(StateDir(p.d, p.root)))
 	if err != nil {
 		return doctor.PlanSummary{}, err
 	}

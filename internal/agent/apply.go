@@ -1,0 +1,224 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/accounts"
+	"github.com/jitsi-agent/jitsi-agent/internal/apply"
+	"github.com/jitsi-agent/jitsi-agent/internal/plan"
+	"github.com/jitsi-agent/jitsi-agent/internal/render"
+	"github.com/jitsi-agent/jitsi-agent/internal/spec"
+	"github.com/jitsi-agent/jitsi-agent/internal/systemd"
+)
+
+// Env is the agent's side effects. The zero value touches nothing but the
+// files under the root: no units, no accounts, no ACME, the system clock.
+type Env struct {
+	// Units connects to the unit manager; nil means reloads are off (files
+	// only). An error means systemd is unavailable: the files are applied
+	// and Result.UnitsErr says why nothing was reloaded.
+	Units func(ctx context.Context) (systemd.Units, error)
+	// Accounts manages the focus/jvb Prosody accounts; nil leaves them
+	// alone. An accounts.Unavailable value logs its notice instead.
+	Accounts accounts.Prosody
+	// ACME obtains and renews certificates; nil never contacts a CA.
+	ACME ACME
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Reload tunes the reloader (health-check client, timeouts, journal);
+	// Services, DeferredPath, Redact, Now and Logf are filled in per apply.
+	Reload systemd.Options
+}
+
+func (e Env) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}
+
+// ApplyOptions says how one Apply runs.
+type ApplyOptions struct {
+	// Root is the directory treated as / ("" = /).
+	Root string
+	// Progress receives one line per file change; nil is quiet.
+	Progress io.Writer
+	// Logf receives one line per service action (accounts, units).
+	Logf func(format string, args ...any)
+	// OverwriteDrift also replaces hand-edited files whose drift policy is
+	// "report" (otherwise they are held back and listed in Result.Held).
+	OverwriteDrift bool
+	// Always runs the service step even when no file changed: it starts
+	// enabled units that are stopped and ensures the Prosody accounts (the
+	// CLI's every apply, the daemon's first).
+	Always bool
+	// RestartDeferred also runs the restarts earlier applies deferred.
+	RestartDeferred bool
+}
+
+// Result is what one Apply did. Fields are filled as far as the apply got.
+type Result struct {
+	// Files is the file transaction (nil when it failed).
+	Files *apply.Result
+	// Held are host-changed files with drift policy "report", left as is.
+	Held []plan.Change
+	// UnitsErr is set when reloads were wanted but systemd is unavailable.
+	UnitsErr error
+	// Services is the reload pass (and its rollback); nil when no unit
+	// step ran.
+	Services *systemd.Outcome
+	// Deferred is the --restart-deferred pass, when it ran.
+	Deferred *systemd.Report
+	// Accounts are the Prosody account results.
+	Accounts []accounts.Result
+}
+
+// Reloaded lists the units the reload pass reloaded, restarted or started
+// successfully.
+func (r *Result) Reloaded() []string {
+	var out []string
+	if r.Services == nil || r.Services.Report == nil {
+		return nil
+	}
+	for _, u := range r.Services.Report.Units {
+		switch u.Action {
+		case systemd.ActionReload, systemd.ActionRestart, systemd.ActionStart:
+			if u.Result != systemd.ResultFailed {
+				out = append(out, u.Unit)
+			}
+		}
+	}
+	return out
+}
+
+// IsRollback reports whether err says the files were put back (a unit
+// failed on the new files).
+func IsRollback(err error) bool {
+	var rbe *systemd.RollbackError
+	return errors.As(err, &rbe)
+}
+
+// IsCleanRollback reports whether err is a rollback that restored every
+// file (the previous configuration is in place again).
+func IsCleanRollback(err error) bool {
+	var rbe *systemd.RollbackError
+	return errors.As(err, &rbe) && rbe.RestoreErr == nil
+}
+
+// Apply makes the host match set: stage, validate, swap and record the files
+// (internal/apply), ensure the Prosody accounts, then reload, restart or
+// start the affected units in dependency order, verifying each; a unit that
+// fails puts the previous files back and reloads again (the error is then a
+// *systemd.RollbackError). A *apply.CheckError means nothing changed.
+func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o ApplyOptions) (*Result, error) {
+	res := &Result{}
+	root := o.Root
+	if root == "" {
+		root = "/"
+	}
+	logf := o.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	opts := apply.Options{Root: root, StateDir: d.StateDir, Keep: d.Backups, Progress: o.Progress, Now: env.Now}
+	if !o.OverwriteDrift {
+		opts.Skip = func(c plan.Change) bool {
+			if c.HostChanged && DriftPolicy(d, c.File) == spec.DriftReport {
+				res.Held = append(res.Held, c)
+				return true
+			}
+			return false
+		}
+	}
+	fr, err := apply.Apply(ctx, set, opts)
+	if err != nil {
+		return res, err
+	}
+	res.Files = fr
+	if !fr.Changed() && !o.Always && !o.RestartDeferred {
+		return res, nil
+	}
+	if env.Units == nil {
+		return res, nil
+	}
+	units, err := env.Units(ctx)
+	if err != nil {
+		res.UnitsErr = err
+		return res, nil
+	}
+
+	urgent, err := ensureAccounts(ctx, env, d, root, logf, res)
+	if err != nil {
+		return res, err
+	}
+	svcs := systemd.ServicesFor(d)
+	ro := env.Reload
+	ro.Services = svcs
+	ro.DeferredPath = systemd.DeferredPath(StateDir(d, root))
+	ro.Redact = set.Redact
+	ro.Logf = logf
+	if env.Now != nil {
+		ro.Now = env.Now
+	}
+	r := systemd.NewReloader(units, ro)
+	changes := append(systemd.ChangesFromPlan(fr.Changes), systemd.UrgentFor(svcs, urgent...)...)
+	var restorer systemd.Restorer
+	if fr.Changed() {
+		serial := fr.Serial
+		restorer = systemd.RestorerFunc(func(ctx context.Context) ([]string, error) {
+			u, err := apply.Undo(ctx, serial, opts)
+			if err != nil {
+				return nil, err
+			}
+			var paths []string
+			for _, c := range u.Changes {
+				paths = append(paths, hostPath(root, c.Dest()))
+			}
+			return paths, nil
+		})
+	}
+	out, err := systemd.ReloadOrRollback(ctx, r, changes, restorer)
+	res.Services = out
+	if err != nil {
+		return res, err
+	}
+	if o.RestartDeferred {
+		rep, err := r.RestartDeferred(ctx)
+		res.Deferred = rep
+		if err != nil {
+			return res, fmt.Errorf("deferred restarts: %w", err)
+		}
+		for _, u := range rep.Units {
+			logf("%s %s: %s", u.Action, u.Unit, u.Result)
+		}
+	}
+	return res, nil
+}
+
+// ensureAccounts creates or updates focus@auth.DOMAIN and jvb@auth.DOMAIN
+// and returns the components whose login changed (they must restart now).
+func ensureAccounts(ctx context.Context, env Env, d *spec.Deployment, root string, logf func(string, ...any), res *Result) ([]string, error) {
+	if env.Accounts == nil || !d.Host.HasRole(spec.Prosody) {
+		return nil, nil
+	}
+	if u, ok := env.Accounts.(accounts.Unavailable); ok {
+		logf("notice: %s", u.Reason)
+		return nil, nil
+	}
+	m := &accounts.Manager{Prosody: env.Accounts, StatePath: accounts.StatePath(StateDir(d, root))}
+	rs, err := m.Ensure(ctx, accounts.ForDeployment(d))
+	res.Accounts = rs
+	for _, r := range rs {
+		if r.Action != accounts.Unchanged {
+			logf("account %s: %s", r.JID, r.Action)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("prosody accounts: %w", err)
+	}
+	return accounts.Components(rs), nil
+}
