@@ -113,6 +113,10 @@ type Deployment struct {
 	Metrics  Metrics
 	TokenAPI *TokenAPI
 
+	// Extra is verbatim text appended to built-in files (settings the spec
+	// has no attribute for; jitsi-agent import keeps a host's here).
+	Extra Extra
+
 	// Secrets holds every secret value that the rendered files contain
 	// (app secret, TURN secret, focus/jvb passwords). Filled by the secrets
 	// store before rendering; used for redaction.
@@ -289,6 +293,17 @@ type Template struct {
 	Check       string // command run against the staged file; {{.Path}} expands
 	Drift       string
 	Range       hcl.Range
+}
+
+// Extra holds verbatim text that the built-in templates append, one field
+// per file: Prosody (Lua, after the last section: reopen a section with
+// VirtualHost/Component), Jicofo and JVB (HOCON; later keys win),
+// SipCommunicator (properties), ConfigJS (JavaScript statements after
+// `var config`), Nginx (http context, after the server blocks), NginxServer
+// (inside the HTTPS server block, after its locations) and Coturn (lines).
+// Each ends with a newline when non-empty.
+type Extra struct {
+	Prosody, Jicofo, JVB, SipCommunicator, ConfigJS, Nginx, NginxServer, Coturn string
 }
 
 // Watch configures the daemon.

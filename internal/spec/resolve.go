@@ -293,8 +293,43 @@ func (r *resolver) resolve() *Deployment {
 	r.resolveWatch(d)
 	r.resolveMetrics(d)
 	r.resolveTokenAPI(d)
+	r.resolveExtra(d)
 	r.checkPorts(d)
 	return d
+}
+
+// MaxExtraBytes bounds each extra text.
+const MaxExtraBytes = 64 << 10
+
+func (r *resolver) resolveExtra(d *Deployment) {
+	e := r.raw.Extra
+	if e == nil {
+		return
+	}
+	for _, f := range []struct {
+		name string
+		in   *string
+		out  *string
+	}{
+		{"prosody", e.Prosody, &d.Extra.Prosody}, {"jicofo", e.Jicofo, &d.Extra.Jicofo}, {"jvb", e.JVB, &d.Extra.JVB},
+		{"sip_communicator", e.SipCommunicator, &d.Extra.SipCommunicator}, {"config_js", e.ConfigJS, &d.Extra.ConfigJS},
+		{"nginx", e.Nginx, &d.Extra.Nginx}, {"nginx_server", e.NginxServer, &d.Extra.NginxServer}, {"coturn", e.Coturn, &d.Extra.Coturn},
+	} {
+		if f.in == nil || *f.in == "" {
+			continue
+		}
+		v := *f.in
+		switch {
+		case len(v) > MaxExtraBytes:
+			r.errf(at(e.Body, f.name), "Extra text too long", "extra.%s has %d bytes; the limit is %d. Keep only the settings the spec cannot express.", f.name, len(v), MaxExtraBytes)
+		case strings.ContainsRune(v, 0):
+			r.errf(at(e.Body, f.name), "Extra text contains a NUL byte", "extra.%s is appended to a text file; remove the NUL byte.", f.name)
+		}
+		if !strings.HasSuffix(v, "\n") {
+			v += "\n"
+		}
+		*f.out = v
+	}
 }
 
 func (r *resolver) path(p string) string {

@@ -45,6 +45,7 @@ type rawSpec struct {
 	Watch       *rawWatch       `hcl:"watch,block"`
 	Metrics     *rawMetrics     `hcl:"metrics,block"`
 	TokenAPI    *rawTokenAPI    `hcl:"token_api,block"`
+	Extra       *rawExtra       `hcl:"extra,block"`
 
 	Body hcl.Body `hcl:",body"`
 }
@@ -196,6 +197,18 @@ type rawWatch struct {
 	Max    *string  `hcl:"max,optional"`
 	Rescan *string  `hcl:"rescan,optional"`
 	Body   hcl.Body `hcl:",body"`
+}
+
+type rawExtra struct {
+	Prosody         *string  `hcl:"prosody,optional"`
+	Jicofo          *string  `hcl:"jicofo,optional"`
+	JVB             *string  `hcl:"jvb,optional"`
+	SipCommunicator *string  `hcl:"sip_communicator,optional"`
+	ConfigJS        *string  `hcl:"config_js,optional"`
+	Nginx           *string  `hcl:"nginx,optional"`
+	NginxServer     *string  `hcl:"nginx_server,optional"`
+	Coturn          *string  `hcl:"coturn,optional"`
+	Body            hcl.Body `hcl:",body"`
 }
 
 type rawMetrics struct {
