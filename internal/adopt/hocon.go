@@ -125,10 +125,10 @@ func (d *hoconDoc) strList(path string) ([]string, bool) {
 }
 
 type hoconParser struct {
-	file string
-	src  string
-	pos  int
-	line int
+	file  string
+	src   string
+	pos   int
+	line  int
 	depth int
 }
 

@@ -1,0 +1,207 @@
+package adopt
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/render"
+	"github.com/jitsi-agent/jitsi-agent/internal/spec"
+	"github.com/jitsi-agent/jitsi-agent/templates"
+)
+
+// Fixed test secrets (fixtures only).
+const (
+	testAppSecret = "test-app-secret-0123456789abcdefghijklmn"
+	testFocus     = "test-focus-pw-4f8a2c"
+	testJVB       = "test-jvb-pw-9d3e7b"
+	testTURN      = "test-turn-secret-c0ffee42"
+)
+
+// renderSpecToRoot loads a spec, renders it with fixed secrets and writes
+// the built-in files (and links) under a new root, as apply would.
+func renderSpecToRoot(t *testing.T, path string) (string, *render.Set) {
+	t.Helper()
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := ""
+	if first, _, _ := strings.Cut(string(src), "\n"); strings.HasPrefix(first, "# host: ") {
+		host = strings.TrimPrefix(first, "# host: ")
+	}
+	lr := spec.Load(path, spec.Options{
+		Host: host,
+		LookupEnv: func(k string) (string, bool) {
+			if k == "JITSI_APP_SECRET" {
+				return testAppSecret, true
+			}
+			return "", false
+		},
+		Hostname: func() (string, error) { return "meet1", nil },
+	})
+	if lr.HasErrors() {
+		var b bytes.Buffer
+		lr.WriteDiagnostics(&b)
+		t.Fatalf("%s: %s", path, b.String())
+	}
+	d := lr.Deployment
+	d.Templates = nil // user templates are the app's files, not Jitsi's
+	d.Secrets = spec.Secrets{FocusPassword: spec.NewSecret(testFocus), JVBPassword: spec.NewSecret(testJVB), TURNSecret: spec.NewSecret(testTURN)}
+	set, err := render.Render(render.Input{Deployment: d, Templates: templates.Overlay(""), UserSources: map[string][]byte{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	writeSet(t, root, set)
+	return root, set
+}
+
+func writeSet(t *testing.T, root string, set *render.Set) {
+	t.Helper()
+	for _, f := range set.Files {
+		p := filepath.Join(root, f.Path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if f.Kind == render.KindSymlink {
+			if err := os.Symlink(f.Target, p); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.WriteFile(p, f.Content, f.Mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func specCorpus(t *testing.T) []string {
+	t.Helper()
+	specs, _ := filepath.Glob("testdata/specs/*.hcl")
+	examples, _ := filepath.Glob("../../examples/*.hcl")
+	if len(examples) == 0 || len(specs) == 0 {
+		t.Fatal("no specs found")
+	}
+	return append(examples, specs...)
+}
+
+// TestRoundTrip: for every example and corpus spec, render -> import ->
+// render gives the same bytes, every setting understood (no finding other
+// than file modes the test's umask may change), and the imported spec is
+// fmt-clean.
+func TestRoundTrip(t *testing.T) {
+	for _, path := range specCorpus(t) {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			root, want := renderSpecToRoot(t, path)
+			out := filepath.Join(t.TempDir(), "jitsi.hcl")
+			res, err := Import(Options{Root: root, Out: out})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]render.File{}
+			for _, f := range res.Rendered.Files {
+				got[f.Path] = f
+			}
+			for _, w := range want.Files {
+				g, ok := got[w.Path]
+				if !ok {
+					t.Errorf("%s: not rendered after import", w.Path)
+					continue
+				}
+				if w.Kind != g.Kind || w.Target != g.Target || w.Mode != g.Mode || !bytes.Equal(w.Content, g.Content) {
+					t.Errorf("%s differs after import:\n%s", w.Path, firstDiff(string(w.Content), string(g.Content)))
+				}
+				delete(got, w.Path)
+			}
+			for p := range got {
+				t.Errorf("%s: rendered after import only", p)
+			}
+			for _, f := range res.Findings {
+				t.Errorf("unexpected finding: %+v", f)
+			}
+			if formatted, diags := spec.Format(out, res.Spec); diags.HasErrors() || !bytes.Equal(formatted, res.Spec) {
+				t.Errorf("imported spec is not fmt-clean: %v", diags)
+			}
+			if t.Failed() {
+				t.Logf("imported spec:\n%s", res.Spec)
+			}
+		})
+	}
+}
+
+// TestImportGoldenTrees: the render package's golden trees (rendered from
+// Go-built deployments, some of which no spec can express) import, and
+// every file whose rendering changes has findings explaining it.
+func TestImportGoldenTrees(t *testing.T) {
+	dirs, err := filepath.Glob("../render/testdata/golden/*")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no golden trees: %v", err)
+	}
+	for _, dir := range dirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			res, err := Import(Options{Root: dir, Out: filepath.Join(t.TempDir(), "jitsi.hcl")})
+			if filepath.Base(dir) == "jwt-nat-ports-acme" {
+				// web.http_port 8080 collides with the videobridge's REST port:
+				// a spec refuses that, so import must say so.
+				if err == nil || !strings.Contains(err.Error(), "8080") {
+					t.Fatalf("want a port conflict error, got %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			explained := map[string]bool{}
+			for _, f := range res.Findings {
+				explained[f.File] = true
+			}
+			for _, f := range res.Rendered.Files {
+				if f.Kind != render.KindFile {
+					continue
+				}
+				want, err := os.ReadFile(filepath.Join(dir, f.Path))
+				if err != nil {
+					if !explained[f.Path] {
+						t.Errorf("%s rendered, not on the host, not in the report", f.Path)
+					}
+					continue
+				}
+				if !bytes.Equal(want, f.Content) && !explained[f.Path] {
+					t.Errorf("%s changes without a finding:\n%s", f.Path, firstDiff(string(want), string(f.Content)))
+				}
+			}
+		})
+	}
+}
+
+func firstDiff(a, b string) string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	for i := 0; i < len(al) || i < len(bl); i++ {
+		var x, y string
+		if i < len(al) {
+			x = al[i]
+		}
+		if i < len(bl) {
+			y = bl[i]
+		}
+		if x != y {
+			return "  line " + strings.TrimSpace(strings.Repeat(" ", 1)) + itoa(i+1) + "\n  host:     " + x + "\n  rendered: " + y
+		}
+	}
+	return ""
+}
+
+func itoa(i int) string {
+	if i == 0 {
+		return "0"
+	}
+	s := ""
+	for i > 0 {
+		s = string(rune('0'+i%10)) + s
+		i /= 10
+	}
+	return s
+}
