@@ -212,6 +212,7 @@ units whose files changed and rolls back what breaks. 'jitsi-agent init' writes 
 				Exit: "0 formatted (or already formatted), 1 error or, with -check, unformatted files.",
 				Run:  runFmt,
 			},
+			importCommand(),
 			{
 				Name: "unit", Synopsis: "print the hardened systemd unit for the daemon (see systemd/README.md)",
 				Help: "  jitsi-agent unit > /etc/systemd/system/jitsi-agent.service",

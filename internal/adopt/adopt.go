@@ -18,8 +18,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -343,6 +346,22 @@ func compareHost(h *hostFiles, set *render.Set, d *spec.Deployment, keep bool) (
 	return fs, ex, nil
 }
 
+// fileOwner returns the user and group names of a file ("" if unknown).
+func fileOwner(st fs.FileInfo) (string, string) {
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "", ""
+	}
+	u, g := strconv.Itoa(int(sys.Uid)), strconv.Itoa(int(sys.Gid))
+	if uu, err := user.LookupId(u); err == nil {
+		u = uu.Username
+	}
+	if gg, err := user.LookupGroupId(g); err == nil {
+		g = gg.Name
+	}
+	return u, g
+}
+
 func legacyUnderstood(k string) bool {
 	return strings.HasPrefix(k, "org.jitsi.videobridge.xmpp.user.") ||
 		k == "org.ice4j.ice.harvest.NAT_HARVESTER_LOCAL_ADDRESS" || k == "org.ice4j.ice.harvest.NAT_HARVESTER_PUBLIC_ADDRESS" ||
@@ -371,6 +390,10 @@ func fileFindings(h *hostFiles, set *render.Set) []Finding {
 				out = append(out, Finding{File: f.Path, Kind: KindChanged, Setting: "symlink target", Old: t, New: f.Target, Reason: "relative link"})
 			}
 		default:
+			if o, g := fileOwner(st); o != "" && (f.Owner != "" && o != f.Owner || f.Group != "" && g != f.Group) {
+				out = append(out, Finding{File: f.Path, Kind: KindChanged, Setting: "owner", Old: o + ":" + g, New: f.Owner + ":" + f.Group,
+					Reason: "the service's user reads it (applied when that user exists)"})
+			}
 			if st.Mode().Perm() != f.Mode {
 				out = append(out, Finding{File: f.Path, Kind: KindChanged, Setting: "mode", Old: fmt.Sprintf("%04o", st.Mode().Perm()), New: fmt.Sprintf("%04o", f.Mode),
 					Reason: "the file holds secrets or is read by one service only"})

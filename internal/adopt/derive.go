@@ -21,11 +21,11 @@ type imported struct {
 	// hostName is the host block name ("" = none).
 	hostName string
 	// xmppHost is the Prosody machine when it is not this one.
-	xmppHost string
-	appSecret string
+	xmppHost               string
+	appSecret              string
 	focus, jvb, turnSecret secretFound
-	notes []Finding // understood-with-remarks (conflicts, short secrets)
-	rsa   bool
+	notes                  []Finding // understood-with-remarks (conflicts, short secrets)
+	rsa                    bool
 }
 
 type secretFound struct {

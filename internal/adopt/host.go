@@ -23,7 +23,7 @@ const (
 	pathTURNAgent    = "/etc/coturn/turnserver.conf"
 )
 
-func prosodyPath(domain string) string { return "/etc/prosody/conf.avail/" + domain + ".cfg.lua" }
+func prosodyPath(domain string) string  { return "/etc/prosody/conf.avail/" + domain + ".cfg.lua" }
 func configJSPath(domain string) string { return "/etc/jitsi/meet/" + domain + "-config.js" }
 func nginxPath(domain string) string    { return "/etc/nginx/sites-available/" + domain + ".conf" }
 

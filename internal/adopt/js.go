@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -26,11 +27,16 @@ type jsConfig struct {
 
 const jsTimeout = 2 * time.Second
 
+var ssiEcho = regexp.MustCompile(`<!--#\s*echo\s+var="[^"]*"\s+default="([^"]*)"\s*-->`)
+
 func parseConfigJS(file string, src []byte) (*jsConfig, error) {
 	if len(src) > maxInputSize {
 		return nil, fmt.Errorf("%s: larger than %d bytes", file, maxInputSize)
 	}
-	prog, err := parser.ParseFile(nil, file, string(src), 0)
+	// nginx serves config.js with SSI: for a request without a tenant every
+	// <!--# echo var="..." default="D" --> becomes D.
+	text := ssiEcho.ReplaceAllString(string(src), "$1")
+	prog, err := parser.ParseFile(nil, file, text, 0)
 	if err != nil {
 		var el parser.ErrorList
 		if errors.As(err, &el) && len(el) > 0 {

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestImportThenPlan: render the example into a root, import it back, and
+// plan the imported spec against the same root: every file plan would touch
+// is named in the import report, and a second import refuses to overwrite.
+func TestImportThenPlan(t *testing.T) {
+	t.Setenv("JITSI_APP_SECRET", "0123456789abcdef0123456789abcdef01")
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	var out, errb bytes.Buffer
+	if code := run([]string{"render", "../../examples/meet.hcl", "-out", root}, nil, &out, &errb); code != exitOK {
+		t.Fatalf("render: %d %s", code, errb.String())
+	}
+	specPath := filepath.Join(dir, "jitsi.hcl")
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"import", "-root", root, "-out", specPath}, nil, &out, &errb); code != exitOK {
+		t.Fatalf("import: %d %s", code, errb.String())
+	}
+	report := out.String()
+	if !strings.Contains(report, "Wrote "+specPath) {
+		t.Fatalf("report: %s", report)
+	}
+	if b, _ := os.ReadFile(specPath); bytes.Contains(b, []byte("0123456789abcdef0123456789abcdef01")) {
+		t.Fatal("app secret inline in the spec")
+	}
+	out.Reset()
+	errb.Reset()
+	code := run([]string{"plan", specPath, "-root", root, "--json"}, nil, &out, &errb)
+	if code != exitOK && code != exitChanges {
+		t.Fatalf("plan: %d %s", code, errb.String())
+	}
+	var plan struct {
+		Changes []struct {
+			Path string `json:"path"`
+		} `json:"changes"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &plan); err != nil {
+		t.Fatalf("plan json: %v\n%s", err, out.String())
+	}
+	for _, c := range plan.Changes {
+		if strings.Contains(c.Path, "/certs/") {
+			continue // TLS material is not configuration; render wrote placeholders
+		}
+		if !strings.Contains(report, c.Path) {
+			t.Errorf("plan changes %s, which the import report does not name\nreport:\n%s", c.Path, report)
+		}
+	}
+	// A second import does not overwrite the spec.
+	errb.Reset()
+	if code := run([]string{"import", "-root", root, "-out", specPath}, nil, &out, &errb); code != exitError || !strings.Contains(errb.String(), "exists") {
+		t.Errorf("second import: %d %s", code, errb.String())
+	}
+	// Bad input: an unparsable Prosody file is named with its line.
+	cfg := filepath.Join(root, "etc/prosody/conf.avail/meet.example.com.cfg.lua")
+	if err := os.WriteFile(cfg, []byte("VirtualHost \"meet.example.com\"\n  authentication = = 1\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	errb.Reset()
+	if code := run([]string{"import", "-root", root, "-out", filepath.Join(dir, "x.hcl")}, nil, &out, &errb); code != exitError || !strings.Contains(errb.String(), "meet.example.com.cfg.lua") || !strings.Contains(errb.String(), "line:2") && !strings.Contains(errb.String(), ":2") {
+		t.Errorf("bad prosody file: %d %s", code, errb.String())
+	}
+}
