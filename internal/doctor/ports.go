@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/ports"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
 
@@ -302,13 +303,15 @@ func (c *checker) portWants() []portWant {
 	}
 	if c.runs(spec.Prosody) {
 		u := c.unit(spec.Prosody, "prosody.service")
-		ws = append(ws, portWant{id: "port.xmpp", title: "XMPP c2s port (prosody, loopback only)", proto: "tcp", port: 5222,
+		model := d.Ports()
+		c2s, bosh := model.Port(ports.ProsodyC2S), model.Port(ports.ProsodyHTTP)
+		ws = append(ws, portWant{id: "port.xmpp", title: "XMPP c2s port (prosody, loopback only)", proto: "tcp", port: c2s,
 			service: "prosody", unit: u, match: isProsody, loopbackOnly: true,
 			startFix: "start prosody (systemctl start " + u + "); 'prosodyctl check config' shows config errors. Jicofo and the videobridge log in on this port"})
 		if c.runs(spec.Nginx) {
-			ws = append(ws, portWant{id: "port.bosh", title: "BOSH/WebSocket port (prosody, loopback only)", proto: "tcp", port: 5280,
+			ws = append(ws, portWant{id: "port.bosh", title: "BOSH/WebSocket port (prosody, loopback only)", proto: "tcp", port: bosh,
 				service: "prosody", unit: u, match: isProsody, loopbackOnly: true, reach: netip.MustParseAddr("127.0.0.1"),
-				startFix: "start prosody (systemctl start " + u + ") with mod_bosh and mod_websocket; nginx proxies /http-bind and /xmpp-websocket to 127.0.0.1:5280"})
+				startFix: "start prosody (systemctl start " + u + ") with mod_bosh and mod_websocket; nginx proxies /http-bind and /xmpp-websocket to 127.0.0.1:" + strconv.Itoa(bosh)})
 		}
 	}
 	return ws
@@ -327,11 +330,15 @@ var prosodyExtraPorts = []struct {
 	{5347, "external components", "component_ports = { }"},
 }
 
-// evalProsodyExposed warns when those ports are reachable from outside.
-func evalProsodyExposed(socks []Socket) Result {
+// evalProsodyExposed warns when those ports are reachable from outside
+// (s2s and Prosody's HTTPS only when the spec did not turn them on).
+func evalProsodyExposed(socks []Socket, model ports.Set) Result {
 	const id, title = "port.prosody-extra", "Prosody's other ports not exposed"
 	var open, offs []string
 	for _, p := range prosodyExtraPorts {
+		if model.Port(ports.ProsodyS2S) == p.port || model.Port(ports.ProsodyHTTPS) == p.port {
+			continue // wanted by the spec
+		}
 		var addrs []string
 		for _, s := range socks {
 			if s.Proto == "tcp" && s.Port == p.port && !s.Addr.IsLoopback() {
@@ -370,7 +377,7 @@ func (c *checker) checkPorts(ctx context.Context) []Result {
 		out = append(out, evalPort(w, socks))
 	}
 	if c.runs(spec.Prosody) {
-		out = append(out, evalProsodyExposed(socks))
+		out = append(out, evalProsodyExposed(socks, c.d.Ports()))
 	}
 	return out
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/ports"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
 
@@ -98,6 +99,17 @@ type BuiltinData struct {
 	JVBPrivatePort int
 	// JVBWebsocketDomain is "DOMAIN:HTTPSPort" for videobridge.websockets.
 	JVBWebsocketDomain string
+
+	// Ports is the port model of this host (spec.Deployment.Ports): the
+	// fields below are read from it, so what the files bind is what
+	// validation, the firewall and the probes assume.
+	Ports ports.Set
+	// ProsodyC2SPort, ProsodyHTTPPort: Prosody's c2s and BOSH/websocket
+	// ports; ProsodyS2SPort and ProsodyHTTPSPort are 0 when off.
+	ProsodyC2SPort, ProsodyHTTPPort, ProsodyS2SPort, ProsodyHTTPSPort int
+	// JicofoRESTPort is jicofo's REST API (nginx proxies conference
+	// requests to it); JVBPublicPort the videobridge's colibri websockets.
+	JicofoRESTPort, JVBPublicPort int
 
 	// ToolbarButtons is the config.js toolbar when chat or screen sharing
 	// is off (the full list minus those buttons); nil leaves the upstream
@@ -266,6 +278,12 @@ func newBuiltinData(d *spec.Deployment) (*BuiltinData, error) {
 	}
 	b.JVBWebsocketDomain = net.JoinHostPort(d.Domain, strconv.Itoa(httpsPort(d)))
 
+	b.Ports = d.Ports()
+	b.ProsodyC2SPort = orDefault(d.Prosody.C2SPort, spec.DefaultProsodyC2SPort)
+	b.ProsodyHTTPPort = orDefault(d.Prosody.HTTPPort, spec.DefaultProsodyHTTPPort)
+	b.ProsodyS2SPort, b.ProsodyHTTPSPort = d.Prosody.S2SPort, d.Prosody.HTTPSPort
+	b.JicofoRESTPort, b.JVBPublicPort = spec.JicofoRESTPort, spec.JVBPublicPort
+
 	if !d.Meeting.Chat || !d.Meeting.ScreenSharing {
 		for _, btn := range allToolbarButtons {
 			switch {
@@ -289,6 +307,14 @@ func newBuiltinData(d *spec.Deployment) (*BuiltinData, error) {
 		b.HTTPSRedirectPort = ":" + strconv.Itoa(p)
 	}
 	return b, nil
+}
+
+// orDefault is v, or def for a Deployment built without defaults.
+func orDefault(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
 }
 
 func httpsPort(d *spec.Deployment) int {

@@ -496,6 +496,18 @@ func checkProsodyStart(t *testing.T, combos []realCombo) {
 		writeCert(t, filepath.Join(certs, h+".crt"), filepath.Join(certs, h+".key"))
 	}
 	content = bytes.ReplaceAll(content, []byte(`"/etc/prosody/certs/`), []byte(`"`+certs+"/"))
+	// The rendered listeners (the port model) win over the main config:
+	// move them to free ports for this test.
+	c2s, httpPort := freePort(t), freePort(t)
+	for _, l := range []struct {
+		from string
+		port int
+	}{{"c2s_ports = { 5222 }", c2s}, {"http_ports = { 5280 }", httpPort}} {
+		if !bytes.Contains(content, []byte(l.from)) {
+			t.Fatalf("rendered Prosody config lacks %q", l.from)
+		}
+		content = bytes.ReplaceAll(content, []byte(l.from), []byte(strings.Replace(l.from, strings.Fields(l.from)[3], strconv.Itoa(l.port), 1)))
+	}
 	copyRoot := filepath.Join(dir, "tree")
 	cp := r
 	cp.root = copyRoot
@@ -503,7 +515,6 @@ func checkProsodyStart(t *testing.T, combos []realCombo) {
 	if err := os.WriteFile(cp.path(prosodyPath(r)), content, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c2s, httpPort := freePort(t), freePort(t)
 	main := prosodyMain(t, cp, dir, c2s, httpPort)
 	cmd := exec.Command(prosody, "-F", "--config", main)
 	var stdout bytes.Buffer

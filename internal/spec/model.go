@@ -112,6 +112,8 @@ type Deployment struct {
 	Watch    Watch
 	Metrics  Metrics
 	TokenAPI *TokenAPI
+	// Prosody holds Prosody's listeners (Ports() lists every port).
+	Prosody ProsodyListeners
 
 	// Extra is verbatim text appended to built-in files (settings the spec
 	// has no attribute for; jitsi-agent import keeps a host's here).
@@ -268,6 +270,16 @@ type Web struct {
 	Root      string // /usr/share/jitsi-meet
 	// Redirect HTTP to HTTPS (and serve ACME challenges on port 80).
 	HTTPRedirect bool
+}
+
+// ProsodyListeners are the ports Prosody listens on. 0 turns a listener
+// off; s2s and Prosody's own HTTPS are off unless the spec sets them (nginx
+// terminates TLS, and Jitsi federates only for visitors).
+type ProsodyListeners struct {
+	C2SPort   int // jicofo, jvb (and clients without BOSH) log in; default 5222
+	HTTPPort  int // BOSH and XMPP websocket on loopback, proxied by nginx; default 5280
+	S2SPort   int // server-to-server; 0 = off
+	HTTPSPort int // Prosody's own HTTPS; 0 = off
 }
 
 // Service is the systemd side of one component.

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +27,8 @@ const (
 	DefaultACMEListen      = "127.0.0.1:8402"
 	DefaultMetricsListen   = "127.0.0.1:9137"
 	DefaultTokenAPIListen  = "127.0.0.1:8450"
+	DefaultProsodyC2SPort  = 5222
+	DefaultProsodyHTTPPort = 5280
 	DefaultWatchQuiet      = 200 * time.Millisecond
 	DefaultWatchMax        = 2 * time.Second
 	DefaultWatchRescan     = 5 * time.Minute
@@ -294,6 +295,7 @@ func (r *resolver) resolve() *Deployment {
 	r.resolveMetrics(d)
 	r.resolveTokenAPI(d)
 	r.resolveExtra(d)
+	r.resolveProsody(d)
 	r.checkPorts(d)
 	return d
 }
@@ -1054,93 +1056,94 @@ func (r *resolver) resolveTokenAPI(d *Deployment) {
 	d.TokenAPI = api
 }
 
-// checkPorts makes sure no two listeners of this host share a port.
-func (r *resolver) checkPorts(d *Deployment) {
-	type use struct {
-		what string
-		rng  *hcl.Range
+// resolveProsody reads the prosody block (Prosody's listeners).
+func (r *resolver) resolveProsody(d *Deployment) {
+	p := r.raw.Prosody
+	if p == nil {
+		p = &rawProsody{}
 	}
-	tcp := map[int][]use{}
-	udp := map[int][]use{}
-	add := func(m map[int][]use, p int, what string, rng *hcl.Range) {
-		if p > 0 {
-			m[p] = append(m[p], use{what, rng})
-		}
+	d.Prosody.C2SPort = r.port(p.Body, "c2s_port", p.C2SPort, DefaultProsodyC2SPort)
+	d.Prosody.HTTPPort = r.port(p.Body, "http_port", p.HTTPPort, DefaultProsodyHTTPPort)
+	if p.S2SPort != nil {
+		d.Prosody.S2SPort = r.port(p.Body, "s2s_port", p.S2SPort, 0)
 	}
-	addAddr := func(m map[int][]use, addr, what string, rng *hcl.Range) {
-		if _, ps, err := net.SplitHostPort(addr); err == nil {
-			if p, err := strconv.Atoi(ps); err == nil {
-				add(m, p, what, rng)
-			}
-		}
+	if p.HTTPSPort != nil {
+		d.Prosody.HTTPSPort = r.port(p.Body, "https_port", p.HTTPSPort, 0)
 	}
+}
+
+// fieldRange is where a spec attribute ("web.https_port",
+// "tls.acme.listen") is written, or its block when it is not.
+func (r *resolver) fieldRange(field string) *hcl.Range {
+	i := strings.LastIndex(field, ".")
+	if i < 0 {
+		return at(r.raw.Body, field)
+	}
+	block, name := field[:i], field[i+1:]
 	raw := r.raw
-	var web, vb, turn, metrics, acme, api hcl.Body
-	if raw.Web != nil {
-		web = raw.Web.Body
-	}
-	if raw.Videobridge != nil {
-		vb = raw.Videobridge.Body
-	}
-	if raw.TURN != nil {
-		turn = raw.TURN.Body
-	}
-	if raw.Metrics != nil {
-		metrics = raw.Metrics.Body
-	}
-	if raw.TLS != nil && raw.TLS.ACME != nil {
-		acme = raw.TLS.ACME.Body
-	}
-	if raw.TokenAPI != nil {
-		api = raw.TokenAPI.Body
-	}
-	add(tcp, d.Web.HTTPPort, "web.http_port", at(web, "http_port"))
-	add(tcp, d.Web.HTTPSPort, "web.https_port", at(web, "https_port"))
-	add(tcp, 5222, "Prosody c2s (5222)", nil)
-	add(tcp, 5280, "Prosody HTTP (5280)", nil)
-	add(tcp, 8080, "videobridge REST (8080)", nil)
-	add(tcp, 8888, "jicofo REST (8888)", nil)
-	add(udp, d.Videobridge.UDPPort, "videobridge.udp_port", at(vb, "udp_port"))
-	if d.TURN.Enabled {
-		add(udp, d.TURN.Port, "turn.port", at(turn, "port"))
-		add(tcp, d.TURN.TLSPort, "turn.tls_port", at(turn, "tls_port"))
-		if d.TURN.RelayMin != 0 && d.Videobridge.UDPPort >= d.TURN.RelayMin && d.Videobridge.UDPPort <= d.TURN.RelayMax {
-			r.errf(at(turn, "relay_min_port"), "Port conflict", "The TURN relay range %d-%d contains the videobridge's udp_port %d.", d.TURN.RelayMin, d.TURN.RelayMax, d.Videobridge.UDPPort)
+	var body hcl.Body
+	switch block {
+	case "web":
+		if raw.Web != nil {
+			body = raw.Web.Body
+		}
+	case "videobridge":
+		if raw.Videobridge != nil {
+			body = raw.Videobridge.Body
+		}
+	case "jicofo":
+		if raw.Jicofo != nil {
+			body = raw.Jicofo.Body
+		}
+	case "turn":
+		if raw.TURN != nil {
+			body = raw.TURN.Body
+		}
+	case "metrics":
+		if raw.Metrics != nil {
+			body = raw.Metrics.Body
+		}
+	case "tls.acme":
+		if raw.TLS != nil && raw.TLS.ACME != nil {
+			body = raw.TLS.ACME.Body
+		}
+	case "token_api":
+		if raw.TokenAPI != nil {
+			body = raw.TokenAPI.Body
+		}
+	case "prosody":
+		if raw.Prosody != nil {
+			body = raw.Prosody.Body
 		}
 	}
-	if d.Metrics.Listen != "" {
-		addAddr(tcp, d.Metrics.Listen, "metrics.listen", at(metrics, "listen"))
+	if body == nil || !has(body, name) {
+		return nil
 	}
-	if d.TLS.ACME != nil {
-		addAddr(tcp, d.TLS.ACME.Listen, "tls.acme.listen", at(acme, "listen"))
-	}
-	if d.TokenAPI != nil {
-		addAddr(tcp, d.TokenAPI.Listen, "token_api.listen", at(api, "listen"))
-	}
-	for _, proto := range []string{"tcp", "udp"} {
-		m := tcp
-		if proto == "udp" {
-			m = udp
-		}
-		ports := make([]int, 0, len(m))
-		for p := range m {
-			ports = append(ports, p)
-		}
-		sort.Ints(ports)
-		for _, p := range ports {
-			uses := m[p]
-			if len(uses) < 2 {
-				continue
+	return at(body, name)
+}
+
+// checkPorts refuses specs whose services would fight over a port: every
+// binding of the port model (Deployment.Ports), pairwise, with the
+// location of an attribute the user wrote.
+func (r *resolver) checkPorts(d *Deployment) {
+	set := d.Ports()
+	for _, c := range set.Clashes() {
+		var rng *hcl.Range
+		fields := c.Fields()
+		for _, f := range fields {
+			if rg := r.fieldRange(f); rg != nil {
+				rng = rg
+				break
 			}
-			names := make([]string, len(uses))
-			var rng *hcl.Range
-			for i, u := range uses {
-				names[i] = u.what
-				if u.rng != nil && !u.rng.Empty() {
-					rng = u.rng
-				}
-			}
-			r.errf(rng, "Port conflict", "%d/%s is used by %s; give each its own port.", p, proto, strings.Join(names, " and "))
 		}
+		if rng == nil {
+			rg := r.raw.Body.MissingItemRange()
+			rng = &rg
+		}
+		fix := "give each its own port"
+		if len(fields) > 0 {
+			fix = "change " + strings.Join(fields, " or ")
+		}
+		r.errf(rng, "Port conflict", "%s; %s.", c.Error(), fix)
 	}
 }

@@ -46,8 +46,17 @@ type rawSpec struct {
 	Metrics     *rawMetrics     `hcl:"metrics,block"`
 	TokenAPI    *rawTokenAPI    `hcl:"token_api,block"`
 	Extra       *rawExtra       `hcl:"extra,block"`
+	Prosody     *rawProsody     `hcl:"prosody,block"`
 
 	Body hcl.Body `hcl:",body"`
+}
+
+type rawProsody struct {
+	C2SPort   *int     `hcl:"c2s_port,optional"`
+	HTTPPort  *int     `hcl:"http_port,optional"`
+	S2SPort   *int     `hcl:"s2s_port,optional"`
+	HTTPSPort *int     `hcl:"https_port,optional"`
+	Body      hcl.Body `hcl:",body"`
 }
 
 type rawHost struct {

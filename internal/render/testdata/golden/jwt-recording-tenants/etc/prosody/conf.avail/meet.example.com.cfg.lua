@@ -37,8 +37,13 @@ smacks_max_unacked_stanzas = 5
 smacks_hibernation_time = 60
 smacks_max_old_sessions = 1
 
--- Prosody's own HTTPS listener is not needed behind nginx:
---https_ports = { }
+-- Listeners (the spec's prosody block): c2s for jicofo and the videobridge,
+-- HTTP on loopback for BOSH and websocket behind nginx. Server-to-server and
+-- Prosody's own HTTPS are off unless the spec turns them on.
+c2s_ports = { 5222 }
+http_ports = { 5280 }
+https_ports = { }
+s2s_ports = { }
 
 VirtualHost "meet.example.com"
     authentication = "token" -- do not delete me
