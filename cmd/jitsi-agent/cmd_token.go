@@ -185,6 +185,10 @@ func runTokenVerify(c *cli.Call) int {
 		}
 		target = &token.Target{Room: roomName, Tenant: tenant}
 	}
+	if err := token.CheckSize(tok); err != nil {
+		fmt.Fprintf(stderr, "Rejected before Prosody (nginx 414, or no answer from Prosody's HTTP server): %v\n", err)
+		return exitError
+	}
 	cl, err := tk.Verify(tok, target)
 	var rej *token.Rejection
 	if errors.As(err, &rej) {

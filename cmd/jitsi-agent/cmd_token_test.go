@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -88,8 +89,13 @@ func TestTokenMintVerify(t *testing.T) {
 		strings.Repeat("x", 100<<10)+`"}`)
 	o.Reset()
 	e.Reset()
-	if code := run([]string{"token", "verify", spec, "-"}, strings.NewReader(big+"\n"), &o, &e); code != exitOK {
-		t.Fatalf("100 KiB token on stdin: %d %s", code, e.String())
+	if code := run([]string{"token", "verify", spec, "-"}, strings.NewReader(big+"\n"), &o, &e); code != exitError ||
+		!strings.Contains(e.String(), fmt.Sprintf("the token is %d bytes", len(big))) {
+		t.Fatalf("100 KiB token on stdin (read whole, refused for its size): %d %s", code, e.String())
+	}
+	// Tokens must fit in a URL: user fields are bounded.
+	if code, _, errs := runCLI(t, "token", "mint", spec, "--room", "r", "--name", strings.Repeat("n", 20000)); code != exitError || !strings.Contains(errs, "context.user.name is 20000 bytes") {
+		t.Fatalf("20,000-character name: %d %s", code, errs)
 	}
 	e.Reset()
 	if code := run([]string{"token", "verify", spec, "-"}, strings.NewReader(strings.Repeat("a", 1<<20+10)), &o, &e); code != exitError || !strings.Contains(e.String(), "more than") {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jitsi-agent/jitsi-agent/internal/ports"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
+	"github.com/jitsi-agent/jitsi-agent/internal/token"
 )
 
 // BuiltinData is the value "." of the built-in templates, and of any file in
@@ -130,6 +131,11 @@ type BuiltinData struct {
 	ACMEProxy string
 	// HTTPSRedirectPort is "" for 443, else ":PORT" (for redirects).
 	HTTPSRedirectPort string
+	// HeaderBuffer is nginx's large_client_header_buffers size ("10k"):
+	// Prosody's request head limit, so that nginx refuses (414) what
+	// Prosody would never answer. MaxTokenBytes is the token size that fits.
+	HeaderBuffer  string
+	MaxTokenBytes int
 }
 
 // NATMapping is one static ice4j mapping.
@@ -173,6 +179,8 @@ func newBuiltinData(d *spec.Deployment) (*BuiltinData, error) {
 		ConfigJSPath:      "/etc/jitsi/meet/" + d.Domain + "-config.js",
 		CoturnCert:        "/etc/coturn/certs/" + d.Domain + ".fullchain.pem",
 		CoturnKey:         "/etc/coturn/certs/" + d.Domain + ".privkey.pem",
+		HeaderBuffer:      strconv.Itoa(token.ProsodyHeadLimit>>10) + "k",
+		MaxTokenBytes:     token.MaxTokenBytes,
 	}
 	if d.Auth.Guests {
 		b.GuestDomain = d.GuestDomain()

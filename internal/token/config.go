@@ -24,6 +24,39 @@ const DefaultLifetime = 2 * time.Hour
 // has no leeway).
 const NotBeforeSkew = 10 * time.Second
 
+// Size limits. A token travels in URLs: the meeting link (/<room>?jwt=) and
+// the XMPP connection (/xmpp-websocket?room=..&token=.., /http-bind), through
+// nginx to Prosody. Prosody 0.12's HTTP parser waits for the end of the
+// request head within its first 10 KiB (net/http/parser.lua head_size_limit,
+// not configurable): a longer head is never answered. The rendered nginx
+// refuses request lines above the same size (large_client_header_buffers,
+// 414) instead of passing them on to hang.
+const (
+	// ProsodyHeadLimit is Prosody's request head limit in bytes.
+	ProsodyHeadLimit = 10 << 10
+	// MaxTokenBytes is the largest token mint makes and verify accepts:
+	// what is left of ProsodyHeadLimit after the request line's other parts
+	// (method, path, prefix, a 1023-byte room node percent-encoded again:
+	// up to ~1.7 KiB) and ~2 KiB of browser headers (User-Agent, Origin,
+	// Sec-WebSocket-*, Accept-*, Cookie).
+	MaxTokenBytes = 6 << 10
+	// Bounds of user fields (bytes).
+	MaxUserID     = 256
+	MaxUserName   = 256
+	MaxUserEmail  = 254
+	MaxUserAvatar = 2048
+)
+
+// CheckSize refuses a token too large to reach Prosody through the rendered
+// nginx (see MaxTokenBytes).
+func CheckSize(tok string) error {
+	if len(tok) > MaxTokenBytes {
+		return fmt.Errorf("the token is %d bytes; at most %d bytes reach Prosody in a URL (Prosody answers no request whose head exceeds %d bytes, and nginx refuses longer request lines with 414): shorten context.user (name, avatar) and drop unneeded claims",
+			len(tok), MaxTokenBytes, ProsodyHeadLimit)
+	}
+	return nil
+}
+
 // Config is what minting and verifying need. Build it with FromDeployment or
 // by hand in tests.
 type Config struct {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/luapattern"
 	"github.com/jitsi-agent/jitsi-agent/internal/room"
@@ -206,6 +207,17 @@ func (t *Tokens) Mint(r MintRequest) (string, error) {
 		}
 		sub = r.Tenant
 	}
+	for _, f := range []struct {
+		name, v string
+		max     int
+	}{{"id", r.User.ID, MaxUserID}, {"name", r.User.Name, MaxUserName}, {"email", r.User.Email, MaxUserEmail}, {"avatar", r.User.Avatar, MaxUserAvatar}} {
+		if len(f.v) > f.max {
+			return "", fmt.Errorf("mint: context.user.%s is %d bytes; the limit is %d (a token must fit in a URL: at most %d bytes reach Prosody)", f.name, len(f.v), f.max, MaxTokenBytes)
+		}
+		if !utf8.ValidString(f.v) {
+			return "", fmt.Errorf("mint: context.user.%s is not valid UTF-8", f.name)
+		}
+	}
 	ttl := r.TTL
 	if ttl == 0 {
 		ttl = t.cfg.Lifetime
@@ -242,6 +254,9 @@ func (t *Tokens) Mint(r MintRequest) (string, error) {
 	s := t.sign(buf, sig[:0])
 	buf = append(buf, '.')
 	buf = enc.AppendEncode(buf, s)
+	if err := CheckSize(string(buf)); err != nil {
+		return "", fmt.Errorf("mint: %w", err)
+	}
 	return string(buf), nil
 }
 

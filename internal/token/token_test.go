@@ -361,6 +361,36 @@ func TestMintRoomPattern(t *testing.T) {
 	}
 }
 
+func TestMintSize(t *testing.T) {
+	tk := newTokens(t, nil)
+	for name, u := range map[string]User{
+		"name":   {Name: strings.Repeat("n", MaxUserName+1)},
+		"id":     {ID: strings.Repeat("i", MaxUserID+1)},
+		"email":  {Email: strings.Repeat("e", MaxUserEmail+1)},
+		"avatar": {Avatar: strings.Repeat("a", MaxUserAvatar+1)},
+	} {
+		if _, err := tk.Mint(MintRequest{Room: "r", User: u}); err == nil || !strings.Contains(err.Error(), "context.user."+name) {
+			t.Errorf("%s over the limit: %v", name, err)
+		}
+	}
+	// Every field at its limit, escaped to the maximum, a long room: the
+	// token would not fit in a URL, and mint says so.
+	esc := strings.Repeat("<", MaxUserName)
+	_, err := tk.Mint(MintRequest{Room: strings.Repeat("ä", 170), User: User{ID: esc, Name: esc, Email: strings.Repeat("<", MaxUserEmail),
+		Avatar: strings.Repeat("<", MaxUserAvatar)}})
+	if err == nil || !strings.Contains(err.Error(), "bytes reach Prosody") {
+		t.Errorf("oversized token: %v", err)
+	}
+	tok, err := tk.Mint(MintRequest{Room: "weekly-sync", User: User{ID: strings.Repeat("i", MaxUserID), Name: strings.Repeat("n", MaxUserName),
+		Email: strings.Repeat("e", MaxUserEmail), Avatar: strings.Repeat("a", 1024)}})
+	if err != nil || len(tok) > MaxTokenBytes || CheckSize(tok) != nil {
+		t.Errorf("ordinary large token: %d bytes, %v", len(tok), err)
+	}
+	if CheckSize(strings.Repeat("a", MaxTokenBytes+1)) == nil {
+		t.Error("CheckSize accepts an oversized token")
+	}
+}
+
 func TestLuaNumber(t *testing.T) {
 	for f, want := range map[float64]string{5: "5.0", 0: "0.0", -3: "-3.0", 1.5: "1.5", 1e15: "1e+15", 7200: "7200.0", 1800000000: "1800000000.0"} {
 		if got := luaNumber(f); got != want {
