@@ -141,7 +141,7 @@ func (t *txn) externalChecks(ctx context.Context, files []staged) []Failure {
 	var fails []Failure
 	var lua []staged
 	for _, s := range files {
-		if s.op.kind != render.KindSymlink && strings.HasSuffix(s.op.path, ".lua") {
+		if s.op.kind != render.KindSymlink && isLua(s.op.path) {
 			lua = append(lua, s)
 		}
 	}
@@ -166,6 +166,26 @@ func (t *txn) externalChecks(ctx context.Context, files []staged) []Failure {
 	fails = append(fails, t.nginxChecks(ctx, files)...)
 	return fails
 }
+
+// Checkers names the external validators apply runs on a staged regular
+// file at p (a path as under /) when the tools are installed: "luac -p" for
+// Lua, "prosodyctl check config" for Prosody virtual hosts, "nginx -t" for
+// nginx sites. The files table (internal/files) is checked against it.
+func Checkers(p string) []string {
+	var out []string
+	if isLua(p) {
+		out = append(out, "luac -p")
+	}
+	if isProsodyVhost(p) {
+		out = append(out, "prosodyctl check config")
+	}
+	if isNginxSite(p) {
+		out = append(out, "nginx -t")
+	}
+	return out
+}
+
+func isLua(p string) bool { return strings.HasSuffix(p, ".lua") }
 
 // mapPaths replaces staged temp paths by the destination they stand for and
 // appends the exit status.

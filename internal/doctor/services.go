@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/files"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
 
@@ -129,19 +130,10 @@ func (c *checker) unitResult(id, title, unit, comp string, st UnitStatus) Result
 	}
 }
 
-// unitPackage names the Debian package of a component.
+// unitPackage names the Debian package of a component (internal/files).
 func unitPackage(comp string) string {
-	switch comp {
-	case spec.Prosody:
-		return "apt-get install prosody"
-	case spec.Jicofo:
-		return "apt-get install jicofo"
-	case spec.JVB:
-		return "apt-get install jitsi-videobridge2"
-	case spec.Nginx:
-		return "apt-get install nginx"
-	case spec.Coturn:
-		return "apt-get install coturn"
+	if c, ok := files.Lookup(comp); ok && c.Package != "" {
+		return "apt-get install " + c.Package
 	}
 	return "see the component's installation guide"
 }

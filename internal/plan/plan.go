@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/diff"
+	"github.com/jitsi-agent/jitsi-agent/internal/files"
 	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
 	"github.com/jitsi-agent/jitsi-agent/internal/manifest"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
-	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
 
 // FormatVersion is the version of the JSON report.
@@ -332,19 +332,15 @@ func Units(changes []Change) []string {
 		seq  int
 		unit string
 	}
-	order := map[string]int{}
-	for i, c := range spec.Components {
-		order[c] = i
-	}
 	seen := map[string]bool{}
 	var items []item
 	for i, ch := range changes {
 		if ch.Action == ActionUnmanage {
 			continue
 		}
-		r, ok := order[ch.Component]
-		if !ok {
-			r = len(spec.Components)
+		r := files.Rank(ch.Component)
+		if r > files.Rank("template:") {
+			r = files.Rank("template:") // other components sort by name with templates
 		}
 		for _, u := range ch.Units {
 			if u == "" || seen[u] {

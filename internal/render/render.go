@@ -17,6 +17,7 @@ import (
 	"sync"
 	"text/template"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/files"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
 
@@ -32,22 +33,7 @@ type Input struct {
 	UserSources map[string][]byte
 }
 
-// builtin describes one built-in output.
-type builtin struct {
-	tmpl      string // template file name
-	component string
-	path      string // absolute destination; DOMAIN substituted
-	link      string // optional symlink path pointing at path
-	linkText  string // the link's target text
-	mode      fs.FileMode
-	owner     string
-	group     string
-	sensitive bool // holds a secret
-	noUnits   bool // read per request; no reload needed
-	when      func(b *BuiltinData) bool
-}
-
-// Built-in template names.
+// Built-in template names (the files table, internal/files, names them).
 const (
 	TmplProsody   = "prosody.cfg.lua.tmpl"
 	TmplJicofo    = "jicofo.conf.tmpl"
@@ -58,56 +44,17 @@ const (
 	TmplTURN      = "turnserver.conf.tmpl"
 )
 
-func builtins(domain string) []builtin {
-	return []builtin{
-		{
-			tmpl: TmplProsody, component: spec.Prosody,
-			path:     "/etc/prosody/conf.avail/" + domain + ".cfg.lua",
-			link:     "/etc/prosody/conf.d/" + domain + ".cfg.lua",
-			linkText: "../conf.avail/" + domain + ".cfg.lua",
-			mode:     0o640, owner: "root", group: "prosody", sensitive: true,
-		},
-		{
-			tmpl: TmplJicofo, component: spec.Jicofo,
-			path: "/etc/jitsi/jicofo/jicofo.conf",
-			mode: 0o640, owner: "jicofo", group: "jitsi", sensitive: true,
-		},
-		{
-			tmpl: TmplJVB, component: spec.JVB,
-			path: "/etc/jitsi/videobridge/jvb.conf",
-			mode: 0o640, owner: "jvb", group: "jitsi", sensitive: true,
-		},
-		{
-			tmpl: TmplJVBLegacy, component: spec.JVB,
-			path: "/etc/jitsi/videobridge/sip-communicator.properties",
-			mode: 0o640, owner: "jvb", group: "jitsi",
-		},
-		{
-			// Served by nginx (with SSI) on every request: no reload.
-			tmpl: TmplConfigJS, component: spec.Nginx,
-			path: "/etc/jitsi/meet/" + domain + "-config.js",
-			mode: 0o644, owner: "root", group: "root", noUnits: true,
-		},
-		{
-			tmpl: TmplNginx, component: spec.Nginx,
-			path:     "/etc/nginx/sites-available/" + domain + ".conf",
-			link:     "/etc/nginx/sites-enabled/" + domain + ".conf",
-			linkText: "../sites-available/" + domain + ".conf",
-			mode:     0o644, owner: "root", group: "root",
-		},
-		{
-			// coturn reads /etc/turnserver.conf; the file itself lives in
-			// /etc/coturn so the hardened daemon (ProtectSystem=strict, /etc
-			// read-only except its ReadWritePaths) can replace it atomically
-			// through the link, as it does for conf.d and sites-enabled.
-			tmpl: TmplTURN, component: spec.Coturn,
-			path:     "/etc/coturn/turnserver.conf",
-			link:     "/etc/turnserver.conf",
-			linkText: "coturn/turnserver.conf",
-			mode:     0o640, owner: "root", group: "turnserver", sensitive: true,
-			when: func(b *BuiltinData) bool { return b.TURN },
-		},
+// enabled evaluates a table condition.
+func enabled(c files.Condition, data *BuiltinData) bool {
+	switch c {
+	case files.Always:
+		return true
+	case files.TURN:
+		return data.TURN
+	case files.Recording:
+		return data.RecorderDomain != ""
 	}
+	return false
 }
 
 // Render renders the desired state of the deployment's selected host: the
@@ -131,52 +78,50 @@ func Render(in Input) (*Set, error) {
 	set := &Set{Redact: secrets}
 
 	var buf bytes.Buffer
-	for _, b := range builtins(d.Domain) {
-		if !d.Host.HasRole(b.component) {
+	for _, b := range files.Table() {
+		if !d.Host.HasRole(b.Component) || !enabled(b.When, data) {
 			continue
 		}
-		if b.when != nil && !b.when(data) {
-			continue
-		}
+		path := files.Expand(b.Path, d.Domain)
 		if err := checkSecrets(b, data); err != nil {
-			return nil, fmt.Errorf("render %s: %w", b.path, err)
+			return nil, fmt.Errorf("render %s: %w", path, err)
 		}
-		src, err := fs.ReadFile(in.Templates, b.tmpl)
+		src, err := fs.ReadFile(in.Templates, b.Template)
 		if err != nil {
-			return nil, fmt.Errorf("render %s: reading template %s: %w", b.path, b.tmpl, err)
+			return nil, fmt.Errorf("render %s: reading template %s: %w", path, b.Template, err)
 		}
-		t, err := parseCached("builtin:"+b.tmpl, b.tmpl, src)
+		t, err := parseCached("builtin:"+b.Template, b.Template, src)
 		if err != nil {
-			return nil, fmt.Errorf("render %s: %w", b.path, err)
+			return nil, fmt.Errorf("render %s: %w", path, err)
 		}
 		buf.Reset()
 		if err := t.Execute(&buf, data); err != nil {
-			return nil, fmt.Errorf("render %s: %w", b.path, err)
+			return nil, fmt.Errorf("render %s: %w", path, err)
 		}
-		svc := d.Services[b.component]
+		svc := d.Services[b.Component]
 		var units []string
-		if svc.Unit != "" && !b.noUnits {
+		if svc.Unit != "" && b.Reload != files.ReloadNone {
 			units = []string{svc.Unit}
 		}
 		content := bytes.Clone(buf.Bytes())
 		set.Files = append(set.Files, File{
-			Path:      b.path,
+			Path:      path,
 			Kind:      KindFile,
 			Content:   content,
-			Mode:      b.mode,
-			Owner:     b.owner,
-			Group:     b.group,
-			Component: b.component,
+			Mode:      b.Mode,
+			Owner:     b.Owner,
+			Group:     b.Group,
+			Component: b.Component,
 			Units:     units,
-			Sensitive: b.sensitive || containsAny(content, secrets),
+			Sensitive: b.Sensitive || containsAny(content, secrets),
 			Drift:     svc.Drift,
 		})
-		if b.link != "" {
+		if b.Link != "" {
 			set.Files = append(set.Files, File{
-				Path:      b.link,
+				Path:      files.Expand(b.Link, d.Domain),
 				Kind:      KindSymlink,
-				Target:    b.linkText,
-				Component: b.component,
+				Target:    files.Expand(b.LinkText, d.Domain),
+				Component: b.Component,
 				Units:     units,
 				Drift:     svc.Drift,
 			})
@@ -203,25 +148,30 @@ func Render(in Input) (*Set, error) {
 
 // checkSecrets refuses to render a file whose secret was never loaded: an
 // empty password would otherwise be written and lock the component out.
-func checkSecrets(b builtin, data *BuiltinData) error {
-	need := map[string][]struct{ name, v string }{
-		TmplProsody: {{"auth.jwt app_secret", data.AppSecret}, {"TURN secret", data.TURNSecret}},
-		TmplJicofo:  {{"focus password", data.FocusPassword}},
-		TmplJVB:     {{"jvb password", data.JVBPassword}},
-		TmplTURN:    {{"TURN secret", data.TURNSecret}},
-	}
-	for _, s := range need[b.tmpl] {
-		if s.v != "" {
-			continue
+func checkSecrets(b files.File, data *BuiltinData) error {
+	for _, name := range b.Secrets {
+		v, needed := secretValue(name, data)
+		if needed && v == "" {
+			return fmt.Errorf("%s is empty (secrets not loaded)", name)
 		}
-		switch {
-		case s.name == "auth.jwt app_secret" && !data.JWT,
-			s.name == "TURN secret" && !data.TURN:
-			continue
-		}
-		return fmt.Errorf("%s is empty (secrets not loaded)", s.name)
 	}
 	return nil
+}
+
+// secretValue is a table secret's value and whether this deployment needs
+// it at all.
+func secretValue(name files.Secret, data *BuiltinData) (string, bool) {
+	switch name {
+	case files.AppSecret:
+		return data.AppSecret, data.JWT
+	case files.TURNSecret:
+		return data.TURNSecret, data.TURN
+	case files.FocusPassword:
+		return data.FocusPassword, true
+	case files.JVBPassword:
+		return data.JVBPassword, true
+	}
+	return "", true // an unknown secret is never loaded
 }
 
 func renderUser(d *spec.Deployment, ut spec.Template, sources map[string][]byte, secrets []string, buf *bytes.Buffer) (File, error) {

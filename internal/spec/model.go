@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/files"
 )
 
 // Auth modes.
@@ -38,17 +40,17 @@ const (
 	DriftReport  = "report"
 )
 
-// Component names, in reload dependency order.
+// Component names (internal/files is the table of components and files).
 const (
-	Prosody = "prosody"
-	Jicofo  = "jicofo"
-	JVB     = "jvb"
-	Nginx   = "nginx"
-	Coturn  = "coturn"
+	Prosody = files.Prosody
+	Jicofo  = files.Jicofo
+	JVB     = files.JVB
+	Nginx   = files.Nginx
+	Coturn  = files.Coturn
 )
 
 // Components lists the built-in components in reload order.
-var Components = []string{Prosody, Jicofo, JVB, Nginx, Coturn}
+var Components = files.ComponentNames()
 
 // Secret is a string that never prints itself. Use Reveal() where the value is
 // really needed (rendering, signing).

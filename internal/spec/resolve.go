@@ -14,6 +14,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/files"
 )
 
 // Defaults that other packages and the docs refer to.
@@ -42,12 +44,14 @@ const (
 )
 
 // DefaultUnits are the Debian unit names of the built-in components.
-var DefaultUnits = map[string]string{
-	Prosody: "prosody.service",
-	Jicofo:  "jicofo.service",
-	JVB:     "jitsi-videobridge2.service",
-	Nginx:   "nginx.service",
-	Coturn:  "coturn.service",
+var DefaultUnits = defaultUnits()
+
+func defaultUnits() map[string]string {
+	out := map[string]string{}
+	for _, c := range files.Components() {
+		out[c.Name] = c.Unit
+	}
+	return out
 }
 
 type resolver struct {
@@ -839,22 +843,9 @@ var unitRe = regexp.MustCompile(`^[A-Za-z0-9:_.@\\-]+\.(service|socket|target|ti
 
 func validUnit(s string) bool { return unitRe.MatchString(s) }
 
-// BuiltinPaths are the files the built-in components render for domain;
-// user templates may not write over them.
-func BuiltinPaths(domain string) []string {
-	return []string{
-		"/etc/prosody/conf.avail/" + domain + ".cfg.lua",
-		"/etc/prosody/conf.d/" + domain + ".cfg.lua",
-		"/etc/jitsi/jicofo/jicofo.conf",
-		"/etc/jitsi/videobridge/jvb.conf",
-		"/etc/jitsi/videobridge/sip-communicator.properties",
-		"/etc/jitsi/meet/" + domain + "-config.js",
-		"/etc/nginx/sites-available/" + domain + ".conf",
-		"/etc/nginx/sites-enabled/" + domain + ".conf",
-		"/etc/turnserver.conf",
-		"/etc/coturn/turnserver.conf",
-	}
-}
+// BuiltinPaths are the files the built-in components render for domain
+// (internal/files); user templates may not write over them.
+func BuiltinPaths(domain string) []string { return files.Paths(domain) }
 
 var ownerRe = regexp.MustCompile(`^[a-z_][a-z0-9_-]*\$?$|^[0-9]+$`)
 

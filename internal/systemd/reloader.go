@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/files"
 	"github.com/jitsi-agent/jitsi-agent/internal/plan"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
@@ -66,29 +67,16 @@ func UrgentFor(services map[string]spec.Service, components ...string) []Change 
 	return out
 }
 
-// rank is the reload order: Prosody first (Jicofo and JVB log in to it),
-// then Jicofo, JVB, nginx, coturn, then units named by custom templates.
-func rank(component string) int {
-	switch component {
-	case spec.Prosody:
-		return 0
-	case spec.Jicofo:
-		return 1
-	case spec.JVB:
-		return 2
-	case spec.Nginx:
-		return 3
-	case spec.Coturn:
-		return 4
-	}
-	if strings.HasPrefix(component, "template:") {
-		return 5
-	}
-	return 6
-}
+// rank is the reload order (the component table, internal/files): Prosody
+// first (Jicofo and JVB log in to it), then Jicofo, JVB, nginx, coturn, then
+// units named by custom templates.
+func rank(component string) int { return files.Rank(component) }
 
 // disruptive components end every running meeting when restarted.
-func disruptive(component string) bool { return component == spec.Jicofo || component == spec.JVB }
+func disruptive(component string) bool {
+	c, ok := files.Lookup(component)
+	return ok && c.Disruptive
+}
 
 // Order deduplicates changes by unit (a unit named by several components
 // takes the earliest position) and sorts them in reload order.
