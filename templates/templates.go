@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"os"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/input"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
 
@@ -58,7 +59,7 @@ func ReadUserSources(d *spec.Deployment) (map[string][]byte, error) {
 		if t.Source == "" {
 			return nil, fmt.Errorf("template %q: no source path", t.Name)
 		}
-		b, err := os.ReadFile(t.Source)
+		b, err := input.ReadFile(t.Source, input.MaxFile)
 		if err != nil {
 			return nil, fmt.Errorf("template %q: reading source: %w", t.Name, err) // the PathError names the path
 		}

@@ -286,7 +286,7 @@ func saveState(path string, st *state) error {
 	if err != nil {
 		return fmt.Errorf("encoding account state: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if err := fsys.MkdirPrivate(filepath.Dir(path)); err != nil {
 		return fmt.Errorf("saving account state: %w", err)
 	}
 	if err := fsys.WriteAtomic(path, append(b, '\n'), 0o600); err != nil {

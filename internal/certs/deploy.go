@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/input"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
@@ -96,14 +97,14 @@ func loadSlot(d *spec.Deployment, root string, s Slot, names []string, now time.
 // readDeployed reads the slot's nginx certificate and key. Missing files are
 // (nil, nil); present but unusable ones are an error.
 func readDeployed(root string, s Slot, p Paths) (*Bundle, error) {
-	chain, err := os.ReadFile(rootJoin(root, p.NginxCert))
+	chain, err := input.ReadFile(rootJoin(root, p.NginxCert), input.MaxFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", p.NginxCert, err)
 	}
-	key, err := os.ReadFile(rootJoin(root, p.NginxKey))
+	key, err := input.ReadFile(rootJoin(root, p.NginxKey), input.MaxFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s exists but its key %s does not", p.NginxCert, p.NginxKey)
 	}

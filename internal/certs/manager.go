@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
+
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +18,8 @@ import (
 	"golang.org/x/crypto/acme"
 	"golang.org/x/crypto/acme/autocert"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
+	"github.com/jitsi-agent/jitsi-agent/internal/input"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
 
@@ -88,11 +90,11 @@ func ConfigFor(d *spec.Deployment, root string) (Config, error) {
 		StatePath:     StatePath(d, root),
 		Deployed: func(s Slot) ([]byte, []byte, error) {
 			p := PathsFor(d, s)
-			c, err := os.ReadFile(rootJoin(root, p.NginxCert))
+			c, err := input.ReadFile(rootJoin(root, p.NginxCert), input.MaxFile)
 			if err != nil {
 				return nil, nil, err
 			}
-			k, err := os.ReadFile(rootJoin(root, p.NginxKey))
+			k, err := input.ReadFile(rootJoin(root, p.NginxKey), input.MaxFile)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -162,7 +164,7 @@ func New(cfg Config) (*Manager, error) {
 		cfg.Log = logrus.StandardLogger()
 	}
 	cfg.RenewBefore = min(max(cfg.RenewBefore, 0), 30*24*time.Hour)
-	if err := os.MkdirAll(cfg.CacheDir, 0o700); err != nil {
+	if err := fsys.MkdirPrivate(cfg.CacheDir); err != nil {
 		return nil, fmt.Errorf("certs: create cache dir: %w", err)
 	}
 	m := &Manager{cfg: cfg, clock: cfg.Clock, backoff: cfg.Backoff,

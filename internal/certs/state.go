@@ -108,7 +108,7 @@ func writeState(path string, s State) error {
 		return fmt.Errorf("encode certificate state: %w", err)
 	}
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := fsys.MkdirPrivate(dir); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
 	if err := fsys.WriteAtomic(path, append(b, '\n'), 0o640); err != nil {

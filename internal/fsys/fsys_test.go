@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/spec"
+
 	"github.com/jitsi-agent/jitsi-agent/internal/testenv"
 )
 
@@ -135,5 +137,33 @@ func TestLookups(t *testing.T) {
 	_, err := h.Lstat("/no/such")
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Fatal(err)
+	}
+}
+
+func TestMkdirPrivateParents0755(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "var", "lib", "jitsi-agent")
+	if err := MkdirPrivate(dir); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]os.FileMode{filepath.Join(root, "var"): 0o755, filepath.Join(root, "var", "lib"): 0o755, dir: 0o700} {
+		fi, err := os.Stat(p)
+		if err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: %v, %v; want %04o", p, fi.Mode().Perm(), err, want)
+		}
+	}
+	if err := MkdirPrivate(dir); err != nil { // existing: fine
+		t.Fatal(err)
+	}
+	f := filepath.Join(root, "file")
+	os.WriteFile(f, nil, 0o600)
+	if err := MkdirPrivate(f); err == nil {
+		t.Fatal("a file accepted as directory")
+	}
+}
+
+func TestTempMarkerMatchesSpec(t *testing.T) {
+	if TempMarker != spec.TempMarker {
+		t.Fatalf("fsys.TempMarker %q != spec.TempMarker %q: the destination guard would miss temporary names", TempMarker, spec.TempMarker)
 	}
 }

@@ -169,3 +169,23 @@ func CleanTemps(dir string) ([]string, error) {
 	}
 	return removed, nil
 }
+
+// MkdirPrivate creates dir with mode 0700 when it is missing, and its
+// missing parents with 0755 (os.MkdirAll(dir, 0o700) would make every
+// parent, e.g. ROOT/var and ROOT/var/lib under --root, 0700 too).
+func MkdirPrivate(dir string) error {
+	dir = filepath.Clean(dir)
+	if fi, err := os.Lstat(dir); err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("mkdir %s: exists and is not a directory", dir)
+		}
+		return nil
+	}
+	if _, err := MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("mkdir %s: %w", dir, err)
+	}
+	return nil
+}

@@ -32,6 +32,9 @@ var funcMap = template.FuncMap{
 	"shell":     shellQuote,
 	"dart":      dartString,
 	"join":      strings.Join,
+	// stepFunc is inserted by instrument() at the start of every range
+	// body of a user template; it is not meant to be called by hand.
+	stepFunc: step,
 }
 
 // luaString returns s as a double-quoted Lua string literal. Control bytes,

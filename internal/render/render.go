@@ -188,7 +188,9 @@ func renderUser(d *spec.Deployment, ut spec.Template, sources map[string][]byte,
 		return File{}, fmt.Errorf("%s: %w", where, err)
 	}
 	buf.Reset()
-	if err := t.Execute(buf, newTemplateData(d, ut.Name)); err != nil {
+	td := newTemplateData(d, ut.Name)
+	td.budget = &budget{steps: MaxTemplateSteps}
+	if err := t.Execute(&limitedWriter{buf: buf, limit: MaxTemplateOutput}, &td); err != nil {
 		return File{}, fmt.Errorf("%s: %w%s", where, err, fieldHint(err))
 	}
 	content := bytes.Clone(buf.Bytes())
@@ -238,6 +240,11 @@ func parseCached(slot, name string, src []byte) (*template.Template, error) {
 	if err != nil {
 		return nil, err
 	}
+	if strings.HasPrefix(slot, "user:") {
+		if err := instrument(t); err != nil {
+			return nil, err
+		}
+	}
 	parsed.Lock()
 	parsed.m[slot] = parsedTemplate{src: string(src), t: t}
 	parsed.Unlock()
@@ -265,7 +272,9 @@ func fieldHint(err error) string {
 	t := reflect.TypeOf(TemplateData{})
 	names := make([]string, 0, t.NumField())
 	for i := 0; i < t.NumField(); i++ {
-		names = append(names, t.Field(i).Name)
+		if t.Field(i).IsExported() {
+			names = append(names, t.Field(i).Name)
+		}
 	}
 	hint := ""
 	if s := spec.Suggest(m[1], names); s != "" {

@@ -88,6 +88,8 @@ type TemplateData struct {
 	ForceMute                        bool
 	MaxParticipants                  int
 	Recording, Livestreaming         bool
+
+	budget *budget // execution limits (see limits.go); not visible to templates
 }
 
 func newTemplateData(d *spec.Deployment, name string) TemplateData {

@@ -38,7 +38,10 @@ func Dir(stateDir string) string { return filepath.Join(stateDir, "secrets") }
 // error, never silently replaced: the running services still use its value.
 func Ensure(dir string) (spec.Secrets, error) {
 	var out spec.Secrets
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := fsys.MkdirPrivate(filepath.Dir(dir)); err != nil { // the state directory
+		return out, fmt.Errorf("create state directory %s: %w", filepath.Dir(dir), err)
+	}
+	if err := fsys.MkdirPrivate(dir); err != nil {
 		return out, fmt.Errorf("create secrets directory %s: %w", dir, err)
 	}
 	st, err := os.Stat(dir)

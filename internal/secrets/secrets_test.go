@@ -103,3 +103,17 @@ func TestRotate(t *testing.T) {
 		t.Error("unknown name accepted")
 	}
 }
+
+func TestEnsureParentsTraversable(t *testing.T) {
+	root := t.TempDir()
+	state := filepath.Join(root, "var", "lib", "jitsi-agent")
+	if _, err := Ensure(Dir(state)); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]os.FileMode{filepath.Join(root, "var"): 0o755, filepath.Join(root, "var", "lib"): 0o755, state: 0o700, Dir(state): 0o700} {
+		fi, err := os.Stat(p)
+		if err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: %v, %v; want %04o", p, fi.Mode().Perm(), err, want)
+		}
+	}
+}

@@ -48,10 +48,39 @@ func (r *Result) Summary() string {
 	return s
 }
 
+// MaxPrinted is how many diagnostics WriteDiagnostics prints; the rest are
+// counted in one closing line (a spec with 100,000 errors must not print
+// for minutes).
+const MaxPrinted = 20
+
 // WriteDiagnostics is the free-standing form of Result.WriteDiagnostics.
+// Errors come first, then warnings, each in source order.
 func WriteDiagnostics(w io.Writer, diags hcl.Diagnostics, files map[string]*hcl.File, redact []string) {
 	redact = sortedRedactions(redact)
-	for i, d := range diags {
+	ordered := make(hcl.Diagnostics, 0, len(diags))
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError {
+			ordered = append(ordered, d)
+		}
+	}
+	for _, d := range diags {
+		if d.Severity != hcl.DiagError {
+			ordered = append(ordered, d)
+		}
+	}
+	for i, d := range ordered {
+		if i == MaxPrinted {
+			errs, warns := 0, 0
+			for _, rest := range ordered[i:] {
+				if rest.Severity == hcl.DiagError {
+					errs++
+				} else {
+					warns++
+				}
+			}
+			fmt.Fprintf(w, "\n... and %d more error(s) and %d more warning(s) not shown (%d in all); fix the ones above and run again.\n", errs, warns, len(ordered))
+			return
+		}
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
@@ -59,7 +88,7 @@ func WriteDiagnostics(w io.Writer, diags hcl.Diagnostics, files map[string]*hcl.
 		if d.Severity == hcl.DiagWarning {
 			sev = "Warning"
 		}
-		fmt.Fprintf(w, "%s: %s\n", sev, d.Summary)
+		fmt.Fprintf(w, "%s: %s\n", sev, redactAll(d.Summary, redact))
 		if d.Subject != nil && d.Subject.Filename != "" {
 			rg := d.Subject
 			ctx := ""
@@ -77,7 +106,7 @@ func WriteDiagnostics(w io.Writer, diags hcl.Diagnostics, files map[string]*hcl.
 		}
 		if d.Detail != "" {
 			fmt.Fprintln(w)
-			for _, line := range wrap(d.Detail, 100) {
+			for _, line := range wrap(redactAll(d.Detail, redact), 100) {
 				fmt.Fprintf(w, "  %s\n", line)
 			}
 		}

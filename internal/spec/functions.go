@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/function"
 	"github.com/zclconf/go-cty/cty/function/stdlib"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/input"
 )
 
 // funcEnv holds what the spec functions may touch. Tests inject both.
@@ -74,6 +77,11 @@ func (e *funcEnv) functions() map[string]function.Function {
 		"tobool":        stdlib.MakeToFunc(cty.Bool),
 		"tolist":        stdlib.MakeToFunc(cty.List(cty.DynamicPseudoType)),
 	}
+	for name, f := range fns {
+		if name != "env" && name != "file" {
+			fns[name] = bounded(name, f)
+		}
+	}
 	return fns
 }
 
@@ -100,6 +108,12 @@ func (e *funcEnv) envFunc() function.Function {
 			}
 			name := args[0].AsString()
 			if v, ok := e.lookup(name); ok {
+				if err := input.Text(v); err != nil {
+					return cty.NilVal, fmt.Errorf("environment variable %s %v", name, err)
+				}
+				if len(v) > MaxValueBytes {
+					return cty.NilVal, fmt.Errorf("environment variable %s: %v", name, tooBig(len(v)))
+				}
 				return cty.StringVal(v), nil
 			}
 			if len(args) == 2 {
@@ -124,11 +138,12 @@ func (e *funcEnv) fileFunc() function.Function {
 				p = filepath.Join(e.dir, p)
 			}
 			e.reads[p] = struct{}{}
-			if err := regularFile(p); err != nil {
-				return cty.NilVal, err
-			}
 			b, err := e.readFile(p)
 			if err != nil {
+				var ie *input.Error
+				if errors.As(err, &ie) {
+					return cty.NilVal, err
+				}
 				if os.IsNotExist(err) {
 					return cty.NilVal, fmt.Errorf("no file at %s (relative paths resolve against the spec's directory %s)", p, e.dir)
 				}
@@ -139,6 +154,9 @@ func (e *funcEnv) fileFunc() function.Function {
 			}
 			s := string(b)
 			e.noteSecret(s)
+			if err := input.Text(s); err != nil {
+				return cty.NilVal, fmt.Errorf("%s %v; file() reads text files", p, err)
+			}
 			return cty.StringVal(s), nil
 		},
 	})
@@ -153,20 +171,7 @@ func (e *funcEnv) noteSecret(v string) {
 }
 
 // MaxInputFile caps what file() and template sources may read.
-const MaxInputFile = 1 << 20
+const MaxInputFile = input.MaxFile
 
-// regularFile refuses devices, FIFOs, directories and huge files, which would
-// hang or exhaust memory. A missing file is left to the reader's own error.
-func regularFile(p string) error {
-	fi, err := os.Stat(p)
-	if err != nil {
-		return nil
-	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file (%s); point at a file", p, fi.Mode().Type())
-	}
-	if fi.Size() > MaxInputFile {
-		return fmt.Errorf("%s is %d bytes; inputs are limited to %d bytes", p, fi.Size(), MaxInputFile)
-	}
-	return nil
-}
+// MaxSpecFile caps the spec itself (100,000 template blocks fit).
+const MaxSpecFile = 16 << 20

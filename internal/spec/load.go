@@ -12,6 +12,8 @@ import (
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/input"
 )
 
 // Options tune Load.
@@ -72,8 +74,12 @@ func Load(path string, opts Options) *Result {
 	if opts.LookupEnv == nil {
 		opts.LookupEnv = os.LookupEnv
 	}
+	readSpec := opts.ReadFile
+	if readSpec == nil {
+		readSpec = func(p string) ([]byte, error) { return input.ReadFile(p, MaxSpecFile) }
+	}
 	if opts.ReadFile == nil {
-		opts.ReadFile = os.ReadFile
+		opts.ReadFile = func(p string) ([]byte, error) { return input.ReadFile(p, MaxInputFile) }
 	}
 	if opts.Hostname == nil {
 		opts.Hostname = os.Hostname
@@ -83,7 +89,7 @@ func Load(path string, opts Options) *Result {
 	if err != nil {
 		abs = path
 	}
-	src, err := opts.ReadFile(path)
+	src, err := readSpec(path)
 	if err != nil {
 		res.Diags = append(res.Diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
@@ -93,16 +99,19 @@ func Load(path string, opts Options) *Result {
 		return res
 	}
 	res.Inputs = append(res.Inputs, abs)
+	if d := checkSource(src, path); d != nil {
+		res.Diags = append(res.Diags, d...)
+		return res
+	}
 
-	p := hclparse.NewParser()
 	var file *hcl.File
 	var diags hcl.Diagnostics
 	if strings.HasSuffix(path, ".json") {
-		file, diags = p.ParseJSON(src, path)
+		file, diags = hclparse.NewParser().ParseJSON(src, path)
 	} else {
-		file, diags = p.ParseHCL(src, path)
+		file, diags = parseHCL(src, path)
 	}
-	res.Files = p.Files()
+	res.Files = map[string]*hcl.File{path: file}
 	res.Diags = append(res.Diags, diags...)
 	if diags.HasErrors() {
 		return res
@@ -398,6 +407,16 @@ func evalLocals(blocks []rawLocals, ctx *hcl.EvalContext) hcl.Diagnostics {
 				continue
 			}
 			v, d := a.Expr.Value(ctx)
+			if !d.HasErrors() {
+				if n := valueSize(v, MaxValueBytes); n > MaxValueBytes {
+					d = append(d, &hcl.Diagnostic{
+						Severity: hcl.DiagError,
+						Summary:  "Value too large",
+						Detail:   fmt.Sprintf("Local %q: %v.", name, tooBig(n)),
+						Subject:  a.Expr.Range().Ptr(),
+					})
+				}
+			}
 			diags = append(diags, d...)
 			delete(pending, name)
 			progress = true
@@ -420,6 +439,43 @@ func evalLocals(blocks []rawLocals, ctx *hcl.EvalContext) hcl.Diagnostics {
 		}
 	}
 	return diags
+}
+
+// checkSource refuses control characters and NUL bytes anywhere in the
+// spec's source, then nesting deeper than MaxNesting (before the parser,
+// which would recurse once per level).
+func checkSource(src []byte, path string) hcl.Diagnostics {
+	if len(src) > MaxSpecFile {
+		return hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Spec too large",
+			Detail:   fmt.Sprintf("The spec is %d bytes; specs are limited to %d bytes.", len(src), MaxSpecFile),
+		}}
+	}
+	if err := input.Text(string(src)); err != nil {
+		line, col, off := 1, 1, 0
+		for i, r := range string(src) {
+			if r == 0 || (r < 0x20 && r != '\t' && r != '\n' && r != '\r') || r == 0x7f || r == 0xfffd {
+				off = i
+				break
+			}
+			if r == '\n' {
+				line, col = line+1, 1
+			} else {
+				col++
+			}
+		}
+		return hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Invalid character in spec",
+			Detail:   fmt.Sprintf("The spec %v. Write escapes such as \\n inside strings instead of raw control characters, and save the file as UTF-8.", err),
+			Subject:  &hcl.Range{Filename: path, Start: hcl.Pos{Line: line, Column: col, Byte: off}, End: hcl.Pos{Line: line, Column: col + 1, Byte: off + 1}},
+		}}
+	}
+	if strings.HasSuffix(path, ".json") {
+		return checkNestingJSON(src, path)
+	}
+	return checkNestingHCL(src, path)
 }
 
 func hclIdent(s string) bool {

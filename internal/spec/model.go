@@ -307,6 +307,9 @@ type Template struct {
 	Check       string // command run against the staged file; {{.Path}} expands
 	Drift       string
 	Range       hcl.Range
+	// ReadsSecret is true when the source refers to .AppSecret: the output
+	// then defaults to mode 0640 and may not be world-readable.
+	ReadsSecret bool
 }
 
 // Extra holds verbatim text that the built-in templates append, one field

@@ -5,10 +5,12 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"text/template/parse"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -16,6 +18,7 @@ import (
 	"github.com/zclconf/go-cty/cty/convert"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/files"
+	"github.com/jitsi-agent/jitsi-agent/internal/input"
 )
 
 // Defaults that other packages and the docs refer to.
@@ -253,6 +256,16 @@ func (r *resolver) secret(expr hcl.Expression, name string) (Secret, bool, bool)
 	}
 	s := v.AsString()
 	*r.redact = append(*r.redact, s)
+	if err := input.Text(s); err != nil {
+		rg := expr.Range()
+		r.errf(&rg, "Invalid character in "+name, "The value of %s %v.", name, err)
+		return Secret{}, false, false
+	}
+	if len(s) > 4096 {
+		rg := expr.Range()
+		r.errf(&rg, name+" too long", "%s is %d bytes; secrets are limited to 4096.", name, len(s))
+		return Secret{}, false, false
+	}
 	_, litDiags := expr.Value(nil) // succeeds only for constants
 	return NewSecret(s), !litDiags.HasErrors(), true
 }
@@ -260,6 +273,7 @@ func (r *resolver) secret(expr hcl.Expression, name string) (Secret, bool, bool)
 func (r *resolver) resolve() *Deployment {
 	raw := r.raw
 	d := &Deployment{SourceFile: r.specFile, SourceDir: r.specDir}
+	r.checkStrings(reflect.ValueOf(raw))
 
 	// Domain.
 	d.Domain = raw.Domain
@@ -672,6 +686,9 @@ func (r *resolver) resolveTURN(d *Deployment) {
 	if !validDomain(tu.Host) {
 		r.errf(at(t.Body, "host"), "Invalid TURN host", "%q is not a DNS name clients can resolve.", tu.Host)
 	}
+	if msg := lineProblem(tu.Realm); msg != "" {
+		r.errf(at(t.Body, "realm"), "Invalid TURN realm", "turn.realm %s: it is written as realm=VALUE on one line of turnserver.conf.", msg)
+	}
 	if sec, inline, ok := r.secret(t.Secret, "secret"); ok {
 		tu.Secret = sec
 		if strings.TrimSpace(sec.Reveal()) != sec.Reveal() {
@@ -709,6 +726,8 @@ func (r *resolver) resolveTLS(d *Deployment) {
 	for name, p := range map[string]string{"certificate": d.TLS.Certificate, "key": d.TLS.Key} {
 		if !filepath.IsAbs(p) {
 			r.errf(at(t.Body, name), "Path must be absolute", "tls.%s is read by nginx, Prosody and coturn; give an absolute path.", name)
+		} else if msg := nginxProblem(p); msg != "" {
+			r.errf(at(t.Body, name), "Path not usable", "tls.%s %s.", name, msg)
 		}
 	}
 	if t.ACME == nil {
@@ -784,10 +803,39 @@ func (r *resolver) resolveWeb(d *Deployment) {
 	d.Web.HTTPRedirect = boolOr(w.HTTPRedirect, true)
 	if !filepath.IsAbs(d.Web.Root) {
 		r.errf(at(w.Body, "root"), "Path must be absolute", "web.root is where the jitsi-meet-web package installs the app (default /usr/share/jitsi-meet).")
+	} else if msg := nginxProblem(d.Web.Root); msg != "" {
+		r.errf(at(w.Body, "root"), "Path not usable", "web.root %s.", msg)
 	}
 	if d.TLS.ACME != nil && d.Web.HTTPPort != 80 {
 		r.warnf(at(w.Body, "http_port"), "ACME needs port 80", "Let's Encrypt validates HTTP-01 on port 80; with http_port = %d a port forward from 80 must exist.", d.Web.HTTPPort)
 	}
+}
+
+// nginxProblem mirrors what the nginx template escaping refuses, so the
+// spec reports it with a location instead of the render failing later.
+func nginxProblem(s string) string {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c == 0x7f:
+			return "contains a control character (a newline?)"
+		case c == '$':
+			return "contains \"$\", which nginx would expand as a variable"
+		}
+	}
+	return ""
+}
+
+// lineProblem mirrors the "line" escaping of key=value files.
+func lineProblem(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return "contains a control character (a newline?)"
+		}
+	}
+	if strings.TrimSpace(s) != s {
+		return "has leading or trailing white space"
+	}
+	return ""
 }
 
 func (r *resolver) resolveServices(d *Deployment) {
@@ -879,6 +927,12 @@ func (r *resolver) resolveTemplates(d *Deployment) {
 	}
 	dests := map[string]string{}
 	names := map[string]bool{}
+	type source struct {
+		err     string
+		notText bool
+		secret  bool
+	}
+	sources := map[string]source{}
 	for _, t := range r.raw.Templates {
 		if names[t.Name] {
 			r.errf(t.DefRange.Ptr(), "Duplicate template", "template %q is declared twice.", t.Name)
@@ -887,22 +941,48 @@ func (r *resolver) resolveTemplates(d *Deployment) {
 		names[t.Name] = true
 		tp := Template{Name: t.Name, Range: t.DefRange, Owner: strOr(t.Owner, ""), Group: strOr(t.Group, ""), Notify: t.Notify, Check: strOr(t.Check, "")}
 		tp.Source = r.path(t.Source)
-		if err := regularFile(tp.Source); err != nil {
-			r.errf(at(t.Body, "source"), "Template source not usable", "template %q: %v.", t.Name, err)
-		} else if _, err := r.opts.ReadFile(tp.Source); err != nil {
-			r.errf(at(t.Body, "source"), "Template source not readable", "template %q: %v. Relative sources resolve against the spec's directory (%s).", t.Name, err, r.specDir)
+		src, seen := sources[tp.Source]
+		if !seen { // many templates may share one source: read and scan it once
+			b, err := r.opts.ReadFile(tp.Source)
+			switch {
+			case err != nil:
+				src.err = fmt.Sprintf("%v. Relative sources resolve against the spec's directory (%s)", err, r.specDir)
+			case input.Text(string(b)) != nil:
+				src.err = fmt.Sprintf("%s %v", tp.Source, input.Text(string(b)))
+				src.notText = true
+			default:
+				src.secret = readsSecret(t.Name, b)
+			}
+			sources[tp.Source] = src
 		}
-		tp.Destination = filepath.Clean(t.Destination)
 		switch {
-		case !filepath.IsAbs(t.Destination):
-			r.errf(at(t.Body, "destination"), "Destination must be absolute", "template %q: destination %q must be an absolute path such as \"/srv/app/.env\".", t.Name, t.Destination)
-		case builtin[tp.Destination]:
-			r.errf(at(t.Body, "destination"), "Destination is a built-in file", "template %q would overwrite %s, which jitsi-agent renders itself. To change a built-in file, override its template in templates_dir.", t.Name, tp.Destination)
-		case dests[tp.Destination] != "":
-			r.errf(at(t.Body, "destination"), "Two templates write one file", "templates %q and %q both write %s.", dests[tp.Destination], t.Name, tp.Destination)
+		case src.notText:
+			r.errf(at(t.Body, "source"), "Template source is not text", "template %q: %s.", t.Name, src.err)
+		case src.err != "":
+			r.errf(at(t.Body, "source"), "Template source not readable", "template %q: %s.", t.Name, src.err)
+		}
+		tp.ReadsSecret = src.secret
+		tp.Destination = filepath.Clean(t.Destination)
+		if msg := r.destinationProblem(d, t.Destination); msg != "" {
+			summary := "Destination not allowed"
+			if !filepath.IsAbs(t.Destination) {
+				summary = "Destination must be absolute"
+			}
+			r.errf(at(t.Body, "destination"), summary, "template %q: %s", t.Name, msg)
+		} else {
+			switch {
+			case builtin[tp.Destination]:
+				r.errf(at(t.Body, "destination"), "Destination is a built-in file", "template %q would overwrite %s, which jitsi-agent renders itself. To change a built-in file, override its template in templates_dir.", t.Name, tp.Destination)
+			case dests[tp.Destination] != "":
+				r.errf(at(t.Body, "destination"), "Two templates write one file", "templates %q and %q both write %s.", dests[tp.Destination], t.Name, tp.Destination)
+			}
 		}
 		dests[tp.Destination] = t.Name
-		mode := strOr(t.Mode, "0644")
+		defMode := "0644"
+		if tp.ReadsSecret {
+			defMode = "0640" // the file carries the JWT secret
+		}
+		mode := strOr(t.Mode, defMode)
 		m, err := strconv.ParseUint(mode, 8, 32)
 		if err != nil || m > 0o7777 || len(mode) < 3 {
 			r.errf(at(t.Body, "mode"), "Invalid mode", "mode must be an octal string such as \"0640\", got %q.", mode)
@@ -910,6 +990,9 @@ func (r *resolver) resolveTemplates(d *Deployment) {
 			tp.Mode = uint32(m)
 			if m&0o002 != 0 {
 				r.errf(at(t.Body, "mode"), "World-writable output", "mode %s lets any user rewrite %s; drop the o+w bit.", mode, tp.Destination)
+			}
+			if tp.ReadsSecret && m&0o004 != 0 {
+				r.errf(at(t.Body, "mode"), "World-readable secret", "template %q reads .AppSecret, so mode %s would let any local user read the JWT signing secret from %s and mint tokens. Use \"0640\" with group = the app's group (or \"0600\").", t.Name, mode, tp.Destination)
 			}
 		}
 		for name, v := range map[string]string{"owner": tp.Owner, "group": tp.Group} {
@@ -944,23 +1027,127 @@ func CheckCommand(check, path string) string {
 }
 
 // checkDestinationParents refuses a destination that is a directory of
-// another managed file (a file cannot be both).
+// another managed file (a file cannot be both). Sorting makes it
+// O(n log n): the paths under "dest/" follow dest+"/" in sorted order.
 func (r *resolver) checkDestinationParents(d *Deployment) {
 	all := append(append([]string{}, BuiltinPaths(d.Domain)...), TLSPaths(d)...)
 	for _, t := range d.Templates {
 		all = append(all, t.Destination)
 	}
+	sort.Strings(all)
 	for _, t := range d.Templates {
-		for _, other := range all {
-			if other != t.Destination && strings.HasPrefix(other, t.Destination+"/") {
-				rg := t.Range
-				r.errf(&rg, "Destination is a directory", "template %q writes %s, but %s is also managed, so %s must be a directory. Give the template a file path.", t.Name, t.Destination, other, t.Destination)
-				break
-			}
+		prefix := t.Destination + "/"
+		i := sort.SearchStrings(all, prefix)
+		if i < len(all) && strings.HasPrefix(all[i], prefix) {
+			rg := t.Range
+			r.errf(&rg, "Destination is a directory", "template %q writes %s, but %s is also managed, so %s must be a directory. Give the template a file path.", t.Name, t.Destination, all[i], t.Destination)
 		}
 	}
 }
 
+// destinationProblem explains why a template destination (as written) is
+// refused, or returns "".
+func (r *resolver) destinationProblem(d *Deployment, dest string) string {
+	clean := filepath.Clean(dest)
+	switch {
+	case !filepath.IsAbs(dest):
+		return fmt.Sprintf("destination %q must be an absolute path such as \"/srv/app/.env\".", dest)
+	case strings.HasSuffix(dest, "/"):
+		return fmt.Sprintf("destination %q ends with \"/\"; give the path of a file, such as %q.", dest, clean+"/config")
+	case slices.Contains(strings.Split(dest, "/"), ".."):
+		return fmt.Sprintf("destination %q contains \"..\"; write the path it means (%s) so what is written is what the spec says.", dest, clean)
+	case clean != dest:
+		return fmt.Sprintf("destination %q is not in clean form; write %q.", dest, clean)
+	case clean == "/":
+		return "destination \"/\" is a directory; give the path of a file."
+	}
+	for _, dir := range []string{"/proc", "/sys", "/dev", "/run/systemd"} {
+		if clean == dir || strings.HasPrefix(clean, dir+"/") {
+			return fmt.Sprintf("%s is under %s, which holds no configuration files.", clean, dir)
+		}
+	}
+	if sd := filepath.Clean(d.StateDir); filepath.IsAbs(sd) && (clean == sd || strings.HasPrefix(clean, sd+"/")) {
+		return fmt.Sprintf("%s is inside jitsi-agent's own state directory %s (generated secrets, manifest, backups); write somewhere else.", clean, sd)
+	}
+	if strings.Contains(filepath.Base(clean), TempMarker) {
+		return fmt.Sprintf("the file name of %s contains %q, which marks jitsi-agent's temporary files.", clean, TempMarker)
+	}
+	return ""
+}
+
+// TempMarker is in the name of every temporary file jitsi-agent stages
+// (kept in step with internal/fsys by a test).
+const TempMarker = ".jitsi-agent-tmp-"
+
+// readsSecret reports whether a user template's source refers to
+// .AppSecret anywhere (field, variable or chain). A source that does not
+// parse reads nothing here; render reports its syntax error.
+func readsSecret(name string, src []byte) bool {
+	if !strings.Contains(string(src), "AppSecret") {
+		return false
+	}
+	trees := map[string]*parse.Tree{}
+	tr := parse.New(name)
+	tr.Mode = parse.SkipFuncCheck
+	if _, err := tr.Parse(string(src), "", "", trees); err != nil {
+		return true // unparsable: assume the worst for the mode
+	}
+	for _, t := range trees {
+		if t != nil && t.Root != nil && nodeReadsSecret(t.Root) {
+			return true
+		}
+	}
+	return false
+}
+
+func nodeReadsSecret(n parse.Node) bool {
+	has := func(idents []string) bool { return slices.Contains(idents, "AppSecret") }
+	switch x := n.(type) {
+	case nil:
+		return false
+	case *parse.ListNode:
+		if x == nil {
+			return false
+		}
+		for _, c := range x.Nodes {
+			if nodeReadsSecret(c) {
+				return true
+			}
+		}
+	case *parse.ActionNode:
+		return nodeReadsSecret(x.Pipe)
+	case *parse.PipeNode:
+		if x == nil {
+			return false
+		}
+		for _, c := range x.Cmds {
+			if nodeReadsSecret(c) {
+				return true
+			}
+		}
+	case *parse.CommandNode:
+		for _, a := range x.Args {
+			if nodeReadsSecret(a) {
+				return true
+			}
+		}
+	case *parse.FieldNode:
+		return has(x.Ident)
+	case *parse.VariableNode:
+		return has(x.Ident)
+	case *parse.ChainNode:
+		return has(x.Field) || nodeReadsSecret(x.Node)
+	case *parse.IfNode:
+		return nodeReadsSecret(x.Pipe) || nodeReadsSecret(x.List) || nodeReadsSecret(x.ElseList)
+	case *parse.RangeNode:
+		return nodeReadsSecret(x.Pipe) || nodeReadsSecret(x.List) || nodeReadsSecret(x.ElseList)
+	case *parse.WithNode:
+		return nodeReadsSecret(x.Pipe) || nodeReadsSecret(x.List) || nodeReadsSecret(x.ElseList)
+	case *parse.TemplateNode:
+		return nodeReadsSecret(x.Pipe)
+	}
+	return false
+}
 func (r *resolver) resolveWatch(d *Deployment) {
 	w := r.raw.Watch
 	if w == nil {

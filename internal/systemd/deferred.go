@@ -72,7 +72,7 @@ func saveDeferred(path string, units []Deferred) error {
 	if err != nil {
 		return fmt.Errorf("encoding deferred restarts: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if err := fsys.MkdirPrivate(filepath.Dir(path)); err != nil {
 		return fmt.Errorf("saving deferred restarts: %w", err)
 	}
 	if err := fsys.WriteAtomic(path, append(b, '\n'), 0o600); err != nil {

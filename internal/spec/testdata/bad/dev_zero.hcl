@@ -1,4 +1,4 @@
-# want: is not a regular file
+# want: which holds no configuration
 domain = "meet.example.com"
 auth "jwt" {
   app_id     = "app"

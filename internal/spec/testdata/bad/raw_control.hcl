@@ -1,0 +1,4 @@
+# want: Invalid character in spec
+domain = "meet.example.com"
+auth "anonymous" {}
+# raw control character: 
