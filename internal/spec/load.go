@@ -133,8 +133,11 @@ func Load(path string, opts Options) *Result {
 	if diags.HasErrors() {
 		return res
 	}
+	p := hclparse.NewParser()
 	fileVals, diags := readVarFiles(p, opts, res)
-	res.Files = p.Files()
+	for name, f := range p.Files() {
+		res.Files[name] = f
+	}
 	res.Diags = append(res.Diags, diags...)
 	if diags.HasErrors() {
 		return res
@@ -207,6 +210,10 @@ func readVarFiles(p *hclparse.Parser, opts Options, res *Result) (map[string]fil
 		}
 		if abs, err := filepath.Abs(path); err == nil {
 			res.Inputs = append(res.Inputs, abs)
+		}
+		if d := checkSource(src, path); d != nil {
+			diags = append(diags, d...)
+			continue
 		}
 		var f *hcl.File
 		var d hcl.Diagnostics
