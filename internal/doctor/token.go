@@ -13,6 +13,8 @@ import (
 	"hash"
 	"os"
 	"path/filepath"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/prosody"
 	"slices"
 	"sort"
 	"strings"
@@ -66,33 +68,33 @@ func ReadProsodyTokenConfig(path, shown, domain string) (ProsodyTokenConfig, err
 	if err != nil {
 		return ProsodyTokenConfig{}, errors.New(pathErr(err, shown))
 	}
-	cfg, err := ParseProsodyConfig(src)
+	cfg, err := prosody.ParseConfig(src)
 	if err != nil {
 		return ProsodyTokenConfig{}, fmt.Errorf("%s: %w", shown, err)
 	}
 	return tokenConfigFrom(cfg, shown, domain), nil
 }
 
-func tokenConfigFrom(cfg *ProsodyConfig, shown, domain string) ProsodyTokenConfig {
+func tokenConfigFrom(cfg *prosody.Config, shown, domain string) ProsodyTokenConfig {
 	str := func(key string) string {
-		if v, ok := cfg.Lookup(domain, key); ok && v.Kind == LuaString {
+		if v, ok := cfg.Lookup(domain, key); ok && v.Kind == prosody.LuaString {
 			return v.Str
 		}
 		return ""
 	}
 	list := func(key string, def []string) []string {
 		if v, ok := cfg.Lookup(domain, key); ok {
-			if v.Kind == LuaTable {
+			if v.Kind == prosody.LuaTable {
 				return v.List
 			}
-			if v.Kind == LuaString {
+			if v.Kind == prosody.LuaString {
 				return []string{v.Str}
 			}
 		}
 		return def
 	}
 	boolean := func(key string, def bool) bool {
-		if v, ok := cfg.Lookup(domain, key); ok && v.Kind == LuaBool {
+		if v, ok := cfg.Lookup(domain, key); ok && v.Kind == prosody.LuaBool {
 			return v.Bool
 		}
 		return def
@@ -113,7 +115,7 @@ func tokenConfigFrom(cfg *ProsodyConfig, shown, domain string) ProsodyTokenConfi
 	tc.DomainVerification = boolean("enable_domain_verification", true)
 	tc.AllowEmpty = boolean("allow_empty_token", false)
 	if muc := cfg.Section("conference." + domain); muc != nil {
-		if v, ok := muc.Options["modules_enabled"]; ok && v.Kind == LuaTable {
+		if v, ok := muc.Options["modules_enabled"]; ok && v.Kind == prosody.LuaTable {
 			tc.TokenVerificationOnMUC = slices.Contains(v.List, "token_verification")
 		}
 	}

@@ -1,4 +1,4 @@
-package doctor
+package prosody
 
 import (
 	"os"
@@ -89,9 +89,11 @@ const goodTokenLines = `    authentication = "token" -- do not delete me
 
 const tokenVerification = `        "token_verification";`
 
+const testDomain = "meet.example.test"
+
 func TestParseProsodyConfigRendered(t *testing.T) {
 	src := renderedVhost(goodTokenLines, tokenVerification)
-	cfg, err := ParseProsodyConfig([]byte(src))
+	cfg, err := ParseConfig([]byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +185,7 @@ continues"
 u = "\z
       trimmed"
 `
-	cfg, err := ParseProsodyConfig([]byte(src))
+	cfg, err := ParseConfig([]byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +233,7 @@ u = "\z
 	}
 
 	for _, bad := range []string{`a = "unterminated`, "a = [[never closed", "--[[ open comment", "a = 'x\ny'"} {
-		if _, err := ParseProsodyConfig([]byte(bad)); err == nil {
+		if _, err := ParseConfig([]byte(bad)); err == nil {
 			t.Errorf("%q: no error", bad)
 		} else if strings.Contains(err.Error(), "never") {
 			t.Errorf("error echoes content: %v", err)

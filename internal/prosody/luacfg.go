@@ -1,4 +1,4 @@
-package doctor
+package prosody
 
 import (
 	"fmt"
@@ -14,12 +14,12 @@ import (
 // recognised and skipped (their values are reported as LuaOther or as a table
 // with Complex set) so one unusual line never hides the rest of the file.
 
-// LuaKind is the kind of an assigned value.
-type LuaKind int
+// Kind is the kind of an assigned value.
+type Kind int
 
 // Value kinds.
 const (
-	LuaOther LuaKind = iota // an expression the scanner does not evaluate
+	LuaOther Kind = iota // an expression the scanner does not evaluate
 	LuaString
 	LuaBool
 	LuaNumber
@@ -27,9 +27,9 @@ const (
 	LuaTable
 )
 
-// LuaValue is a scanned right-hand side.
-type LuaValue struct {
-	Kind LuaKind
+// Value is a scanned right-hand side.
+type Value struct {
+	Kind Kind
 	Str  string // LuaString; LuaNumber as written
 	Bool bool
 	// List holds a table's positional string elements.
@@ -40,23 +40,23 @@ type LuaValue struct {
 	Line int
 }
 
-// ProsodySection is a VirtualHost or Component block.
-type ProsodySection struct {
+// Section is a VirtualHost or Component block.
+type Section struct {
 	Kind    string // "VirtualHost" or "Component"
 	Host    string
 	Type    string // component type ("muc", ...); "" for VirtualHost
 	Line    int
-	Options map[string]LuaValue
+	Options map[string]Value
 }
 
-// ProsodyConfig is a scanned Prosody config file.
-type ProsodyConfig struct {
-	Global   map[string]LuaValue
-	Sections []*ProsodySection
+// Config is a scanned Prosody config file.
+type Config struct {
+	Global   map[string]Value
+	Sections []*Section
 }
 
 // Section returns the last section for host (nil if none).
-func (p *ProsodyConfig) Section(host string) *ProsodySection {
+func (p *Config) Section(host string) *Section {
 	for i := len(p.Sections) - 1; i >= 0; i-- {
 		if p.Sections[i].Host == host {
 			return p.Sections[i]
@@ -67,7 +67,7 @@ func (p *ProsodyConfig) Section(host string) *ProsodySection {
 
 // Lookup returns key as Prosody resolves it for host: the host's own section
 // first, then the global section.
-func (p *ProsodyConfig) Lookup(host, key string) (LuaValue, bool) {
+func (p *Config) Lookup(host, key string) (Value, bool) {
 	if s := p.Section(host); s != nil {
 		if v, ok := s.Options[key]; ok {
 			return v, true
@@ -324,9 +324,9 @@ func (p *luaParser) isPunct(n int, s string) bool {
 	return t.kind == tPunct && t.s == s
 }
 
-// ParseProsodyConfig scans a Prosody config file. Errors are lexical only
+// ParseConfig scans a Prosody config file. Errors are lexical only
 // (an unfinished string or long comment); other syntax is skipped.
-func ParseProsodyConfig(src []byte) (*ProsodyConfig, error) {
+func ParseConfig(src []byte) (*Config, error) {
 	lx := &luaLexer{src: string(src), line: 1}
 	var toks []luaTok
 	for {
@@ -340,7 +340,7 @@ func ParseProsodyConfig(src []byte) (*ProsodyConfig, error) {
 		}
 	}
 	p := &luaParser{toks: toks}
-	cfg := &ProsodyConfig{Global: map[string]LuaValue{}}
+	cfg := &Config{Global: map[string]Value{}}
 	cur := cfg.Global
 	for p.peek(0).kind != tEOF {
 		t := p.peek(0)
@@ -350,7 +350,7 @@ func ParseProsodyConfig(src []byte) (*ProsodyConfig, error) {
 		}
 		if (t.s == "VirtualHost" || t.s == "Component") && !p.isPunct(1, "=") {
 			p.take()
-			sec := &ProsodySection{Kind: t.s, Line: t.line, Options: map[string]LuaValue{}}
+			sec := &Section{Kind: t.s, Line: t.line, Options: map[string]Value{}}
 			paren := p.isPunct(0, "(")
 			if paren {
 				p.take()
@@ -388,20 +388,20 @@ func ParseProsodyConfig(src []byte) (*ProsodyConfig, error) {
 }
 
 // value parses one right-hand side, including trailing binary operators.
-func (p *luaParser) value() LuaValue {
+func (p *luaParser) value() Value {
 	v := p.primary()
 	for {
 		t := p.peek(0)
 		if t.kind == tPunct && isBinaryOp(t.s) {
 			p.take()
 			p.primary()
-			v = LuaValue{Kind: LuaOther}
+			v = Value{Kind: LuaOther}
 			continue
 		}
 		if t.kind == tName && (t.s == "and" || t.s == "or") {
 			p.take()
 			p.primary()
-			v = LuaValue{Kind: LuaOther}
+			v = Value{Kind: LuaOther}
 			continue
 		}
 		return v
@@ -416,25 +416,25 @@ func isBinaryOp(s string) bool {
 	return false
 }
 
-func (p *luaParser) primary() LuaValue {
+func (p *luaParser) primary() Value {
 	t := p.take()
 	switch t.kind {
 	case tString:
-		return LuaValue{Kind: LuaString, Str: t.s}
+		return Value{Kind: LuaString, Str: t.s}
 	case tNumber:
-		return LuaValue{Kind: LuaNumber, Str: t.s}
+		return Value{Kind: LuaNumber, Str: t.s}
 	case tName:
 		switch t.s {
 		case "true", "false":
-			return LuaValue{Kind: LuaBool, Bool: t.s == "true"}
+			return Value{Kind: LuaBool, Bool: t.s == "true"}
 		case "nil":
-			return LuaValue{Kind: LuaNil}
+			return Value{Kind: LuaNil}
 		case "not":
 			p.primary()
-			return LuaValue{Kind: LuaOther}
+			return Value{Kind: LuaOther}
 		case "function":
 			p.skipBlock()
-			return LuaValue{Kind: LuaOther}
+			return Value{Kind: LuaOther}
 		}
 		// a variable, field access or call: name(.name|[x]|(args)|"s"|{t})*
 		for {
@@ -451,7 +451,7 @@ func (p *luaParser) primary() LuaValue {
 			case p.peek(0).kind == tString && p.peek(0).line == t.line:
 				p.take()
 			default:
-				return LuaValue{Kind: LuaOther}
+				return Value{Kind: LuaOther}
 			}
 		}
 	case tPunct:
@@ -465,19 +465,19 @@ func (p *luaParser) primary() LuaValue {
 		case "-":
 			if n := p.peek(0); n.kind == tNumber {
 				p.take()
-				return LuaValue{Kind: LuaNumber, Str: "-" + n.s}
+				return Value{Kind: LuaNumber, Str: "-" + n.s}
 			}
 			p.primary()
 		case "#", "~":
 			p.primary()
 		}
 	}
-	return LuaValue{Kind: LuaOther}
+	return Value{Kind: LuaOther}
 }
 
 // table parses "{ ... }" collecting positional string elements.
-func (p *luaParser) table() LuaValue {
-	v := LuaValue{Kind: LuaTable}
+func (p *luaParser) table() Value {
+	v := Value{Kind: LuaTable}
 	p.take() // {
 	for {
 		t := p.peek(0)
