@@ -13,6 +13,7 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/accounts"
 	"github.com/jitsi-agent/jitsi-agent/internal/agent"
 	"github.com/jitsi-agent/jitsi-agent/internal/cli"
+	"github.com/jitsi-agent/jitsi-agent/internal/prosody"
 	"github.com/jitsi-agent/jitsi-agent/internal/systemd"
 )
 
@@ -53,6 +54,7 @@ func runApply(c *cli.Call) int {
 		defer bus.Close()
 		env.Units = bus.Units
 		env.Accounts = accounts.System()
+		env.Prosody = prosody.System()
 	}
 	// Fresh host with ACME: obtain the certificates first (the agent answers
 	// HTTP-01 on port 80 itself while nothing else listens there), so nginx

@@ -8,6 +8,7 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/accounts"
 	"github.com/jitsi-agent/jitsi-agent/internal/agent"
 	"github.com/jitsi-agent/jitsi-agent/internal/cli"
+	"github.com/jitsi-agent/jitsi-agent/internal/prosody"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/daemon"
 	"github.com/jitsi-agent/jitsi-agent/internal/logging"
@@ -74,6 +75,7 @@ func runRun(c *cli.Call) int {
 		defer bus.Close()
 		env.Units = bus.Units
 		env.Accounts = accounts.System()
+		env.Prosody = prosody.System()
 	}
 	if !noACME {
 		env.ACME = agent.CertManager{}

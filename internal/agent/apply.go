@@ -10,6 +10,7 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/accounts"
 	"github.com/jitsi-agent/jitsi-agent/internal/apply"
 	"github.com/jitsi-agent/jitsi-agent/internal/plan"
+	"github.com/jitsi-agent/jitsi-agent/internal/prosody"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 	"github.com/jitsi-agent/jitsi-agent/internal/systemd"
@@ -27,6 +28,10 @@ type Env struct {
 	Accounts accounts.Prosody
 	// ACME obtains and renews certificates; nil never contacts a CA.
 	ACME ACME
+	// Prosody is the running Prosody's admin shell (prosody.System());
+	// nil skips the live step (hosts activated, modules loaded/reloaded,
+	// checked against the config) and leaves Prosody to the unit reload.
+	Prosody prosody.Shell
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Reload tunes the reloader (health-check client, timeouts, journal);
@@ -166,6 +171,13 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 	}
 	r := systemd.NewReloader(units, ro)
 	changes := append(systemd.ChangesFromPlan(fr.Changes), systemd.UrgentFor(svcs, urgent...)...)
+	var pl *prosodyLive
+	if env.Prosody != nil {
+		if pl, err = newProsodyLive(d, set, fr, env.Prosody, logf); err != nil {
+			return res, err
+		}
+	}
+	changes = pl.changes(changes)
 	var restorer systemd.Restorer
 	if fr.Changed() {
 		serial := fr.Serial
@@ -185,6 +197,11 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 	res.Services = out
 	if err != nil {
 		return res, err
+	}
+	if out != nil {
+		if err := pl.after(ctx, out.Report); err != nil {
+			return res, err
+		}
 	}
 	if o.RestartDeferred {
 		rep, err := r.RestartDeferred(ctx)

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/certs"
+	"github.com/jitsi-agent/jitsi-agent/internal/prosody"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
 	"github.com/jitsi-agent/jitsi-agent/internal/secrets"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
@@ -45,7 +46,7 @@ func DesiredState(d *spec.Deployment, root string, now time.Time) (*render.Set, 
 		return nil, &SecretsError{Err: err}
 	}
 	d.Secrets = sec
-	return Render(d, root, now)
+	return renderSet(d, root, now, true)
 }
 
 // SecretsError is a failure to read or create the internal secrets (I/O on
@@ -75,8 +76,16 @@ func DesiredStateReadOnly(d *spec.Deployment, root string, now time.Time) (*rend
 // Render renders the configuration files, then adds the TLS certificate
 // files for nginx, Prosody and coturn (from the ACME cache, the certificate
 // already deployed, or a self-signed placeholder so the services can start
-// before the first issuance). d.Secrets must be set.
+// before the first issuance), the internal certificates of Prosody's other
+// VirtualHosts (auth.DOMAIN...; see certs.LoadInternal) and the links that
+// make the token modules' Lua dependencies loadable for Prosody's Lua
+// version (prosody.LuaLinks). d.Secrets must be set. It writes nothing: a
+// missing internal CA is generated in memory (DesiredState keeps it).
 func Render(d *spec.Deployment, root string, now time.Time) (*render.Set, error) {
+	return renderSet(d, root, now, false)
+}
+
+func renderSet(d *spec.Deployment, root string, now time.Time, persist bool) (*render.Set, error) {
 	srcs, err := templates.ReadUserSources(d)
 	if err != nil {
 		return nil, err
@@ -90,6 +99,16 @@ func Render(d *spec.Deployment, root string, now time.Time) (*render.Set, error)
 		return nil, fmt.Errorf("certificates: %w", err)
 	}
 	set.Files = append(set.Files, certs.Files(d, mat)...)
+	if len(d.Host.Roles) == 0 || d.Host.HasRole(spec.Prosody) {
+		in, err := certs.LoadInternal(d, root, now, persist)
+		if err != nil {
+			return nil, fmt.Errorf("certificates: %w", err)
+		}
+		set.Files = append(set.Files, certs.InternalFiles(d, in)...)
+		if d.Auth.Mode == spec.AuthJWT {
+			set.Files = append(set.Files, prosody.LuaLinks(root)...)
+		}
+	}
 	set.Sort()
 	return set, nil
 }

@@ -80,4 +80,3 @@ const goodTokenLines = `    authentication = "token" -- do not delete me
     allow_empty_token = false`
 
 const tokenVerification = `        "token_verification";`
-

@@ -38,6 +38,10 @@ type Value struct {
 	Complex bool
 	// Line is where the assignment starts (1-based).
 	Line int
+	// Canon is the right-hand side as canonical tokens (strings decoded
+	// and re-quoted, comments and layout dropped): two values are the
+	// same setting exactly when their Canon is equal.
+	Canon string
 }
 
 // Section is a VirtualHost or Component block.
@@ -377,8 +381,10 @@ func ParseConfig(src []byte) (*Config, error) {
 		if p.isPunct(1, "=") && !p.isPunct(1, "==") {
 			p.take()
 			p.take()
+			start := p.i
 			v := p.value()
 			v.Line = t.line
+			v.Canon = canon(p.toks[start:p.i])
 			cur[t.s] = v
 			continue
 		}
@@ -556,4 +562,27 @@ func (p *luaParser) skipBlock() {
 			}
 		}
 	}
+}
+
+// canon joins tokens into a comparable form. A trailing "," or ";" inside
+// a table is dropped so {"a";} and {"a"} compare equal.
+func canon(toks []luaTok) string {
+	var b strings.Builder
+	for i, t := range toks {
+		if t.kind == tPunct && (t.s == "," || t.s == ";") && i+1 < len(toks) && toks[i+1].kind == tPunct && toks[i+1].s == "}" {
+			continue
+		}
+		if t.kind == tPunct && t.s == ";" {
+			t.s = ","
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		if t.kind == tString {
+			b.WriteString(strconv.Quote(t.s))
+		} else {
+			b.WriteString(t.s)
+		}
+	}
+	return b.String()
 }

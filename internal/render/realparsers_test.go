@@ -492,7 +492,7 @@ func checkProsodyStart(t *testing.T, combos []realCombo) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, h := range []string{r.d.Domain, r.d.AuthDomain()} {
+	for _, h := range []string{r.d.Domain, r.d.AuthDomain(), r.d.GuestDomain(), r.d.Meeting.Recording.RecorderDomain} {
 		writeCert(t, filepath.Join(certs, h+".crt"), filepath.Join(certs, h+".key"))
 	}
 	content = bytes.ReplaceAll(content, []byte(`"/etc/prosody/certs/`), []byte(`"`+certs+"/"))

@@ -866,7 +866,7 @@ func (r *resolver) resolveServices(d *Deployment) {
 		}
 		sv.Enabled = boolOr(s.Enabled, true)
 		sv.Restart = r.oneOf(s.Body, "restart", s.Restart, RestartImmediate, RestartImmediate, RestartDefer)
-		if sv.Restart == RestartDefer && (s.Name == Nginx || s.Name == Prosody) {
+		if sv.Restart == RestartDefer && s.Name == Nginx {
 			r.warnf(at(s.Body, "restart"), "Reloads are never deferred", "%s picks up changes by reload without ending meetings; restart = \"defer\" only matters when a restart is needed.", s.Name)
 		}
 		sv.HealthURL = strOr(s.HealthURL, "")

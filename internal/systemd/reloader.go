@@ -25,6 +25,12 @@ type Change struct {
 	// and jvb when their Prosody account password was rotated in this
 	// apply (a deferred restart would leave them unable to log in again).
 	Urgent bool `json:"urgent,omitempty"`
+	// Restart: the change needs a restart even though the unit can
+	// reload (a Prosody setting that only a restart takes, see
+	// internal/prosody). It follows the service's restart policy.
+	Restart bool `json:"restart,omitempty"`
+	// Why says why it needs the restart (shown with a deferral).
+	Why string `json:"why,omitempty"`
 }
 
 // ChangesFromFiles lists the units of the changed files (render.File.Units
@@ -93,11 +99,14 @@ func Order(changes []Change) []Change {
 			best[c.Unit] = c
 			continue
 		}
-		urgent := prev.Urgent || c.Urgent
+		urgent, restart, why := prev.Urgent || c.Urgent, prev.Restart || c.Restart, prev.Why
+		if why == "" {
+			why = c.Why
+		}
 		if rank(c.Component) < rank(prev.Component) {
 			prev = c
 		}
-		prev.Urgent = urgent
+		prev.Urgent, prev.Restart, prev.Why = urgent, restart, why
 		best[c.Unit] = prev
 	}
 	out := make([]Change, 0, len(units))
@@ -530,12 +539,16 @@ func (r *Reloader) one(ctx context.Context, it item, force bool) (UnitResult, *D
 
 	var action Action
 	switch {
-	case st.Running() && it.changed && st.CanReload:
+	case st.Running() && it.changed && st.CanReload && !it.Restart:
 		action = ActionReload
 	case (st.Running() || st.ActiveState == "activating") && it.changed:
 		action = ActionRestart
-		if !force && !it.Urgent && st.Running() && disruptive(it.Component) && svc.Restart == spec.RestartDefer {
-			d := &Deferred{Unit: it.Unit, Component: it.Component, Since: r.o.Now().UTC(), Reason: "configuration changed; restarting ends every running meeting"}
+		if !force && !it.Urgent && st.Running() && (disruptive(it.Component) || it.Restart) && svc.Restart == spec.RestartDefer {
+			reason := "configuration changed; restarting ends every running meeting"
+			if it.Why != "" {
+				reason = it.Why + "; restarting ends every running meeting"
+			}
+			d := &Deferred{Unit: it.Unit, Component: it.Component, Since: r.o.Now().UTC(), Reason: reason}
 			res.Action, res.Result, res.State = ActionDeferred, ResultDeferred, st
 			r.o.Logf("%s: restart deferred (restart = \"defer\"); run apply --restart-deferred", it.Unit)
 			return res, d, true

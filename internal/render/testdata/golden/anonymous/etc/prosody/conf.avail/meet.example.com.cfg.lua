@@ -107,6 +107,8 @@ Component "internal.auth.meet.example.com" "muc"
     muc_room_locking = false
     muc_room_default_public_jids = true
 
+-- jicofo and the videobridge log in here with STARTTLS; jitsi-agent's internal
+-- CA issues the certificate and installs the CA for their trust store.
 VirtualHost "auth.meet.example.com"
     ssl = {
         key = "/etc/prosody/certs/auth.meet.example.com.key";

@@ -69,6 +69,11 @@ VirtualHost "meet.example.com"
 -- Guests: clients without a token log in anonymously here.
 VirtualHost "guest.meet.example.com"
     authentication = "jitsi-anonymous"
+    -- jitsi-agent's internal CA issues this one (the public certificate covers only meet.example.com).
+    ssl = {
+        key = "/etc/prosody/certs/guest.meet.example.com.key";
+        certificate = "/etc/prosody/certs/guest.meet.example.com.crt";
+    }
     c2s_require_encryption = false
     main_muc = "conference.meet.example.com"
     lobby_muc = "lobby.meet.example.com"
@@ -121,6 +126,8 @@ Component "internal.auth.meet.example.com" "muc"
     muc_room_locking = false
     muc_room_default_public_jids = true
 
+-- jicofo and the videobridge log in here with STARTTLS; jitsi-agent's internal
+-- CA issues the certificate and installs the CA for their trust store.
 VirtualHost "auth.meet.example.com"
     ssl = {
         key = "/etc/prosody/certs/auth.meet.example.com.key";

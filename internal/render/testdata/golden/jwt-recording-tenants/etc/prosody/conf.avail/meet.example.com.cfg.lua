@@ -123,6 +123,8 @@ Component "internal.auth.meet.example.com" "muc"
     muc_room_locking = false
     muc_room_default_public_jids = true
 
+-- jicofo and the videobridge log in here with STARTTLS; jitsi-agent's internal
+-- CA issues the certificate and installs the CA for their trust store.
 VirtualHost "auth.meet.example.com"
     ssl = {
         key = "/etc/prosody/certs/auth.meet.example.com.key";
@@ -137,6 +139,10 @@ VirtualHost "auth.meet.example.com"
 
 -- Jibri's hidden recorder participant logs in here.
 VirtualHost "recorder.meet.example.com"
+    ssl = {
+        key = "/etc/prosody/certs/recorder.meet.example.com.key";
+        certificate = "/etc/prosody/certs/recorder.meet.example.com.crt";
+    }
     modules_enabled = {
         "smacks";
     }

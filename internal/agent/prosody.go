@@ -1,0 +1,161 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/apply"
+	"github.com/jitsi-agent/jitsi-agent/internal/plan"
+	"github.com/jitsi-agent/jitsi-agent/internal/prosody"
+	"github.com/jitsi-agent/jitsi-agent/internal/render"
+	"github.com/jitsi-agent/jitsi-agent/internal/spec"
+	"github.com/jitsi-agent/jitsi-agent/internal/systemd"
+)
+
+// prosodyLive takes a Prosody change to the running server (see
+// internal/prosody): a reload alone does not activate new hosts, load new
+// modules or make modules re-read their settings, so after the unit is
+// reloaded the admin shell runs the steps the change needs and checks that
+// the live server matches the config; a change only a restart takes turns
+// the reload into a restart under the service's restart policy.
+type prosodyLive struct {
+	admin prosody.Admin
+	unit  string
+	// touched: some Prosody file changed in this apply.
+	touched  bool
+	old, new *prosody.Model
+	plan     prosody.Plan
+	logf     func(format string, args ...any)
+}
+
+// isProsodyConfig reports whether p is a rendered Prosody config file.
+func isProsodyConfig(p string) bool {
+	return strings.HasPrefix(p, "/etc/prosody/conf.avail/") && strings.HasSuffix(p, ".cfg.lua")
+}
+
+// newProsodyLive inspects the apply's changes; nil when Prosody is not
+// managed here or prosodyctl is missing.
+func newProsodyLive(d *spec.Deployment, set *render.Set, res *apply.Result, shell prosody.Shell, logf func(string, ...any)) (*prosodyLive, error) {
+	if len(d.Host.Roles) > 0 && !d.Host.HasRole(spec.Prosody) {
+		return nil, nil
+	}
+	unit := "prosody.service"
+	if s, ok := d.Services[spec.Prosody]; ok && s.Unit != "" {
+		unit = s.Unit
+	}
+	pl := &prosodyLive{admin: prosody.Admin{Shell: shell}, unit: unit, logf: logf}
+	for _, f := range set.Files {
+		if f.Kind == render.KindFile && isProsodyConfig(f.Path) {
+			m, err := prosody.ModelOf(f.Content)
+			if err != nil {
+				return nil, fmt.Errorf("prosody config %s: %w", f.Path, err)
+			}
+			pl.new = m
+		}
+	}
+	if pl.new == nil || res == nil {
+		return pl, nil
+	}
+	for _, c := range res.Changes {
+		if c.Component == spec.Prosody && c.Action != plan.ActionUnmanage {
+			pl.touched = true
+		}
+		if c.Kind != render.KindFile || !isProsodyConfig(c.Path) {
+			continue
+		}
+		if res.BackupDir != "" {
+			b, err := os.ReadFile(filepath.Join(res.BackupDir, "files", filepath.Clean("/"+c.Dest())))
+			if err == nil {
+				if m, err := prosody.ModelOf(b); err == nil {
+					pl.old = m
+				}
+			}
+		}
+		pl.plan = prosody.Classify(pl.old, pl.new)
+	}
+	return pl, nil
+}
+
+// changes marks the Prosody unit for a restart when the plan needs one.
+func (p *prosodyLive) changes(ch []systemd.Change) []systemd.Change {
+	if p == nil {
+		return ch
+	}
+	r, why := p.plan.Restart()
+	if !r {
+		return ch
+	}
+	for i := range ch {
+		if ch[i].Unit == p.unit {
+			ch[i].Restart = true
+			ch[i].Why = strings.Join(why, "; ")
+		}
+	}
+	return ch
+}
+
+// after runs once the units were handled: per what happened to Prosody's
+// unit, sync the live server (reload), verify it (restart/start), or say
+// the change waits for the deferred restart.
+func (p *prosodyLive) after(ctx context.Context, rep *systemd.Report) error {
+	if p == nil || p.new == nil || rep == nil || !p.touched {
+		return nil
+	}
+	var u *systemd.UnitResult
+	for i := range rep.Units {
+		if rep.Units[i].Unit == p.unit {
+			u = &rep.Units[i]
+		}
+	}
+	if u == nil {
+		return nil
+	}
+	switch u.Action {
+	case systemd.ActionDeferred:
+		_, why := p.plan.Restart()
+		p.logf("prosody: restart deferred (%s); the running server keeps the old config until 'apply --restart-deferred'", strings.Join(why, "; "))
+		return nil
+	case systemd.ActionRestart, systemd.ActionStart:
+		return p.verifyAfterStart(ctx)
+	case systemd.ActionReload:
+		done, err := prosody.Sync(ctx, p.admin, p.plan, p.old, p.new)
+		for _, a := range done {
+			if a.Kind != prosody.ActConfigReload {
+				p.logf("prosody: %s", a)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("prosody did not take the change live: %w", err)
+		}
+		return nil
+	}
+	return nil
+}
+
+// verifyAfterStart waits (bounded) for the admin shell and checks the
+// freshly started server.
+func (p *prosodyLive) verifyAfterStart(ctx context.Context) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := prosody.Verify(ctx, p.admin, p.new)
+		if err == nil {
+			return nil
+		}
+		var ve *prosody.VerifyError
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			if errors.As(err, &ve) {
+				return fmt.Errorf("prosody restarted but %w", err)
+			}
+			return fmt.Errorf("prosody restarted but its admin shell did not answer: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
