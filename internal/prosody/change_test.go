@@ -170,6 +170,12 @@ func (f *fakeShell) Run(_ context.Context, cmd string) (string, error) {
 	switch {
 	case cmd == "config:reload()":
 		return "OK: Config reloaded", nil
+	case cmd == stateDump:
+		var out []string
+		for h, mods := range f.hosts {
+			out = append(out, "jitsi-agent-host "+h+" "+strings.Join(mods, ","))
+		}
+		return strings.Join(out, "\n") + "\nResult: nil", nil
 	case cmd == "host:list()":
 		var out []string
 		for h := range f.hosts {

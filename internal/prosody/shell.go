@@ -126,6 +126,36 @@ func (a Admin) ReloadConfig(ctx context.Context) error {
 	return err
 }
 
+// stateDump prints every active host with its loaded modules in one
+// admin-shell call (raw Lua, "> ..."), one line each:
+// "jitsi-agent-host HOST mod1,mod2,...". One call instead of one per host
+// keeps a live change well under a second.
+const stateDump = `> local mm = require "core.modulemanager"; for h in pairs(prosody.hosts) do local t = {}; for name in pairs(mm.get_modules(h)) do t[#t+1] = name end; table.sort(t); print("jitsi-agent-host " .. h .. " " .. table.concat(t, ",")) end`
+
+// State returns every active host with the modules loaded on it.
+func (a Admin) State(ctx context.Context) (map[string][]string, error) {
+	out, err := a.run(ctx, stateDump)
+	if err != nil {
+		return nil, err
+	}
+	st := map[string][]string{}
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 || f[0] != "jitsi-agent-host" {
+			continue
+		}
+		var mods []string
+		if len(f) > 2 {
+			mods = strings.Split(f[2], ",")
+		}
+		st[f[1]] = mods
+	}
+	if len(st) == 0 {
+		return nil, fmt.Errorf("the admin shell listed no hosts: %s", lastLines(out, 3))
+	}
+	return st, nil
+}
+
 // Hosts lists the active hosts.
 func (a Admin) Hosts(ctx context.Context) ([]string, error) {
 	out, err := a.run(ctx, "host:list()")

@@ -24,9 +24,13 @@ func Sync(ctx context.Context, a Admin, p Plan, old, new *Model) ([]Action, erro
 		return nil, err
 	}
 	done = append(done, Action{Kind: ActConfigReload, Why: "the config file changed"})
-	live, err := a.Hosts(ctx)
+	state, err := a.State(ctx)
 	if err != nil {
 		return done, err
+	}
+	live := make([]string, 0, len(state))
+	for h := range state {
+		live = append(live, h)
 	}
 	var errs []error
 	run := func(act Action, f func() error) {
@@ -72,11 +76,7 @@ func Sync(ctx context.Context, a Admin, p Plan, old, new *Model) ([]Action, erro
 		if activated[n] {
 			continue
 		}
-		mods, err := a.Modules(ctx, n)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
+		mods := state[n]
 		for _, m := range new.Hosts[n].Modules {
 			if !slices.Contains(mods, m) {
 				act := Action{Kind: ActLoad, Host: n, Module: m, Why: "named by the config, not loaded"}
@@ -99,19 +99,16 @@ func Sync(ctx context.Context, a Admin, p Plan, old, new *Model) ([]Action, erro
 // Verify checks that the running Prosody serves every host of the config
 // and has every module the config names loaded on it.
 func Verify(ctx context.Context, a Admin, m *Model) error {
-	live, err := a.Hosts(ctx)
+	state, err := a.State(ctx)
 	if err != nil {
 		return err
 	}
 	var problems []string
 	for _, n := range m.Names {
-		if !slices.Contains(live, n) {
+		mods, ok := state[n]
+		if !ok {
 			problems = append(problems, n+" is not active")
 			continue
-		}
-		mods, err := a.Modules(ctx, n)
-		if err != nil {
-			return err
 		}
 		var missing []string
 		for _, want := range m.Hosts[n].Modules {
