@@ -236,7 +236,7 @@ func issueInternal(ca *x509.Certificate, caKey crypto.Signer, caPEM []byte, name
 
 // InternalFiles are the files to deploy for in: each leaf for Prosody
 // (0644/0640 root:prosody, reload prosody) and the CA for the system trust
-// store (0644; jicofo and the videobridge read it at start).
+// store (0644; no unit: see below).
 func InternalFiles(d *spec.Deployment, in *Internal) []render.File {
 	// The CA lives on the Prosody host; a host without Prosody (split
 	// deployments) gets the CA copied by the admin (README).
@@ -254,13 +254,11 @@ func InternalFiles(d *spec.Deployment, in *Internal) []render.File {
 			render.File{Path: keyPath, Kind: render.KindFile, Content: b.KeyPEM, Mode: 0o640,
 				Owner: "root", Group: "prosody", Component: spec.Prosody, Units: units, Sensitive: true})
 	}
-	var trustUnits []string
-	for _, c := range []string{spec.Jicofo, spec.JVB} {
-		if runs(d, c) {
-			trustUnits = append(trustUnits, unitOf(d, c))
-		}
-	}
+	// The CA for the system trust store: update-ca-certificates puts it
+	// into Java's store, which jicofo and the videobridge read when they
+	// start (their own config changes restart them on a fresh host; the CA
+	// itself is valid for ten years).
 	out = append(out, render.File{Path: InternalTrustPath(d), Kind: render.KindFile, Content: in.CAPEM, Mode: 0o644,
-		Owner: "root", Group: "root", Component: spec.Prosody, Units: trustUnits})
+		Owner: "root", Group: "root", Component: spec.Prosody})
 	return out
 }
