@@ -1,13 +1,18 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/certs/pebbletest"
+	"github.com/jitsi-agent/jitsi-agent/internal/testenv"
 )
 
 var (
@@ -27,7 +32,10 @@ func agentBinary(tb testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "jitsi-agent")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		// As `make build` builds it (static, trimmed).
+		cmd := exec.Command("go", "build", "-trimpath", "-o", binPath, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			buildErr = err
 			tb.Logf("%s", out)
@@ -130,4 +138,59 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(filepath.Dir(binPath))
 	}
 	os.Exit(code)
+}
+
+// BenchmarkApplyNoopVsConsulTemplate compares, in alternating runs on the
+// same machine, a whole-process no-op `jitsi-agent apply` of the example
+// with consul-template v0.42 (a tool dependency in go.mod) rendering six
+// static 5 KB templates with -once. It reports both medians and their
+// ratio (target: ratio <= 0.5) and `jitsi-agent version` (target: 3 ms).
+func BenchmarkApplyNoopVsConsulTemplate(b *testing.B) {
+	ct := testenv.LookPath(b, "consul-template", "cd $(git rev-parse --show-toplevel) && go build -o .ci/bin/ tool && export PATH=$PWD/.ci/bin:$PATH")
+	bin := agentBinary(b)
+	spec, _ := filepath.Abs("../../examples/meet.hcl")
+	root := appliedRoot(b, bin, spec)
+	dir := b.TempDir()
+	ctArgs := []string{"-once"}
+	for i := range 6 {
+		var t strings.Builder
+		for n := 0; t.Len() < 5<<10; n++ {
+			fmt.Fprintf(&t, "key_%d = %q\n", n, strings.Repeat(string(rune('a'+(n+i)%26)), 40))
+		}
+		src := filepath.Join(dir, fmt.Sprintf("t%d.tmpl", i))
+		if err := os.WriteFile(src, []byte(t.String()), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		ctArgs = append(ctArgs, "-template", src+":"+filepath.Join(dir, "out", fmt.Sprintf("t%d", i)))
+	}
+	timed := func(name string, args ...string) time.Duration {
+		cmd := exec.Command(name, args...)
+		cmd.Env = append(os.Environ(), "JITSI_APP_SECRET="+cliSecret)
+		start := time.Now()
+		if o, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%s %v: %v: %s", name, args, err, o)
+		}
+		return time.Since(start)
+	}
+	timed(ct, ctArgs...) // first run creates the outputs
+	var agent, tmpl, version []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		agent = append(agent, timed(bin, "apply", spec, "--root", root, "-q"))
+		tmpl = append(tmpl, timed(ct, ctArgs...))
+		version = append(version, timed(bin, "version"))
+	}
+	b.StopTimer()
+	ma, mt, mv := median(agent), median(tmpl), median(version)
+	b.ReportMetric(float64(ma.Microseconds())/1000, "apply-ms")
+	b.ReportMetric(float64(mt.Microseconds())/1000, "consul-template-ms")
+	b.ReportMetric(float64(ma)/float64(mt), "ratio")
+	b.ReportMetric(float64(mv.Microseconds())/1000, "version-ms")
+	b.ReportMetric(0, "ns/op")
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
 }

@@ -58,6 +58,9 @@ type OS struct {
 	groups map[string]int
 	unames map[int]string
 	gnames map[int]string
+	// Failed lookups are remembered too: a user that does not exist yet
+	// (package not installed) is asked about once per file otherwise.
+	missing map[string]error
 }
 
 // New returns the host rooted at root ("" means "/").
@@ -133,9 +136,14 @@ func (o *OS) LookupUser(name string) (int, error) {
 	if id, ok := o.users[name]; ok {
 		return id, nil
 	}
+	if err, ok := o.missing["u:"+name]; ok {
+		return -1, err
+	}
 	u, err := user.Lookup(name)
 	if err != nil {
-		return -1, fmt.Errorf("user %q: %w", name, err)
+		err = fmt.Errorf("user %q: %w", name, err)
+		o.remember("u:"+name, err)
+		return -1, err
 	}
 	id, err := strconv.Atoi(u.Uid)
 	if err != nil {
@@ -152,9 +160,14 @@ func (o *OS) LookupGroup(name string) (int, error) {
 	if id, ok := o.groups[name]; ok {
 		return id, nil
 	}
+	if err, ok := o.missing["g:"+name]; ok {
+		return -1, err
+	}
 	g, err := user.LookupGroup(name)
 	if err != nil {
-		return -1, fmt.Errorf("group %q: %w", name, err)
+		err = fmt.Errorf("group %q: %w", name, err)
+		o.remember("g:"+name, err)
+		return -1, err
 	}
 	id, err := strconv.Atoi(g.Gid)
 	if err != nil {
@@ -162,6 +175,13 @@ func (o *OS) LookupGroup(name string) (int, error) {
 	}
 	o.groups[name] = id
 	return id, nil
+}
+
+func (o *OS) remember(key string, err error) {
+	if o.missing == nil {
+		o.missing = map[string]error{}
+	}
+	o.missing[key] = err
 }
 
 // UserName implements Host.

@@ -2,14 +2,16 @@ package metrics
 
 import (
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 func TestMetricsExposition(t *testing.T) {
@@ -30,12 +32,34 @@ func TestMetricsExposition(t *testing.T) {
 	m.AddReloadFailures(0)
 	m.SetDegraded(true)
 
-	var pm dto.Metric
-	if err := m.lastSuccess.Write(&pm); err != nil {
+	var text strings.Builder
+	if err := m.WriteText(&text); err != nil {
 		t.Fatal(err)
 	}
-	if got := pm.GetGauge().GetValue(); got != float64(now.Unix()) {
+	// Prometheus' own parser must accept the hand-written exposition.
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(text.String()))
+	if err != nil {
+		t.Fatalf("exposition does not parse: %v\n%s", err, text.String())
+	}
+	ls := fams[Namespace+"_last_successful_apply_timestamp_seconds"]
+	if ls == nil || ls.GetType() != dto.MetricType_GAUGE {
+		t.Fatalf("last success family: %v", ls)
+	}
+	if got := ls.GetMetric()[0].GetGauge().GetValue(); got != float64(now.Unix()) {
 		t.Fatalf("last success = %v (the invalid spec must not move it)", got)
+	}
+	if fams[Namespace+"_applies_total"].GetType() != dto.MetricType_COUNTER || len(fams[Namespace+"_applies_total"].GetMetric()) != 3 {
+		t.Errorf("applies_total: %v", fams[Namespace+"_applies_total"])
+	}
+	if len(fams[Namespace+"_cert_expiry_seconds"].GetMetric()) != 1 {
+		t.Error("duplicate certificate names exposed twice")
+	}
+	if v := fams["process_resident_memory_bytes"].GetMetric()[0].GetGauge().GetValue(); v < 1<<20 {
+		t.Errorf("resident memory %v", v)
+	}
+	if v := fams["process_start_time_seconds"].GetMetric()[0].GetGauge().GetValue(); math.Abs(v-float64(time.Now().Unix())) > 3600 {
+		t.Errorf("process start time %v", v)
 	}
 
 	srv := httptest.NewServer(NewMux(m, func() (bool, string) { return true, "" }))
@@ -57,15 +81,11 @@ func TestMetricsExposition(t *testing.T) {
 			t.Fatalf("/metrics lacks %q:\n%s", want, body)
 		}
 	}
-	// Its own registry: nothing registered globally.
-	mfs, err := prometheus.DefaultGatherer.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if strings.HasPrefix(mf.GetName(), Namespace) {
-			t.Fatalf("%s is in the global registry", mf.GetName())
-		}
+	// No shared state: a second Metrics starts from zero.
+	var other strings.Builder
+	New(Options{}).WriteText(&other)
+	if !strings.Contains(other.String(), `jitsi_agent_applies_total{result="success"} 0`) || !strings.Contains(other.String(), `version="unknown"`) {
+		t.Errorf("a new Metrics is not independent:\n%s", other.String())
 	}
 }
 
