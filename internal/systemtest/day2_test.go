@@ -1,0 +1,186 @@
+package systemtest
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/xmpptest"
+)
+
+// day2Spec is DefaultSpec with guests and the occupant limit set.
+func day2Spec(domain string, guests bool, maxParticipants int) string {
+	s := DefaultSpec(domain)
+	if guests {
+		s = strings.Replace(s, `moderators = "token"`, "moderators = \"token\"\n  guests     = true", 1)
+	}
+	return strings.Replace(s, "max_participants = 10", "max_participants = "+itoa(maxParticipants), 1)
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}
+
+// TestDay2WithoutRestart: the daemon (the shipped hardened unit) takes
+// day-2 changes to the running Prosody without restarting it (its PID never
+// changes) and without dropping a session: guests on activates guest.DOMAIN;
+// max_participants 10 -> 2 refuses the third occupant; rotating the app
+// secret in the file the spec reads with file() makes new tokens work and
+// old ones fail within 5 seconds. Sessions dropped per change are reported.
+func TestDay2WithoutRestart(t *testing.T) {
+	e := Boot(t, Options{})
+	e.Apply()
+	e.StartDaemon()
+	st := e.WaitApply(0, time.Minute)
+	if st.Degraded {
+		t.Fatalf("daemon degraded after start: %s", st.DegradedReason)
+	}
+	ctx := ctxT(t, 4*time.Minute)
+	sess := NewSessions()
+	t.Cleanup(func() {
+		t.Logf("XMPP sessions dropped per change:\n%s", sess.Report())
+		sess.Close()
+	})
+
+	focus, err := e.Component(ctx, "focus")
+	if err != nil {
+		t.Fatalf("focus: %v", err)
+	}
+	sess.Add("focus (c2s STARTTLS)", focus)
+	jvb, err := e.Component(ctx, "jvb")
+	if err != nil {
+		t.Fatalf("jvb: %v", err)
+	}
+	if err := jvb.JoinMUC(ctx, "JvbBrewery@internal.auth."+e.Domain, "jvb-box"); err != nil {
+		t.Fatalf("jvb brewery: %v", err)
+	}
+	sess.Add("jvb (c2s STARTTLS, brewery)", jvb)
+	for _, r := range []string{"room1", "cap"} {
+		if err := focus.JoinMUC(ctx, e.MUC(r), "focus"); err != nil {
+			t.Fatalf("focus creates %s: %v", r, err)
+		}
+	}
+	oldTok := e.Token("room1")
+	bosh, err := e.BOSH(ctx, e.Domain, oldTok)
+	if err != nil {
+		t.Fatalf("BOSH: %v", err)
+	}
+	if err := bosh.JoinMUC(ctx, e.MUC("room1"), "alice"); err != nil {
+		t.Fatalf("BOSH join: %v", err)
+	}
+	sess.Add("alice (BOSH, in room1)", bosh)
+	ws, err := e.Websocket(ctx, e.Domain, "room1", oldTok)
+	if err != nil {
+		t.Fatalf("websocket: %v", err)
+	}
+	if err := ws.JoinMUC(ctx, e.MUC("room1"), "bob"); err != nil {
+		t.Fatalf("websocket join: %v", err)
+	}
+	sess.Add("bob (websocket, in room1)", ws)
+	if dc := sess.Check("(baseline)"); dc.Dropped != 0 {
+		t.Fatalf("sessions dead before any change: %v", dc.Names)
+	}
+	pid := e.MainPID("prosody.service")
+	samePID := func(change string) {
+		t.Helper()
+		if p := e.MainPID("prosody.service"); p != pid {
+			t.Errorf("%s restarted Prosody (PID %d -> %d)", change, pid, p)
+			pid = p
+		}
+	}
+	apply := func(change, hcl string) Status {
+		t.Helper()
+		n := st.Applies
+		e.SetSpec(hcl)
+		st = e.WaitApply(n, time.Minute)
+		if st.Degraded || st.LastApply == nil || st.LastApply.Error != "" {
+			t.Fatalf("%s: daemon apply failed: %+v", change, st)
+		}
+		return st
+	}
+
+	// 1. guests on: guest.DOMAIN is activated and serves anonymous logins.
+	if _, err := e.BOSH(ctx, "guest."+e.Domain, ""); err == nil {
+		t.Fatal("guest.DOMAIN served before guests were turned on")
+	}
+	apply("guests on", day2Spec(e.Domain, true, 10))
+	guest, err := e.BOSH(ctx, "guest."+e.Domain, "")
+	if err != nil {
+		t.Fatalf("guests on: anonymous login on guest.%s: %v", e.Domain, err)
+	}
+	_ = guest.Close()
+	if dc := sess.Check("guests on (host:activate)"); dc.Dropped != 0 {
+		t.Errorf("guests on dropped %d session(s): %v", dc.Dropped, dc.Names)
+	}
+	samePID("guests on")
+
+	// 2. max_participants 2: a third occupant is refused.
+	apply("max_participants 2", day2Spec(e.Domain, true, 2))
+	capTok := e.Token("cap")
+	var occupants []*xmpptest.Client
+	for i, nick := range []string{"c1", "c2", "c3"} {
+		c, err := e.BOSH(ctx, e.Domain, capTok)
+		if err != nil {
+			t.Fatalf("login %s: %v", nick, err)
+		}
+		occupants = append(occupants, c)
+		err = c.JoinMUC(ctx, e.MUC("cap"), nick)
+		if i < 2 && err != nil {
+			t.Fatalf("occupant %d refused under a limit of 2: %v", i+1, err)
+		}
+		if i == 2 {
+			wantCondition(t, err, "service-unavailable")
+		}
+	}
+	for _, c := range occupants {
+		_ = c.Close()
+	}
+	if dc := sess.Check("max_participants 10 -> 2 (module:reload)"); dc.Dropped != 0 {
+		t.Errorf("max_participants dropped %d session(s): %v", dc.Dropped, dc.Names)
+	}
+	samePID("max_participants")
+
+	// 3. secret rotation through file(): the daemon watches the file.
+	n := st.Applies
+	const newSecret = "systemtest-rotated-secret-abcdef0123456789abcdef"
+	rotated := time.Now()
+	e.WriteFile(AppSecretFile, []byte(newSecret+"\n"), 0o600)
+	var took time.Duration
+	for {
+		newTok := e.Token("room1") // token mint reads the spec, so the new secret
+		if strings.Contains(newTok, ".") && newTok != oldTok {
+			nc, nerr := e.BOSH(ctx, e.Domain, newTok)
+			oc, oerr := e.BOSH(ctx, e.Domain, oldTok)
+			if nc != nil {
+				_ = nc.Close()
+			}
+			if oc != nil {
+				_ = oc.Close()
+			}
+			if nerr == nil && oerr != nil {
+				took = time.Since(rotated)
+				break
+			}
+		}
+		if time.Since(rotated) > 20*time.Second {
+			t.Fatalf("20 s after rotating the secret Prosody still does not accept new tokens only (status %+v)", st)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("secret rotation: new token accepted and old refused after %s", took.Round(10*time.Millisecond))
+	if took > 5*time.Second {
+		t.Errorf("secret rotation took %s (want within 5 s)", took)
+	}
+	st = e.WaitApply(n, 30*time.Second)
+	if dc := sess.Check("app_secret rotated via file() (module:reload)"); dc.Dropped != 0 {
+		t.Errorf("secret rotation dropped %d session(s): %v", dc.Dropped, dc.Names)
+	}
+	samePID("secret rotation")
+}
