@@ -249,9 +249,9 @@ func compareHost(h *hostFiles, set *render.Set, d *spec.Deployment, keep bool) (
 			if err != nil {
 				return nil, ex, err
 			}
-			f, e := compareProsody(h.prosody.File, h.prosody, out, keep)
+			f, e, mods := compareProsody(h.prosody.File, h.prosody, out, keep)
 			add(f)
-			ex.Prosody = e
+			ex.Prosody, ex.ProsodyModules = e, mods
 		}
 	}
 	for _, c := range []struct {

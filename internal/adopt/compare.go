@@ -25,8 +25,9 @@ const reasonDerived = "jitsi-agent derives this from the spec"
 
 // ---- Prosody ----
 
-func compareProsody(file string, host, out *prosodyConfig, keep bool) ([]Finding, string) {
+func compareProsody(file string, host, out *prosodyConfig, keep bool) ([]Finding, string, map[string][]string) {
 	var fs []Finding
+	mods := map[string][]string{}
 	var extra strings.Builder
 	header := func(s *luaSection) string {
 		switch s.Kind {
@@ -88,12 +89,8 @@ func compareProsody(file string, host, out *prosodyConfig, keep bool) ([]Finding
 					}
 				}
 				if len(missing) > 0 {
-					all := append(append([]string(nil), om...), missing...)
-					vals := make([]any, len(all))
-					for i, m := range all {
-						vals[i] = m
-					}
-					lines = append(lines, "    modules_enabled = "+luaLiteral(vals))
+					// appended to the template's list (extra.prosody_modules)
+					mods[hs.Name] = missing
 				}
 			default:
 				fs = append(fs, Finding{File: file, Line: ho.Line, Kind: KindChanged, Setting: label(hs, k), Old: mask(k, hv), New: mask(k, luaLiteral(oo.Value)), Reason: reasonDerived})
@@ -122,9 +119,12 @@ func compareProsody(file string, host, out *prosodyConfig, keep bool) ([]Finding
 		fs = append(fs, Finding{File: file, Line: inc.Line, Kind: KindRemoved, Setting: inc.Text, Reason: "jitsi-agent does not follow includes; inline the included settings in extra.prosody"})
 	}
 	if !keep {
-		return fs, ""
+		return fs, "", nil
 	}
-	return fs, extra.String()
+	if len(mods) == 0 {
+		mods = nil
+	}
+	return fs, extra.String(), mods
 }
 
 func writeSection(b *strings.Builder, header string, lines []string) {

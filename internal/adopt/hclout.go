@@ -286,6 +286,13 @@ func writeSpec(im *imported, sources []string, secretFile string, extra spec.Ext
 			fmt.Fprintf(&eb, "%s = %s\n", e.name, heredoc(e.text))
 		}
 	}
+	if len(extra.ProsodyModules) > 0 {
+		eb.WriteString("prosody_modules = {\n")
+		for _, sec := range sortedKeys(extra.ProsodyModules) {
+			fmt.Fprintf(&eb, "%s = %s\n", hq(sec), hlist(extra.ProsodyModules[sec]))
+		}
+		eb.WriteString("}\n")
+	}
 	if eb.Len() > 0 {
 		w("\n# Settings the spec has no attribute for, kept verbatim: each text is\n# appended to its file (see the import report for where each came from).\nextra {\n%s}\n", eb.String())
 	}

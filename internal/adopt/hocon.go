@@ -41,6 +41,7 @@ type hoconLeaf struct {
 // hoconDoc is a parsed HOCON file, flattened.
 type hoconDoc struct {
 	File   string
+	root   *hoconObject
 	Leaves map[string]hoconLeaf
 	Order  []string
 }
@@ -170,7 +171,7 @@ func parseHOCON(file string, src []byte) (doc *hoconDoc, err error) {
 	if p.pos < len(p.src) {
 		p.fail("unexpected %q after the end of the document", p.src[p.pos:p.pos+1])
 	}
-	doc = &hoconDoc{File: file, Leaves: map[string]hoconLeaf{}}
+	doc = &hoconDoc{File: file, root: root, Leaves: map[string]hoconLeaf{}}
 	flatten(doc, "", root)
 	return doc, nil
 }

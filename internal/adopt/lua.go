@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -219,7 +220,7 @@ func parseProsody(file string, src []byte) (*prosodyConfig, error) {
 	env := L.NewTable()
 	mt := L.NewTable()
 	dslHost := L.NewFunction(func(L *lua.LState) int {
-		name := L.CheckString(1)
+		name := strings.ToLower(L.CheckString(1)) // nameprep
 		s := open(name, "host")
 		if s.Kind == "component" {
 			L.RaiseError("Host %q clashes with previously defined Component %q", name, name)
@@ -233,7 +234,7 @@ func parseProsody(file string, src []byte) (*prosodyConfig, error) {
 		return 1
 	})
 	dslComponent := L.NewFunction(func(L *lua.LState) int {
-		name := L.CheckString(1)
+		name := strings.ToLower(L.CheckString(1)) // nameprep
 		s := open(name, "component")
 		if s.Kind == "host" {
 			L.RaiseError("Component %q clashes with previously defined Host %q", name, name)
@@ -288,14 +289,8 @@ func parseProsody(file string, src []byte) (*prosodyConfig, error) {
 			L.Push(lua.LNil) // the host's environment is not the service's
 			return 1
 		}
-		if o, ok := current.Opts[k]; ok {
-			L.Push(toLua(L, o.Value))
-			return 1
-		}
-		if o, ok := global.Opts[k]; ok {
-			L.Push(toLua(L, o.Value))
-			return 1
-		}
+		// As Prosody's configmanager: options are write-only, reads see
+		// only Lua's own globals.
 		L.Push(L.GetGlobal(k))
 		return 1
 	}))
@@ -337,6 +332,13 @@ func firstLine(s string) string {
 }
 
 func (s *luaSection) set(k string, v any, line int) {
+	if v == nil { // assigning nil removes the option, as in Prosody
+		if _, ok := s.Opts[k]; ok {
+			delete(s.Opts, k)
+			s.Order = slices.DeleteFunc(s.Order, func(o string) bool { return o == k })
+		}
+		return
+	}
 	if _, ok := s.Opts[k]; !ok {
 		s.Order = append(s.Order, k)
 	}

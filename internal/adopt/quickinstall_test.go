@@ -266,7 +266,8 @@ func TestQuickInstallTokens(t *testing.T) {
 	checkPlanClean(t, root, res, out)
 }
 
-func TestQuickInstallHandEdits(t *testing.T) {
+func handEditedQuickInstall(t *testing.T) string {
+	t.Helper()
 	root := quickInstall(t, true)
 	cfg := filepath.Join(root, "/etc/prosody/conf.avail/"+qiDomain+".cfg.lua")
 	b, _ := os.ReadFile(cfg)
@@ -297,6 +298,11 @@ func TestQuickInstallHandEdits(t *testing.T) {
 	}
 	os.WriteFile(site, []byte(s), 0o644)
 
+	return root
+}
+
+func TestQuickInstallHandEdits(t *testing.T) {
+	root := handEditedQuickInstall(t)
 	res, out := importRoot(t, root)
 	d := res.Deployment
 	if d.Meeting.MaxParticipants != 30 || !d.Meeting.Lobby || !d.Meeting.BreakoutRooms || !d.Meeting.StartAudioMuted || !d.Meeting.RequireDisplayName {
@@ -305,9 +311,10 @@ func TestQuickInstallHandEdits(t *testing.T) {
 	if f := findingFor(res, ".cfg.lua", KindKept, "module my_custom_module"); f == nil || f.Line == 0 {
 		t.Errorf("unknown module not kept with its line: %+v", f)
 	}
-	if !strings.Contains(d.Extra.Prosody, `"my_custom_module"`) {
-		t.Errorf("extra.prosody lacks the module:\n%s", d.Extra.Prosody)
+	if m := d.Extra.ProsodyModules["conference."+qiDomain]; len(m) != 1 || m[0] != "my_custom_module" {
+		t.Errorf("extra.prosody_modules: %v", d.Extra.ProsodyModules)
 	}
+	specHas(t, res, `prosody_modules = {`, `"conference.`+qiDomain+`" = ["my_custom_module"]`)
 	if f := findingFor(res, ".conf", KindKept, "location /custom/"); f == nil || f.Line == 0 {
 		t.Errorf("custom location not kept: %+v", f)
 	}

@@ -1,6 +1,8 @@
 package render
 
 import (
+	"github.com/jitsi-agent/jitsi-agent/internal/spec"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,18 +22,21 @@ import (
 
 // funcMap is shared by built-in and user templates.
 var funcMap = template.FuncMap{
-	"lua":       luaString,
-	"lualist":   luaList,
-	"hocon":     hoconString,
-	"hoconlist": hoconList,
-	"js":        jsLiteral,
-	"json":      jsLiteral,
-	"nginx":     nginxString,
-	"nginxraw":  nginxInner,
-	"line":      lineValue,
-	"shell":     shellQuote,
-	"dart":      dartString,
-	"join":      strings.Join,
+	"lua": luaString,
+	// extramodules D SECTION: the spec's extra.prosody_modules for a
+	// Prosody section, appended to its modules_enabled.
+	"extramodules": func(d *spec.Deployment, section string) []string { return d.Extra.ProsodyModules[section] },
+	"lualist":      luaList,
+	"hocon":        hoconString,
+	"hoconlist":    hoconList,
+	"js":           jsLiteral,
+	"json":         jsLiteral,
+	"nginx":        nginxString,
+	"nginxraw":     nginxInner,
+	"line":         lineValue,
+	"shell":        shellQuote,
+	"dart":         dartString,
+	"join":         strings.Join,
 	// stepFunc is inserted by instrument() at the start of every range
 	// body of a user template; it is not meant to be called by hand.
 	stepFunc: step,

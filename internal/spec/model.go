@@ -321,6 +321,11 @@ type Template struct {
 // Each ends with a newline when non-empty.
 type Extra struct {
 	Prosody, Jicofo, JVB, SipCommunicator, ConfigJS, Nginx, NginxServer, Coturn string
+	// ProsodyModules maps a Prosody section (VirtualHost or Component
+	// name) to modules appended to the modules_enabled the template writes
+	// for it (setting modules_enabled again in Prosody text would replace
+	// the list and draw a "Duplicate option" warning).
+	ProsodyModules map[string][]string
 }
 
 // Watch configures the daemon.

@@ -351,7 +351,22 @@ func (r *resolver) resolveExtra(d *Deployment) {
 		}
 		*f.out = v
 	}
+	for section, mods := range e.ProsodyModules {
+		for _, m := range mods {
+			if !prosodyModuleName.MatchString(m) {
+				r.errf(at(e.Body, "prosody_modules"), "Invalid Prosody module name", "%q (section %q): module names are letters, digits, '_' and '-', as in modules_enabled.", m, section)
+			}
+		}
+		if !validDomain(section) {
+			r.errf(at(e.Body, "prosody_modules"), "Invalid Prosody section", "%q is not a VirtualHost or Component name.", section)
+		}
+	}
+	if len(e.ProsodyModules) > 0 {
+		d.Extra.ProsodyModules = e.ProsodyModules
+	}
 }
+
+var prosodyModuleName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,100}$`)
 
 func (r *resolver) path(p string) string {
 	if filepath.IsAbs(p) {

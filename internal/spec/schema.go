@@ -209,15 +209,16 @@ type rawWatch struct {
 }
 
 type rawExtra struct {
-	Prosody         *string  `hcl:"prosody,optional"`
-	Jicofo          *string  `hcl:"jicofo,optional"`
-	JVB             *string  `hcl:"jvb,optional"`
-	SipCommunicator *string  `hcl:"sip_communicator,optional"`
-	ConfigJS        *string  `hcl:"config_js,optional"`
-	Nginx           *string  `hcl:"nginx,optional"`
-	NginxServer     *string  `hcl:"nginx_server,optional"`
-	Coturn          *string  `hcl:"coturn,optional"`
-	Body            hcl.Body `hcl:",body"`
+	Prosody         *string             `hcl:"prosody,optional"`
+	Jicofo          *string             `hcl:"jicofo,optional"`
+	JVB             *string             `hcl:"jvb,optional"`
+	SipCommunicator *string             `hcl:"sip_communicator,optional"`
+	ConfigJS        *string             `hcl:"config_js,optional"`
+	Nginx           *string             `hcl:"nginx,optional"`
+	NginxServer     *string             `hcl:"nginx_server,optional"`
+	Coturn          *string             `hcl:"coturn,optional"`
+	ProsodyModules  map[string][]string `hcl:"prosody_modules,optional"`
+	Body            hcl.Body            `hcl:",body"`
 }
 
 type rawMetrics struct {
