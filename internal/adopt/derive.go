@@ -80,6 +80,7 @@ func derive(h *hostFiles) (*imported, error) {
 	}
 	deriveJicofo(h, im)
 	deriveJVB(h, im)
+	deriveListeners(h, im)
 	deriveConfigJS(h, im)
 	deriveNginx(h, im)
 	deriveTURN(h, im)
@@ -650,5 +651,70 @@ func deriveTURN(h *hostFiles, im *imported) {
 		if len(priv) == len(pub) {
 			d.Host.PrivateIPs = priv
 		}
+	}
+}
+
+// deriveListeners reads Prosody's ports: from the vhost file's global
+// c2s_ports/http_ports/https_ports/s2s_ports when it sets them, else from
+// what connects to them (jicofo's and jvb's c2s port, nginx's upstream).
+// Ports the file leaves at Prosody's defaults for s2s and HTTPS stay off
+// in the spec; the report lists the change.
+func deriveListeners(h *hostFiles, im *imported) {
+	pl := &im.d.Prosody
+	pl.C2SPort, pl.HTTPPort = spec.DefaultProsodyC2SPort, spec.DefaultProsodyHTTPPort
+	first := func(key string) (int, bool) {
+		if h.prosody == nil {
+			return 0, false
+		}
+		o, ok := h.prosody.Sections[0].Opts[key]
+		if !ok {
+			return 0, false
+		}
+		switch v := o.Value.(type) {
+		case float64:
+			return int(v), true
+		case []any:
+			if len(v) == 0 {
+				return 0, true
+			}
+			if n, ok := v[0].(float64); ok {
+				return int(n), true
+			}
+		case map[string]any: // {} is an empty list
+			return 0, true
+		}
+		return 0, false
+	}
+	if n, ok := first("c2s_ports"); ok && n > 0 {
+		pl.C2SPort = n
+	} else if h.jicofo != nil {
+		if n, ok := h.jicofo.integer("jicofo.xmpp.client.port"); ok {
+			pl.C2SPort = n
+		}
+	} else if h.jvb != nil {
+		if n, ok := h.jvb.integer(shardKey("PORT")); ok {
+			pl.C2SPort = n
+		}
+	}
+	if n, ok := first("http_ports"); ok && n > 0 {
+		pl.HTTPPort = n
+	} else if h.nginx != nil {
+		for _, d := range h.nginx.Top {
+			if d.Name == "upstream" && d.arg(0) == "prosody" {
+				if srv := d.first("server"); srv != nil {
+					if i := strings.LastIndexByte(srv.arg(0), ':'); i >= 0 {
+						if n, err := strconv.Atoi(srv.arg(0)[i+1:]); err == nil {
+							pl.HTTPPort = n
+						}
+					}
+				}
+			}
+		}
+	}
+	if n, ok := first("https_ports"); ok {
+		pl.HTTPSPort = n
+	}
+	if n, ok := first("s2s_ports"); ok {
+		pl.S2SPort = n
 	}
 }

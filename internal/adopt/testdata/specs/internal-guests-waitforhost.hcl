@@ -18,3 +18,9 @@ turn {
   relay_max_port = 40100
   credential_ttl = "12h"
 }
+prosody {
+  c2s_port   = 5223
+  http_port  = 5290
+  s2s_port   = 5269
+  https_port = 5291
+}
