@@ -1,8 +1,6 @@
 package render
 
 import (
-	"github.com/jitsi-agent/jitsi-agent/internal/spec"
-
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +8,8 @@ import (
 	"strings"
 	"text/template"
 	"unicode/utf8"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
 
 // Escaping helpers, available in every template (built-in and user) as
