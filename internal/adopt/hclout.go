@@ -194,19 +194,18 @@ func writeSpec(im *imported, sources []string, secretFile string, extra spec.Ext
 	}
 
 	var pb strings.Builder
-	if pl := d.Prosody; true {
-		if pl.C2SPort != spec.DefaultProsodyC2SPort {
-			fmt.Fprintf(&pb, "c2s_port = %d\n", pl.C2SPort)
-		}
-		if pl.HTTPPort != spec.DefaultProsodyHTTPPort {
-			fmt.Fprintf(&pb, "http_port = %d\n", pl.HTTPPort)
-		}
-		if pl.S2SPort != 0 {
-			fmt.Fprintf(&pb, "s2s_port = %d\n", pl.S2SPort)
-		}
-		if pl.HTTPSPort != 0 {
-			fmt.Fprintf(&pb, "https_port = %d\n", pl.HTTPSPort)
-		}
+	pl := d.Prosody
+	if pl.C2SPort != spec.DefaultProsodyC2SPort {
+		fmt.Fprintf(&pb, "c2s_port = %d\n", pl.C2SPort)
+	}
+	if pl.HTTPPort != spec.DefaultProsodyHTTPPort {
+		fmt.Fprintf(&pb, "http_port = %d\n", pl.HTTPPort)
+	}
+	if pl.S2SPort != 0 {
+		fmt.Fprintf(&pb, "s2s_port = %d\n", pl.S2SPort)
+	}
+	if pl.HTTPSPort != 0 {
+		fmt.Fprintf(&pb, "https_port = %d\n", pl.HTTPSPort)
 	}
 	if pb.Len() > 0 {
 		w("\n# Prosody's listeners.\nprosody {\n%s}\n", pb.String())
@@ -214,25 +213,6 @@ func writeSpec(im *imported, sources []string, secretFile string, extra spec.Ext
 
 	if d.Jicofo.MaxAudioSenders != 999999 || d.Jicofo.MaxVideoSenders != 999999 {
 		w("\njicofo {\n")
-		var pb strings.Builder
-		if pl := d.Prosody; true {
-			if pl.C2SPort != spec.DefaultProsodyC2SPort {
-				fmt.Fprintf(&pb, "c2s_port = %d\n", pl.C2SPort)
-			}
-			if pl.HTTPPort != spec.DefaultProsodyHTTPPort {
-				fmt.Fprintf(&pb, "http_port = %d\n", pl.HTTPPort)
-			}
-			if pl.S2SPort != 0 {
-				fmt.Fprintf(&pb, "s2s_port = %d\n", pl.S2SPort)
-			}
-			if pl.HTTPSPort != 0 {
-				fmt.Fprintf(&pb, "https_port = %d\n", pl.HTTPSPort)
-			}
-		}
-		if pb.Len() > 0 {
-			w("\n# Prosody's listeners.\nprosody {\n%s}\n", pb.String())
-		}
-
 		if d.Jicofo.MaxAudioSenders != 999999 {
 			w("max_audio_senders = %d\n", d.Jicofo.MaxAudioSenders)
 		}

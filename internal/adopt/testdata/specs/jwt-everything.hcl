@@ -61,3 +61,6 @@ web {
   https_port = 8443
   root       = "/srv/jitsi-meet"
 }
+prosody {
+  c2s_port = 5333
+}
