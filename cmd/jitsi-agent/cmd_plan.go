@@ -52,6 +52,12 @@ func runPlan(c *cli.Call) int {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return exitError
 	}
+	if le, err := agent.ProsodyEffect(d, set, root); err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return exitError
+	} else if le != nil {
+		p.Live = append(p.Live, *le)
+	}
 	for _, df := range deferred {
 		p.PendingRestarts = append(p.PendingRestarts, plan.PendingRestart{Unit: df.Unit, Reason: df.Reason, Since: df.Since})
 	}

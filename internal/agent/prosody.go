@@ -159,3 +159,53 @@ func (p *prosodyLive) verifyAfterStart(ctx context.Context) error {
 		}
 	}
 }
+
+// ProsodyEffect says what applying set will do to the running Prosody:
+// the rendered Prosody config is compared (structurally) with the one on
+// disk under root. nil when the Prosody config does not change.
+func ProsodyEffect(d *spec.Deployment, set *render.Set, root string) (*plan.LiveEffect, error) {
+	if len(d.Host.Roles) > 0 && !d.Host.HasRole(spec.Prosody) {
+		return nil, nil
+	}
+	for _, f := range set.Files {
+		if f.Kind != render.KindFile || !isProsodyConfig(f.Path) {
+			continue
+		}
+		cur, err := os.ReadFile(hostPath(root, f.Path))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("read %s: %w", f.Path, err)
+		}
+		var old *prosody.Model
+		if err == nil {
+			if string(cur) == string(f.Content) {
+				return nil, nil
+			}
+			if old, err = prosody.ModelOf(cur); err != nil {
+				old = nil // unreadable: treated as new
+			}
+		}
+		nm, err := prosody.ModelOf(f.Content)
+		if err != nil {
+			return nil, fmt.Errorf("prosody config %s: %w", f.Path, err)
+		}
+		p := prosody.Classify(old, nm)
+		unit := "prosody.service"
+		svc := d.Services[spec.Prosody]
+		if svc.Unit != "" {
+			unit = svc.Unit
+		}
+		le := &plan.LiveEffect{Unit: unit, Effect: "live"}
+		if r, _ := p.Restart(); r {
+			le.Effect = "restart"
+			if svc.Restart == spec.RestartDefer && old != nil {
+				le.Effect = "deferred-restart"
+			}
+		}
+		if p.Empty() {
+			le.Steps = []string{"config reload only (no setting that needs more changed)"}
+		}
+		le.Steps = append(le.Steps, p.Summary()...)
+		return le, nil
+	}
+	return nil, nil
+}

@@ -128,6 +128,10 @@ type Plan struct {
 	// "defer"); they count as pending changes. Filled by the caller from the
 	// systemd package's record.
 	PendingRestarts []PendingRestart `json:"pending_restarts"`
+	// Live says what the changes will do to running services beyond a
+	// unit reload (e.g. Prosody hosts activated, modules reloaded, or a
+	// restart that ends every session). Filled by the caller.
+	Live []LiveEffect `json:"live,omitempty"`
 
 	// Desired is the manifest entry of every desired path as it will be
 	// recorded after a successful apply (serial/time not set).
@@ -135,6 +139,17 @@ type Plan struct {
 	// ManifestStale is true when the host already matches but the manifest
 	// record differs (apply then only rewrites the manifest).
 	ManifestStale bool `json:"-"`
+}
+
+// LiveEffect is what applying the plan does to one running service.
+type LiveEffect struct {
+	Unit string `json:"unit"`
+	// Effect is "live" (no session ends), "restart" (every session ends)
+	// or "deferred-restart" (restart = "defer": recorded, run by apply
+	// --restart-deferred; the running service keeps the old config).
+	Effect string `json:"effect"`
+	// Steps are the individual steps, one line each.
+	Steps []string `json:"steps"`
 }
 
 // PendingRestart is a deferred unit restart.

@@ -71,6 +71,19 @@ func (p *Plan) WriteText(w io.Writer) error {
 			fmt.Fprintf(&sb, "Units to reload after apply: %s\n", strings.Join(p.Units, ", "))
 		}
 	}
+	for _, l := range p.Live {
+		switch l.Effect {
+		case "restart":
+			fmt.Fprintf(&sb, "Live effect on %s: RESTART (ends every session and meeting):\n", l.Unit)
+		case "deferred-restart":
+			fmt.Fprintf(&sb, "Live effect on %s: restart needed, deferred (restart = \"defer\"); the running server keeps the old config until 'apply --restart-deferred':\n", l.Unit)
+		default:
+			fmt.Fprintf(&sb, "Live effect on %s: applied live, no session ends:\n", l.Unit)
+		}
+		for _, st := range l.Steps {
+			fmt.Fprintf(&sb, "    %s\n", st)
+		}
+	}
 	for _, r := range p.PendingRestarts {
 		fmt.Fprintf(&sb, "Deferred restart pending: %s (%s, since %s); 'jitsi-agent apply --restart-deferred' runs it (ends running meetings)\n",
 			r.Unit, r.Reason, r.Since.UTC().Format(time.RFC3339))
