@@ -13,7 +13,9 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/accounts"
 	"github.com/jitsi-agent/jitsi-agent/internal/agent"
 	"github.com/jitsi-agent/jitsi-agent/internal/cli"
+	"github.com/jitsi-agent/jitsi-agent/internal/planfile"
 	"github.com/jitsi-agent/jitsi-agent/internal/prosody"
+	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 	"github.com/jitsi-agent/jitsi-agent/internal/systemd"
 )
 
@@ -21,18 +23,26 @@ func runApply(c *cli.Call) int {
 	stdout, stderr := c.Stdout, c.Stderr
 	quiet, noReload, restartDeferred, overwriteDrift, noACME := c.Bool("q"), c.Bool("no-reload"), c.Bool("restart-deferred"), c.Bool("overwrite-drift"), c.Bool("no-acme")
 	specPath := c.Args[0]
-	root, ok := rootArg(c)
-	if !ok {
-		return exitError
+	var d *spec.Deployment
+	var root string
+	if planfile.Is(specPath) {
+		var ok bool
+		if d, root, ok = loadSavedPlan(c, specPath); !ok {
+			return exitError
+		}
+	} else {
+		var ok bool
+		if root, ok = rootArg(c); !ok {
+			return exitError
+		}
+		if d, ok = loadSpec(c, specPath); !ok {
+			fmt.Fprintf(stderr, "jitsi-agent: %s is not valid; nothing was changed.\n", specPath)
+			return exitError
+		}
 	}
 	realHost := root == "/"
 	if !realHost {
 		noReload = true
-	}
-	d, ok := loadSpec(c, specPath)
-	if !ok {
-		fmt.Fprintf(stderr, "jitsi-agent: %s is not valid; nothing was changed.\n", specPath)
-		return exitError
 	}
 	// Render once without touching the state directory: a template error
 	// must change nothing at all.

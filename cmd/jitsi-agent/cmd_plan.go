@@ -9,6 +9,7 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
 	"github.com/jitsi-agent/jitsi-agent/internal/manifest"
 	"github.com/jitsi-agent/jitsi-agent/internal/plan"
+	"github.com/jitsi-agent/jitsi-agent/internal/planfile"
 	"github.com/jitsi-agent/jitsi-agent/internal/systemd"
 )
 
@@ -20,10 +21,17 @@ func runPlan(c *cli.Call) int {
 	if !ok {
 		return exitError
 	}
-	d, ok := loadSpec(c, specPath)
+	opts, err := specOptions(c)
+	if err != nil {
+		return c.Usagef("%v", err)
+	}
+	rec := &planfile.EnvRecorder{}
+	opts.LookupEnv = rec.Lookup
+	res, ok := loadSpecOpts(c, specPath, opts)
 	if !ok {
 		return exitError
 	}
+	d := res.Deployment
 	// plan writes nothing: not even the internal secrets of a fresh host.
 	set, err := agent.DesiredStateReadOnly(d, root, time.Now())
 	if err != nil {
@@ -60,6 +68,13 @@ func runPlan(c *cli.Call) int {
 	}
 	for _, df := range deferred {
 		p.PendingRestarts = append(p.PendingRestarts, plan.PendingRestart{Unit: df.Unit, Reason: df.Reason, Since: df.Since})
+	}
+	if out := c.String("out"); out != "" {
+		if err := savePlan(out, specPath, opts, root, res, rec, set, m, p); err != nil {
+			fmt.Fprintf(stderr, "Error: %v\n", err)
+			return exitError
+		}
+		defer fmt.Fprintf(stderr, "jitsi-agent: saved the plan to %s (mode 0600: it holds the -var values; no secret in clear). Apply exactly this with: jitsi-agent apply %s\n", out, out)
 	}
 	if asJSON {
 		err = p.WriteJSON(stdout)

@@ -82,14 +82,18 @@ units whose files changed and rolls back what breaks. 'jitsi-agent init' writes 
 				Name: "plan", Synopsis: "show what apply would change",
 				Args: []cli.Arg{specArg},
 				Flags: specFlags(rootFlag("treat DIR as the filesystem root"),
-					cli.Flag{Name: "json", Kind: cli.Bool, Usage: "print the machine-readable report (format_version 1)"}),
-				Help: "Writes nothing, not even the internal secrets of a fresh host.",
+					cli.Flag{Name: "json", Kind: cli.Bool, Usage: "print the machine-readable report (format_version 1)"},
+					cli.Flag{Name: "out", Kind: cli.String, Arg: "FILE", Complete: cli.CompleteFile, Usage: "also save the plan to FILE for 'apply FILE'"}),
+				Help: `Writes nothing, not even the internal secrets of a fresh host (except FILE with -out).
+
+With -out FILE the plan is saved: the spec path, -host, -var and -var-file, -root, and SHA-256 fingerprints of every input file the spec read, every environment variable it looked up, this jitsi-agent's version and the host's managed files and state. 'jitsi-agent apply FILE' applies it only if none of these changed, so it writes what this plan showed. FILE is written 0600: it holds the -var values as given; environment values and file contents appear only as digests.`,
 				Exit: "0 no changes, 2 changes pending (not a failure), 1 error.",
 				Run:  runPlan,
 			},
 			{
 				Name: "apply", Synopsis: "validate, atomically write, reload what changed, roll back what breaks (safe to re-run)",
-				Args: []cli.Arg{specArg},
+				Args: []cli.Arg{{Name: "SPEC|PLANFILE", Complete: cli.CompleteFile}},
+				Help: "PLANFILE is a plan saved with 'plan -out PLANFILE': apply refuses it, naming what changed, when the spec, an input file, an environment variable it read, the jitsi-agent version or a managed file on the host differs from when the plan was made; -host, -var, -var-file and -root come from the plan and cannot be given.",
 				Flags: specFlags(rootFlag("treat DIR as the filesystem root (implies -no-reload unless DIR is /)"), flagQ,
 					cli.Flag{Name: "no-reload", Kind: cli.Bool, Usage: "write files only; do not touch systemd units or Prosody accounts"},
 					cli.Flag{Name: "restart-deferred", Kind: cli.Bool, Usage: "also run the jicofo/videobridge restarts earlier applies deferred (ends running meetings)"},

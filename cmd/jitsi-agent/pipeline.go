@@ -36,6 +36,11 @@ func loadSpecResult(c *cli.Call, path string) (*spec.Result, bool) {
 		fmt.Fprintf(c.Stderr, "Error: %v\n", err)
 		return nil, false
 	}
+	return loadSpecOpts(c, path, opts)
+}
+
+// loadSpecOpts is loadSpecResult with explicit options.
+func loadSpecOpts(c *cli.Call, path string, opts spec.Options) (*spec.Result, bool) {
 	res := spec.Load(path, opts)
 	if len(res.Diags) > 0 {
 		res.WriteDiagnostics(c.Stderr)
