@@ -75,7 +75,8 @@ func TestCompletionBashReal(t *testing.T) {
 	for words, want := range map[string]string{
 		"jitsi-agent va":                 "validate",
 		"jitsi-agent plan -var-f":        "-var-file",
-		"jitsi-agent apply ":             "site.hcl",
+		"jitsi-agent apply ":             "c.bash site.hcl vars.txt", // SPEC or PLANFILE: any file
+		"jitsi-agent plan ":              "site.hcl",
 		"jitsi-agent plan -var-file ":    "site.hcl",
 		"jitsi-agent token m":            "mint",
 		"jitsi-agent completion ":        "bash fish zsh",
