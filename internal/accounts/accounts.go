@@ -21,6 +21,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
@@ -37,13 +38,22 @@ type Account struct {
 // JID is user@host.
 func (a Account) JID() string { return a.User + "@" + a.Host }
 
-// ForDeployment returns the focus and jvb accounts with the stored
-// passwords (Deployment.Secrets, filled by the secrets store).
+// ForDeployment returns the focus and jvb accounts (and Jibri's two when
+// recording is on) with the stored passwords (Deployment.Secrets, filled by
+// the secrets store).
 func ForDeployment(d *spec.Deployment) []Account {
-	return []Account{
+	out := []Account{
 		{User: "focus", Host: d.AuthDomain(), Password: d.Secrets.FocusPassword},
 		{User: "jvb", Host: d.AuthDomain(), Password: d.Secrets.JVBPassword},
 	}
+	if rec := d.Meeting.Recording; rec.Enabled {
+		// Jibri's control login (joins the brewery) and its hidden
+		// recorder participant (joins the meetings it records).
+		out = append(out,
+			Account{User: "jibri", Host: d.AuthDomain(), Password: d.Secrets.JibriPassword},
+			Account{User: "recorder", Host: rec.RecorderDomain, Password: d.Secrets.RecorderPassword})
+	}
+	return out
 }
 
 // StateFile is the file name of the account state in the state dir.
@@ -112,6 +122,10 @@ func Components(results []Result) []string {
 			out = append(out, spec.Jicofo)
 		case strings.HasPrefix(r.JID, "jvb@"):
 			out = append(out, spec.JVB)
+		case strings.HasPrefix(r.JID, "jibri@"), strings.HasPrefix(r.JID, "recorder@"):
+			if !slices.Contains(out, spec.Jibri) {
+				out = append(out, spec.Jibri)
+			}
 		}
 	}
 	return out

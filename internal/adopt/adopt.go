@@ -109,15 +109,18 @@ func Import(opts Options) (*Result, error) {
 		res.AppSecretFile = filepath.Join(filepath.Dir(outAbs), secretName)
 	}
 	res.Secrets = spec.Secrets{
-		FocusPassword: spec.NewSecret(im.focus.value),
-		JVBPassword:   spec.NewSecret(im.jvb.value),
-		TURNSecret:    spec.NewSecret(im.turnSecret.value),
+		FocusPassword:    spec.NewSecret(im.focus.value),
+		JVBPassword:      spec.NewSecret(im.jvb.value),
+		TURNSecret:       spec.NewSecret(im.turnSecret.value),
+		JibriPassword:    spec.NewSecret(im.jibri.value),
+		RecorderPassword: spec.NewSecret(im.recorder.value),
 	}
 	res.stateSecrets = secrets.Dir(filepath.Join(opts.Root, spec.DefaultStateDir))
 	for _, s := range []struct {
 		name string
 		f    secretFound
-	}{{secrets.FocusPassword, im.focus}, {secrets.JVBPassword, im.jvb}, {secrets.TURNSecret, im.turnSecret}} {
+	}{{secrets.FocusPassword, im.focus}, {secrets.JVBPassword, im.jvb}, {secrets.TURNSecret, im.turnSecret},
+		{secrets.JibriPassword, im.jibri}, {secrets.RecorderPassword, im.recorder}} {
 		if s.f.value != "" {
 			res.SecretsWritten = append(res.SecretsWritten, SecretMove{Name: s.name, From: s.f.where, To: filepath.Join(res.stateSecrets, s.name)})
 		}
@@ -211,7 +214,7 @@ func loadAndRender(outAbs string, src []byte, res *Result) (*spec.Deployment, *r
 	sec := res.Secrets
 	// A secret the host lacks (a component not installed here) renders
 	// with a placeholder; apply generates the real one.
-	for _, s := range []*spec.Secret{&sec.FocusPassword, &sec.JVBPassword, &sec.TURNSecret} {
+	for _, s := range sec.Generated() {
 		if s.IsZero() {
 			*s = spec.NewSecret("(generated-on-first-apply)")
 		}
@@ -455,6 +458,10 @@ func (r *Result) secretValue(name string) string {
 		return r.Secrets.JVBPassword.Reveal()
 	case secrets.TURNSecret:
 		return r.Secrets.TURNSecret.Reveal()
+	case secrets.JibriPassword:
+		return r.Secrets.JibriPassword.Reveal()
+	case secrets.RecorderPassword:
+		return r.Secrets.RecorderPassword.Reveal()
 	}
 	return ""
 }

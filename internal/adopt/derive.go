@@ -24,7 +24,8 @@ type imported struct {
 	xmppHost               string
 	appSecret              string
 	focus, jvb, turnSecret secretFound
-	notes                  []Finding // understood-with-remarks (conflicts, short secrets)
+	jibri, recorder        secretFound // Jibri's control and call logins
+	notes                  []Finding   // understood-with-remarks (conflicts, short secrets)
 	rsa                    bool
 }
 
@@ -73,12 +74,16 @@ func derive(h *hostFiles) (*imported, error) {
 	if h.turn != nil {
 		roles = append(roles, spec.Coturn)
 	}
+	if h.jibri != nil {
+		roles = append(roles, spec.Jibri)
+	}
 	d.Host.Roles = roles
 
 	if err := deriveProsody(h, im); err != nil {
 		return nil, err
 	}
 	deriveJicofo(h, im)
+	deriveJibri(h, im)
 	deriveJVB(h, im)
 	deriveListeners(h, im)
 	deriveConfigJS(h, im)
@@ -91,7 +96,7 @@ func derive(h *hostFiles) (*imported, error) {
 	if name == "" || !hostNameOK(name) {
 		name = ""
 	}
-	partial := !(len(roles) == len(spec.Components) || len(roles) == len(spec.Components)-1 && !d.Host.HasRole(spec.Coturn))
+	partial := !allRoles(d)
 	if name == "" && partial {
 		name = "imported"
 	}
@@ -275,6 +280,46 @@ func (h *hostFiles) shardName() string {
 		}
 	}
 	return "shard"
+}
+
+// allRoles reports whether the host runs every component it could: coturn
+// may be missing (TURN off or elsewhere), Jibri when recording is off.
+func allRoles(d *spec.Deployment) bool {
+	for _, c := range spec.Components {
+		switch {
+		case d.Host.HasRole(c), c == spec.Coturn, c == spec.Jibri && !d.Meeting.Recording.Enabled:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// deriveJibri takes Jibri's two passwords from the first XMPP environment
+// of jibri.conf (the rest of the file is jitsi-agent's to render).
+func deriveJibri(h *hostFiles, im *imported) {
+	j := h.jibri
+	if j == nil {
+		return
+	}
+	const envs = "jibri.api.xmpp.environments"
+	v, _ := j.get(envs)
+	list, _ := v.([]any)
+	if len(list) == 0 {
+		return
+	}
+	env, _ := list[0].(map[string]any)
+	where := at(j.File, j.Leaves[envs].Line)
+	for _, s := range []struct {
+		login string
+		dst   *secretFound
+	}{{"control-login", &im.jibri}, {"call-login", &im.recorder}} {
+		if l, ok := env[s.login].(map[string]any); ok {
+			if pw, ok := l["password"].(string); ok && pw != "" {
+				*s.dst = secretFound{value: pw, where: where}
+			}
+		}
+	}
 }
 
 func deriveJicofo(h *hostFiles, im *imported) {

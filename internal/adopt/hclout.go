@@ -28,8 +28,7 @@ func writeSpec(im *imported, sources []string, secretFile string, extra spec.Ext
 		w("tenants = true # https://DOMAIN/<tenant>/<room> (nginx tenant locations)\n")
 	}
 
-	allRoles := len(d.Host.Roles) == len(spec.Components) ||
-		len(d.Host.Roles) == len(spec.Components)-1 && !slices.Contains(d.Host.Roles, spec.Coturn)
+	allRoles := allRoles(d)
 	if im.hostName != "" {
 		w("\n# This machine (its videobridge's MUC nickname).\nhost %s {\n", hq(im.hostName))
 		if len(d.Host.PublicIPs) > 0 {

@@ -21,6 +21,7 @@ const (
 	pathJVBLegacy    = "/etc/jitsi/videobridge/sip-communicator.properties"
 	pathTURN         = "/etc/turnserver.conf"
 	pathTURNAgent    = "/etc/coturn/turnserver.conf"
+	pathJibri        = "/etc/jitsi/jibri/jibri.conf"
 )
 
 func prosodyPath(domain string) string  { return "/etc/prosody/conf.avail/" + domain + ".cfg.lua" }
@@ -39,6 +40,7 @@ type hostFiles struct {
 	jicofoShell  *lineFile // /etc/jitsi/jicofo/config
 	jvb          *hoconDoc
 	jvbLegacy    *lineFile
+	jibri        *hoconDoc
 	configJS     *jsConfig
 	nginx        *ngxFile
 	turn         *lineFile
@@ -193,6 +195,13 @@ func readHost(root, domain string) (*hostFiles, error) {
 		return nil, e
 	} else if b != nil {
 		if h.jicofo, err = parseHOCON(pathJicofo, b); err != nil {
+			return nil, err
+		}
+	}
+	if b, e := read(pathJibri); e != nil {
+		return nil, e
+	} else if b != nil {
+		if h.jibri, err = parseHOCON(pathJibri, b); err != nil {
 			return nil, err
 		}
 	}

@@ -49,7 +49,8 @@ func renderSpecToRoot(t *testing.T, path string) (string, *render.Set) {
 	}
 	d := lr.Deployment
 	d.Templates = nil // user templates are the app's files, not Jitsi's
-	d.Secrets = spec.Secrets{FocusPassword: spec.NewSecret(testFocus), JVBPassword: spec.NewSecret(testJVB), TURNSecret: spec.NewSecret(testTURN)}
+	d.Secrets = spec.Secrets{FocusPassword: spec.NewSecret(testFocus), JVBPassword: spec.NewSecret(testJVB), TURNSecret: spec.NewSecret(testTURN),
+		JibriPassword: spec.NewSecret(testFocus + "-jibri"), RecorderPassword: spec.NewSecret(testJVB + "-recorder")}
 	set, err := render.Render(render.Input{Deployment: d, Templates: templates.Overlay(""), UserSources: map[string][]byte{}})
 	if err != nil {
 		t.Fatal(err)

@@ -369,3 +369,27 @@ func TestDaemonReportsInvalidSpec(t *testing.T) {
 		t.Fatalf("the spec is not watched: %+v", out.Watch)
 	}
 }
+
+func TestApplyWithRecordingRunsJibri(t *testing.T) {
+	f := newFixture(t)
+	spec := fmt.Sprintf(testSpec, 50) + "\n"
+	spec = strings.Replace(spec, "meeting {\n", "meeting {\n  recording {\n    enabled = true\n  }\n", 1)
+	if err := os.WriteFile(f.spec, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.apply(ApplyOptions{Always: true}); err != nil {
+		t.Fatal(err)
+	}
+	calls := f.units.take()
+	want := []string{"start prosody.service", "start jicofo.service", "start jitsi-videobridge2.service", "start jibri.service", "start nginx.service", "start coturn.service"}
+	if !slices.Equal(calls, want) {
+		t.Fatalf("calls %v, want %v", calls, want)
+	}
+	conf := f.file("/etc/jitsi/jibri/jibri.conf")
+	for _, jid := range []string{"jibri@auth.meet.example.com", "recorder@recorder.meet.example.com"} {
+		pw, ok := f.accts.pw[jid]
+		if !ok || !bytes.Contains(conf, []byte(`"`+pw+`"`)) {
+			t.Errorf("account %s missing or its password not in jibri.conf", jid)
+		}
+	}
+}

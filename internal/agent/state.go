@@ -64,7 +64,7 @@ func DesiredStateReadOnly(d *spec.Deployment, root string, now time.Time) (*rend
 	if err != nil {
 		return nil, &SecretsError{Err: err}
 	}
-	for _, s := range []*spec.Secret{&sec.FocusPassword, &sec.JVBPassword, &sec.TURNSecret} {
+	for _, s := range sec.Generated() {
 		if s.IsZero() {
 			*s = spec.NewSecret(ephemeral())
 		}

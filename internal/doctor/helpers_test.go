@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/files"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
 
@@ -35,10 +36,8 @@ func testDeployment() *spec.Deployment {
 		StateDir:    "/var/lib/jitsi-agent",
 		Services:    map[string]spec.Service{},
 	}
-	units := map[string]string{spec.Prosody: "prosody.service", spec.Jicofo: "jicofo.service",
-		spec.JVB: "jitsi-videobridge2.service", spec.Nginx: "nginx.service", spec.Coturn: "coturn.service"}
-	for _, c := range spec.Components {
-		d.Services[c] = spec.Service{Component: c, Unit: units[c], Enabled: true, Restart: spec.RestartImmediate}
+	for _, c := range files.Components() {
+		d.Services[c.Name] = spec.Service{Component: c.Name, Unit: c.Unit, Enabled: d.Feature(c.When), Restart: spec.RestartImmediate}
 	}
 	return d
 }

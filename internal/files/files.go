@@ -22,6 +22,7 @@ const (
 	Prosody = "prosody"
 	Jicofo  = "jicofo"
 	JVB     = "jvb"
+	Jibri   = "jibri"
 	Nginx   = "nginx"
 	Coturn  = "coturn"
 )
@@ -43,11 +44,13 @@ type Component struct {
 }
 
 // components lists the built-in components in reload order: Prosody first
-// (Jicofo and JVB log in to it), then Jicofo, JVB, nginx, coturn.
+// (Jicofo, JVB and Jibri log in to it), then Jicofo, JVB, Jibri (it joins
+// Jicofo's brewery; a restart ends running recordings), nginx, coturn.
 var components = []Component{
 	{Name: Prosody, Unit: "prosody.service", Package: "prosody"},
 	{Name: Jicofo, Unit: "jicofo.service", Package: "jicofo", Disruptive: true},
 	{Name: JVB, Unit: "jitsi-videobridge2.service", Package: "jitsi-videobridge2", Disruptive: true},
+	{Name: Jibri, Unit: "jibri.service", Package: "jibri", Disruptive: true, When: Recording},
 	{Name: Nginx, Unit: "nginx.service", Package: "nginx"},
 	{Name: Coturn, Unit: "coturn.service", Package: "coturn"},
 }
@@ -115,10 +118,12 @@ const (
 type Secret string
 
 const (
-	AppSecret     Secret = "auth.jwt app_secret" // needed only with JWT auth
-	TURNSecret    Secret = "TURN secret"         // needed only with TURN on
-	FocusPassword Secret = "focus password"
-	JVBPassword   Secret = "jvb password"
+	AppSecret        Secret = "auth.jwt app_secret" // needed only with JWT auth
+	TURNSecret       Secret = "TURN secret"         // needed only with TURN on
+	FocusPassword    Secret = "focus password"
+	JVBPassword      Secret = "jvb password"
+	JibriPassword    Secret = "jibri password"
+	RecorderPassword Secret = "recorder password"
 )
 
 // Validator names a check run on the staged file before the swap
@@ -203,6 +208,16 @@ var table = []File{
 		Mode: 0o640, Owner: "jvb", Group: "jitsi",
 		WriteDirs:  []string{"/etc/jitsi"},
 		Validators: []Validator{Builtin, Properties},
+	},
+	{
+		// Jibri's control login joins Jicofo's brewery; its call login is
+		// the hidden recorder participant.
+		Template: "jibri.conf.tmpl", Component: Jibri, Reload: ReloadUnit, When: Recording,
+		Path: "/etc/jitsi/jibri/jibri.conf",
+		Mode: 0o640, Owner: "jibri", Group: "jitsi", Sensitive: true,
+		Secrets:    []Secret{JibriPassword, RecorderPassword},
+		WriteDirs:  []string{"/etc/jitsi"},
+		Validators: []Validator{Builtin, HOCON},
 	},
 	{
 		// Served by nginx (with SSI) on every request: no reload.

@@ -53,8 +53,11 @@ type BuiltinData struct {
 	// JWT: true when auth.mode is jwt; AppSecret is the revealed secret.
 	JWT       bool
 	AppSecret string
-	// FocusPassword and JVBPassword are the revealed XMPP passwords.
-	FocusPassword, JVBPassword string
+	// FocusPassword and JVBPassword are the revealed XMPP passwords;
+	// JibriPassword (jibri@auth.DOMAIN) and RecorderPassword
+	// (recorder@RecorderDomain) Jibri's two logins.
+	FocusPassword, JVBPassword      string
+	JibriPassword, RecorderPassword string
 
 	// TURN is true when coturn is enabled; TURNSecret is the revealed
 	// shared secret (turn.secret, else the generated one); TURNTTL the
@@ -189,6 +192,8 @@ func newBuiltinData(d *spec.Deployment) (*BuiltinData, error) {
 	if rec.Enabled {
 		b.RecorderDomain = rec.RecorderDomain
 		b.JibriBreweryJID = rec.BreweryJID(d)
+		b.JibriPassword = d.Secrets.JibriPassword.Reveal()
+		b.RecorderPassword = d.Secrets.RecorderPassword.Reveal()
 	}
 	if d.Auth.Mode == spec.AuthJWT {
 		if d.Auth.JWT == nil {

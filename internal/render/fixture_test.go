@@ -13,6 +13,8 @@ const (
 	testFocusPassword = "test-focus-pw-4f8a2c"
 	testJVBPassword   = "test-jvb-pw-9d3e7b"
 	testTURNSecret    = "test-turn-secret-c0ffee42"
+	testJibriPassword = "test-jibri-pw-51d0aa"
+	testRecorderPw    = "test-recorder-pw-77e1b3"
 )
 
 // newDeployment builds a fully defaulted Deployment, as spec.Load would for a
@@ -69,13 +71,16 @@ func newDeployment(mods ...func(*spec.Deployment)) *spec.Deployment {
 			spec.Prosody: {Component: spec.Prosody, Unit: "prosody.service", Enabled: true, Restart: spec.RestartImmediate},
 			spec.Jicofo:  {Component: spec.Jicofo, Unit: "jicofo.service", Enabled: true, Restart: spec.RestartImmediate},
 			spec.JVB:     {Component: spec.JVB, Unit: "jitsi-videobridge2.service", Enabled: true, Restart: spec.RestartImmediate},
+			spec.Jibri:   {Component: spec.Jibri, Unit: "jibri.service", Restart: spec.RestartImmediate},
 			spec.Nginx:   {Component: spec.Nginx, Unit: "nginx.service", Enabled: true, Restart: spec.RestartImmediate},
 			spec.Coturn:  {Component: spec.Coturn, Unit: "coturn.service", Enabled: true, Restart: spec.RestartImmediate},
 		},
 		Secrets: spec.Secrets{
-			FocusPassword: spec.NewSecret(testFocusPassword),
-			JVBPassword:   spec.NewSecret(testJVBPassword),
-			TURNSecret:    spec.NewSecret(testTURNSecret),
+			FocusPassword:    spec.NewSecret(testFocusPassword),
+			JVBPassword:      spec.NewSecret(testJVBPassword),
+			TURNSecret:       spec.NewSecret(testTURNSecret),
+			JibriPassword:    spec.NewSecret(testJibriPassword),
+			RecorderPassword: spec.NewSecret(testRecorderPw),
 		},
 		StateDir: "/var/lib/jitsi-agent",
 		Backups:  5,

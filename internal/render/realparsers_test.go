@@ -60,6 +60,7 @@ func hostile(certDir string) func(*spec.Deployment) {
 		d.Auth.JWT.Audiences = []string{"aud'\n", "\\"}
 		d.Secrets.FocusPassword = spec.NewSecret("pa\"ss${USER}\\w\n#x")
 		d.Secrets.JVBPassword = spec.NewSecret("${HOSTNAME}\"\\ //x")
+		d.Secrets.JibriPassword = spec.NewSecret("jib\"ri${x}\\ #y")
 		d.Videobridge.Nickname = "nick ${x} \"y\""
 		d.Meeting.Recording.RecorderDomain = "rec</script><!--#exec cmd=\"id\" -->\"'.example.com"
 		d.Meeting.Recording.Whitelist = []string{"w\"]]\n"}
@@ -663,6 +664,58 @@ func nginxQ(t *testing.T, s string) string {
 	return q
 }
 
+// checkJibri checks the parsed jibri.conf: Jibri logs in to this
+// deployment's Prosody and joins the brewery the parsed jicofo.conf (when
+// this host renders it) watches.
+func checkJibri(t *testing.T, d *spec.Deployment, b *BuiltinData, tree, jicofo map[string]any) {
+	t.Helper()
+	envs, ok := hoconGet(tree, "jibri.api.xmpp.environments")
+	list, _ := envs.([]any)
+	if !ok || len(list) != 1 {
+		t.Fatalf("jibri.api.xmpp.environments = %v, want one environment", envs)
+	}
+	env, _ := list[0].(map[string]any)
+	eq := func(path string, want any) {
+		t.Helper()
+		got, ok := hoconGet(env, path)
+		gj, _ := json.Marshal(got)
+		wj, _ := json.Marshal(want)
+		if !ok || !bytes.Equal(gj, wj) {
+			t.Errorf("environment %s = %s, want %s", path, gj, wj)
+		}
+	}
+	rec := d.Meeting.Recording
+	eq("xmpp-server-hosts", []string{b.XMPPServer})
+	eq("xmpp-domain", d.Domain)
+	eq("control-login.domain", d.AuthDomain())
+	eq("control-login.username", "jibri")
+	eq("control-login.password", d.Secrets.JibriPassword.Reveal())
+	eq("control-muc.domain", d.InternalMUCDomain())
+	eq("control-muc.room-name", rec.Brewery)
+	eq("call-login.domain", rec.RecorderDomain)
+	eq("call-login.username", "recorder")
+	eq("call-login.password", d.Secrets.RecorderPassword.Reveal())
+	eq("strip-from-room-domain", "conference.")
+	room, _ := hoconGet(env, "control-muc.room-name")
+	dom, _ := hoconGet(env, "control-muc.domain")
+	brewery := fmt.Sprint(room) + "@" + fmt.Sprint(dom)
+	if brewery != rec.BreweryJID(d) {
+		t.Errorf("Jibri joins %s, the spec's brewery is %s", brewery, rec.BreweryJID(d))
+	}
+	if jicofo != nil {
+		if got, _ := hoconGet(jicofo, "jicofo.jibri.brewery-jid"); !strings.EqualFold(fmt.Sprint(got), brewery) {
+			t.Errorf("Jibri joins %s, Jicofo watches %v", brewery, got)
+		}
+		trusted, _ := hoconGet(jicofo, "jicofo.xmpp.trusted-domains")
+		if tl, _ := trusted.([]any); !slices.Contains(tl, any(rec.RecorderDomain)) {
+			t.Errorf("Jicofo's trusted-domains %v lack Jibri's call-login domain %s", trusted, rec.RecorderDomain)
+		}
+	}
+	if _, ok := hoconGet(tree, "jibri.streaming"); ok != rec.Livestreaming {
+		t.Errorf("streaming section present %v, livestreaming %v", ok, rec.Livestreaming)
+	}
+}
+
 // hoconTree walks a decoded HOCON document by dotted path.
 func hoconGet(tree map[string]any, path string) (any, bool) {
 	var cur any = tree
@@ -688,11 +741,15 @@ func checkHOCON(t *testing.T, combos []realCombo) {
 	refs := map[string]fileRef{}
 	var files []string
 	for _, r := range combos {
-		for kind, p := range map[string]string{"jicofo": "/etc/jitsi/jicofo/jicofo.conf", "jvb": "/etc/jitsi/videobridge/jvb.conf"} {
+		for kind, p := range map[string]string{"jicofo": "/etc/jitsi/jicofo/jicofo.conf", "jvb": "/etc/jitsi/videobridge/jvb.conf", "jibri": "/etc/jitsi/jibri/jibri.conf"} {
 			if _, ok := r.file(p); ok {
 				files = append(files, r.path(p))
 				refs[r.path(p)] = fileRef{r, kind}
 			}
+		}
+		_, hasJibri := r.file("/etc/jitsi/jibri/jibri.conf")
+		if want := r.d.Meeting.Recording.Enabled && r.d.Host.HasRole(spec.Jibri); hasJibri != want {
+			t.Errorf("%s: jibri.conf rendered %v, want %v (recording %v)", r.name, hasJibri, want, r.d.Meeting.Recording.Enabled)
 		}
 	}
 	slices.Sort(files)
@@ -773,6 +830,10 @@ func checkHOCON(t *testing.T, combos []realCombo) {
 				} else if _, ok := hoconGet(tree, "jicofo.jibri"); ok {
 					t.Error("jibri section with recording off")
 				}
+				return
+			}
+			if ref.kind == "jibri" {
+				checkJibri(t, d, b, tree, trees[ref.r.path("/etc/jitsi/jicofo/jicofo.conf")])
 				return
 			}
 			shard := "videobridge.apis.xmpp-client.configs.shard."

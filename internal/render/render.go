@@ -44,19 +44,6 @@ const (
 	TmplTURN      = "turnserver.conf.tmpl"
 )
 
-// enabled evaluates a table condition.
-func enabled(c files.Condition, data *BuiltinData) bool {
-	switch c {
-	case files.Always:
-		return true
-	case files.TURN:
-		return data.TURN
-	case files.Recording:
-		return data.RecorderDomain != ""
-	}
-	return false
-}
-
 // Render renders the desired state of the deployment's selected host: the
 // built-in files of every component in d.Host.Roles, then the user
 // templates. The result is sorted by path, with Redact = d.SecretValues().
@@ -79,7 +66,7 @@ func Render(in Input) (*Set, error) {
 
 	var buf bytes.Buffer
 	for _, b := range files.Table() {
-		if !d.Host.HasRole(b.Component) || !enabled(b.When, data) {
+		if !d.Host.HasRole(b.Component) || !d.Feature(b.When) {
 			continue
 		}
 		path := files.Expand(b.Path, d.Domain)
@@ -170,6 +157,10 @@ func secretValue(name files.Secret, data *BuiltinData) (string, bool) {
 		return data.FocusPassword, true
 	case files.JVBPassword:
 		return data.JVBPassword, true
+	case files.JibriPassword:
+		return data.JibriPassword, true
+	case files.RecorderPassword:
+		return data.RecorderPassword, true
 	}
 	return "", true // an unknown secret is never loaded
 }

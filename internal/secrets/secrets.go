@@ -1,6 +1,6 @@
 // Package secrets keeps the internal secrets jitsi-agent generates once and
-// reuses forever after: the focus and jvb XMPP passwords and the TURN shared
-// secret (when the spec does not give one). They live in a 0700 directory,
+// reuses forever after: the focus, jvb, jibri and recorder XMPP passwords and
+// the TURN shared secret (when the spec does not give one). They live in a 0700 directory,
 // one 0600 file each, written atomically.
 package secrets
 
@@ -23,7 +23,21 @@ const (
 	FocusPassword = "focus_password"
 	JVBPassword   = "jvb_password"
 	TURNSecret    = "turn_secret"
+	// JibriPassword and RecorderPassword are Jibri's two XMPP logins.
+	JibriPassword    = "jibri_password"
+	RecorderPassword = "recorder_password"
 )
+
+type item struct {
+	name string
+	dst  *spec.Secret
+}
+
+// items pairs each stored secret's file name with its field.
+func items(s *spec.Secrets) []item {
+	return []item{{FocusPassword, &s.FocusPassword}, {JVBPassword, &s.JVBPassword}, {TURNSecret, &s.TURNSecret},
+		{JibriPassword, &s.JibriPassword}, {RecorderPassword, &s.RecorderPassword}}
+}
 
 // Length of generated secrets, in characters of [A-Za-z0-9].
 const Length = 40
@@ -53,10 +67,7 @@ func Ensure(dir string) (spec.Secrets, error) {
 			return out, fmt.Errorf("secrets directory %s has mode %04o and cannot be tightened to 0700: %w", dir, st.Mode().Perm(), err)
 		}
 	}
-	for _, item := range []struct {
-		name string
-		dst  *spec.Secret
-	}{{FocusPassword, &out.FocusPassword}, {JVBPassword, &out.JVBPassword}, {TURNSecret, &out.TURNSecret}} {
+	for _, item := range items(&out) {
 		v, err := loadOrCreate(dir, item.name)
 		if err != nil {
 			return spec.Secrets{}, err
@@ -71,10 +82,7 @@ func Ensure(dir string) (spec.Secrets, error) {
 func Load(dir string) (spec.Secrets, bool, error) {
 	var out spec.Secrets
 	ok := true
-	for _, item := range []struct {
-		name string
-		dst  *spec.Secret
-	}{{FocusPassword, &out.FocusPassword}, {JVBPassword, &out.JVBPassword}, {TURNSecret, &out.TURNSecret}} {
+	for _, item := range items(&out) {
 		b, err := os.ReadFile(filepath.Join(dir, item.name))
 		if errors.Is(err, fs.ErrNotExist) {
 			ok = false
@@ -90,20 +98,6 @@ func Load(dir string) (spec.Secrets, bool, error) {
 		*item.dst = spec.NewSecret(v)
 	}
 	return out, ok, nil
-}
-
-// Rotate replaces one stored secret with a fresh value.
-func Rotate(dir, name string) error {
-	switch name {
-	case FocusPassword, JVBPassword, TURNSecret:
-	default:
-		return fmt.Errorf("unknown secret %q (known: %s, %s, %s)", name, FocusPassword, JVBPassword, TURNSecret)
-	}
-	v, err := generate()
-	if err != nil {
-		return err
-	}
-	return writeAtomic(filepath.Join(dir, name), v)
 }
 
 func loadOrCreate(dir, name string) (string, error) {

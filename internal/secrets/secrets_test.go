@@ -32,7 +32,7 @@ func TestEnsureGeneratesOnceAndReuses(t *testing.T) {
 	if st.Mode().Perm() != 0o700 {
 		t.Errorf("dir mode %o, want 0700", st.Mode().Perm())
 	}
-	for _, n := range []string{FocusPassword, JVBPassword, TURNSecret} {
+	for _, n := range []string{FocusPassword, JVBPassword, TURNSecret, JibriPassword, RecorderPassword} {
 		st, err := os.Stat(filepath.Join(dir, n))
 		if err != nil {
 			t.Fatal(err)
@@ -42,8 +42,8 @@ func TestEnsureGeneratesOnceAndReuses(t *testing.T) {
 		}
 	}
 	entries, _ := os.ReadDir(dir)
-	if len(entries) != 3 {
-		t.Errorf("want exactly 3 files (no temp leftovers), got %d", len(entries))
+	if len(entries) != 5 {
+		t.Errorf("want exactly 5 files (no temp leftovers), got %d", len(entries))
 	}
 }
 
@@ -85,25 +85,6 @@ func TestLoadDoesNotCreate(t *testing.T) {
 		t.Fatal("Load created the directory")
 	}
 }
-
-func TestRotate(t *testing.T) {
-	dir := t.TempDir()
-	a, _ := Ensure(dir)
-	if err := Rotate(dir, JVBPassword); err != nil {
-		t.Fatal(err)
-	}
-	b, _ := Ensure(dir)
-	if a.JVBPassword.Reveal() == b.JVBPassword.Reveal() {
-		t.Error("rotate kept the old value")
-	}
-	if a.FocusPassword.Reveal() != b.FocusPassword.Reveal() {
-		t.Error("rotate touched another secret")
-	}
-	if err := Rotate(dir, "nope"); err == nil {
-		t.Error("unknown name accepted")
-	}
-}
-
 func TestEnsureParentsTraversable(t *testing.T) {
 	root := t.TempDir()
 	state := filepath.Join(root, "var", "lib", "jitsi-agent")

@@ -46,8 +46,23 @@ const (
 	Jicofo  = files.Jicofo
 	JVB     = files.JVB
 	Nginx   = files.Nginx
+	Jibri   = files.Jibri
 	Coturn  = files.Coturn
 )
+
+// Feature evaluates a condition of the files table (internal/files): is
+// the feature on in this deployment?
+func (d *Deployment) Feature(c files.Condition) bool {
+	switch c {
+	case files.Always:
+		return true
+	case files.TURN:
+		return d.TURN.Enabled
+	case files.Recording:
+		return d.Meeting.Recording.Enabled
+	}
+	return false
+}
 
 // Components lists the built-in components in reload order.
 var Components = files.ComponentNames()
@@ -366,6 +381,15 @@ type Secrets struct {
 	FocusPassword Secret
 	JVBPassword   Secret
 	TURNSecret    Secret
+	// JibriPassword (jibri@auth.DOMAIN, Jibri's control login) and
+	// RecorderPassword (recorder@recorder.DOMAIN, its hidden participant).
+	JibriPassword    Secret
+	RecorderPassword Secret
+}
+
+// Generated returns the internal secrets jitsi-agent generates (every field).
+func (s *Secrets) Generated() []*Secret {
+	return []*Secret{&s.FocusPassword, &s.JVBPassword, &s.TURNSecret, &s.JibriPassword, &s.RecorderPassword}
 }
 
 // SecretValues returns every non-empty secret value in the deployment, for redaction.
@@ -383,6 +407,8 @@ func (d *Deployment) SecretValues() []string {
 	add(d.Secrets.FocusPassword)
 	add(d.Secrets.JVBPassword)
 	add(d.Secrets.TURNSecret)
+	add(d.Secrets.JibriPassword)
+	add(d.Secrets.RecorderPassword)
 	if d.TokenAPI != nil {
 		for _, k := range d.TokenAPI.Keys {
 			add(k.Key)

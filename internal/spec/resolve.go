@@ -856,8 +856,8 @@ func lineProblem(s string) string {
 
 func (r *resolver) resolveServices(d *Deployment) {
 	d.Services = map[string]Service{}
-	for _, c := range Components {
-		d.Services[c] = Service{Component: c, Unit: DefaultUnits[c], Enabled: true, Restart: RestartImmediate}
+	for _, c := range files.Components() {
+		d.Services[c.Name] = Service{Component: c.Name, Unit: c.Unit, Enabled: d.Feature(c.When), Restart: RestartImmediate}
 	}
 	seen := map[string]bool{}
 	for _, s := range r.raw.Services {
@@ -879,7 +879,7 @@ func (r *resolver) resolveServices(d *Deployment) {
 		if !validUnit(sv.Unit) {
 			r.errf(at(s.Body, "unit"), "Invalid unit name", "%q is not a systemd unit name such as \"jicofo.service\".", sv.Unit)
 		}
-		sv.Enabled = boolOr(s.Enabled, true)
+		sv.Enabled = boolOr(s.Enabled, sv.Enabled)
 		sv.Restart = r.oneOf(s.Body, "restart", s.Restart, RestartImmediate, RestartImmediate, RestartDefer)
 		if sv.Restart == RestartDefer && s.Name == Nginx {
 			r.warnf(at(s.Body, "restart"), "Reloads are never deferred", "%s picks up changes by reload without ending meetings; restart = \"defer\" only matters when a restart is needed.", s.Name)
