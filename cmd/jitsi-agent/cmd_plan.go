@@ -48,8 +48,13 @@ func runPlan(c *cli.Call) int {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return exitError
 	}
+	mask, err := agent.SecretMask(d, root)
+	if err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return exitError
+	}
 	p, err := plan.Compute(set, plan.Options{
-		Host: h, Manifest: m, Redact: append(append([]string{}, set.Redact...), d.SecretValues()...), Diff: true,
+		Host: h, Manifest: m, Redact: append(append([]string{}, set.Redact...), d.SecretValues()...), Diff: true, Mask: mask,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/certs"
+	"github.com/jitsi-agent/jitsi-agent/internal/plan"
 	"github.com/jitsi-agent/jitsi-agent/internal/prosody"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
 	"github.com/jitsi-agent/jitsi-agent/internal/secrets"
@@ -46,7 +47,33 @@ func DesiredState(d *spec.Deployment, root string, now time.Time) (*render.Set, 
 		return nil, &SecretsError{Err: err}
 	}
 	d.Secrets = sec
+	if err := RecordSecrets(d, root); err != nil {
+		return nil, &SecretsError{Err: err}
+	}
+	return Render(d, root, now)
 	return renderSet(d, root, now, true)
+}
+
+// RecordSecrets adds every secret of d (in every form a file may quote it
+// in) to the state directory's secret history before anything can write
+// it, so later plans mask it even after the spec stops using it.
+func RecordSecrets(d *spec.Deployment, root string) error {
+	var forms []string
+	for _, v := range d.SecretValues() {
+		forms = append(forms, render.RedactionForms(v)...)
+	}
+	return secrets.Record(secrets.Dir(StateDir(d, root)), forms...)
+}
+
+// SecretMask returns a function that hides, in plan output, every secret
+// value this host has had (read-only: a missing history masks nothing but
+// the current values, which plan redacts anyway).
+func SecretMask(d *spec.Deployment, root string) (func(string) string, error) {
+	h, err := secrets.LoadHistory(secrets.Dir(StateDir(d, root)))
+	if err != nil {
+		return nil, err
+	}
+	return func(s string) string { return h.Mask(s, plan.Redacted) }, nil
 }
 
 // SecretsError is a failure to read or create the internal secrets (I/O on

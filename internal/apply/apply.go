@@ -39,6 +39,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -151,7 +152,10 @@ type runner struct {
 	host  *fsys.OS
 	state string // real state dir
 	red   *strings.Replacer
-	res   *Result
+	// secrets are the values red hides (also hidden in encoded form in
+	// checker output).
+	secrets []string
+	res     *Result
 }
 
 func newRunner(opts Options, redact []string) (*runner, func(), error) {
@@ -163,7 +167,7 @@ func newRunner(opts Options, redact []string) (*runner, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("apply: %w", err)
 	}
-	r := &runner{o: o, host: h, state: h.Real(o.StateDir), red: plan.NewRedactor(redact), res: &Result{Changes: []plan.Change{}, Units: []string{}}}
+	r := &runner{o: o, host: h, state: h.Real(o.StateDir), red: plan.NewRedactor(redact), secrets: redact, res: &Result{Changes: []plan.Change{}, Units: []string{}}}
 	if err := r.ensureStateDir(); err != nil {
 		return nil, nil, err
 	}
@@ -171,7 +175,60 @@ func newRunner(opts Options, redact []string) (*runner, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return r, unlock, nil
+	// Validators' scratch directories hold copies of secret-bearing files:
+	// they live under the 0700 state directory, and whatever a killed run
+	// left there is removed before anything else (and again on exit).
+	if err := r.removeCheckDirs(); err != nil {
+		unlock()
+		return nil, nil, fmt.Errorf("apply: remove leftover validator files: %w", err)
+	}
+	return r, func() { r.removeCheckDirs(); unlock() }, nil
+}
+
+// removeCheckDirs removes the validators' scratch directories of this
+// state directory: <state>/check and, for prosodyctl, its directories in
+// the temporary directory (named after this state directory, so a run for
+// another root is never touched; the lock serialises runs for this one).
+func (r *runner) removeCheckDirs() error {
+	err := os.RemoveAll(r.checkRoot())
+	left, _ := filepath.Glob(filepath.Join(os.TempDir(), r.prosodyPrefix()+"*"))
+	for _, d := range left {
+		err = errors.Join(err, os.RemoveAll(d))
+	}
+	return err
+}
+
+// prosodyPrefix names prosodyctl's scratch directories for this state dir.
+func (r *runner) prosodyPrefix() string {
+	return "jitsi-agent-prosody-check-" + fsys.SHA256([]byte(r.state))[:12] + "-"
+}
+
+// prosodyTemp is prosodyctl's scratch directory. prosodyctl reads its
+// configuration as root and then switches to the prosody user, which must
+// reach the directory: under root with a prosody user it lives in the
+// temporary directory (private to the unit: PrivateTmp=yes), chowned to
+// prosody, 0700; otherwise under the state directory.
+func (r *runner) prosodyTemp() (string, error) {
+	if os.Geteuid() == 0 {
+		if _, err := user.Lookup("prosody"); err == nil {
+			return os.MkdirTemp("", r.prosodyPrefix()+"*")
+		}
+	}
+	return r.checkTemp("prosody-*")
+}
+
+// CheckDir is the directory, inside the state directory, that holds the
+// validators' scratch copies while an apply runs.
+const CheckDir = "check"
+
+func (r *runner) checkRoot() string { return filepath.Join(r.state, CheckDir) }
+
+// checkTemp creates a scratch directory for one validator run.
+func (r *runner) checkTemp(pattern string) (string, error) {
+	if err := fsys.MkdirPrivate(r.checkRoot()); err != nil {
+		return "", err
+	}
+	return os.MkdirTemp(r.checkRoot(), pattern)
 }
 
 func (r *runner) ensureStateDir() error {

@@ -3,11 +3,14 @@ package apply
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -74,11 +77,78 @@ func (t *txn) check(ctx context.Context, tools bool) error {
 	if len(fails) == 0 {
 		return nil
 	}
+	content := map[string][]byte{}
+	for _, s := range files {
+		if s.file.Sensitive || containsAny(s.op.content, t.r.secrets) {
+			content[s.op.path] = s.op.content
+		}
+	}
 	for i := range fails {
-		fails[i].Output = t.r.red.Replace(fails[i].Output)
+		out := t.r.red.Replace(fails[i].Output)
+		// A checker may print the file (or a secret) encoded: mask every
+		// run of base64/hex that is part of an encoding of a secret or of
+		// a secret-bearing file's content.
+		var sources [][]byte
+		if c, ok := content[fails[i].Path]; ok {
+			sources = append(sources, c)
+		}
+		for _, v := range t.r.secrets {
+			sources = append(sources, []byte(v))
+		}
+		fails[i].Output = maskEncoded(out, sources)
 		fails[i].Checker = t.r.red.Replace(fails[i].Checker)
 	}
 	return &CheckError{Failures: fails}
+}
+
+func containsAny(b []byte, values []string) bool {
+	for _, v := range values {
+		if v != "" && bytes.Contains(b, []byte(v)) {
+			return true
+		}
+	}
+	return false
+}
+
+// encodedRun is a run of characters a base64 (standard or URL) or hex
+// encoding is made of.
+var encodedRun = regexp.MustCompile(`[A-Za-z0-9+/_=-]{12,}`)
+
+// maskEncoded replaces every encoded run in out that occurs in the base64
+// (any alignment, standard or URL alphabet, padded or not) or hex (either
+// case) encoding of one of sources by plan.Redacted.
+func maskEncoded(out string, sources [][]byte) string {
+	if len(sources) == 0 {
+		return out
+	}
+	var encs []string
+	for _, src := range sources {
+		if len(src) == 0 {
+			continue
+		}
+		h := hex.EncodeToString(src)
+		encs = append(encs, h, strings.ToUpper(h))
+		for shift := 0; shift < 3; shift++ {
+			// Prefixing 0-2 bytes shifts the alignment; the encoding of the
+			// shifted part of src sits inside every such stream.
+			b := append(make([]byte, shift), src...)
+			encs = append(encs, base64.StdEncoding.EncodeToString(b), base64.URLEncoding.EncodeToString(b))
+		}
+	}
+	return encodedRun.ReplaceAllStringFunc(out, func(run string) string {
+		core := strings.TrimRight(run, "=")
+		// The first and last characters of a run may straddle unrelated
+		// bytes: compare its inside.
+		if len(core) > 4 {
+			core = core[1 : len(core)-1]
+		}
+		for _, e := range encs {
+			if strings.Contains(e, core) {
+				return plan.Redacted
+			}
+		}
+		return run
+	})
 }
 
 func builtinCheck(s staged) *Failure {

@@ -70,7 +70,7 @@ func (t *txn) nginxChecks(ctx context.Context, files []staged) []Failure {
 }
 
 func (t *txn) nginxCheck(ctx context.Context, nginx string, s staged) (string, error) {
-	dir, err := os.MkdirTemp("", "jitsi-agent-nginx-check-*")
+	dir, err := t.r.checkTemp("nginx-*")
 	if err != nil {
 		return "", fmt.Errorf("nginx check: %w", err)
 	}

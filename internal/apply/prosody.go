@@ -53,7 +53,7 @@ func (t *txn) prosodyChecks(ctx context.Context, files []staged) []Failure {
 }
 
 func (t *txn) prosodyCheck(ctx context.Context, tool string, s staged) (string, error) {
-	dir, err := os.MkdirTemp("", "jitsi-agent-prosody-check-*")
+	dir, err := t.r.prosodyTemp()
 	if err != nil {
 		return "", fmt.Errorf("prosody check: %w", err)
 	}

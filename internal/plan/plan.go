@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -188,6 +187,10 @@ type Options struct {
 	Manifest *manifest.Manifest // nil = never applied
 	// Redact lists secret values replaced by "(sensitive)" in diffs.
 	Redact []string
+	// Mask, when set, hides secrets the host had before (the secret value
+	// history, internal/secrets.History): a removed line may carry a secret
+	// the spec no longer knows. It is applied to every diff line.
+	Mask func(string) string
 	// Diff computes unified diffs (plan output); apply leaves it off.
 	Diff bool
 	// Context is the number of diff context lines (default 3).
@@ -836,24 +839,19 @@ func (c *computer) redactedDiff(ch *Change, host, want, oldName string) string {
 		oldName = "a" + name
 	}
 	d := diff.Unified(oldName, "b"+name, host, want, c.opt.Context)
-	if !ch.Sensitive || d == "" {
+	if c.opt.Mask == nil || d == "" {
 		return d
 	}
-	// Sensitive files: removed lines may hold secrets the spec no longer
-	// knows (a rotated password, in any quoting). Such lines are masked
-	// entirely when they look secret-bearing (a secret-ish keyword, a quoted
-	// string of 8+ characters, or a long token).
+	// Masked by value, never by shape: an old secret (a rotated password,
+	// the app secret after switching auth away from JWT) is hidden wherever
+	// it appears, and ordinary lines such as "muc_max_occupants = 50" stay
+	// readable.
 	lines := strings.SplitAfter(d, "\n")
-	for i, l := range lines {
-		if i >= 2 && strings.HasPrefix(l, "-") && secretish.MatchString(l) {
-			lines[i] = "-" + Redacted + " (removed line)\n"
-		}
+	for i := 2; i < len(lines); i++ {
+		lines[i] = c.opt.Mask(lines[i])
 	}
 	return strings.Join(lines, "")
 }
-
-// secretish matches lines that may carry a credential.
-var secretish = regexp.MustCompile(`(?i)(secret|passw|token|key|auth|credential|private)|"[^"]{8,}|'[^']{8,}|[^\s"'=,;:(){}<>]{16,}`)
 
 func looksLikeKey(s string) bool {
 	return strings.Contains(s, "-----BEGIN") && strings.Contains(s, "PRIVATE KEY")

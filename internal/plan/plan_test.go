@@ -14,6 +14,7 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
 	"github.com/jitsi-agent/jitsi-agent/internal/manifest"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
+	"github.com/jitsi-agent/jitsi-agent/internal/secrets"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/testenv"
 )
@@ -23,6 +24,8 @@ type fixture struct {
 	root string
 	host fsys.Host
 	m    *manifest.Manifest
+	// history, when set, masks old secrets in diffs (Options.Mask).
+	history *secrets.History
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -57,7 +60,11 @@ func (f *fixture) record(p, content string, mode os.FileMode) {
 
 func (f *fixture) plan(set *render.Set) *Plan {
 	f.t.Helper()
-	p, err := Compute(set, Options{Host: f.host, Manifest: f.m, Redact: set.Redact, Diff: true})
+	var mask func(string) string
+	if f.history != nil {
+		mask = func(s string) string { return f.history.Mask(s, Redacted) }
+	}
+	p, err := Compute(set, Options{Host: f.host, Manifest: f.m, Redact: set.Redact, Diff: true, Mask: mask})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -223,7 +230,13 @@ func TestNoSecretLeaks(t *testing.T) {
 		{Path: "/etc/new.conf", Kind: render.KindFile, Content: []byte("pw=" + cur + "\n")},
 		{Path: "/etc/key.pem", Kind: render.KindFile, Mode: 0o600, Sensitive: true, Content: []byte("-----BEGIN PRIVATE KEY-----\nMIIdef\n-----END PRIVATE KEY-----\n")},
 	}, Redact: []string{cur}}
-	p := f.plan(set)
+	hist, _ := secrets.LoadHistory(t.TempDir())
+	hist.Add(old)
+	p, err := Compute(set, Options{Host: f.host, Manifest: f.m, Diff: true, Redact: set.Redact,
+		Mask: func(s string) string { return hist.Mask(s, Redacted) }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var text, js bytes.Buffer
 	p.WriteText(&text)
 	p.WriteJSON(&js)
@@ -238,8 +251,37 @@ func TestNoSecretLeaks(t *testing.T) {
 		}
 	}
 	if !strings.Contains(text.String(), "+app_secret = \"(sensitive)\"") || !strings.Contains(text.String(), "+other = 2") ||
-		!strings.Contains(text.String(), "-other = 1") {
+		!strings.Contains(text.String(), "-other = 1") || !strings.Contains(text.String(), "-app_secret = \"(sensitive)\"") {
 		t.Errorf("redacted diff lost its structure:\n%s", text.String())
+	}
+}
+
+// TestOrdinaryLinesNotMasked: masking is by value history, not by shape;
+// long tokens and quoted strings that are not secrets stay visible.
+func TestOrdinaryLinesNotMasked(t *testing.T) {
+	f := newFixture(t)
+	old := "-- jitsi-agent\nmuc_max_occupants = 50\nmodules = { \"muc_meeting_id\", \"muc_domain_mapper\" }\n"
+	f.write("/etc/prosody/x.cfg.lua", old, 0o640)
+	f.record("/etc/prosody/x.cfg.lua", old, 0o640)
+	set := &render.Set{Files: []render.File{
+		{Path: "/etc/prosody/x.cfg.lua", Kind: render.KindFile, Mode: 0o640, Sensitive: true, Component: "prosody",
+			Content: []byte("-- jitsi-agent\nmuc_max_occupants = 100\nmodules = { \"muc_meeting_id\" }\n")},
+	}}
+	hist, _ := secrets.LoadHistory(t.TempDir())
+	hist.Add("some-unrelated-old-secret-value")
+	p, err := Compute(set, Options{Host: f.host, Manifest: f.m, Diff: true, Mask: func(s string) string { return hist.Mask(s, Redacted) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	p.WriteText(&text)
+	for _, want := range []string{"-muc_max_occupants = 50", "+muc_max_occupants = 100", `-modules = { "muc_meeting_id", "muc_domain_mapper" }`} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("plan lacks %q:\n%s", want, text.String())
+		}
+	}
+	if strings.Contains(text.String(), Redacted) {
+		t.Errorf("an ordinary line was masked:\n%s", text.String())
 	}
 }
 
@@ -372,6 +414,8 @@ func TestRotatedSecretInAnyQuotingIsMasked(t *testing.T) {
 	body := func(v string) string { return "class C {\n  static const String s = '" + v + "';\n}\n" }
 	f.write("/srv/c.dart", body(old), 0o644)
 	f.record("/srv/c.dart", body(old), 0o644)
+	f.history, _ = secrets.LoadHistory(t.TempDir())
+	f.history.Add(render.RedactionForms(old)...)
 	cur := "another.horse.battery.staple.three"
 	p := f.plan(&render.Set{Files: []render.File{{Path: "/srv/c.dart", Kind: render.KindFile, Mode: 0o644, Sensitive: true, Content: []byte(body(cur))}}, Redact: []string{cur}})
 	var out bytes.Buffer

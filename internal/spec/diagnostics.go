@@ -7,6 +7,7 @@ import (
 	"io"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -42,6 +43,7 @@ func (r *Result) Summary() string {
 	if first.Detail != "" {
 		s += ": " + first.Detail
 	}
+	s = redactAll(s, sortedRedactions(r.redact))
 	if n > 1 {
 		s += fmt.Sprintf(" (and %d more errors)", n-1)
 	}
@@ -152,16 +154,38 @@ func writeSnippet(w io.Writer, src []byte, rg *hcl.Range, redact []string) {
 	}
 }
 
-// secretAttr matches the value of an attribute that holds a secret
-// (app_secret, secret, key), in native or JSON syntax, quoted or not. Such
-// values are masked in snippets even when they never evaluated (a syntax
-// error, a wrong type, escapes in the literal).
-var secretAttr = regexp.MustCompile(`((?:^|[\s{,"])(?:app_secret|secret|key)"?\s*[=:]\s*)("(?:[^"\\]|\\.)*"?|\[[^\]]*\]?|[^\s,}]+)`)
+// attrValue matches "name = value" (or "name": value in JSON) in a source
+// line: the name and the value (quoted, a list, or a bare token).
+var attrValue = regexp.MustCompile(`((?:^|[\s{,"])"?([A-Za-z_][A-Za-z0-9_-]*)"?\s*[=:]\s*)("(?:[^"\\]|\\.)*"?|\[[^\]]*\]?|[^\s,}]+)`)
 
+// secretNames are attributes that hold secrets; a name within two edits of
+// one (a misspelling such as app_secrt) is treated the same, so a typo
+// never prints the value it was meant to protect.
+var secretNames = []string{"app_secret", "secret", "key", "password", "token"}
+
+func secretName(name string) bool {
+	name = strings.ToLower(name)
+	for _, s := range secretNames {
+		if name == s || strings.Contains(name, "secret") || strings.Contains(name, "passw") {
+			return true
+		}
+		if len(name) >= 5 && levenshtein(name, s) <= 2 {
+			return true
+		}
+	}
+	return false
+}
+
+// maskSecretAttrs masks the value of every secret-like attribute in a
+// source line, even when it never evaluated (a syntax error, a wrong type,
+// escapes in the literal, a misspelled name).
 func maskSecretAttrs(line string) string {
-	return secretAttr.ReplaceAllStringFunc(line, func(m string) string {
-		sub := secretAttr.FindStringSubmatch(m)
-		val := sub[2]
+	return attrValue.ReplaceAllStringFunc(line, func(m string) string {
+		sub := attrValue.FindStringSubmatch(m)
+		if !secretName(sub[2]) {
+			return m
+		}
+		val := sub[3]
 		if strings.HasPrefix(val, "env(") || strings.HasPrefix(val, "file(") || strings.HasPrefix(val, "trimspace(") ||
 			strings.HasPrefix(val, "var.") || strings.HasPrefix(val, "local.") {
 			return m // a reference, not a value
@@ -171,10 +195,14 @@ func maskSecretAttrs(line string) string {
 }
 
 func sortedRedactions(in []string) []string {
-	out := make([]string, 0, len(in))
+	out := make([]string, 0, 2*len(in))
 	for _, s := range in {
 		if s != "" {
 			out = append(out, s)
+			// Details quote values with %q: hide the escaped form too.
+			if q := strconv.Quote(s); q[1:len(q)-1] != s {
+				out = append(out, q[1:len(q)-1])
+			}
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
