@@ -50,7 +50,6 @@ func DesiredState(d *spec.Deployment, root string, now time.Time) (*render.Set, 
 	if err := RecordSecrets(d, root); err != nil {
 		return nil, &SecretsError{Err: err}
 	}
-	return Render(d, root, now)
 	return renderSet(d, root, now, true)
 }
 
