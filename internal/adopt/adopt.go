@@ -102,6 +102,10 @@ func Import(opts Options) (*Result, error) {
 		return nil, err
 	}
 	tidy(im)
+	if n := len(im.appSecret); n > 0 && n < spec.MinAppSecretLength {
+		vh := h.prosody.section(h.domain)
+		return nil, fmt.Errorf("%s: app_secret has %d characters; jitsi-agent requires at least %d (a short HMAC secret can be brute-forced from any token). Generate one (openssl rand -hex 32), set it in the app's backend and in this file, then run import again", at(h.prosody.File, vh.Opts["app_secret"].Line), n, spec.MinAppSecretLength)
+	}
 
 	secretName := strings.TrimSuffix(filepath.Base(outAbs), filepath.Ext(outAbs)) + ".app_secret"
 	res := &Result{Domain: h.domain, Sources: h.files(), AppSecret: im.appSecret, hostName: im.hostName}
@@ -131,7 +135,7 @@ func Import(opts Options) (*Result, error) {
 	src := writeSpec(im, res.Sources, secretName, spec.Extra{})
 	d, set, err := loadAndRender(outAbs, src, res)
 	if err != nil {
-		return nil, fmt.Errorf("the imported spec does not load (a bug in import; please report it with the host's files): %w", err)
+		return nil, fmt.Errorf("the host's configuration cannot be expressed as a valid spec: %w", err)
 	}
 	kept, extra, err := compareHost(h, set, d, true)
 	if err != nil {
@@ -444,10 +448,25 @@ func (r *Result) Write(out string, force bool) error {
 			}
 		}
 	}
-	if err := fsys.WriteAtomic(out, r.Spec, 0o644); err != nil {
+	mode := fs.FileMode(0o644)
+	if r.SpecHoldsSecrets() {
+		mode = 0o600
+	}
+	if err := fsys.WriteAtomic(out, r.Spec, mode); err != nil {
 		return fmt.Errorf("write spec: %w", err)
 	}
 	return nil
+}
+
+// SpecHoldsSecrets reports whether kept settings put a secret inline in the
+// spec's extra block (Write then makes the spec 0600).
+func (r *Result) SpecHoldsSecrets() bool {
+	for _, f := range r.Findings {
+		if f.Kind == KindKept && strings.Contains(f.Reason, "it is a secret") {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Result) secretValue(name string) string {

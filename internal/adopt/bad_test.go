@@ -24,6 +24,9 @@ func TestBadInput(t *testing.T) {
 		{"lua syntax", map[string]string{
 			"/etc/prosody/conf.avail/a.example.com.cfg.lua": "VirtualHost \"a.example.com\"\n  modules_enabled = {\n \"bosh\"\n \"ping\" }\n",
 		}, "", []string{"a.example.com.cfg.lua", "line:4"}},
+		{"short app secret", map[string]string{
+			"/etc/prosody/conf.avail/a.example.com.cfg.lua": "VirtualHost \"a.example.com\"\n  authentication = \"token\"\n  app_id = \"x\"\n  app_secret = \"tooshort\"\n",
+		}, "", []string{"a.example.com.cfg.lua:4", "8 characters", "at least 32"}},
 		{"hocon", map[string]string{
 			"/etc/prosody/conf.avail/a.example.com.cfg.lua": `VirtualHost "a.example.com"`,
 			"/etc/jitsi/jicofo/jicofo.conf":                 "jicofo {\n  xmpp {\n    client = { a = 1\n}\n",

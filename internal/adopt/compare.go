@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // Comparing the host's files with what the imported spec renders, setting
@@ -22,6 +23,15 @@ func mask(key, v string) string {
 }
 
 const reasonDerived = "jitsi-agent derives this from the spec"
+
+// keptReason explains a kept setting; a secret kept in extra text is
+// inline in the spec from now on, which the report must say.
+func keptReason(key, base string) string {
+	if secretKey.MatchString(key) {
+		return base + "; it is a secret and now sits inline in the spec's extra block: keep the spec 0600"
+	}
+	return base
+}
 
 // ---- Prosody ----
 
@@ -51,7 +61,11 @@ func compareProsody(file string, host, out *prosodyConfig, keep bool) ([]Finding
 			if len(hs.Opts) == 0 && hs.Kind == "host" {
 				lines = append(lines, "")
 			}
-			fs = append(fs, Finding{File: file, Line: hs.Line, Kind: KindKept, Setting: header(hs), Reason: "a section the spec does not describe"})
+			reason := "a section the spec does not describe"
+			for _, k := range hs.Order {
+				reason = keptReason(k, reason)
+			}
+			fs = append(fs, Finding{File: file, Line: hs.Line, Kind: KindKept, Setting: header(hs), Reason: reason})
 			for _, k := range hs.Order {
 				if hs.Kind == "component" && (k == "component_module" || k == "load_global_modules") {
 					continue
@@ -71,7 +85,7 @@ func compareProsody(file string, host, out *prosodyConfig, keep bool) ([]Finding
 			switch {
 			case ok && luaLiteral(oo.Value) == hv:
 			case !ok:
-				fs = append(fs, Finding{File: file, Line: ho.Line, Kind: KindKept, Setting: label(hs, k), Old: mask(k, hv), Reason: "no spec attribute"})
+				fs = append(fs, Finding{File: file, Line: ho.Line, Kind: KindKept, Setting: label(hs, k), Old: mask(k, hv), Reason: keptReason(k, "no spec attribute")})
 				lines = append(lines, "    "+k+" = "+hv)
 			case k == "modules_enabled":
 				hm, _ := toStrings(ho.Value)
@@ -151,7 +165,7 @@ func compareHOCON(file string, host, out *hoconDoc) ([]Finding, string) {
 		switch {
 		case ok && hoconLiteral(normHOCON(ol.Value)) == hv:
 		case !ok && !coveredByArray(out, p):
-			fs = append(fs, Finding{File: file, Line: hl.Line, Kind: KindKept, Setting: p, Old: mask(p, hv), Reason: "no spec attribute"})
+			fs = append(fs, Finding{File: file, Line: hl.Line, Kind: KindKept, Setting: p, Old: mask(p, hv), Reason: keptReason(p, "no spec attribute")})
 			fmt.Fprintf(&extra, "%s = %s\n", p, hoconLiteral(hl.Value))
 		case !ok:
 			fs = append(fs, Finding{File: file, Line: hl.Line, Kind: KindRemoved, Setting: p, Old: mask(p, hv), Reason: reasonDerived})
@@ -216,7 +230,7 @@ func compareConfigJS(file string, host, out *jsConfig) ([]Finding, string) {
 		switch {
 		case ok && jsonLiteral(ov) == hv:
 		case !ok && !jsCovered(ol, p):
-			fs = append(fs, Finding{File: file, Line: host.line(p), Kind: KindKept, Setting: p, Old: mask(p, hv), Reason: "no spec attribute"})
+			fs = append(fs, Finding{File: file, Line: host.line(p), Kind: KindKept, Setting: p, Old: mask(p, hv), Reason: keptReason(p, "no spec attribute")})
 			parts := strings.Split(p, ".")
 			for i := 1; i < len(parts); i++ {
 				anc := strings.Join(parts[:i], ".")
@@ -337,6 +351,8 @@ func compareNginx(file string, host, out *ngxFile) ([]Finding, string, string) {
 			case ok && d.signature() == o.signature() && (d.Block == nil) == (o.Block == nil):
 			case ok:
 				fs = append(fs, Finding{File: file, Line: d.Line, Kind: KindChanged, Setting: label(d.Name), Old: mask(d.Name, strings.Join(d.Args, " ")), New: mask(d.Name, strings.Join(o.Args, " ")), Reason: reasonDerived})
+			case !utf8.ValidString(host.text(d)):
+				fs = append(fs, Finding{File: file, Line: d.Line, Kind: KindRemoved, Setting: label(d.signature()), Reason: "not valid UTF-8 text, so it cannot be kept in the spec; rewrite it in extra.nginx"})
 			case top && d.Name != "server":
 				fs = append(fs, Finding{File: file, Line: d.Line, Kind: KindKept, Setting: label(d.signature()), Reason: "no spec attribute"})
 				httpExtra.WriteString(dedent(host.text(d)) + "\n")
@@ -434,12 +450,14 @@ func compareLines(file string, host, out *lineFile, obsolete map[string]string, 
 		case ok && o.Value == e.Value && o.Flag == e.Flag:
 		case ok:
 			fs = append(fs, Finding{File: file, Line: e.Line, Kind: KindChanged, Setting: e.Key, Old: mask(e.Key, e.Value), New: mask(e.Key, o.Value), Reason: reasonDerived})
+		case !utf8.ValidString(e.Text):
+			fs = append(fs, Finding{File: file, Line: e.Line, Kind: KindRemoved, Setting: e.Key, Reason: "not valid UTF-8 text, so it cannot be kept in the spec"})
 		case obsolete[e.Key] != "":
 			fs = append(fs, Finding{File: file, Line: e.Line, Kind: KindRemoved, Setting: e.Key, Old: mask(e.Key, e.Value), Reason: obsolete[e.Key]})
 		case coturnRepeatable[e.Key] && anyKey(out, e.Key):
 			fs = append(fs, Finding{File: file, Line: e.Line, Kind: KindRemoved, Setting: e.Key, Old: mask(e.Key, e.Value), Reason: reasonDerived})
 		default:
-			fs = append(fs, Finding{File: file, Line: e.Line, Kind: KindKept, Setting: e.Key, Old: mask(e.Key, e.Value), Reason: "no spec attribute"})
+			fs = append(fs, Finding{File: file, Line: e.Line, Kind: KindKept, Setting: e.Key, Old: mask(e.Key, e.Value), Reason: keptReason(e.Key, "no spec attribute")})
 			extra.WriteString(strings.TrimSpace(e.Text) + "\n")
 		}
 	}

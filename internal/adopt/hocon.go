@@ -1,6 +1,7 @@
 package adopt
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -196,8 +197,8 @@ func flatten(doc *hoconDoc, prefix string, o *hoconObject) {
 
 // hoconPathJoin joins path elements, quoting elements that need it.
 func hoconPathJoin(prefix, k string) string {
-	if strings.ContainsAny(k, ".\" ") || k == "" {
-		k = strconv.Quote(k)
+	if k == "" || strings.IndexFunc(k, func(r rune) bool { return r > 0x7e || !isHoconUnquoted(byte(r)) || r == '.' }) >= 0 {
+		k = hoconQuote(k)
 	}
 	if prefix == "" {
 		return k
@@ -633,7 +634,7 @@ func hoconLiteral(v any) string {
 	case float64:
 		return strconv.FormatFloat(t, 'g', -1, 64)
 	case string:
-		return strconv.Quote(t)
+		return hoconQuote(t)
 	case []any:
 		parts := make([]string, len(t))
 		for i, e := range t {
@@ -648,9 +649,20 @@ func hoconLiteral(v any) string {
 		sort.Strings(keys)
 		parts := make([]string, len(keys))
 		for i, k := range keys {
-			parts[i] = strconv.Quote(k) + " = " + hoconLiteral(t[k])
+			parts[i] = hoconQuote(k) + " = " + hoconLiteral(t[k])
 		}
 		return "{" + strings.Join(parts, ", ") + "}"
 	}
 	return fmt.Sprint(v)
+}
+
+// hoconQuote writes s as a HOCON (JSON) string literal.
+func hoconQuote(s string) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(s); err != nil {
+		return `""`
+	}
+	return strings.TrimSuffix(b.String(), "\n")
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	lua "github.com/yuin/gopher-lua"
 	"github.com/yuin/gopher-lua/parse"
@@ -491,8 +492,12 @@ func isLuaName(s string) bool {
 func luaQuote(s string) string {
 	var b strings.Builder
 	b.WriteByte('"')
-	for _, r := range s {
-		switch r {
+	// Bytes: Lua strings are byte strings. Invalid UTF-8 is escaped too,
+	// so the text stays valid in the spec's extra block.
+	valid := utf8.ValidString(s)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch c {
 		case '"':
 			b.WriteString(`\"`)
 		case '\\':
@@ -502,10 +507,10 @@ func luaQuote(s string) string {
 		case '\r':
 			b.WriteString(`\r`)
 		default:
-			if r < 0x20 {
-				fmt.Fprintf(&b, "\\%03d", r)
+			if c < 0x20 || c == 0x7f || c >= 0x80 && !valid {
+				fmt.Fprintf(&b, "\\%03d", c)
 			} else {
-				b.WriteRune(r)
+				b.WriteByte(c)
 			}
 		}
 	}

@@ -28,7 +28,7 @@ const (
 
 // upstreamDir finds ../shared/upstream (next to the repository, as on the
 // developers' machines and in CI).
-func upstreamDir(t *testing.T) string {
+func upstreamDir(t testing.TB) string {
 	t.Helper()
 	wd, _ := os.Getwd()
 	for d := wd; ; d = filepath.Dir(d) {
@@ -44,7 +44,7 @@ func upstreamDir(t *testing.T) string {
 	return ""
 }
 
-func readUp(t *testing.T, up, rel string) string {
+func readUp(t testing.TB, up, rel string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(up, rel))
 	if err != nil {
@@ -53,7 +53,7 @@ func readUp(t *testing.T, up, rel string) string {
 	return string(b)
 }
 
-func writeRoot(t *testing.T, root, p, content string, mode os.FileMode) {
+func writeRoot(t testing.TB, root, p, content string, mode os.FileMode) {
 	t.Helper()
 	full := filepath.Join(root, p)
 	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
@@ -66,7 +66,7 @@ func writeRoot(t *testing.T, root, p, content string, mode os.FileMode) {
 
 // quickInstall lays out what the packages write for qiDomain; tokens adds
 // jitsi-meet-tokens' edits.
-func quickInstall(t *testing.T, tokens bool) string {
+func quickInstall(t testing.TB, tokens bool) string {
 	t.Helper()
 	up := upstreamDir(t)
 	root := t.TempDir()
@@ -266,7 +266,7 @@ func TestQuickInstallTokens(t *testing.T) {
 	checkPlanClean(t, root, res, out)
 }
 
-func handEditedQuickInstall(t *testing.T) string {
+func handEditedQuickInstall(t testing.TB) string {
 	t.Helper()
 	root := quickInstall(t, true)
 	cfg := filepath.Join(root, "/etc/prosody/conf.avail/"+qiDomain+".cfg.lua")
@@ -436,5 +436,34 @@ func checkPlanClean(t *testing.T, root string, res *Result, out string) {
 		if !reported[f.File+"|"+string(f.Kind)+"|"+f.Setting] {
 			t.Errorf("plan would change %s (%s %s) without a report line", f.where(), f.Kind, f.Setting)
 		}
+	}
+}
+
+// TestSecretKeptInExtra: a secret among the kept settings is never printed
+// in the report, which warns that the spec now holds it inline.
+func TestSecretKeptInExtra(t *testing.T) {
+	root := quickInstall(t, false)
+	cfg := filepath.Join(root, "/etc/prosody/conf.avail/"+qiDomain+".cfg.lua")
+	b, _ := os.ReadFile(cfg)
+	const sec = "external-component-secret-7f3a"
+	os.WriteFile(cfg, append(b, []byte("\nComponent \"ext."+qiDomain+"\"\n    component_secret = \""+sec+"\"\n")...), 0o644)
+	res, out := importRoot(t, root)
+	f := findingFor(res, ".cfg.lua", KindKept, `Component "ext.`+qiDomain+`"`)
+	if f == nil || !strings.Contains(f.Reason, "secret") {
+		t.Fatalf("kept secret not flagged: %+v", f)
+	}
+	var rep strings.Builder
+	res.WriteReport(&rep)
+	if strings.Contains(rep.String(), sec) {
+		t.Error("the report prints a secret")
+	}
+	if !strings.Contains(string(res.Spec), sec) {
+		t.Error("the component's secret was not kept")
+	}
+	if err := res.Write(out, false); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(out); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("spec holding a secret: %v %v", st, err)
 	}
 }
