@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/prosody"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
 )
 
@@ -36,12 +37,12 @@ func (t *txn) prosodyChecks(ctx context.Context, files []staged) []Failure {
 	if len(vhosts) == 0 {
 		return nil
 	}
+	fails := t.prosodyModuleChecks(vhosts)
 	tool := findTool("prosodyctl")
 	if tool == "" {
 		t.r.notice("prosodyctl not installed: %d Prosody file(s) checked for Lua syntax only", len(vhosts))
-		return nil
+		return fails
 	}
-	var fails []Failure
 	for _, s := range vhosts {
 		out, err := t.prosodyCheck(ctx, tool, s)
 		if err != nil {
@@ -115,4 +116,29 @@ Include %q
 		keep = append(keep, l)
 	}
 	return strings.Join(keep, "\n") + "\n", err
+}
+
+// prosodyModuleChecks: every module a staged Prosody file loads must exist
+// in Prosody's own module directory or the file's plugin_paths (Jitsi's
+// plugins come from the jitsi-meet-prosody package); otherwise Prosody
+// would start without it and, e.g., let everyone in without a token.
+func (t *txn) prosodyModuleChecks(vhosts []staged) []Failure {
+	var fails []Failure
+	for _, s := range vhosts {
+		content, err := os.ReadFile(s.real)
+		if err != nil {
+			continue // the syntax check reports unreadable files
+		}
+		m, err := prosody.ModelOf(content)
+		if err != nil {
+			continue
+		}
+		paths := prosody.PluginPaths(content)
+		for _, mm := range prosody.MissingModules(t.r.o.Root, m, paths) {
+			fails = append(fails, Failure{s.op.path, "prosody modules",
+				fmt.Sprintf("module %q (enabled on %s) is in neither %s nor plugin_paths %v; install jitsi-meet-prosody (it puts Jitsi's plugins in /usr/share/jitsi-meet/prosody-plugins) or fix plugin_paths\n",
+					mm.Module, strings.Join(mm.Hosts, ", "), prosody.CoreModulesDir, paths)})
+		}
+	}
+	return fails
 }
