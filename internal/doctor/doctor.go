@@ -305,6 +305,7 @@ func (c *checker) groups() []checkGroup {
 		{"service", "Services active", c.checkServices},
 		{"health", "Health endpoints answer", c.checkHealth},
 		{"prosody.lua-deps", "Prosody Lua modules for token auth", func(ctx context.Context) []Result { return []Result{c.checkLuaDeps(ctx)} }},
+		{"prosody.plugins", "Prosody plugins, internal certificates, live hosts", c.checkProsody},
 		{"token", "Token verifies against the Prosody config", c.checkToken},
 		{"clock.ntp", "Clock is NTP-synchronised", func(ctx context.Context) []Result { return []Result{c.checkClock(ctx)} }},
 		{"resources", "CPU, memory, file descriptors", c.checkResources},

@@ -178,8 +178,8 @@ func (c *checker) luaFix(m luaModule, ver string) string {
 		}
 		src := "/usr/share/lua/" + v + "/" + m.name + ".lua"
 		if _, err := os.Stat(c.hostPath(src)); err == nil {
-			return fmt.Sprintf("%s is not installed for Lua %s (only %s); link it: 'mkdir -p /usr/share/lua/%s && ln -s %s /usr/share/lua/%s/%s.lua' (as docker-jitsi-meet does)",
-				m.pkg, ver, src, ver, src, ver, m.name)
+			return fmt.Sprintf("%s is not installed for Lua %s (only %s); 'jitsi-agent apply' links it as /usr/local/share/lua/%s/%s.lua (or by hand: 'mkdir -p /usr/local/share/lua/%s && ln -s %s /usr/local/share/lua/%s/%s.lua')",
+				m.pkg, ver, src, ver, m.name, ver, src, ver, m.name)
 		}
 	}
 	return fix + " (for Lua " + ver + "; if the package has no " + ver + " build, 'luarocks --lua-version " + ver + " install " + m.name + "')"

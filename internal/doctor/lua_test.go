@@ -89,7 +89,7 @@ func TestLuaDepsInjected(t *testing.T) {
 	}
 	r := run(fakeCommander{out: "basexx\tmissing\ncjson\tok\nopenssl\tmissing\ninspect\tok\n"})
 	expect(t, r, Fail, "basexx (lua-basexx)", "openssl (lua-luaossl)")
-	for _, want := range []string{"ln -s /usr/share/lua/5.2/basexx.lua /usr/share/lua/5.4/basexx.lua", "apt-get install lua-luaossl"} {
+	for _, want := range []string{"ln -s /usr/share/lua/5.2/basexx.lua /usr/local/share/lua/5.4/basexx.lua", "apt-get install lua-luaossl"} {
 		if !strings.Contains(r.Fix, want) {
 			t.Errorf("fix %q lacks %q", r.Fix, want)
 		}
