@@ -65,6 +65,7 @@ func runApply(c *cli.Call) int {
 		env.Units = bus.Units
 		env.Accounts = accounts.System()
 		env.Prosody = prosody.System()
+		env.Trust = agent.UpdateCACertificates
 	}
 	// Fresh host with ACME: obtain the certificates first (the agent answers
 	// HTTP-01 on port 80 itself while nothing else listens there), so nginx

@@ -76,6 +76,7 @@ func runRun(c *cli.Call) int {
 		env.Units = bus.Units
 		env.Accounts = accounts.System()
 		env.Prosody = prosody.System()
+		env.Trust = agent.UpdateCACertificates
 	}
 	if !noACME {
 		env.ACME = agent.CertManager{}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jitsi-agent/jitsi-agent/internal/accounts"
 	"github.com/jitsi-agent/jitsi-agent/internal/apply"
+	"github.com/jitsi-agent/jitsi-agent/internal/certs"
 	"github.com/jitsi-agent/jitsi-agent/internal/plan"
 	"github.com/jitsi-agent/jitsi-agent/internal/prosody"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
@@ -32,6 +33,9 @@ type Env struct {
 	// nil skips the live step (hosts activated, modules loaded/reloaded,
 	// checked against the config) and leaves Prosody to the unit reload.
 	Prosody prosody.Shell
+	// Trust rebuilds the system trust store after the internal CA file
+	// changed (UpdateCACertificates); nil skips it.
+	Trust func(ctx context.Context) error
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Reload tunes the reloader (health-check client, timeouts, journal);
@@ -156,6 +160,17 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 		return res, nil
 	}
 
+	if env.Trust != nil {
+		for _, c := range fr.Changes {
+			if c.Path == certs.InternalTrustPath(d) {
+				if err := env.Trust(ctx); err != nil {
+					logf("warning: the internal CA was installed but the trust store was not rebuilt: %v (run update-ca-certificates; jicofo and the videobridge verify auth.%s with it)", err, d.Domain)
+				} else {
+					logf("trust store: internal CA added (update-ca-certificates)")
+				}
+			}
+		}
+	}
 	urgent, err := ensureAccounts(ctx, env, d, root, logf, res)
 	if err != nil {
 		return res, err
@@ -175,6 +190,9 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 	if env.Prosody != nil {
 		if pl, err = newProsodyLive(d, set, fr, env.Prosody, logf); err != nil {
 			return res, err
+		}
+		if pl != nil {
+			pl.repair = o.Always
 		}
 	}
 	changes = pl.changes(changes)

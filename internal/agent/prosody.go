@@ -27,7 +27,11 @@ type prosodyLive struct {
 	admin prosody.Admin
 	unit  string
 	// touched: some Prosody file changed in this apply.
-	touched  bool
+	touched bool
+	// repair: also reconcile when nothing changed (the CLI's every apply
+	// and the daemon's first: a host deactivated or a module unloaded by
+	// hand is put back).
+	repair   bool
 	old, new *prosody.Model
 	plan     prosody.Plan
 	logf     func(format string, args ...any)
@@ -103,7 +107,7 @@ func (p *prosodyLive) changes(ch []systemd.Change) []systemd.Change {
 // unit, sync the live server (reload), verify it (restart/start), or say
 // the change waits for the deferred restart.
 func (p *prosodyLive) after(ctx context.Context, rep *systemd.Report) error {
-	if p == nil || p.new == nil || rep == nil || !p.touched {
+	if p == nil || p.new == nil || rep == nil || (!p.touched && !p.repair) {
 		return nil
 	}
 	var u *systemd.UnitResult
@@ -122,7 +126,10 @@ func (p *prosodyLive) after(ctx context.Context, rep *systemd.Report) error {
 		return nil
 	case systemd.ActionRestart, systemd.ActionStart:
 		return p.verifyAfterStart(ctx)
-	case systemd.ActionReload:
+	case systemd.ActionReload, systemd.ActionNone:
+		if u.Action == systemd.ActionNone && (!p.repair || !u.State.Running()) {
+			return nil
+		}
 		done, err := prosody.Sync(ctx, p.admin, p.plan, p.old, p.new)
 		for _, a := range done {
 			if a.Kind != prosody.ActConfigReload {

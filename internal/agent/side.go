@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"time"
@@ -123,4 +125,30 @@ func (CertManager) Run(ctx context.Context, d *spec.Deployment, root string, sto
 		}
 	}()
 	return m.Run(ctx)
+}
+
+// UpdateCACertificates runs Debian's update-ca-certificates (bounded to a
+// minute): it adds the CAs in /usr/local/share/ca-certificates to
+// /etc/ssl/certs and, through its hook, to Java's store that jicofo and the
+// videobridge read.
+func UpdateCACertificates(ctx context.Context) error {
+	bin, err := exec.LookPath("update-ca-certificates")
+	if err != nil {
+		for _, p := range []string{"/usr/sbin/update-ca-certificates", "/sbin/update-ca-certificates"} {
+			if _, serr := os.Stat(p); serr == nil {
+				bin, err = p, nil
+				break
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("update-ca-certificates not installed (apt-get install ca-certificates)")
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("update-ca-certificates: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }

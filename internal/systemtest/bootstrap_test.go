@@ -34,6 +34,11 @@ func wantCondition(t *testing.T, err error, cond string) {
 // Prosody (XEP-0215) allocate on the real coturn.
 func TestFreshBootstrap(t *testing.T) {
 	e := Boot(t, Options{})
+	// Before apply, doctor names what is missing for Prosody.
+	before := e.Doctor()
+	if c := before["prosody.lua-deps"]; c.Status != "fail" || !strings.Contains(c.Fix, "/usr/local/share/lua/5.4/basexx.lua") {
+		t.Errorf("doctor before apply, Lua modules: %+v", c)
+	}
 	out := e.Apply()
 	if !strings.Contains(out, "restart prosody.service: ok") {
 		t.Errorf("a fresh Prosody needs one restart (plugin_paths is read at start):\n%s", out)
@@ -113,6 +118,38 @@ func TestFreshBootstrap(t *testing.T) {
 		"-p", "3478", "-e", TURNAddr, TURNAddr)
 	if strings.Contains(bad, "Received relay addr") {
 		t.Errorf("coturn allocated with a wrong password:\n%s", bad)
+	}
+
+	// jicofo and the videobridge verify auth.DOMAIN with the system trust
+	// store: the internal CA is in it.
+	ca := strings.TrimSpace(string(e.ReadFile(AuthCAFile)))
+	if !strings.Contains(string(e.ReadFile("/etc/ssl/certs/ca-certificates.crt")), ca) {
+		t.Error("the internal CA is not in the system trust store after apply")
+	}
+	after := e.Doctor()
+	for _, id := range []string{"prosody.lua-deps", "prosody.plugins", "prosody.internal-certs", "prosody.trust", "prosody.live"} {
+		if c := after[id]; c.Status != "pass" {
+			t.Errorf("doctor after apply: %s: %s: %s (fix: %s)", id, c.Status, c.Seen, c.Fix)
+		}
+	}
+
+	// A host deactivated behind the agent's back (the state a reload-only
+	// agent left): doctor names it, apply puts it back without a restart.
+	pid0 := e.MainPID("prosody.service")
+	e.ProsodyShell(`host:deactivate("` + e.Domain + `")`)
+	if c := e.Doctor()["prosody.live"]; c.Status != "fail" || !strings.Contains(c.Seen, e.Domain+" is not active") {
+		t.Errorf("doctor with the domain deactivated: %+v", c)
+	}
+	if out := e.Apply(); !strings.Contains(out, "prosody: activate on "+e.Domain) {
+		t.Errorf("apply did not re-activate %s:\n%s", e.Domain, out)
+	}
+	if c, err := e.BOSH(ctx, e.Domain, e.Token("room1")); err != nil {
+		t.Errorf("BOSH after the repair: %v", err)
+	} else {
+		_ = c.Close()
+	}
+	if p := e.MainPID("prosody.service"); p != pid0 {
+		t.Errorf("the repair restarted Prosody")
 	}
 
 	// Idempotent: a second apply changes nothing and leaves Prosody running.

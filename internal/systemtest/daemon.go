@@ -148,3 +148,30 @@ func (s *Sessions) Close() {
 		_ = c.Close()
 	}
 }
+
+// DoctorCheck is one result of `jitsi-agent doctor --json`.
+type DoctorCheck struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+	Seen   string `json:"seen"`
+	Fix    string `json:"fix"`
+}
+
+// Doctor runs `jitsi-agent doctor SPEC --json` in the box and returns the
+// checks by id.
+func (e *Env) Doctor() map[string]DoctorCheck {
+	e.T.Helper()
+	out, _ := e.Agent("doctor", SpecPath, "--json")
+	var rep struct {
+		Checks []DoctorCheck `json:"checks"`
+	}
+	i := strings.Index(out, "{")
+	if i < 0 || json.Unmarshal([]byte(out[i:]), &rep) != nil {
+		e.T.Fatalf("doctor --json: %s", out)
+	}
+	m := map[string]DoctorCheck{}
+	for _, c := range rep.Checks {
+		m[c.ID] = c
+	}
+	return m
+}
