@@ -7,7 +7,9 @@ PKGS     := ./...
 
 # The demo renders the example with a throwaway JWT secret unless you export
 # your own; it needs no root and writes only under $(DEMO_OUT).
-DEMO_SECRET := demo-only-not-a-real-secret-0123456789abcdef
+DEMO_SECRET  := 5d1c0e9a7b3f48e2a6c4d8f0b2e7a9c1d3f5b7e9a1c3e5f7
+DEMO_API_KEY := 8e2b6f0a4c9d1e7b3a5f9c2d6e0b4a8f
+DEMO_ENV      = JITSI_APP_SECRET=$${JITSI_APP_SECRET:-$(DEMO_SECRET)} JOIN_API_KEY=$${JOIN_API_KEY:-$(DEMO_API_KEY)}
 
 .PHONY: all build demo test test-short vet fmt-check fuzz bench clean
 
@@ -29,11 +31,11 @@ build:
 
 demo: build
 	@rm -rf $(DEMO_OUT)
-	JITSI_APP_SECRET=$${JITSI_APP_SECRET:-$(DEMO_SECRET)} ./$(BIN) validate $(SPEC)
-	JITSI_APP_SECRET=$${JITSI_APP_SECRET:-$(DEMO_SECRET)} ./$(BIN) render $(SPEC) --out $(DEMO_OUT)
+	$(DEMO_ENV) ./$(BIN) validate $(SPEC)
+	$(DEMO_ENV) ./$(BIN) render $(SPEC) --out $(DEMO_OUT)
 	@echo
 	@echo "The complete deployment for $(SPEC) is under ./$(DEMO_OUT) (laid out as under /)."
-	@echo "Next: JITSI_APP_SECRET=... ./$(BIN) plan $(SPEC) --root $(DEMO_OUT)"
+	@echo "Next: JITSI_APP_SECRET=... JOIN_API_KEY=... ./$(BIN) plan $(SPEC) --root $(DEMO_OUT)"
 
 vet:
 	$(GO) vet $(PKGS)

@@ -2,7 +2,8 @@
 # their Flutter app, the backend's .env and the app's Dart config rendered from
 # the same truth. `make demo` renders it into ./demo-out without root.
 #
-#   JITSI_APP_SECRET=$(openssl rand -hex 32) jitsi-agent validate examples/meet.hcl
+#   JITSI_APP_SECRET=$(openssl rand -hex 32) JOIN_API_KEY=$(openssl rand -hex 32) \
+#     jitsi-agent validate examples/meet.hcl
 
 variable "domain" {
   default     = "meet.example.com"
@@ -86,6 +87,18 @@ template "flutter-config" {
   source      = "templates/jitsi_config.dart.tmpl"
   destination = "${local.backend}/frontend/lib/services/jitsi_config.dart"
   mode        = "0644"
+}
+
+# The join endpoint the app's backend calls (the guide's §6):
+#   POST http://127.0.0.1:9138/api/v1/live/streams/{stream_id}/join
+# served by `jitsi-agent run` (and `jitsi-agent token serve examples/meet.hcl`).
+token_api {
+  listen            = "127.0.0.1:9138" # loopback: the backend runs on this host
+  unguessable_rooms = true             # room names carry an HMAC suffix
+  key "backend" {
+    key         = env("JOIN_API_KEY") # Authorization: Bearer <key>; openssl rand -hex 32
+    grant_hosts = true                # the backend decides who is host (is_host)
+  }
 }
 
 metrics {

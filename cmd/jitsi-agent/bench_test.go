@@ -132,6 +132,9 @@ func BenchmarkApplyNoopProcess(b *testing.B) {
 }
 
 func TestMain(m *testing.M) {
+	// The example spec's token_api key, for every command and daemon the
+	// tests run on it (JITSI_APP_SECRET is set per test).
+	os.Setenv("JOIN_API_KEY", cliAPIKey)
 	code := m.Run()
 	pebbletest.Cleanup()
 	if binPath != "" {

@@ -8,7 +8,10 @@ import (
 	"testing"
 )
 
-const cliSecret = "cli-test-secret-0123456789abcdef0123456789"
+const cliSecret = "62c7c197b09d805440924d1152a2b30dc95ee607"
+
+// cliAPIKey is the example spec's JOIN_API_KEY (TestMain exports it).
+const cliAPIKey = "ca42b19594f381266354d35f958c81355fea73cd"
 
 func runCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()

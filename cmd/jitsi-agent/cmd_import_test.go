@@ -13,7 +13,7 @@ import (
 // plan the imported spec against the same root: every file plan would touch
 // is named in the import report, and a second import refuses to overwrite.
 func TestImportThenPlan(t *testing.T) {
-	t.Setenv("JITSI_APP_SECRET", "0123456789abcdef0123456789abcdef01")
+	t.Setenv("JITSI_APP_SECRET", "340b3f077c121830a38d8bd60a05072714f6e50e")
 	dir := t.TempDir()
 	root := filepath.Join(dir, "root")
 	var out, errb bytes.Buffer

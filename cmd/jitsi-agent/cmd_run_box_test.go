@@ -30,6 +30,7 @@ WatchdogSec=2
 Restart=no
 TimeoutStartSec=60
 Environment=JITSI_APP_SECRET=%s
+Environment=JOIN_API_KEY=%s
 `
 
 type runBox struct {
@@ -103,7 +104,7 @@ func TestRunUnderRealSystemd(t *testing.T) {
 		t.Fatal(err)
 	}
 	for p, c := range map[string]string{
-		"units/jitsi-agent-test.service": fmt.Sprintf(runBoxUnit, cliSecret),
+		"units/jitsi-agent-test.service": fmt.Sprintf(runBoxUnit, cliSecret, cliAPIKey),
 		"jitsi-agent":                    string(b),
 	} {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(stage, p)), 0o755); err != nil {

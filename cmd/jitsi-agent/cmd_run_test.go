@@ -18,6 +18,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -368,6 +370,31 @@ func pollStatus(tb testing.TB, sock string, cond func(*daemon.Status) bool) *dae
 	return nil
 }
 
+// freeLoopbackAddr is a loopback address nothing listens on right now.
+func freeLoopbackAddr(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// joinListen is the join endpoint address in a copied example spec.
+func joinListen(tb testing.TB, specPath string) string {
+	tb.Helper()
+	b, err := os.ReadFile(specPath)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^\s*listen\s*=\s*"(127\.0\.0\.1:\d+)"\s*# loopback: the backend`).FindSubmatch(b)
+	if m == nil {
+		tb.Fatalf("%s has no token_api listen line", specPath)
+	}
+	return string(m[1])
+}
+
 func copyTreeTB(tb testing.TB, src, dst string) {
 	tb.Helper()
 	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
@@ -382,6 +409,11 @@ func copyTreeTB(tb testing.TB, src, dst string) {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			return err
+		}
+		if fi.Name() == "meet.hcl" {
+			// The example's join endpoint listens on 127.0.0.1:9138; tests
+			// running daemons side by side each get a free port.
+			b = bytes.Replace(b, []byte(`"127.0.0.1:9138"`), []byte(strconv.Quote(freeLoopbackAddr(tb))), 1)
 		}
 		return os.WriteFile(target, b, 0o644)
 	})
@@ -398,19 +430,8 @@ func TestRunServesJoinEndpoint(t *testing.T) {
 	dir := t.TempDir()
 	copyTree(t, "../../examples", filepath.Join(dir, "examples"))
 	specPath := filepath.Join(dir, "examples", "meet.hcl")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	const apiKey = "join-api-key-0123456789abcdef"
-	f, err := os.OpenFile(specPath, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(f, "\ntoken_api {\n  listen = %q\n  key \"backend\" {\n    key         = env(\"JOIN_API_KEY\")\n    grant_hosts = true\n  }\n}\n", addr)
-	f.Close()
+	addr := joinListen(t, specPath)
+	apiKey := cliAPIKey
 	root := filepath.Join(dir, "root")
 	sock := filepath.Join(dir, "status.sock")
 	cmd := exec.Command(bin, "run", specPath, "--root", root, "--socket", sock, "--metrics", "off", "--log-format", "json")
@@ -434,6 +455,7 @@ func TestRunServesJoinEndpoint(t *testing.T) {
 
 	body := `{"identity":"u1","name":"Ada","email":"ada@example.com","is_host":true}`
 	var resp *http.Response
+	var err error
 	for i := 0; i < 100; i++ { // the listener comes up right after the first load
 		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/api/v1/live/streams/Weekly-Sync/join", strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+apiKey)

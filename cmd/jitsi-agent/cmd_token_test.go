@@ -7,8 +7,15 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // signedToken signs payload with the example spec's secret (cliSecret).
@@ -129,7 +136,58 @@ func TestTokenMintVerify(t *testing.T) {
 			t.Errorf("%v: code %d, stderr %q", bad, code, errs)
 		}
 	}
-	if code, _, errs := runCLI(t, "token", "serve", spec); code != exitError || !strings.Contains(errs, "token_api") {
-		t.Errorf("serve without token_api: %d %s", code, errs)
+}
+
+// TestTokenServeOnExample: the example spec is the app team's complete
+// server; `token serve` runs its join endpoint, which answers as the guide's
+// §6 says.
+func TestTokenServeOnExample(t *testing.T) {
+	t.Setenv("JITSI_APP_SECRET", cliSecret)
+	bin := agentBinary(t)
+	dir := t.TempDir()
+	copyTree(t, "../../examples", dir)
+	specPath := filepath.Join(dir, "meet.hcl")
+	addr := joinListen(t, specPath)
+	cmd := exec.Command(bin, "token", "serve", specPath)
+	cmd.Env = append(os.Environ(), "JITSI_APP_SECRET="+cliSecret, "JOIN_API_KEY="+cliAPIKey)
+	var logs lockedBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}()
+	var resp *http.Response
+	var err error
+	for deadline := time.Now().Add(runBound); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/api/v1/live/streams/stream-7/join", strings.NewReader(`{"identity":"u1","name":"Ada","is_host":true}`))
+		req.Header.Set("Authorization", "Bearer "+cliAPIKey)
+		if resp, err = http.DefaultClient.Do(req); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("token serve never answered: %v\n%s", err, logs.String())
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Token, URL, RoomName, MeetingURL string
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(b, &struct {
+		Token      *string `json:"token"`
+		URL        *string `json:"url"`
+		RoomName   *string `json:"room_name"`
+		MeetingURL *string `json:"meeting_url"`
+	}{&out.Token, &out.URL, &out.RoomName, &out.MeetingURL}); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("join: %d %s", resp.StatusCode, b)
+	}
+	if out.URL != "https://meet.example.com" || out.MeetingURL != out.URL+"/"+out.RoomName || !strings.HasPrefix(out.RoomName, "stream-7-") {
+		t.Errorf("answer %s", b)
+	}
+	if code, o, e := runCLI(t, "token", "verify", specPath, out.Token, "--room", out.RoomName); code != exitOK || !strings.Contains(o, "moderator=true") {
+		t.Errorf("the endpoint's token: %d %s %s", code, o, e)
 	}
 }

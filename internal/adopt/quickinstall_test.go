@@ -23,7 +23,7 @@ const (
 	qiTURN   = "TurnSecret9012xy" // generateRandomPassword
 	qiNick   = "3f1e5c2a-9b7d-4e11-8a2f-6c0d9e8b7a65"
 	qiAppID  = "example_app"
-	qiAppSec = "0123456789abcdef0123456789abcdef0123"
+	qiAppSec = "cb5749cbb72ab5a8379329e88461cb01233a"
 )
 
 // upstreamDir finds ../shared/upstream (next to the repository, as on the

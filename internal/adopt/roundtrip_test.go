@@ -14,7 +14,7 @@ import (
 
 // Fixed test secrets (fixtures only).
 const (
-	testAppSecret = "test-app-secret-0123456789abcdefghijklmn"
+	testAppSecret = "ae971cee7d535e06e3d36d3d3eb4a02c47ff6d19"
 	testFocus     = "test-focus-pw-4f8a2c"
 	testJVB       = "test-jvb-pw-9d3e7b"
 	testTURN      = "test-turn-secret-c0ffee42"
@@ -35,8 +35,11 @@ func renderSpecToRoot(t *testing.T, path string) (string, *render.Set) {
 	lr := spec.Load(path, spec.Options{
 		Host: host,
 		LookupEnv: func(k string) (string, bool) {
-			if k == "JITSI_APP_SECRET" {
+			switch k {
+			case "JITSI_APP_SECRET":
 				return testAppSecret, true
+			case "JOIN_API_KEY":
+				return "b7e1f04c9a2d6835e0c4a9f1d7b3e52c", true
 			}
 			return "", false
 		},

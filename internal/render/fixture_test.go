@@ -9,7 +9,7 @@ import (
 
 // Fake, fixed secrets: fixture values only, never real ones.
 const (
-	testAppSecret     = "test-app-secret-0123456789abcdefghijklmn" // 40 chars
+	testAppSecret     = "ae971cee7d535e06e3d36d3d3eb4a02c47ff6d19" // 40 chars, random
 	testFocusPassword = "test-focus-pw-4f8a2c"
 	testJVBPassword   = "test-jvb-pw-9d3e7b"
 	testTURNSecret    = "test-turn-secret-c0ffee42"

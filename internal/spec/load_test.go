@@ -9,7 +9,10 @@ import (
 	"time"
 )
 
-const testSecret = "0123456789abcdef0123456789abcdef-test"
+const testSecret = "c750d07b4ed825ac6f7143f45cfc50f80b90ebd8"
+
+// testAPIKey is the example's JOIN_API_KEY.
+const testAPIKey = "b7e1f04c9a2d6835e0c4a9f1d7b3e52c"
 
 func env(m map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
@@ -17,7 +20,7 @@ func env(m map[string]string) func(string) (string, bool) {
 
 func loadExample(t *testing.T, extraEnv map[string]string) *Result {
 	t.Helper()
-	e := map[string]string{"JITSI_APP_SECRET": testSecret}
+	e := map[string]string{"JITSI_APP_SECRET": testSecret, "JOIN_API_KEY": testAPIKey}
 	for k, v := range extraEnv {
 		e[k] = v
 	}
@@ -210,7 +213,7 @@ func TestFormat(t *testing.T) {
 }
 
 func BenchmarkLoadExample(b *testing.B) {
-	opts := Options{LookupEnv: env(map[string]string{"JITSI_APP_SECRET": testSecret})}
+	opts := Options{LookupEnv: env(map[string]string{"JITSI_APP_SECRET": testSecret, "JOIN_API_KEY": testAPIKey})}
 	for i := 0; i < b.N; i++ {
 		if res := Load("../../examples/meet.hcl", opts); res.HasErrors() {
 			b.Fatal(res.Summary())
@@ -246,7 +249,7 @@ auth "jwt" {
 	two := filepath.Join(dir, "two.hcl")
 	os.WriteFile(one, []byte("domain = \"one.example.org\"\nips = [\"192.0.2.7\", \"192.0.2.8\"]\n"), 0o644)
 	os.WriteFile(two, []byte("domain = \"two.example.org\"\nstray  = 1\n"), 0o644)
-	e := env(map[string]string{"JITSI_APP_SECRET": testSecret, VarEnvPrefix + "domain": "env.example.org"})
+	e := env(map[string]string{"JITSI_APP_SECRET": testSecret, "JOIN_API_KEY": testAPIKey, VarEnvPrefix + "domain": "env.example.org"})
 	load := func(vars map[string]string, files ...string) *Result {
 		return Load(spec, Options{LookupEnv: e, VarFiles: files, Vars: vars})
 	}

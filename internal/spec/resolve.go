@@ -513,6 +513,9 @@ func (r *resolver) resolveAuth(d *Deployment) {
 		if n := len(sec.Reveal()); n < MinAppSecretLength {
 			r.errf(at(a.Body, "app_secret"), "app_secret too short", "The JWT secret must be at least %d characters (it has %d); short HMAC secrets can be brute-forced from any token. Generate one with: openssl rand -hex 32", MinAppSecretLength, n)
 		}
+		if why := WeakSecret(sec.Reveal()); why != "" {
+			r.errf(at(a.Body, "app_secret"), "Weak app_secret", "The JWT secret can be guessed: %s. Anyone who guesses it can mint tokens for every room. Generate one with: %s", why, GenerateSecretHint)
+		}
 		if strings.TrimSpace(sec.Reveal()) != sec.Reveal() {
 			r.errf(at(a.Body, "app_secret"), "app_secret has surrounding white space", "The secret starts or ends with white space (often a trailing newline from a file). Wrap it: trimspace(file(\"...\")).")
 		}
@@ -709,6 +712,9 @@ func (r *resolver) resolveTURN(d *Deployment) {
 		tu.Secret = sec
 		if strings.TrimSpace(sec.Reveal()) != sec.Reveal() {
 			r.errf(at(t.Body, "secret"), "TURN secret has surrounding white space", "The secret starts or ends with white space (often a trailing newline from a file). Wrap it: trimspace(file(\"...\")).")
+		}
+		if why := WeakSecret(sec.Reveal()); why != "" {
+			r.errf(at(t.Body, "secret"), "Weak TURN secret", "The TURN shared secret can be guessed: %s. Anyone who guesses it can mint TURN credentials and relay through this server. Generate one with: %s, or omit it to have one generated.", why, GenerateSecretHint)
 		}
 		if n := len(sec.Reveal()); n < 16 {
 			r.errf(at(t.Body, "secret"), "TURN secret too short", "The TURN shared secret must be at least 16 characters (it has %d). Or omit it: jitsi-agent then generates one and keeps it in the state directory.", n)
@@ -1238,6 +1244,9 @@ func (r *resolver) resolveTokenAPI(d *Deployment) {
 		}
 		if strings.TrimSpace(sec.Reveal()) != sec.Reveal() {
 			r.errf(at(k.Body, "key"), "API key has surrounding white space", "key %q starts or ends with white space (often a trailing newline from a file), so clients sending the key would never match. Wrap it: trimspace(file(\"...\")).", k.Name)
+		}
+		if why := WeakSecret(sec.Reveal()); why != "" {
+			r.errf(at(k.Body, "key"), "Weak API key", "key %q can be guessed: %s. Generate one with: %s", k.Name, why, GenerateSecretHint)
 		}
 		if len(sec.Reveal()) < 24 {
 			r.errf(at(k.Body, "key"), "API key too short", "key %q must be at least 24 characters. Generate one with: openssl rand -hex 24", k.Name)

@@ -48,7 +48,7 @@ s2s_ports = { }
 VirtualHost "meet.example.com"
     authentication = "token" -- do not delete me
     app_id = "jitsi-app"
-    app_secret = "test-app-secret-0123456789abcdefghijklmn"
+    app_secret = "ae971cee7d535e06e3d36d3d3eb4a02c47ff6d19"
     signature_algorithm = "HS256"
     asap_accepted_issuers = { "jitsi-app" }
     asap_accepted_audiences = { "jitsi-app" }
