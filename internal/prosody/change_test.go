@@ -58,8 +58,8 @@ func renderedModel(t *testing.T, secret string, guests bool, maxP int) *Model {
 	return m
 }
 
-const secretA = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-const secretB = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+const secretA = "3e8b1f6a9c2d7045e1b8c3f9a6d2e7b4c0f5a8d1"
+const secretB = "d2a7c5f0e3b9164a8d2c7e1f4b9a6c3d8e0f5b2a"
 
 func summary(p Plan) string { return strings.Join(p.Summary(), "\n") }
 

@@ -149,7 +149,7 @@ func TestDay2WithoutRestart(t *testing.T) {
 
 	// 3. secret rotation through file(): the daemon watches the file.
 	n := st.Applies
-	const newSecret = "systemtest-rotated-secret-abcdef0123456789abcdef"
+	const newSecret = "4f9a1c7e2b8d3065a9e1f4c7b2d8a3e6f0c5b9d2"
 	rotated := time.Now()
 	e.WriteFile(AppSecretFile, []byte(newSecret+"\n"), 0o600)
 	var took time.Duration

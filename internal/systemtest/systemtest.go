@@ -74,7 +74,7 @@ type Options struct {
 const AppSecretFile = "/etc/jitsi-agent/app_secret"
 
 // AppSecret is the secret DefaultSpec's box starts with.
-const AppSecret = "systemtest-app-secret-0123456789abcdef0123456789"
+const AppSecret = "a83f2c6e1d9b4075c2e8f1a6d3b9c4e7f0a2d5b8"
 
 // DefaultSpec is a complete JWT deployment: token auth with the secret read
 // from AppSecretFile, guests off, a 10-occupant limit, TURN on coturn, the
