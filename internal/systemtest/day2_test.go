@@ -14,7 +14,25 @@ func day2Spec(domain string, guests bool, maxParticipants int) string {
 	if guests {
 		s = strings.Replace(s, `moderators = "token"`, "moderators = \"token\"\n  guests     = true", 1)
 	}
-	return strings.Replace(s, "max_participants = 10", "max_participants = "+itoa(maxParticipants), 1)
+	s = strings.Replace(s, "max_participants = 10", "max_participants = "+itoa(maxParticipants), 1)
+	return s + `
+template "backend-env" {
+  source      = "templates/backend.env.tmpl"
+  destination = "/srv/app/.env"
+  mode        = "0640"
+  notify      = ["app-backend.service"]
+}
+`
+}
+
+// The app team's backend: reads /srv/app/.env at start (a unit the
+// template notifies), and the drop-in README documents so the hardened
+// daemon may write there.
+var backendFiles = map[string]string{
+	"/etc/jitsi-agent/templates/backend.env.tmpl": "JITSI_APP_ID={{ .AppID }}\nJITSI_APP_SECRET={{ .AppSecret }}\nJITSI_SERVER_URL={{ .ServerURL }}\n",
+	"/etc/systemd/system/jitsi-agent.service.d/app.conf": "[Service]\nReadWritePaths=/srv/app\n",
+	"/etc/systemd/system/app-backend.service": "[Unit]\nDescription=the app's backend (test stand-in)\n[Service]\nExecStart=/bin/sleep infinity\n",
+	"/srv/app/.keep": "",
 }
 
 func itoa(n int) string {
@@ -35,7 +53,9 @@ func itoa(n int) string {
 // secret in the file the spec reads with file() makes new tokens work and
 // old ones fail within 5 seconds. Sessions dropped per change are reported.
 func TestDay2WithoutRestart(t *testing.T) {
-	e := Boot(t, Options{})
+	e := Boot(t, Options{Spec: day2Spec("meet.test", false, 10), Files: backendFiles})
+	e.MustRun("systemctl", "daemon-reload")
+	e.MustRun("systemctl", "start", "app-backend.service")
 	e.Apply()
 	e.StartDaemon()
 	st := e.WaitApply(0, time.Minute)
@@ -148,6 +168,7 @@ func TestDay2WithoutRestart(t *testing.T) {
 	samePID("max_participants")
 
 	// 3. secret rotation through file(): the daemon watches the file.
+	backendPID := e.MainPID("app-backend.service")
 	n := st.Applies
 	const newSecret = "4f9a1c7e2b8d3065a9e1f4c7b2d8a3e6f0c5b9d2"
 	rotated := time.Now()
@@ -179,8 +200,35 @@ func TestDay2WithoutRestart(t *testing.T) {
 		t.Errorf("secret rotation took %s (want within 5 s)", took)
 	}
 	st = e.WaitApply(n, 30*time.Second)
+	// One apply took the rotation to every dependent: Prosody's modules and
+	// the backend's .env, whose unit was restarted.
+	if la := st.LastApply; la == nil || !containsAll(la.Written, "/etc/prosody/conf.avail/meet.test.cfg.lua", "/srv/app/.env") ||
+		!containsAll(la.Reloaded, "prosody.service", "app-backend.service") {
+		t.Errorf("the rotation did not reach every dependent in one apply: %+v", st.LastApply)
+	}
+	if env := string(e.ReadFile("/srv/app/.env")); !strings.Contains(env, "JITSI_APP_SECRET="+newSecret) {
+		t.Errorf("backend .env not rotated")
+	}
+	if p := e.MainPID("app-backend.service"); p == backendPID || p == 0 {
+		t.Errorf("app-backend.service was not restarted with the new .env (PID %d -> %d)", backendPID, p)
+	}
 	if dc := sess.Check("app_secret rotated via file() (module:reload)"); dc.Dropped != 0 {
 		t.Errorf("secret rotation dropped %d session(s): %v", dc.Dropped, dc.Names)
 	}
 	samePID("secret rotation")
+}
+
+func containsAll(list []string, want ...string) bool {
+	for _, w := range want {
+		found := false
+		for _, l := range list {
+			if strings.HasSuffix(l, w) {
+				found = true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
