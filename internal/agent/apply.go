@@ -184,17 +184,27 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 	if env.Now != nil {
 		ro.Now = env.Now
 	}
-	r := systemd.NewReloader(units, ro)
-	changes := append(systemd.ChangesFromPlan(fr.Changes), systemd.UrgentFor(svcs, urgent...)...)
+	// Prosody's live step runs as soon as its unit was handled (once: not
+	// again in a rollback pass).
 	var pl *prosodyLive
 	if env.Prosody != nil {
 		if pl, err = newProsodyLive(d, set, fr, env.Prosody, logf); err != nil {
 			return res, err
 		}
-		if pl != nil {
-			pl.repair = o.Always
+	}
+	var liveErr error
+	liveDone := false
+	if pl != nil {
+		pl.repair = o.Always
+		ro.AfterUnit = func(ctx context.Context, u systemd.UnitResult) {
+			if u.Unit == pl.unit && !liveDone {
+				liveDone = true
+				liveErr = pl.afterUnit(ctx, u)
+			}
 		}
 	}
+	r := systemd.NewReloader(units, ro)
+	changes := append(systemd.ChangesFromPlan(fr.Changes), systemd.UrgentFor(svcs, urgent...)...)
 	changes = pl.changes(changes)
 	var restorer systemd.Restorer
 	if fr.Changed() {
@@ -216,10 +226,8 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 	if err != nil {
 		return res, err
 	}
-	if out != nil {
-		if err := pl.after(ctx, out.Report); err != nil {
-			return res, err
-		}
+	if liveErr != nil {
+		return res, liveErr
 	}
 	if o.RestartDeferred {
 		rep, err := r.RestartDeferred(ctx)

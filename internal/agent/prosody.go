@@ -103,20 +103,12 @@ func (p *prosodyLive) changes(ch []systemd.Change) []systemd.Change {
 	return ch
 }
 
-// after runs once the units were handled: per what happened to Prosody's
-// unit, sync the live server (reload), verify it (restart/start), or say
-// the change waits for the deferred restart.
-func (p *prosodyLive) after(ctx context.Context, rep *systemd.Report) error {
-	if p == nil || p.new == nil || rep == nil || (!p.touched && !p.repair) {
-		return nil
-	}
-	var u *systemd.UnitResult
-	for i := range rep.Units {
-		if rep.Units[i].Unit == p.unit {
-			u = &rep.Units[i]
-		}
-	}
-	if u == nil {
+// afterUnit runs right after Prosody's unit was handled: per what happened
+// to it, sync the live server (reload; or, when repairing, a running
+// unchanged server), verify it (restart/start), or say the change waits for
+// the deferred restart.
+func (p *prosodyLive) afterUnit(ctx context.Context, u systemd.UnitResult) error {
+	if p == nil || p.new == nil || (!p.touched && !p.repair) {
 		return nil
 	}
 	switch u.Action {

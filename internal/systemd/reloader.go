@@ -278,6 +278,10 @@ type Options struct {
 	Now func() time.Time
 	// Logf receives one line per action ("" = silent).
 	Logf func(format string, args ...any)
+	// AfterUnit, when set, runs right after each unit's action succeeded
+	// and before the next unit (e.g. Prosody's live step: jicofo and the
+	// videobridge, next in order, log in to the hosts it activates).
+	AfterUnit func(ctx context.Context, res UnitResult)
 }
 
 // ServicesFor returns the deployment's services this host runs (by
@@ -431,6 +435,9 @@ func (r *Reloader) run(ctx context.Context, items []item, force bool, pending ma
 		}
 		start := time.Now()
 		res, d, ok := r.one(ctx, it, force)
+		if ok && res.Err == nil && r.o.AfterUnit != nil {
+			r.o.AfterUnit(ctx, res)
+		}
 		res.Duration = time.Since(start)
 		rep.Units = append(rep.Units, res)
 		if d != nil {

@@ -29,9 +29,9 @@ template "backend-env" {
 // template notifies), and the drop-in README documents so the hardened
 // daemon may write there.
 var backendFiles = map[string]string{
-	"/etc/jitsi-agent/templates/backend.env.tmpl": "JITSI_APP_ID={{ .AppID }}\nJITSI_APP_SECRET={{ .AppSecret }}\nJITSI_SERVER_URL={{ .ServerURL }}\n",
+	"/etc/jitsi-agent/templates/backend.env.tmpl":        "JITSI_APP_ID={{ .AppID }}\nJITSI_APP_SECRET={{ .AppSecret }}\nJITSI_SERVER_URL={{ .ServerURL }}\n",
 	"/etc/systemd/system/jitsi-agent.service.d/app.conf": "[Service]\nReadWritePaths=/srv/app\n",
-	"/etc/systemd/system/app-backend.service": "[Unit]\nDescription=the app's backend (test stand-in)\n[Service]\nExecStart=/bin/sleep infinity\n",
+	"/etc/systemd/system/app-backend.service":            "[Unit]\nDescription=the app's backend (test stand-in)\n[Service]\nExecStart=/bin/sleep infinity\n",
 	"/srv/app/.keep": "",
 }
 
