@@ -148,10 +148,18 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 		return res, err
 	}
 	res.Files = fr
+	// settle tells the apply journal the units of what was swapped were
+	// reloaded; until then every later apply reloads them again.
+	settle := func() {
+		if err := apply.Settle(opts, fr.Serial+1); err != nil {
+			logf("notice: %v", err)
+		}
+	}
 	if !fr.Changed() && !o.Always && !o.RestartDeferred {
 		return res, nil
 	}
 	if env.Units == nil {
+		settle() // nothing here reloads units
 		return res, nil
 	}
 	units, err := env.Units(ctx)
@@ -223,6 +231,9 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 	}
 	out, err := systemd.ReloadOrRollback(ctx, r, changes, restorer)
 	res.Services = out
+	if err == nil || IsCleanRollback(err) {
+		settle() // the files in place are the ones the units run on
+	}
 	if err != nil {
 		return res, err
 	}

@@ -7,8 +7,12 @@
 //     staged tree, each File.Check) — any failure removes the staged files
 //     and returns a *CheckError; the host is unchanged,
 //  4. back up the previous versions (<state>/backups/<serial>/, last N kept),
-//  5. swap: fsync, rename, fsync directory, per file,
-//  6. record the new state in the manifest (atomically).
+//  5. journal the intent (<state>/journal.json, see journal.go): a later
+//     run reverts an operation that died before step 7, and reloads the
+//     units of one whose reloads were never confirmed (Settle),
+//  6. swap: fsync, rename, fsync directory, per file,
+//  7. record the new state in the manifest (atomically); if that fails,
+//     the swapped files are put back.
 //
 // A second Apply with the same set writes nothing. Leftover temporary files
 // from a crash are removed by the next Apply. Rollback restores an earlier
@@ -342,6 +346,10 @@ func Apply(ctx context.Context, set *render.Set, opts Options) (*Result, error) 
 	if err != nil {
 		return nil, fmt.Errorf("apply: %w", err)
 	}
+	pending, err := r.recover(m)
+	if err != nil {
+		return nil, fmt.Errorf("apply: %w", err)
+	}
 	for _, e := range m.Files {
 		if e.WritePath != "" {
 			paths = append(paths, e.WritePath)
@@ -396,11 +404,17 @@ func Apply(ctx context.Context, set *render.Set, opts Options) (*Result, error) 
 			}
 			r.progress("manifest updated: the host already matched the spec")
 		}
+		if len(pending) > 0 {
+			r.res.Changes = pending
+			r.res.Units = plan.Units(pending)
+			r.progress("no changes; %d file(s) of operation %d still to reload%s", len(pending), m.Serial, unitsNote(r.res.Units))
+			return r.res, nil
+		}
 		r.progress("no changes")
 		return r.res, nil
 	}
 	serial := m.Serial + 1
-	t := &txn{r: r, serial: serial, set: set, prev: m, op: "apply"}
+	t := &txn{r: r, serial: serial, set: set, prev: m, op: "apply", pending: pending}
 	for _, c := range p.Changes {
 		t.ops = append(t.ops, opFromChange(c))
 	}
@@ -412,6 +426,7 @@ func Apply(ctx context.Context, set *render.Set, opts Options) (*Result, error) 
 	for _, o := range t.ops {
 		r.res.Changes = append(r.res.Changes, o.change)
 	}
+	r.res.Changes = mergeChanges(r.res.Changes, pending)
 	r.res.Units = plan.Units(r.res.Changes)
 	r.res.Serial = serial
 	r.progress("applied %d change(s), serial %d%s", len(r.res.Changes), serial, unitsNote(r.res.Units))

@@ -118,8 +118,11 @@ func (t *txn) backup() error {
 		}
 		cur.Path, cur.Component, cur.Units = o.path, o.change.Component, o.change.Units
 		cur.NewSHA256 = newSum
-		if o.attrs {
+		switch {
+		case o.attrs:
 			cur.NewSHA256 = cur.SHA256
+		case o.remove:
+			cur.NewSHA256 = absent
 		}
 		if i, ok := byDest[o.dest]; ok {
 			old := idx.Entries[i]

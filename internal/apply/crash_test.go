@@ -4,15 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
 )
 
@@ -125,12 +129,22 @@ func wantState(s *render.Set) map[string]string {
 	return out
 }
 
-// TestCrashSafety SIGKILLs an applying child process ≥200 times — half at
+// TestCrashSafety SIGKILLs an applying child process 300 times — half at
 // each deterministic step boundary (the child kills itself after step K),
 // half at random times from the parent — alternating between two sets that
-// differ in every file. After each kill every managed path holds exactly
-// its old or its new version, and the next apply converges and leaves no
-// temporary files.
+// differ in every file; after every tenth convergence it rolls back and
+// re-applies. It counts, and requires to be 0:
+//
+//   - torn files: a managed path holding neither its old nor its new
+//     version after a kill;
+//   - mixed sets: after the next apply, a file that differs from what the
+//     services last ran on whose units that apply does not reload (the
+//     journal must carry an interrupted run's reloads), or a file not at
+//     its target;
+//   - lost undos: a rollback that does not bring back exactly the set
+//     before the last convergence;
+//   - leftovers: temporary files, validator scratch directories or an
+//     unsettled journal after a settled apply.
 func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test skipped in -short mode")
@@ -141,7 +155,7 @@ func TestCrashSafety(t *testing.T) {
 	}
 	e := newEnv(t)
 	// Kills do not depend on durability: use tmpfs when there is one, so
-	// the 400+ applies are not bound by fsync latency.
+	// the 600+ applies are not bound by fsync latency.
 	if d, err := os.MkdirTemp("/dev/shm", "jitsi-agent-crash-*"); err == nil {
 		t.Cleanup(func() { os.RemoveAll(d) })
 		e.root, e.opts.Root = d, d
@@ -185,23 +199,36 @@ func TestCrashSafety(t *testing.T) {
 		return time.Since(start), err
 	}
 	// Calibrate the random kills with one uninterrupted child run (a->b),
-	// then go back to a.
+	// then go back to a. The child never settles (as if it died before
+	// reloading): the next apply must still report b's units.
 	full, err := runChild(1, -1)
 	if err != nil {
 		t.Fatalf("child apply: %v", err)
 	}
 	e.assertConverged(sets[1])
+	if res := e.apply(sets[1]); !slices.Contains(res.Units, "extra.service") {
+		t.Fatalf("a completed but unsettled apply was not reloaded by the next one: units %v", res.Units)
+	}
 	e.apply(sets[0])
 
+	unitsOf := map[string][]string{}
+	for _, s := range sets {
+		for _, f := range s.Files {
+			unitsOf[f.Path] = f.Units
+		}
+	}
 	rng := rand.New(rand.NewSource(20261125))
-	const iterations = 200
-	deadline := time.Now().Add(4 * time.Minute)
+	const iterations = 300
+	deadline := time.Now().Add(8 * time.Minute)
 	cur := 0
-	mixed, untouched, complete := 0, 0, 0
+	ran, torn, mixed, lostUndos, leftovers, rollbacks := 0, 0, 0, 0, 0, 0
+	untouched, between, complete := 0, 0, 0
+	ctx := context.Background()
 	for i := 0; i < iterations; i++ {
 		if time.Now().After(deadline) {
 			t.Fatalf("crash test exceeded its time budget after %d iterations", i)
 		}
+		ran++
 		target := 1 - cur
 		before := e.hostState(sets[0], sets[1])
 		want := wantState(sets[target])
@@ -220,7 +247,7 @@ func TestCrashSafety(t *testing.T) {
 			cmd.Wait()
 		}
 		after := e.hostState(sets[0], sets[1])
-		changed, same, done := 0, 0, true
+		changed, done := 0, true
 		for p, w := range want {
 			done = done && after[p] == w
 		}
@@ -228,11 +255,11 @@ func TestCrashSafety(t *testing.T) {
 			w, managed := want[p]
 			switch {
 			case got == before[p]:
-				same++
 			case managed && got == w:
 				changed++
 			default:
-				t.Fatalf("iteration %d: %s is neither its old nor its new version:\n got %q\n old %q\n new %q", i, p, got, before[p], w)
+				torn++
+				t.Errorf("iteration %d: %s is neither its old nor its new version:\n got %q\n old %q\n new %q", i, p, got, before[p], w)
 			}
 		}
 		switch {
@@ -241,15 +268,170 @@ func TestCrashSafety(t *testing.T) {
 		case done:
 			complete++
 		default:
-			mixed++
+			between++
 		}
-		// The next apply converges and cleans up.
-		e.apply(sets[target])
-		e.assertConverged(sets[target])
+		// The next apply converges, and reloads every file that differs
+		// from what the services last ran on (before[]: settled state).
+		res, err := Apply(ctx, sets[target], e.opts)
+		if err != nil {
+			t.Fatalf("iteration %d: apply after the kill: %v", i, err)
+		}
+		now := e.hostState(sets[0], sets[1])
+		for p, w := range want {
+			if now[p] != w {
+				mixed++
+				t.Errorf("iteration %d: %s not at its target after the next apply", i, p)
+			}
+			if before[p] != w {
+				for _, u := range unitsOf[p] {
+					if !slices.Contains(res.Units, u) {
+						mixed++
+						t.Errorf("iteration %d: %s changed since the last reload but the next apply does not reload %s (units %v)", i, p, u, res.Units)
+					}
+				}
+			}
+		}
+		if err := Settle(e.opts, res.Serial); err != nil {
+			t.Fatal(err)
+		}
+		leftovers += e.leftovers(t)
 		cur = target
+		if (i+1)%10 == 0 {
+			// Roll back: exactly the set before this convergence returns,
+			// with its units to reload; then converge again.
+			rollbacks++
+			prev := wantState(sets[1-cur])
+			rb, err := Rollback(ctx, Previous, e.opts)
+			if err != nil {
+				t.Fatalf("iteration %d: rollback: %v", i, err)
+			}
+			got := e.hostState(sets[0], sets[1])
+			for p, w := range prev {
+				if got[p] != w {
+					lostUndos++
+					t.Errorf("iteration %d: rollback left %s at %q, want %q", i, p, got[p], w)
+				}
+			}
+			if len(rb.Units) == 0 {
+				lostUndos++
+				t.Errorf("iteration %d: rollback reports no units to reload", i)
+			}
+			Settle(e.opts, rb.Serial)
+			e.apply(sets[cur])
+			e.assertConverged(sets[cur])
+			leftovers += e.leftovers(t)
+		}
 	}
-	t.Logf("%d kills over %d steps: %d before any swap, %d between swaps, %d after all swaps", iterations, steps, untouched, mixed, complete)
-	if mixed == 0 {
+	t.Logf("crash test: %d kills over %d steps (%d before any swap, %d between swaps, %d after all swaps), %d rollbacks; torn files %d, mixed sets %d, lost undos %d, leftovers %d",
+		ran, steps, untouched, between, complete, rollbacks, torn, mixed, lostUndos, leftovers)
+	if between == 0 {
 		t.Fatal("no kill landed between two swaps: the test did not exercise the interesting window")
 	}
+	if torn+mixed+lostUndos+leftovers != 0 {
+		t.Fatalf("torn files %d, mixed sets %d, lost undos %d, leftovers %d: all must be 0", torn, mixed, lostUndos, leftovers)
+	}
+}
+
+// leftovers counts temporary files under the root, validator scratch
+// directories and a journal left after a settled operation.
+func (e *env) leftovers(t *testing.T) int {
+	n := 0
+	filepath.WalkDir(e.root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && fsys.IsTemp(d.Name()) {
+			t.Errorf("leftover temporary file %s", p)
+			n++
+		}
+		return nil
+	})
+	for _, p := range []string{filepath.Join(e.real(stateDir), CheckDir), filepath.Join(e.real(stateDir), JournalFile)} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("leftover %s", p)
+			n++
+		}
+	}
+	return n
+}
+
+// TestManifestSaveFailureRestoresFiles: when recording fails after the swap
+// (state file system full), the swapped files are put back, so the next
+// apply changes (and reloads) all of them and rollback stays true.
+func TestManifestSaveFailureRestoresFiles(t *testing.T) {
+	e := newEnv(t)
+	a, b := crashSet("a"), crashSet("b")
+	e.apply(a)
+	mp := filepath.Join(e.real(stateDir), "manifest.json")
+	orig, err := os.ReadFile(mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.opts.StepHook = func(step, _ string) {
+		if step == "swap" {
+			// Make the manifest unwritable: a directory where it is renamed.
+			os.Remove(mp)
+			os.Mkdir(mp, 0o700)
+		}
+	}
+	if _, err := Apply(context.Background(), b, e.opts); err == nil || !strings.Contains(err.Error(), "previous files were restored") {
+		t.Fatalf("want a recording failure with the files restored, got %v", err)
+	}
+	e.opts.StepHook = nil
+	os.Remove(mp)
+	os.WriteFile(mp, orig, 0o600)
+	if got, want := e.hostState(a, b), wantState(a); !subset(want, got) {
+		t.Fatalf("files not restored after the failed record:\n got %v\nwant %v", got, want)
+	}
+	res := e.apply(b)
+	if len(res.Changes) != len(b.Files) {
+		t.Fatalf("the next apply changed %d of %d files", len(res.Changes), len(b.Files))
+	}
+	if _, err := Rollback(context.Background(), Previous, e.opts); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := e.hostState(a, b), wantState(a); !subset(want, got) {
+		t.Fatalf("rollback did not restore the previous set")
+	}
+}
+
+// TestInterruptedBeforeRecordIsReverted: a journal left by a run that died
+// between swap and record is reverted by the next run, whatever it is
+// (here a rollback, which then has the true previous set).
+func TestInterruptedBeforeRecordIsReverted(t *testing.T) {
+	e := newEnv(t)
+	a, b, c := crashSet("a"), crashSet("b"), crashSet("c")
+	e.apply(a)
+	e.apply(b)
+	swaps := 0
+	e.opts.StepHook = func(step, _ string) {
+		if step == "swap" {
+			if swaps++; swaps == 3 {
+				panic("crash")
+			}
+		}
+	}
+	func() {
+		defer func() { recover() }()
+		Apply(context.Background(), c, e.opts)
+	}()
+	e.opts.StepHook = nil
+	// The lock died with the "process": take a fresh runner.
+	rb, err := Rollback(context.Background(), Previous, e.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := e.hostState(a, b, c), wantState(a); !subset(want, got) {
+		t.Fatalf("rollback after an interrupted apply did not restore serial 1:\n got %v", got)
+	}
+	if !strings.Contains(strings.Join(rb.Notices, "\n"), "interrupted before it was recorded") {
+		t.Errorf("no notice of the reverted operation: %v", rb.Notices)
+	}
+}
+
+// subset reports whether every entry of want is in got.
+func subset(want, got map[string]string) bool {
+	for k, v := range want {
+		if got[k] != v {
+			return false
+		}
+	}
+	return true
 }

@@ -57,6 +57,10 @@ func (e *env) apply(set *render.Set) *Result {
 	if err != nil {
 		e.t.Fatalf("apply: %v", err)
 	}
+	// The caller has reloaded the units (as internal/agent does).
+	if err := Settle(e.opts, res.Serial); err != nil {
+		e.t.Fatalf("settle: %v", err)
+	}
 	return res
 }
 

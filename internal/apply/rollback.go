@@ -48,6 +48,10 @@ func rollback(ctx context.Context, to, expectLast int, opts Options) (*Result, e
 	if err != nil {
 		return nil, fmt.Errorf("rollback: %w", err)
 	}
+	pending, err := r.recover(m)
+	if err != nil {
+		return nil, fmt.Errorf("rollback: %w", err)
+	}
 	last := m.Serial
 	if expectLast >= 0 && last != expectLast {
 		return nil, fmt.Errorf("rollback: the last operation is serial %d, not %d; not undoing", last, expectLast)
@@ -95,7 +99,7 @@ func rollback(ctx context.Context, to, expectLast int, opts Options) (*Result, e
 	if err := r.cleanTemps(dests); err != nil {
 		return nil, fmt.Errorf("rollback: %w", err)
 	}
-	t := &txn{r: r, serial: last + 1, prev: m, op: "rollback"}
+	t := &txn{r: r, serial: last + 1, prev: m, op: "rollback", pending: pending}
 	var files, links, removes []*op
 	for _, d := range dests {
 		s := restore[d]
@@ -161,6 +165,7 @@ func rollback(ctx context.Context, to, expectLast int, opts Options) (*Result, e
 	for _, o := range t.ops {
 		r.res.Changes = append(r.res.Changes, o.change)
 	}
+	r.res.Changes = mergeChanges(r.res.Changes, pending)
 	r.res.Units = plan.Units(r.res.Changes)
 	r.res.Serial = last + 1
 	r.progress("rolled back to serial %d as serial %d: %d change(s)%s", to, last+1, len(r.res.Changes), unitsNote(r.res.Units))

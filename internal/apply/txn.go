@@ -58,6 +58,21 @@ type txn struct {
 	op      string // "apply" | "rollback"
 	ops     []*op
 	created []string // directories made while staging
+	// pending are changes of an earlier operation whose units were never
+	// confirmed reloaded (journal): journaled again, reported with ours.
+	pending []plan.Change
+}
+
+// changes are what the operation reports (and journals): its own changes,
+// then the pending ones it carries.
+func (t *txn) changes() []plan.Change {
+	own := make([]plan.Change, 0, len(t.ops))
+	for _, o := range t.ops {
+		c := o.change
+		c.File, c.Diff = render.File{}, "" // never content in the journal
+		own = append(own, c)
+	}
+	return mergeChanges(own, t.pending)
 }
 
 // run stages, checks, backs up, swaps and records nm.
@@ -101,13 +116,20 @@ func (t *txn) run(ctx context.Context, nm *manifest.Manifest, tools bool) (err e
 	if err := t.backup(); err != nil {
 		return err
 	}
+	// Intent before the first swap: what is about to change, and what
+	// must be reloaded, so a crash from here on is finished or reverted.
+	if err := r.saveJournal(&journal{Serial: t.serial, From: t.prev.Serial, Operation: t.op, Changes: t.changes()}); err != nil {
+		return err
+	}
+	r.hook("journal", "")
 	swapping = true
 	for i, o := range t.ops {
 		if err := t.swap(o); err != nil {
 			t.removeStaged(t.ops[i:])
 			if uerr := t.undo(t.ops[:i]); uerr != nil {
-				return fmt.Errorf("apply: %w; restoring the files already replaced also failed: %v (previous versions are in %s)", err, uerr, t.backupDir())
+				return fmt.Errorf("apply: %w; restoring the files already replaced also failed: %v (previous versions are in %s; the next run puts them back)", err, uerr, t.backupDir())
 			}
+			r.dropJournal()
 			return fmt.Errorf("apply: %w (the files already replaced were restored)", err)
 		}
 		if o.hostOp() || o.change.Action == plan.ActionUnmanage {
@@ -116,7 +138,12 @@ func (t *txn) run(ctx context.Context, nm *manifest.Manifest, tools bool) (err e
 		r.hook("swap", o.dest)
 	}
 	if err := nm.Save(manifest.Path(r.state)); err != nil {
-		return fmt.Errorf("apply: files are in place but %w", err)
+		// Never leave swapped files unrecorded: put them back.
+		if uerr := t.undo(t.ops); uerr != nil {
+			return fmt.Errorf("apply: recording the new state failed (%w) and restoring the previous files also failed: %v; the next run puts them back from %s", err, uerr, t.backupDir())
+		}
+		r.dropJournal()
+		return fmt.Errorf("apply: recording the new state failed, the previous files were restored: %w", err)
 	}
 	r.hook("manifest", "")
 	if err := t.prune(); err != nil {

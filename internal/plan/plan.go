@@ -57,6 +57,10 @@ const (
 	ReasonRemovedFromSpec Reason = "removed-from-spec"
 	// ReasonRollback labels rollback results.
 	ReasonRollback Reason = "rollback"
+	// ReasonInterrupted labels files an earlier, interrupted operation
+	// swapped whose units were never confirmed reloaded (the apply
+	// journal): they are reloaded again.
+	ReasonInterrupted Reason = "interrupted"
 )
 
 // Transition is an attribute's old and new value.

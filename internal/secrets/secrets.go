@@ -120,7 +120,21 @@ func loadOrCreate(dir, name string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if err := writeAtomic(p, v); err != nil {
+		// First writer wins: link a complete temporary file into place
+		// (never over an existing one), so two applies racing on a fresh
+		// host both end up with the one value that was stored.
+		tmp, err := fsys.Stage(p, []byte(v+"\n"), 0o600, -1, -1)
+		if err != nil {
+			return "", fmt.Errorf("store secret %s: %w", name, err)
+		}
+		defer os.Remove(tmp)
+		if err := os.Link(tmp, p); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				return loadOrCreate(dir, name) // another run stored it first
+			}
+			return "", fmt.Errorf("store secret %s: %w", name, err)
+		}
+		if err := fsys.SyncDir(dir); err != nil {
 			return "", err
 		}
 		return v, nil

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
 
 func TestEnsureGeneratesOnceAndReuses(t *testing.T) {
@@ -95,6 +97,49 @@ func TestEnsureParentsTraversable(t *testing.T) {
 		fi, err := os.Stat(p)
 		if err != nil || fi.Mode().Perm() != want {
 			t.Errorf("%s: %v, %v; want %04o", p, fi.Mode().Perm(), err, want)
+		}
+	}
+}
+
+// TestEnsureRaceOneValue: applies racing on a fresh host all get the one
+// stored value (first writer wins), never one each.
+func TestEnsureRaceOneValue(t *testing.T) {
+	for round := 0; round < 20; round++ {
+		dir := filepath.Join(t.TempDir(), "secrets")
+		const n = 8
+		results := make(chan spec.Secrets, n)
+		errs := make(chan error, n)
+		for i := 0; i < n; i++ {
+			go func() {
+				s, err := Ensure(dir)
+				errs <- err
+				results <- s
+			}()
+		}
+		var first spec.Secrets
+		for i := 0; i < n; i++ {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+			s := <-results
+			if i == 0 {
+				first = s
+				continue
+			}
+			if s.JVBPassword.Reveal() != first.JVBPassword.Reveal() || s.FocusPassword.Reveal() != first.FocusPassword.Reveal() || s.TURNSecret.Reveal() != first.TURNSecret.Reveal() {
+				t.Fatalf("round %d: racing Ensure calls got different secrets", round)
+			}
+		}
+		stored, _, _ := Load(dir)
+		if stored.JVBPassword.Reveal() != first.JVBPassword.Reveal() {
+			t.Fatalf("round %d: the stored secret differs from the one returned", round)
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != len(items(&first)) {
+			names := []string{}
+			for _, e := range ents {
+				names = append(names, e.Name())
+			}
+			t.Fatalf("round %d: entries in the secrets dir: %v (temporary files left?)", round, names)
 		}
 	}
 }
