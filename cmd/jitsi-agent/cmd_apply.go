@@ -46,7 +46,8 @@ func runApply(c *cli.Call) int {
 	}
 	// Render once without touching the state directory: a template error
 	// must change nothing at all.
-	if _, err := agent.DesiredStateReadOnly(d, root, time.Now()); err != nil {
+	readOnly, err := agent.DesiredStateReadOnly(d, root, time.Now())
+	if err != nil {
 		fmt.Fprintf(stderr, "Error: %v\nNothing was changed.\n", err)
 		return exitError
 	}
@@ -71,12 +72,13 @@ func runApply(c *cli.Call) int {
 	// HTTP-01 on port 80 itself while nothing else listens there), so nginx
 	// starts with the real certificate. Failures keep the placeholder.
 	if d.TLS.ACME != nil && realHost && !noACME {
+		readOnly = nil // the certificates may have changed: render again
 		if err := (agent.CertManager{}).Obtain(ctx, d, root, logf); err != nil {
 			fmt.Fprintf(stderr, "jitsi-agent: warning: certificates not obtained, keeping the current (or placeholder) certificate: %v\n", err)
 		}
 	}
 
-	set, err := agent.DesiredState(d, root, time.Now())
+	set, err := agent.Persisted(d, root, time.Now(), readOnly)
 	if err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return exitError

@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
@@ -71,7 +72,9 @@ func (p ProsodyCtl) AccountFile(user, host string) string {
 	return filepath.Join(dp, encode(host), "accounts", encode(user)+".dat")
 }
 
-var luaField = regexp.MustCompile(`\[\s*"([A-Za-z_]+)"\s*\]\s*=\s*(?:"([^"\\]*)"|([0-9]+))`)
+var luaField = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`\[\s*"([A-Za-z_]+)"\s*\]\s*=\s*(?:"([^"\\]*)"|([0-9]+))`)
+}) // compiled on first use, not at every start
 
 // Check implements Prosody by reading the account file and checking the
 // password against its SCRAM-SHA-1 stored key (internal_hashed) or its
@@ -89,7 +92,7 @@ func (p ProsodyCtl) Check(ctx context.Context, user, host string, password spec.
 		return StatusUnknown, nil // e.g. permissions: let the Manager decide
 	}
 	fields := map[string]string{}
-	for _, m := range luaField.FindAllStringSubmatch(string(b), -1) {
+	for _, m := range luaField().FindAllStringSubmatch(string(b), -1) {
 		if m[2] != "" {
 			fields[m[1]] = m[2]
 		} else {

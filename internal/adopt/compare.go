@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -13,10 +14,10 @@ import (
 // cannot express becomes extra text (kept); what differs becomes a finding
 // with the reason.
 
-var secretKey = regexp.MustCompile(`(?i)(secret|password|passwd|_key$|^key$)`)
+var secretKey = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)(secret|password|passwd|_key$|^key$)`) }) // compiled on first use, not at every start
 
 func mask(key, v string) string {
-	if secretKey.MatchString(key) && v != "" {
+	if secretKey().MatchString(key) && v != "" {
 		return "(sensitive)"
 	}
 	return v
@@ -27,7 +28,7 @@ const reasonDerived = "jitsi-agent derives this from the spec"
 // keptReason explains a kept setting; a secret kept in extra text is
 // inline in the spec from now on, which the report must say.
 func keptReason(key, base string) string {
-	if secretKey.MatchString(key) {
+	if secretKey().MatchString(key) {
 		return base + "; it is a secret and now sits inline in the spec's extra block: keep the spec 0600"
 	}
 	return base
@@ -263,13 +264,13 @@ func jsCovered(leaves map[string]any, p string) bool {
 	return false
 }
 
-var jsIdent = regexp.MustCompile(`^[A-Za-z_$][A-Za-z0-9_$]*$`)
+var jsIdent = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_$][A-Za-z0-9_$]*$`) }) // compiled on first use, not at every start
 
 func jsRef(parts []string) string {
 	var b strings.Builder
 	b.WriteString("config")
 	for _, p := range parts {
-		if jsIdent.MatchString(p) {
+		if jsIdent().MatchString(p) {
 			b.WriteString("." + p)
 		} else {
 			b.WriteString("[" + jsonLiteral(p) + "]")

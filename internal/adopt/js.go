@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dop251/goja"
@@ -27,7 +28,9 @@ type jsConfig struct {
 
 const jsTimeout = 2 * time.Second
 
-var ssiEcho = regexp.MustCompile(`<!--#\s*echo\s+var="[^"]*"\s+default="([^"]*)"\s*-->`)
+var ssiEcho = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`<!--#\s*echo\s+var="[^"]*"\s+default="([^"]*)"\s*-->`)
+}) // compiled on first use, not at every start
 
 func parseConfigJS(file string, src []byte) (*jsConfig, error) {
 	if len(src) > maxInputSize {
@@ -35,7 +38,7 @@ func parseConfigJS(file string, src []byte) (*jsConfig, error) {
 	}
 	// nginx serves config.js with SSI: for a request without a tenant every
 	// <!--# echo var="..." default="D" --> becomes D.
-	text := ssiEcho.ReplaceAllString(string(src), "$1")
+	text := ssiEcho().ReplaceAllString(string(src), "$1")
 	prog, err := parser.ParseFile(nil, file, text, 0)
 	if err != nil {
 		var el parser.ErrorList

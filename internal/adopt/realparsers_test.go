@@ -256,7 +256,7 @@ func TestConfigJSReaderMatchesNode(t *testing.T) {
 			continue
 		}
 		n++
-		src := ssiEcho.ReplaceAllString(string(f.src), "$1") // what nginx serves
+		src := ssiEcho().ReplaceAllString(string(f.src), "$1") // what nginx serves
 		prog := "const vm=require('vm');let s='';process.stdin.on('data',d=>s+=d).on('end',()=>{const ctx={};vm.runInNewContext(s+';this.cfg=config;',ctx);process.stdout.write(JSON.stringify(ctx.cfg));});"
 		var real any
 		if err := json.Unmarshal(runTool(t, node, []byte(src), "-e", prog), &real); err != nil {

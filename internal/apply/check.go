@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -112,7 +113,7 @@ func containsAny(b []byte, values []string) bool {
 
 // encodedRun is a run of characters a base64 (standard or URL) or hex
 // encoding is made of.
-var encodedRun = regexp.MustCompile(`[A-Za-z0-9+/_=-]{12,}`)
+var encodedRun = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[A-Za-z0-9+/_=-]{12,}`) }) // compiled on first use, not at every start
 
 // maskEncoded replaces every encoded run in out that occurs in the base64
 // (any alignment, standard or URL alphabet, padded or not) or hex (either
@@ -135,7 +136,7 @@ func maskEncoded(out string, sources [][]byte) string {
 			encs = append(encs, base64.StdEncoding.EncodeToString(b), base64.URLEncoding.EncodeToString(b))
 		}
 	}
-	return encodedRun.ReplaceAllStringFunc(out, func(run string) string {
+	return encodedRun().ReplaceAllStringFunc(out, func(run string) string {
 		core := strings.TrimRight(run, "=")
 		// The first and last characters of a run may straddle unrelated
 		// bytes: compare its inside.

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
@@ -41,7 +42,9 @@ func isNginxSite(p string) bool {
 	return false
 }
 
-var nginxPathDirective = regexp.MustCompile(`(?m)^([ \t]*)(ssl_certificate|ssl_certificate_key|ssl_trusted_certificate|ssl_client_certificate|ssl_dhparam|include|access_log|error_log)[ \t]+("[^"\n]*"|'[^'\n]*'|[^\s;]+)([^;\n]*);`)
+var nginxPathDirective = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?m)^([ \t]*)(ssl_certificate|ssl_certificate_key|ssl_trusted_certificate|ssl_client_certificate|ssl_dhparam|include|access_log|error_log)[ \t]+("[^"\n]*"|'[^'\n]*'|[^\s;]+)([^;\n]*);`)
+}) // compiled on first use, not at every start
 
 func (t *txn) nginxChecks(ctx context.Context, files []staged) []Failure {
 	var sites []staged
@@ -111,8 +114,8 @@ func (t *txn) nginxRewrite(site, dir string) (string, error) {
 		f, ok := t.set.Lookup(p)
 		return f, ok && f.Kind != render.KindSymlink
 	}
-	out := nginxPathDirective.ReplaceAllStringFunc(site, func(line string) string {
-		m := nginxPathDirective.FindStringSubmatch(line)
+	out := nginxPathDirective().ReplaceAllStringFunc(site, func(line string) string {
+		m := nginxPathDirective().FindStringSubmatch(line)
 		indent, name, arg, rest := m[1], m[2], m[3], m[4]
 		p := strings.Trim(arg, `"'`)
 		if strings.Contains(p, "$") || strings.HasPrefix(p, "data:") {

@@ -251,12 +251,12 @@ func containsAny(b []byte, secrets []string) bool {
 	return false
 }
 
-var unknownField = regexp.MustCompile(`can't evaluate field (\w+) in type`)
+var unknownField = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`can't evaluate field (\w+) in type`) }) // compiled on first use, not at every start
 
 // fieldHint turns "can't evaluate field AppId" into a did-you-mean and the
 // list of fields a user template may use.
 func fieldHint(err error) string {
-	m := unknownField.FindStringSubmatch(err.Error())
+	m := unknownField().FindStringSubmatch(err.Error())
 	if m == nil {
 		return ""
 	}

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 )
@@ -156,7 +157,9 @@ func writeSnippet(w io.Writer, src []byte, rg *hcl.Range, redact []string) {
 
 // attrValue matches "name = value" (or "name": value in JSON) in a source
 // line: the name and the value (quoted, a list, or a bare token).
-var attrValue = regexp.MustCompile(`((?:^|[\s{,"])"?([A-Za-z_][A-Za-z0-9_-]*)"?\s*[=:]\s*)("(?:[^"\\]|\\.)*"?|\[[^\]]*\]?|[^\s,}]+)`)
+var attrValue = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`((?:^|[\s{,"])"?([A-Za-z_][A-Za-z0-9_-]*)"?\s*[=:]\s*)("(?:[^"\\]|\\.)*"?|\[[^\]]*\]?|[^\s,}]+)`)
+}) // compiled on first use, not at every start
 
 // secretNames are attributes that hold secrets; a name within two edits of
 // one (a misspelling such as app_secrt) is treated the same, so a typo
@@ -180,8 +183,8 @@ func secretName(name string) bool {
 // source line, even when it never evaluated (a syntax error, a wrong type,
 // escapes in the literal, a misspelled name).
 func maskSecretAttrs(line string) string {
-	return attrValue.ReplaceAllStringFunc(line, func(m string) string {
-		sub := attrValue.FindStringSubmatch(m)
+	return attrValue().ReplaceAllStringFunc(line, func(m string) string {
+		sub := attrValue().FindStringSubmatch(m)
 		if !secretName(sub[2]) {
 			return m
 		}

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -319,7 +320,7 @@ func bounded(name string, f function.Function) function.Function {
 }
 
 // hugeWidth matches a format verb with a width or precision of 6+ digits.
-var hugeWidth = regexp.MustCompile(`%[-+# 0]*(\d{6,}|\*|\[\d+\]\*)|\.\d{6,}`)
+var hugeWidth = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`%[-+# 0]*(\d{6,}|\*|\[\d+\]\*)|\.\d{6,}`) }) // compiled on first use, not at every start
 
 // preflight refuses arguments whose result would be huge before the
 // function allocates it.
@@ -352,7 +353,7 @@ func preflight(name string, args []cty.Value) error {
 			return fmt.Errorf("range would have %s elements; generated lists are limited to %d", n.Text('g', 6), MaxListLength)
 		}
 	case "format", "formatlist":
-		if len(args) > 0 && known(args[0]) && args[0].Type() == cty.String && hugeWidth.MatchString(args[0].AsString()) {
+		if len(args) > 0 && known(args[0]) && args[0].Type() == cty.String && hugeWidth().MatchString(args[0].AsString()) {
 			return fmt.Errorf("widths and precisions in format strings are limited to 5 digits")
 		}
 	case "jsondecode":

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"text/template/parse"
 	"time"
 
@@ -122,7 +123,7 @@ func strOr(p *string, def string) string {
 	return *p
 }
 
-var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+var dnsLabel = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`) }) // compiled on first use, not at every start
 
 func validDomain(s string) bool {
 	if len(s) > 253 || net.ParseIP(s) != nil {
@@ -133,7 +134,7 @@ func validDomain(s string) bool {
 		return false
 	}
 	for _, l := range labels {
-		if !dnsLabel.MatchString(l) {
+		if !dnsLabel().MatchString(l) {
 			return false
 		}
 	}
@@ -353,7 +354,7 @@ func (r *resolver) resolveExtra(d *Deployment) {
 	}
 	for section, mods := range e.ProsodyModules {
 		for _, m := range mods {
-			if !prosodyModuleName.MatchString(m) {
+			if !prosodyModuleName().MatchString(m) {
 				r.errf(at(e.Body, "prosody_modules"), "Invalid Prosody module name", "%q (section %q): module names are letters, digits, '_' and '-', as in modules_enabled.", m, section)
 			}
 		}
@@ -366,7 +367,7 @@ func (r *resolver) resolveExtra(d *Deployment) {
 	}
 }
 
-var prosodyModuleName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,100}$`)
+var prosodyModuleName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_-]{1,100}$`) }) // compiled on first use, not at every start
 
 func (r *resolver) path(p string) string {
 	if filepath.IsAbs(p) {
@@ -909,15 +910,17 @@ func (r *resolver) resolveServices(d *Deployment) {
 	}
 }
 
-var unitRe = regexp.MustCompile(`^[A-Za-z0-9:_.@\\-]+\.(service|socket|target|timer|path|mount)$`)
+var unitRe = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[A-Za-z0-9:_.@\\-]+\.(service|socket|target|timer|path|mount)$`)
+}) // compiled on first use, not at every start
 
-func validUnit(s string) bool { return unitRe.MatchString(s) }
+func validUnit(s string) bool { return unitRe().MatchString(s) }
 
 // BuiltinPaths are the files the built-in components render for domain
 // (internal/files); user templates may not write over them.
 func BuiltinPaths(domain string) []string { return files.Paths(domain) }
 
-var ownerRe = regexp.MustCompile(`^[a-z_][a-z0-9_-]*\$?$|^[0-9]+$`)
+var ownerRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z_][a-z0-9_-]*\$?$|^[0-9]+$`) }) // compiled on first use, not at every start
 
 // TLSPaths are the certificate and key files jitsi-agent deploys for nginx,
 // Prosody and coturn (internal/certs writes them; a test keeps both lists
@@ -1018,7 +1021,7 @@ func (r *resolver) resolveTemplates(d *Deployment) {
 			}
 		}
 		for name, v := range map[string]string{"owner": tp.Owner, "group": tp.Group} {
-			if v != "" && !ownerRe.MatchString(v) {
+			if v != "" && !ownerRe().MatchString(v) {
 				r.errf(at(t.Body, name), "Invalid "+name, "%q is not a user or group name.", v)
 			}
 		}
@@ -1031,7 +1034,7 @@ func (r *resolver) resolveTemplates(d *Deployment) {
 			tp.Drift = r.oneOf(t.Body, "drift", t.Drift, DriftRestore, DriftRestore, DriftReport)
 		}
 		if tp.Check != "" {
-			rest := checkPlaceholder.ReplaceAllString(tp.Check, "")
+			rest := checkPlaceholder().ReplaceAllString(tp.Check, "")
 			if strings.Contains(rest, "{{") {
 				r.errf(at(t.Body, "check"), "Unknown placeholder in check", "template %q: the check command may only use {{.Path}} (the staged file's path), e.g. check = \"/usr/bin/myapp --check {{.Path}}\".", t.Name)
 			}
@@ -1041,11 +1044,11 @@ func (r *resolver) resolveTemplates(d *Deployment) {
 }
 
 // checkPlaceholder is the one placeholder a template's check command knows.
-var checkPlaceholder = regexp.MustCompile(`\{\{\s*\.Path\s*\}\}`)
+var checkPlaceholder = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\{\{\s*\.Path\s*\}\}`) }) // compiled on first use, not at every start
 
 // CheckCommand expands {{.Path}} in a template's check command.
 func CheckCommand(check, path string) string {
-	return checkPlaceholder.ReplaceAllLiteralString(check, path)
+	return checkPlaceholder().ReplaceAllLiteralString(check, path)
 }
 
 // checkDestinationParents refuses a destination that is a directory of
