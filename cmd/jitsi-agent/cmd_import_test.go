@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/adopt/adopttest"
+	"github.com/jitsi-agent/jitsi-agent/internal/testenv"
 )
 
 // TestImportThenPlan: render the example into a root, import it back, and
@@ -68,5 +71,46 @@ func TestImportThenPlan(t *testing.T) {
 	errb.Reset()
 	if code := run([]string{"import", "-root", root, "-out", filepath.Join(dir, "x.hcl")}, nil, &out, &errb); code != exitError || !strings.Contains(errb.String(), "meet.example.com.cfg.lua") || !strings.Contains(errb.String(), "line:2") && !strings.Contains(errb.String(), ":2") {
 		t.Errorf("bad prosody file: %d %s", code, errb.String())
+	}
+}
+
+// TestImportQuickInstallThenPlan: the hand-edited quick install (with its
+// certificates), imported: every file plan would touch is in the report.
+func TestImportQuickInstallThenPlan(t *testing.T) {
+	openssl := testenv.LookPath(t, "openssl", "apt-get install openssl")
+	root := adopttest.HandEdited(t)
+	adopttest.Certificates(t, root, openssl)
+	dir := t.TempDir()
+	specPath := filepath.Join(dir, "jitsi.hcl")
+	var out, errb bytes.Buffer
+	if code := run([]string{"import", "-root", root, "-out", specPath}, nil, &out, &errb); code != exitOK {
+		t.Fatalf("import: %d %s", code, errb.String())
+	}
+	report := out.String()
+	out.Reset()
+	errb.Reset()
+	code := run([]string{"plan", specPath, "-root", root, "-host", adopttest.Nickname, "--json"}, nil, &out, &errb)
+	if code != exitChanges {
+		t.Fatalf("plan: %d %s", code, errb.String())
+	}
+	var plan struct {
+		Changes []struct {
+			Path string `json:"path"`
+			Kind string `json:"kind"`
+		} `json:"changes"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &plan); err != nil {
+		t.Fatalf("plan json: %v\n%s", err, out.String())
+	}
+	if len(plan.Changes) == 0 {
+		t.Fatal("plan shows no change on a quick install; the report says otherwise")
+	}
+	for _, c := range plan.Changes {
+		if !strings.Contains(report, "\n"+c.Path+"\n") {
+			t.Errorf("plan changes %s (%s), which the import report does not name", c.Path, c.Kind)
+		}
+	}
+	if t.Failed() {
+		t.Logf("report:\n%s", report)
 	}
 }

@@ -23,9 +23,11 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/agent"
 	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
 	"github.com/jitsi-agent/jitsi-agent/internal/secrets"
@@ -43,6 +45,15 @@ type Options struct {
 	// Out is the spec path to write (its directory holds the app secret
 	// file); it need not exist.
 	Out string
+	// Now is the time certificates are judged at (zero: time.Now).
+	Now time.Time
+}
+
+func (o Options) now() time.Time {
+	if o.Now.IsZero() {
+		return time.Now()
+	}
+	return o.Now
 }
 
 // Result is an import: the spec text, the secrets, the report.
@@ -164,6 +175,11 @@ func Import(opts Options) (*Result, error) {
 	}
 	findings = append(findings, im.notes...)
 	findings = append(findings, fileFindings(h, set)...)
+	support, err := supportFindings(h, d, set, opts.now())
+	if err != nil {
+		return nil, err
+	}
+	findings = append(findings, support...)
 	sortFindings(findings)
 
 	formatted, diags := spec.Format(outAbs, src)
@@ -375,6 +391,47 @@ func legacyUnderstood(k string) bool {
 		k == "org.ice4j.ice.harvest.STUN_MAPPING_HARVESTER_ADDRESSES"
 }
 
+// supportFindings reports the files apply writes besides the configuration
+// files: certificates for nginx, Prosody and coturn, the internal
+// certificates of Prosody's other hosts, Lua links. They are what plan shows
+// beyond the configuration, so the report names them.
+func supportFindings(h *hostFiles, d *spec.Deployment, cfg *render.Set, now time.Time) ([]Finding, error) {
+	full, err := agent.Render(d, h.root, now)
+	if err != nil {
+		return nil, err
+	}
+	var out []Finding
+	for _, f := range full.Files {
+		if renderedFile(cfg, f.Path) != nil {
+			continue
+		}
+		reason := "a file jitsi-agent maintains for the services"
+		if strings.Contains(f.Path, "/certs/") || strings.HasSuffix(f.Path, ".crt") || strings.HasSuffix(f.Path, ".key") || strings.HasSuffix(f.Path, ".pem") {
+			reason = "TLS material: jitsi-agent deploys each service's certificate (the deployed one when it is valid, else a placeholder until ACME or an internal CA issues one)"
+		}
+		p := filepath.Join(h.root, f.Path)
+		st, err := os.Lstat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			out = append(out, Finding{File: f.Path, Kind: KindAdded, Setting: "(the whole file)", Reason: reason})
+		case err != nil:
+			return nil, fmt.Errorf("%s: %w", f.Path, err)
+		case f.Kind == render.KindSymlink:
+			if t, _ := os.Readlink(p); st.Mode()&fs.ModeSymlink == 0 || t != f.Target {
+				out = append(out, Finding{File: f.Path, Kind: KindChanged, Setting: "symlink -> " + f.Target, Reason: reason})
+			}
+		default:
+			b, err := os.ReadFile(p)
+			if err != nil || !bytes.Equal(b, f.Content) || st.Mode()&fs.ModeSymlink != 0 {
+				out = append(out, Finding{File: f.Path, Kind: KindChanged, Setting: "(contents)", Reason: reason})
+			} else if st.Mode().Perm() != f.Mode {
+				out = append(out, Finding{File: f.Path, Kind: KindChanged, Setting: "mode", Old: fmt.Sprintf("%04o", st.Mode().Perm()), New: fmt.Sprintf("%04o", f.Mode), Reason: reason})
+			}
+		}
+	}
+	return out, nil
+}
+
 // fileFindings reports file-level changes: modes, owners and links.
 func fileFindings(h *hostFiles, set *render.Set) []Finding {
 	var out []Finding
@@ -385,7 +442,10 @@ func fileFindings(h *hostFiles, set *render.Set) []Finding {
 		case errors.Is(err, fs.ErrNotExist):
 			if f.Kind == render.KindSymlink {
 				out = append(out, Finding{File: f.Path, Kind: KindAdded, Setting: "symlink -> " + f.Target, Reason: "Debian's enabled-link layout"})
-			} else if _, read := h.raw[f.Path]; !read && !(f.Path == pathTURNAgent && h.turn != nil) {
+			} else if f.Path == pathTURNAgent && h.turn != nil {
+				out = append(out, Finding{File: f.Path, Kind: KindAdded, Setting: "(the whole file)",
+					Reason: "coturn's configuration moves here and " + pathTURN + " becomes a link to it; its settings are compared under " + h.turnPath})
+			} else if _, read := h.raw[f.Path]; !read {
 				out = append(out, Finding{File: f.Path, Kind: KindAdded, Setting: "(the whole file)", Reason: "rendered from the spec"})
 			}
 		case err != nil:

@@ -1,6 +1,7 @@
 package adopt
 
 import (
+	"github.com/jitsi-agent/jitsi-agent/internal/adopt/adopttest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -48,7 +49,7 @@ func TestBadInput(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
 			for p, c := range tc.files {
-				writeRoot(t, root, p, c, 0o644)
+				adopttest.WriteFile(t, root, p, c, 0o644)
 			}
 			_, err := Import(Options{Root: root, Domain: tc.domain, Out: filepath.Join(t.TempDir(), "s.hcl")})
 			if err == nil {

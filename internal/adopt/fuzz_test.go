@@ -2,6 +2,7 @@ package adopt
 
 import (
 	"fmt"
+	"github.com/jitsi-agent/jitsi-agent/internal/adopt/adopttest"
 	"strings"
 	"testing"
 )
@@ -125,7 +126,7 @@ func FuzzImportCoturn(f *testing.F) {
 // BenchmarkImportQuickInstall: a whole import of the hand-edited quick
 // install (read, parse, derive, render twice, compare).
 func BenchmarkImportQuickInstall(b *testing.B) {
-	root := handEditedQuickInstall(b)
+	root := adopttest.HandEdited(b)
 	out := b.TempDir() + "/jitsi.hcl"
 	for b.Loop() {
 		if _, err := Import(Options{Root: root, Out: out}); err != nil {

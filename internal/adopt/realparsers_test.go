@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/jitsi-agent/jitsi-agent/internal/adopt/adopttest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,10 +51,10 @@ func realCorpus(t *testing.T) []corpusFile {
 			return nil
 		})
 	}
-	add(quickInstall(t, false), "quick")
-	add(quickInstall(t, true), "tokens")
+	add(adopttest.QuickInstall(t, false), "quick")
+	add(adopttest.QuickInstall(t, true), "tokens")
 	// the files an import of a hand-edited host renders, extras included
-	res, _ := importRoot(t, handEditedQuickInstall(t))
+	res, _ := importRoot(t, adopttest.HandEdited(t))
 	rendered := t.TempDir()
 	writeSet(t, rendered, res.Rendered)
 	add(rendered, "imported-handedit")
@@ -280,13 +281,13 @@ func TestConfigJSReaderMatchesNode(t *testing.T) {
 func TestImportedNginxSiteLoads(t *testing.T) {
 	nginx := testenv.LookPath(t, "nginx", "apt-get install nginx-light")
 	openssl := testenv.LookPath(t, "openssl", "apt-get install openssl")
-	res, _ := importRoot(t, handEditedQuickInstall(t))
-	f := renderedFile(res.Rendered, nginxPath(qiDomain))
+	res, _ := importRoot(t, adopttest.HandEdited(t))
+	f := renderedFile(res.Rendered, nginxPath(adopttest.Domain))
 	dir := t.TempDir()
 	crt, key := filepath.Join(dir, "c.crt"), filepath.Join(dir, "c.key")
-	runTool(t, openssl, nil, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN="+qiDomain, "-days", "1", "-keyout", key, "-out", crt)
-	site := strings.ReplaceAll(string(f.Content), "/etc/jitsi/meet/"+qiDomain+".crt", crt)
-	site = strings.ReplaceAll(site, "/etc/jitsi/meet/"+qiDomain+".key", key)
+	runTool(t, openssl, nil, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN="+adopttest.Domain, "-days", "1", "-keyout", key, "-out", crt)
+	site := strings.ReplaceAll(string(f.Content), "/etc/jitsi/meet/"+adopttest.Domain+".crt", crt)
+	site = strings.ReplaceAll(site, "/etc/jitsi/meet/"+adopttest.Domain+".key", key)
 	site = strings.ReplaceAll(site, "/var/log/nginx/", dir+"/")
 	if !strings.Contains(site, "location /custom/") || !strings.Contains(site, "map $arg_vnode") {
 		t.Fatal("extras not in the rendered site")
@@ -306,8 +307,8 @@ func TestImportedNginxSiteLoads(t *testing.T) {
 // kept sections and the extra module, passes prosodyctl check config.
 func TestImportedProsodyChecks(t *testing.T) {
 	prosodyctl := testenv.LookPath(t, "prosodyctl", "apt-get install prosody")
-	res, _ := importRoot(t, handEditedQuickInstall(t))
-	f := renderedFile(res.Rendered, prosodyPath(qiDomain))
+	res, _ := importRoot(t, adopttest.HandEdited(t))
+	f := renderedFile(res.Rendered, prosodyPath(adopttest.Domain))
 	dir, err := os.MkdirTemp("/tmp", "pctl")
 	if err != nil {
 		t.Fatal(err)
@@ -316,7 +317,7 @@ func TestImportedProsodyChecks(t *testing.T) {
 	os.Chmod(dir, 0o755) // prosodyctl reads as the prosody user
 	os.MkdirAll(filepath.Join(dir, "data"), 0o777)
 	os.MkdirAll(filepath.Join(dir, "conf.d"), 0o755)
-	os.WriteFile(filepath.Join(dir, "conf.d", qiDomain+".cfg.lua"), f.Content, 0o644)
+	os.WriteFile(filepath.Join(dir, "conf.d", adopttest.Domain+".cfg.lua"), f.Content, 0o644)
 	main := filepath.Join(dir, "prosody.cfg.lua")
 	os.WriteFile(main, []byte(strings.Join([]string{
 		`modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "posix"; "ping"; "smacks"; }`,
