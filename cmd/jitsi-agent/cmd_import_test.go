@@ -33,7 +33,7 @@ func TestImportThenPlan(t *testing.T) {
 	if !strings.Contains(report, "Wrote "+specPath) {
 		t.Fatalf("report: %s", report)
 	}
-	if b, _ := os.ReadFile(specPath); bytes.Contains(b, []byte("0123456789abcdef0123456789abcdef01")) {
+	if b, _ := os.ReadFile(specPath); bytes.Contains(b, []byte("340b3f077c121830a38d8bd60a05072714f6e50e")) {
 		t.Fatal("app secret inline in the spec")
 	}
 	out.Reset()
