@@ -6,11 +6,11 @@ import (
 
 	"github.com/jitsi-agent/jitsi-agent/internal/agent"
 	"github.com/jitsi-agent/jitsi-agent/internal/cli"
+	"github.com/jitsi-agent/jitsi-agent/internal/deferred"
 	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
 	"github.com/jitsi-agent/jitsi-agent/internal/manifest"
 	"github.com/jitsi-agent/jitsi-agent/internal/plan"
 	"github.com/jitsi-agent/jitsi-agent/internal/planfile"
-	"github.com/jitsi-agent/jitsi-agent/internal/systemd"
 )
 
 func runPlan(c *cli.Call) int {
@@ -60,7 +60,7 @@ func runPlan(c *cli.Call) int {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return exitError
 	}
-	deferred, err := systemd.LoadDeferred(systemd.DeferredPath(h.Real(d.StateDir)))
+	pending, err := deferred.Load(deferred.Path(h.Real(d.StateDir)))
 	if err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return exitError
@@ -71,9 +71,7 @@ func runPlan(c *cli.Call) int {
 	} else if le != nil {
 		p.Live = append(p.Live, *le)
 	}
-	for _, df := range deferred {
-		p.PendingRestarts = append(p.PendingRestarts, plan.PendingRestart{Unit: df.Unit, Reason: df.Reason, Since: df.Since})
-	}
+	p.PendingRestarts = append(p.PendingRestarts, pending...)
 	if out := c.String("out"); out != "" {
 		if err := savePlan(out, specPath, opts, root, res, rec, set, m, p); err != nil {
 			fmt.Fprintf(stderr, "Error: %v\n", err)

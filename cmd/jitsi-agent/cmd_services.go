@@ -9,6 +9,7 @@ import (
 
 	"github.com/jitsi-agent/jitsi-agent/internal/agent"
 	"github.com/jitsi-agent/jitsi-agent/internal/cli"
+	"github.com/jitsi-agent/jitsi-agent/internal/deferred"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 	"github.com/jitsi-agent/jitsi-agent/internal/systemd"
@@ -27,7 +28,7 @@ type serviceStatus struct {
 type servicesReport struct {
 	Systemd  string             `json:"systemd"` // "ok" or why not
 	Services []serviceStatus    `json:"services"`
-	Deferred []systemd.Deferred `json:"deferred_restarts"`
+	Deferred []deferred.Restart `json:"deferred_restarts"`
 }
 
 func runServices(c *cli.Call) int {
@@ -42,7 +43,7 @@ func runServices(c *cli.Call) int {
 	rep := servicesReport{Systemd: "ok"}
 	code := exitOK
 
-	rep.Deferred, err = systemd.LoadDeferred(systemd.DeferredPath(agent.StateDir(d, root)))
+	rep.Deferred, err = deferred.Load(deferred.Path(agent.StateDir(d, root)))
 	if err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return exitError

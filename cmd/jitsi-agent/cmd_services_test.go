@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jitsi-agent/jitsi-agent/internal/systemd"
+	"github.com/jitsi-agent/jitsi-agent/internal/deferred"
 )
 
 func TestServicesWithoutSystemd(t *testing.T) {
@@ -24,12 +24,12 @@ func TestServicesShowsDeferred(t *testing.T) {
 	t.Setenv("JITSI_APP_SECRET", cliSecret)
 	root := t.TempDir()
 	// examples/meet.hcl keeps its state in the default /var/lib/jitsi-agent.
-	path := systemd.DeferredPath(filepath.Join(root, "var/lib/jitsi-agent"))
+	path := deferred.Path(filepath.Join(root, "var/lib/jitsi-agent"))
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	since := time.Date(2026, 11, 25, 20, 0, 0, 0, time.UTC)
-	b, _ := json.Marshal(map[string]any{"version": 1, "units": []systemd.Deferred{{Unit: "jicofo.service", Component: "jicofo", Since: since}}})
+	b, _ := json.Marshal(map[string]any{"version": 1, "units": []deferred.Restart{{Unit: "jicofo.service", Component: "jicofo", Since: since}}})
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -54,17 +54,6 @@ type lineNote struct {
 
 func (c *prosodyConfig) section(name string) *luaSection { return c.byName[name] }
 
-// hosts returns the VirtualHost sections.
-func (c *prosodyConfig) hosts() []*luaSection {
-	var out []*luaSection
-	for _, s := range c.Sections {
-		if s.Kind == "host" {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
 func (s *luaSection) str(key string) (string, bool) {
 	o, ok := s.Opts[key]
 	if !ok {
@@ -395,32 +384,6 @@ func fromLua(v lua.LValue, depth int) (any, error) {
 	default:
 		return nil, fmt.Errorf("unsupported value of type %s", v.Type())
 	}
-}
-
-func toLua(L *lua.LState, v any) lua.LValue {
-	switch t := v.(type) {
-	case nil:
-		return lua.LNil
-	case bool:
-		return lua.LBool(t)
-	case float64:
-		return lua.LNumber(t)
-	case string:
-		return lua.LString(t)
-	case []any:
-		tb := L.NewTable()
-		for _, e := range t {
-			tb.Append(toLua(L, e))
-		}
-		return tb
-	case map[string]any:
-		tb := L.NewTable()
-		for k, e := range t {
-			tb.RawSetString(k, toLua(L, e))
-		}
-		return tb
-	}
-	return lua.LNil
 }
 
 // luaLiteral writes v as Lua source (canonical: sorted map keys), for extra

@@ -39,11 +39,10 @@ func parseNginx(file string, src []byte) (*ngxFile, error) {
 }
 
 type ngxParser struct {
-	file  string
-	src   string
-	pos   int
-	line  int
-	depth int
+	file string
+	src  string
+	pos  int
+	line int
 }
 
 func (p *ngxParser) errf(format string, args ...any) error {

@@ -117,14 +117,13 @@ service "nginx" {
 `
 
 type fixture struct {
-	t      *testing.T
-	dir    string
-	spec   string
-	root   string
-	units  *fakeUnits
-	accts  *fakeAccounts
-	env    Env
-	health *bool
+	t     *testing.T
+	dir   string
+	spec  string
+	root  string
+	units *fakeUnits
+	accts *fakeAccounts
+	env   Env
 }
 
 func newFixture(t *testing.T) *fixture {

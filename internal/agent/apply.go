@@ -10,6 +10,7 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/accounts"
 	"github.com/jitsi-agent/jitsi-agent/internal/apply"
 	"github.com/jitsi-agent/jitsi-agent/internal/certs"
+	"github.com/jitsi-agent/jitsi-agent/internal/deferred"
 	"github.com/jitsi-agent/jitsi-agent/internal/plan"
 	"github.com/jitsi-agent/jitsi-agent/internal/prosody"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
@@ -186,7 +187,7 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 	svcs := systemd.ServicesFor(d)
 	ro := env.Reload
 	ro.Services = svcs
-	ro.DeferredPath = systemd.DeferredPath(StateDir(d, root))
+	ro.DeferredPath = deferred.Path(StateDir(d, root))
 	ro.Redact = set.Redact
 	ro.Logf = logf
 	if env.Now != nil {

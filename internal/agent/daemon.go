@@ -15,6 +15,7 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/apply"
 	"github.com/jitsi-agent/jitsi-agent/internal/certs"
 	"github.com/jitsi-agent/jitsi-agent/internal/daemon"
+	"github.com/jitsi-agent/jitsi-agent/internal/deferred"
 	"github.com/jitsi-agent/jitsi-agent/internal/joinapi"
 	"github.com/jitsi-agent/jitsi-agent/internal/metrics"
 	"github.com/jitsi-agent/jitsi-agent/internal/plan"
@@ -123,22 +124,18 @@ func (a *Daemon) Certificates() []metrics.CertInfo {
 }
 
 // PendingRestarts implements daemon.DeferredSource.
-func (a *Daemon) PendingRestarts() []daemon.PendingRestart {
+func (a *Daemon) PendingRestarts() []deferred.Restart {
 	a.mu.Lock()
 	p := a.deferredAt
 	a.mu.Unlock()
 	if p == "" {
 		return nil
 	}
-	ds, err := systemd.LoadDeferred(p)
+	ds, err := deferred.Load(p)
 	if err != nil {
 		return nil
 	}
-	out := make([]daemon.PendingRestart, 0, len(ds))
-	for _, d := range ds {
-		out = append(out, daemon.PendingRestart{Unit: d.Unit, Reason: d.Reason, Since: d.Since})
-	}
-	return out
+	return ds
 }
 
 // Apply implements daemon.Applier.
@@ -159,7 +156,7 @@ func (a *Daemon) Apply(ctx context.Context, req daemon.Request) (daemon.Outcome,
 	a.ensureJoinAPI(d)
 	out.Redact = append(out.Redact, d.SecretValues()...)
 	a.mu.Lock()
-	a.deferredAt = systemd.DeferredPath(StateDir(d, a.root))
+	a.deferredAt = deferred.Path(StateDir(d, a.root))
 	if a.lastGood == nil || !reflect.DeepEqual(a.lastGood.TLS, d.TLS) {
 		a.certsAt = time.Time{} // re-read at the next scrape
 	}

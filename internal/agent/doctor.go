@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/certs"
+	"github.com/jitsi-agent/jitsi-agent/internal/deferred"
 	"github.com/jitsi-agent/jitsi-agent/internal/doctor"
 	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
 	"github.com/jitsi-agent/jitsi-agent/internal/manifest"
@@ -136,7 +137,7 @@ func (p doctorPlanner) Summary(ctx context.Context) (doctor.PlanSummary, error) 
 	}
 	drift := pl.HostChanged()
 	s := doctor.PlanSummary{Changes: len(pl.Changes), Drift: len(drift), DriftPaths: drift}
-	def, err := systemd.LoadDeferred(systemd.DeferredPath(StateDir(p.d, p.root)))
+	def, err := deferred.Load(deferred.Path(StateDir(p.d, p.root)))
 	if err != nil {
 		return doctor.PlanSummary{}, err
 	}

@@ -32,7 +32,7 @@
 //			}
 //			return u.Paths(), nil
 //		})
-//		_, err = systemd.ReloadOrRollback(ctx, reloader, systemd.ChangesFromFiles(res.Files()), restorer)
+//		_, err = systemd.ReloadOrRollback(ctx, reloader, systemd.ChangesFromPlan(res.Changes), restorer)
 //	}
 package apply
 
@@ -128,19 +128,6 @@ type Result struct {
 
 // Changed reports whether the host changed.
 func (r *Result) Changed() bool { return len(r.Changes) > 0 }
-
-// Files lists the changed files with their Component and Units (for
-// systemd.ChangesFromFiles); files that were only unmanaged are left out.
-func (r *Result) Files() []render.File {
-	out := make([]render.File, 0, len(r.Changes))
-	for _, c := range r.Changes {
-		if c.Action == plan.ActionUnmanage {
-			continue
-		}
-		out = append(out, render.File{Path: c.Path, Kind: c.Kind, Component: c.Component, Units: c.Units})
-	}
-	return out
-}
 
 // Paths lists the changed paths.
 func (r *Result) Paths() []string {

@@ -176,20 +176,6 @@ func Files(d *spec.Deployment, m *Material) []render.File {
 	return out
 }
 
-// Units lists the units that read certificates on this host, in reload
-// order: they are reloaded after a renewal is deployed (plan/apply derives
-// the same set from the changed files' Units).
-func Units(d *spec.Deployment) []string {
-	var out []string
-	for _, c := range []string{spec.Prosody, spec.Nginx, spec.Coturn} {
-		if !runs(d, c) || (c == spec.Coturn && !d.TURN.Enabled) {
-			continue
-		}
-		out = append(out, unitOf(d, c))
-	}
-	return out
-}
-
 func runs(d *spec.Deployment, component string) bool {
 	return len(d.Host.Roles) == 0 || d.Host.HasRole(component)
 }

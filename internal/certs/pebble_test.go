@@ -17,8 +17,6 @@ import (
 )
 
 type mgrOpts struct {
-	names     []string
-	rsa       bool
 	listen    string
 	bootstrap string
 	clock     Clock

@@ -59,14 +59,6 @@ func TestPathsAndUnits(t *testing.T) {
 	if p.NginxKey != "/etc/jitsi/meet/alt.test.example.key" || p.CoturnKey != "" {
 		t.Errorf("extra-name paths = %+v", p)
 	}
-	if got := strings.Join(Units(d), ","); got != "prosody.service,nginx.service,coturn.service" {
-		t.Errorf("Units = %s", got)
-	}
-	d.TURN.Enabled = false
-	d.Host.Roles = []string{spec.Nginx}
-	if got := strings.Join(Units(d), ","); got != "nginx.service" {
-		t.Errorf("Units (nginx role only) = %s", got)
-	}
 	a, b := CacheDir(d, "/r"), CacheDir(testDeployment(&spec.ACME{DirectoryURL: "https://other/dir"}), "/r")
 	if a == b || !strings.HasPrefix(a, "/r/var/lib/jitsi-agent/acme/") {
 		t.Errorf("cache dirs %s %s: want distinct, under the state dir", a, b)

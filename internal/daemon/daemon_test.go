@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/deferred"
 	"github.com/jitsi-agent/jitsi-agent/internal/logging"
 	"github.com/jitsi-agent/jitsi-agent/internal/metrics"
 	"github.com/jitsi-agent/jitsi-agent/internal/watch"
@@ -643,9 +644,9 @@ type certList []metrics.CertInfo
 
 func (c certList) Certificates() []metrics.CertInfo { return c }
 
-type deferredList []PendingRestart
+type deferredList []deferred.Restart
 
-func (d deferredList) PendingRestarts() []PendingRestart { return d }
+func (d deferredList) PendingRestarts() []deferred.Restart { return d }
 
 func TestPublicMetricsAddressRefused(t *testing.T) {
 	f := newFake(t, t.TempDir(), DriftRestore)

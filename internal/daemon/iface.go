@@ -12,8 +12,8 @@ package daemon
 import (
 	"context"
 	"errors"
-	"time"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/deferred"
 	"github.com/jitsi-agent/jitsi-agent/internal/metrics"
 	"github.com/jitsi-agent/jitsi-agent/internal/watch"
 )
@@ -164,18 +164,10 @@ type Notifier interface {
 	Watchdog() error
 }
 
-// PendingRestart is a disruptive restart waiting for a safe moment
-// (service.restart = "defer").
-type PendingRestart struct {
-	Unit   string    `json:"unit"`
-	Reason string    `json:"reason,omitempty"`
-	Since  time.Time `json:"since"`
-}
-
 // DeferredSource lists pending deferred restarts (owned by the systemd
 // package); optional.
 type DeferredSource interface {
-	PendingRestarts() []PendingRestart
+	PendingRestarts() []deferred.Restart
 }
 
 // CertSource lists certificates and their expiry (owned by the certs

@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/deferred"
 )
 
 // States.
@@ -35,9 +37,9 @@ type Status struct {
 	LastApply   *ApplyRecord `json:"last_apply,omitempty"`
 	LastSuccess *time.Time   `json:"last_success,omitempty"`
 	// Drift is what the last completed apply found.
-	Drift           []Drift          `json:"drift,omitempty"`
-	PendingRestarts []PendingRestart `json:"pending_restarts,omitempty"`
-	Certificates    []CertStatus     `json:"certificates,omitempty"`
+	Drift           []Drift            `json:"drift,omitempty"`
+	PendingRestarts []deferred.Restart `json:"pending_restarts,omitempty"`
+	Certificates    []CertStatus       `json:"certificates,omitempty"`
 	// Watching lists the watched directories.
 	Watching []string `json:"watching,omitempty"`
 }

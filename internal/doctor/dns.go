@@ -56,7 +56,7 @@ func (c *checker) checkName(ctx context.Context, id, title, domain string) Resul
 			addMine(ip)
 		}
 	}
-	var match, other, loop []string
+	var match, other []string
 	for _, a := range addrs {
 		ip, ok := netip.AddrFromSlice(a.IP)
 		if !ok {
@@ -65,7 +65,7 @@ func (c *checker) checkName(ctx context.Context, id, title, domain string) Resul
 		ip = ip.Unmap()
 		switch {
 		case ip.IsLoopback():
-			loop = append(loop, ip.String())
+			// only loopback: an /etc/hosts entry, reported below
 		case mine[ip]:
 			match = append(match, ip.String())
 		default:

@@ -71,7 +71,7 @@
 //	  "summary": {"create": 0, "update": 1, "mode": 0, "owner": 0, "symlink": 0, "unmanage": 0, "total": 1},
 //	  "units": ["prosody.service"],   // what apply would reload, in order
 //	  "notices": ["..."],             // e.g. ownership not changed (not root)
-//	  "pending_restarts": [{"unit": "jicofo.service", "reason": "...", "since": "RFC 3339"}],
+//	  "pending_restarts": [{"unit": "jicofo.service", "component": "jicofo", "since": "RFC 3339", "reason": "..."}],
 //	  "live": [{                      // what the changes do to running services (omitted when nothing)
 //	    "unit": "prosody.service",
 //	    "effect": "live",              // live (no session ends) | restart | deferred-restart

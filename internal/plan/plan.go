@@ -10,8 +10,8 @@ import (
 	"path"
 	"sort"
 	"strings"
-	"time"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/deferred"
 	"github.com/jitsi-agent/jitsi-agent/internal/diff"
 	"github.com/jitsi-agent/jitsi-agent/internal/files"
 	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
@@ -130,7 +130,7 @@ type Plan struct {
 	// PendingRestarts are restarts earlier applies deferred (restart =
 	// "defer"); they count as pending changes. Filled by the caller from the
 	// systemd package's record.
-	PendingRestarts []PendingRestart `json:"pending_restarts"`
+	PendingRestarts []deferred.Restart `json:"pending_restarts"`
 	// Live says what the changes will do to running services beyond a
 	// unit reload (e.g. Prosody hosts activated, modules reloaded, or a
 	// restart that ends every session). Filled by the caller.
@@ -153,13 +153,6 @@ type LiveEffect struct {
 	Effect string `json:"effect"`
 	// Steps are the individual steps, one line each.
 	Steps []string `json:"steps"`
-}
-
-// PendingRestart is a deferred unit restart.
-type PendingRestart struct {
-	Unit   string    `json:"unit"`
-	Reason string    `json:"reason"`
-	Since  time.Time `json:"since"`
 }
 
 // HasChanges reports whether apply would change the host.
@@ -251,7 +244,7 @@ func Compute(set *render.Set, opt Options) (*Plan, error) {
 		red:     NewRedactor(opt.Redact),
 		p: &Plan{
 			FormatVersion: FormatVersion, Root: opt.Host.Root(), Serial: m.Serial,
-			Changes: []Change{}, Units: []string{}, Notices: []string{}, PendingRestarts: []PendingRestart{},
+			Changes: []Change{}, Units: []string{}, Notices: []string{}, PendingRestarts: []deferred.Restart{},
 		},
 	}
 	for _, f := range set.Files {

@@ -6,7 +6,6 @@ package sdnotify
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -19,9 +18,6 @@ type Notifier struct{}
 
 // New returns a Notifier.
 func New() *Notifier { return &Notifier{} }
-
-// Enabled reports whether a service manager listens (NOTIFY_SOCKET is set).
-func Enabled() bool { return os.Getenv("NOTIFY_SOCKET") != "" }
 
 // Ready says startup (or a reload) finished, with an optional status line.
 func (n *Notifier) Ready(status string) error {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/function"
@@ -83,17 +82,6 @@ func (e *funcEnv) functions() map[string]function.Function {
 		}
 	}
 	return fns
-}
-
-// FunctionNames lists the functions a spec may call (for docs and tests).
-func FunctionNames() []string {
-	e := &funcEnv{}
-	var out []string
-	for n := range e.functions() {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func (e *funcEnv) envFunc() function.Function {

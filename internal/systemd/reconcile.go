@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/deferred"
 )
 
 // Restorer puts back the files of the last apply (the apply package's
@@ -101,7 +103,7 @@ func ReloadOrRollback(ctx context.Context, r *Reloader, changes []Change, restor
 		for _, d := range rep.NewlyDeferred {
 			units = append(units, d.Unit)
 		}
-		if derr := updateDeferred(r.o.DeferredPath, nil, units); derr != nil {
+		if derr := deferred.Update(r.o.DeferredPath, nil, units); derr != nil {
 			rerr.ReloadErr = derr
 		}
 	}

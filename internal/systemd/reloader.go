@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/deferred"
 	"github.com/jitsi-agent/jitsi-agent/internal/files"
 	"github.com/jitsi-agent/jitsi-agent/internal/plan"
-	"github.com/jitsi-agent/jitsi-agent/internal/render"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
 
@@ -31,18 +31,6 @@ type Change struct {
 	Restart bool `json:"restart,omitempty"`
 	// Why says why it needs the restart (shown with a deferral).
 	Why string `json:"why,omitempty"`
-}
-
-// ChangesFromFiles lists the units of the changed files (render.File.Units
-// with the file's Component), deduplicated and in reload order.
-func ChangesFromFiles(files []render.File) []Change {
-	var out []Change
-	for _, f := range files {
-		for _, u := range f.Units {
-			out = append(out, Change{Unit: u, Component: f.Component})
-		}
-	}
-	return Order(out)
 }
 
 // ChangesFromPlan lists the units of the changes an apply (or rollback)
@@ -165,7 +153,7 @@ type UnitResult struct {
 type Report struct {
 	Units []UnitResult `json:"units"`
 	// NewlyDeferred are the restarts this pass recorded as deferred.
-	NewlyDeferred []Deferred `json:"newly_deferred,omitempty"`
+	NewlyDeferred []deferred.Restart `json:"newly_deferred,omitempty"`
 }
 
 // Failed returns the failed units.
@@ -354,7 +342,7 @@ type item struct {
 // failure (later units are ActionNotRun). The error is an *ApplyError.
 func (r *Reloader) Apply(ctx context.Context, changes []Change) (*Report, error) {
 	items := r.items(changes, true)
-	deferred, err := LoadDeferred(r.o.DeferredPath)
+	deferred, err := deferred.Load(r.o.DeferredPath)
 	if err != nil && r.o.DeferredPath != "" {
 		return nil, err
 	}
@@ -368,7 +356,7 @@ func (r *Reloader) Apply(ctx context.Context, changes []Change) (*Report, error)
 // RestartDeferred runs the recorded deferred restarts (apply
 // --restart-deferred) in reload order and clears each one that succeeds.
 func (r *Reloader) RestartDeferred(ctx context.Context) (*Report, error) {
-	deferred, err := LoadDeferred(r.o.DeferredPath)
+	deferred, err := deferred.Load(r.o.DeferredPath)
 	if err != nil {
 		return nil, err
 	}
@@ -423,7 +411,7 @@ func (r *Reloader) service(component string) (spec.Service, bool) {
 // rollback). pending lists units with a recorded deferred restart.
 func (r *Reloader) run(ctx context.Context, items []item, force bool, pending map[string]bool) (*Report, error) {
 	rep := &Report{}
-	var add []Deferred
+	var add []deferred.Restart
 	var clear []string
 	var failed []*UnitError
 	for i, it := range items {
@@ -460,7 +448,7 @@ func (r *Reloader) run(ctx context.Context, items []item, force bool, pending ma
 	}
 	var perr error
 	if r.o.DeferredPath != "" {
-		perr = updateDeferred(r.o.DeferredPath, add, clear)
+		perr = deferred.Update(r.o.DeferredPath, add, clear)
 	}
 	if len(failed) > 0 {
 		return rep, &ApplyError{Units: failed, Persist: perr}
@@ -503,12 +491,12 @@ func (e *ApplyError) Unwrap() []error {
 
 // one handles a single unit. It returns the result, a deferred entry when
 // the restart was deferred, and whether the action succeeded.
-func (r *Reloader) one(ctx context.Context, it item, force bool) (UnitResult, *Deferred, bool) {
+func (r *Reloader) one(ctx context.Context, it item, force bool) (UnitResult, *deferred.Restart, bool) {
 	res := UnitResult{Unit: it.Unit, Component: it.Component, Changed: it.changed}
 	// Journal lines from a second before the action: what this run caused,
 	// not the unit's history.
 	since := r.o.Now().Add(-time.Second)
-	fail := func(action Action, st UnitState, err error) (UnitResult, *Deferred, bool) {
+	fail := func(action Action, st UnitState, err error) (UnitResult, *deferred.Restart, bool) {
 		res.Action, res.Result, res.State = action, ResultFailed, st
 		res.Err = r.unitError(ctx, it, action, st, err, since)
 		r.o.Logf("%s: %s: %v", it.Unit, action, err)
@@ -555,7 +543,7 @@ func (r *Reloader) one(ctx context.Context, it item, force bool) (UnitResult, *D
 			if it.Why != "" {
 				reason = it.Why + "; restarting ends every running meeting"
 			}
-			d := &Deferred{Unit: it.Unit, Component: it.Component, Since: r.o.Now().UTC(), Reason: reason}
+			d := &deferred.Restart{Unit: it.Unit, Component: it.Component, Since: r.o.Now().UTC(), Reason: reason}
 			res.Action, res.Result, res.State = ActionDeferred, ResultDeferred, st
 			r.o.Logf("%s: restart deferred (restart = \"defer\"); run apply --restart-deferred", it.Unit)
 			return res, d, true

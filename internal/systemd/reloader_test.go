@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/deferred"
 	"github.com/jitsi-agent/jitsi-agent/internal/plan"
-	"github.com/jitsi-agent/jitsi-agent/internal/render"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
 
@@ -178,19 +178,6 @@ func TestOrderDedupes(t *testing.T) {
 	}
 }
 
-func TestChangesFromFiles(t *testing.T) {
-	got := ChangesFromFiles([]render.File{
-		{Path: "/etc/nginx/sites-available/x.conf", Component: spec.Nginx, Units: []string{"nginx.service"}},
-		{Path: "/etc/prosody/conf.avail/x.cfg.lua", Component: spec.Prosody, Units: []string{"prosody.service"}},
-		{Path: "/etc/nginx/sites-enabled/x.conf", Component: spec.Nginx, Units: []string{"nginx.service"}},
-		{Path: "/srv/app/.env", Component: "template:backend-env", Units: []string{"app-backend.service"}},
-	})
-	want := []Change{{Unit: "prosody.service", Component: spec.Prosody}, {Unit: "nginx.service", Component: spec.Nginx}, {Unit: "app-backend.service", Component: "template:backend-env"}}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
-}
-
 func TestChangesFromPlan(t *testing.T) {
 	got := ChangesFromPlan([]plan.Change{
 		{Path: "/etc/turnserver.conf", Action: plan.ActionUpdate, Component: spec.Coturn, Units: []string{"coturn.service"}},
@@ -294,7 +281,7 @@ func TestDeferredRestartIsRecordedAndRun(t *testing.T) {
 	if len(rep.NewlyDeferred) != 1 || rep.NewlyDeferred[0].Unit != "jicofo.service" {
 		t.Fatalf("newly deferred = %+v", rep.NewlyDeferred)
 	}
-	d, err := LoadDeferred(o.DeferredPath)
+	d, err := deferred.Load(o.DeferredPath)
 	if err != nil || len(d) != 1 || d[0].Unit != "jicofo.service" || !d[0].Since.Equal(o.Now()) {
 		t.Fatalf("deferred file = %+v, %v", d, err)
 	}
@@ -309,7 +296,7 @@ func TestDeferredRestartIsRecordedAndRun(t *testing.T) {
 	if len(rep.NewlyDeferred) != 1 || rep.NewlyDeferred[0].Unit != "jitsi-videobridge2.service" {
 		t.Fatalf("newly deferred = %+v", rep.NewlyDeferred)
 	}
-	d, _ = LoadDeferred(o.DeferredPath)
+	d, _ = deferred.Load(o.DeferredPath)
 	if len(d) != 2 || d[0].Unit != "jicofo.service" || !d[0].Since.Equal(o.Now()) || !d[1].Since.Equal(later) {
 		t.Fatalf("deferred file = %+v", d)
 	}
@@ -506,7 +493,7 @@ func TestReloadOrRollback(t *testing.T) {
 	if got := u.Calls(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("calls = %v, want %v", got, want)
 	}
-	if d, _ := LoadDeferred(o.DeferredPath); len(d) != 0 {
+	if d, _ := deferred.Load(o.DeferredPath); len(d) != 0 {
 		t.Fatalf("a rolled-back apply must not leave its deferred restarts: %+v", d)
 	}
 	if !strings.Contains(err.Error(), "rolled back 1 file") {

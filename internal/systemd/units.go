@@ -19,7 +19,7 @@
 //	changes := systemd.ChangesFromPlan(res.Changes)
 //	changes = append(changes, systemd.UrgentFor(svcs, accounts.Components(accountResults)...)...)
 //	r := systemd.NewReloader(conn, systemd.Options{Services: svcs,
-//		DeferredPath: systemd.DeferredPath(stateDir), Redact: set.Redact, Logf: log.Infof})
+//		DeferredPath: deferred.Path(stateDir), Redact: set.Redact, Logf: log.Infof})
 //	out, err := systemd.ReloadOrRollback(ctx, r, changes, systemd.RestorerFunc(
 //		func(ctx context.Context) ([]string, error) {
 //			rb, err := apply.Rollback(ctx, apply.Previous, applyOpts)
@@ -30,7 +30,7 @@
 //	// out.Report.Missing(): warn (unit not installed / typo in notify).
 //
 // apply --restart-deferred calls r.RestartDeferred(ctx); plan/status show
-// systemd.LoadDeferred(systemd.DeferredPath(stateDir)).
+// deferred.Load(deferred.Path(stateDir)).
 package systemd
 
 import (

@@ -1,4 +1,8 @@
-package systemd
+// Package deferred keeps the disruptive restarts that the spec's
+// restart = "defer" postponed (state_dir/deferred-restarts.json): the
+// reloader records them, plan, status, services and the daemon show them,
+// and apply --restart-deferred runs them.
+package deferred
 
 import (
 	"encoding/json"
@@ -10,34 +14,35 @@ import (
 	"sort"
 	"time"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/files"
 	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
 )
 
-// Deferred is a disruptive restart that the spec's `restart = "defer"`
+// Restart is a disruptive restart that the spec's `restart = "defer"`
 // postponed: the unit runs with older files than the ones on disk until
 // `apply --restart-deferred` restarts it.
-type Deferred struct {
+type Restart struct {
 	Unit      string    `json:"unit"`
 	Component string    `json:"component"`
 	Since     time.Time `json:"since"` // first apply that deferred it
 	Reason    string    `json:"reason"`
 }
 
-// DeferredFile is the file name of the deferred restarts in the state dir.
-const DeferredFile = "deferred-restarts.json"
+// File is the file name of the deferred restarts in the state dir.
+const File = "deferred-restarts.json"
 
-// DeferredPath is where a state dir keeps the deferred restarts.
-func DeferredPath(stateDir string) string { return filepath.Join(stateDir, DeferredFile) }
+// Path is where a state dir keeps the deferred restarts.
+func Path(stateDir string) string { return filepath.Join(stateDir, File) }
 
 // deferredFile is the on-disk form (a version field for later changes).
 type deferredFile struct {
-	Version int        `json:"version"`
-	Units   []Deferred `json:"units"`
+	Version int       `json:"version"`
+	Units   []Restart `json:"units"`
 }
 
-// LoadDeferred reads the pending deferred restarts (none when the file does
-// not exist), sorted in reload order. plan and status show these.
-func LoadDeferred(path string) ([]Deferred, error) {
+// Load reads the pending deferred restarts (none when the file does not
+// exist), sorted in reload order. plan and status show these.
+func Load(path string) ([]Restart, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -50,7 +55,7 @@ func LoadDeferred(path string) ([]Deferred, error) {
 		return nil, fmt.Errorf("reading deferred restarts %s: %w", path, err)
 	}
 	sort.SliceStable(f.Units, func(i, j int) bool {
-		ri, rj := rank(f.Units[i].Component), rank(f.Units[j].Component)
+		ri, rj := files.Rank(f.Units[i].Component), files.Rank(f.Units[j].Component)
 		if ri != rj {
 			return ri < rj
 		}
@@ -59,9 +64,9 @@ func LoadDeferred(path string) ([]Deferred, error) {
 	return f.Units, nil
 }
 
-// saveDeferred writes the list atomically (temp file, fsync, rename, fsync
+// save writes the list atomically (temp file, fsync, rename, fsync
 // of the directory); an empty list removes the file.
-func saveDeferred(path string, units []Deferred) error {
+func save(path string, units []Restart) error {
 	if len(units) == 0 {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("clearing deferred restarts: %w", err)
@@ -81,13 +86,13 @@ func saveDeferred(path string, units []Deferred) error {
 	return nil
 }
 
-// updateDeferred applies add/remove to the stored list. Entries already
-// present keep their Since.
-func updateDeferred(path string, add []Deferred, remove []string) error {
+// Update applies add/remove (units) to the stored list. Entries already
+// present keep their Since. An empty path does nothing.
+func Update(path string, add []Restart, remove []string) error {
 	if path == "" || (len(add) == 0 && len(remove) == 0) {
 		return nil
 	}
-	cur, err := LoadDeferred(path)
+	cur, err := Load(path)
 	if err != nil {
 		return err
 	}
@@ -95,7 +100,7 @@ func updateDeferred(path string, add []Deferred, remove []string) error {
 	for _, u := range remove {
 		drop[u] = true
 	}
-	var out []Deferred
+	var out []Restart
 	have := map[string]bool{}
 	for _, d := range cur {
 		if drop[d.Unit] {
@@ -110,5 +115,5 @@ func updateDeferred(path string, add []Deferred, remove []string) error {
 			out = append(out, d)
 		}
 	}
-	return saveDeferred(path, out)
+	return save(path, out)
 }
