@@ -48,7 +48,7 @@ func runApply(c *cli.Call) int {
 	// must change nothing at all.
 	readOnly, err := agent.DesiredStateReadOnly(d, root, time.Now())
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\nNothing was changed.\n", err)
+		printError(stderr, err, "Nothing was changed.")
 		return exitError
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -80,13 +80,13 @@ func runApply(c *cli.Call) int {
 
 	set, err := agent.Persisted(d, root, time.Now(), readOnly)
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return exitError
 	}
 	res, err := agent.Apply(ctx, env, d, set, agent.ApplyOptions{Root: root, Progress: progress, Logf: logf,
 		OverwriteDrift: overwriteDrift, Always: true, RestartDeferred: restartDeferred})
 	if res.Files == nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return exitError
 	}
 	if quiet { // otherwise the progress lines already carried them
@@ -121,7 +121,7 @@ func runApply(c *cli.Call) int {
 		}
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		if agent.IsRollback(err) {
 			fmt.Fprintln(stderr, "jitsi-agent: the change was rolled back; fix the spec and apply again.")
 		}

@@ -26,7 +26,7 @@ func runCerts(c *cli.Call) int {
 	now := time.Now()
 	rep, err := certs.BuildReport(d, root, now)
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return exitError
 	}
 	code := exitOK
@@ -39,7 +39,7 @@ func runCerts(c *cli.Call) int {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {
-			fmt.Fprintf(stderr, "Error: %v\n", err)
+			printError(stderr, err)
 			return exitError
 		}
 		return code

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"time"
@@ -58,7 +57,7 @@ func runDoctor(c *cli.Call) int {
 		err = rep.WriteText(stdout, doctor.TextOptions{ASCII: ascii})
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return exitError
 	}
 	switch rep.ExitCode() {

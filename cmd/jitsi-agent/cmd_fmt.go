@@ -34,7 +34,7 @@ func runFmt(c *cli.Call) int {
 		}
 		fi, err := os.Stat(a)
 		if err != nil {
-			fmt.Fprintf(stderr, "Error: %v\n", err)
+			printError(stderr, err)
 			return exitError
 		}
 		if !fi.IsDir() {
@@ -43,7 +43,7 @@ func runFmt(c *cli.Call) int {
 		}
 		found, err := hclFiles(a, recursive)
 		if err != nil {
-			fmt.Fprintf(stderr, "Error: %v\n", err)
+			printError(stderr, err)
 			return exitError
 		}
 		files = append(files, found...)
@@ -113,7 +113,7 @@ func fmtStdin(stdin io.Reader, stdout, stderr io.Writer, check bool) int {
 func fmtFile(p string, stdout, stderr io.Writer, check bool) bool {
 	st, err := os.Stat(p)
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return false
 	}
 	if st.Size() > maxFmtInput {
@@ -122,7 +122,7 @@ func fmtFile(p string, stdout, stderr io.Writer, check bool) bool {
 	}
 	src, err := os.ReadFile(p)
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return false
 	}
 	out, diags := spec.Format(p, src)

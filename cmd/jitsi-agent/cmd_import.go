@@ -37,12 +37,12 @@ func runImport(c *cli.Call) int {
 	}
 	root, err := hostRoot(c.String("root"))
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return exitError
 	}
 	res, err := adopt.Import(adopt.Options{Root: root, Domain: c.String("domain"), Out: out})
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\nNothing was written.\n", err)
+		printError(stderr, err, "Nothing was written.")
 		return exitError
 	}
 	if c.Bool("dry-run") {
@@ -52,7 +52,7 @@ func runImport(c *cli.Call) int {
 		return exitOK
 	}
 	if err := res.Write(out, c.Bool("force")); err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return exitError
 	}
 	fmt.Fprintf(stdout, "Wrote %s.\n", out)

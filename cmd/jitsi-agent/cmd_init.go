@@ -95,7 +95,7 @@ func runInit(c *cli.Call) int {
 		return c.Usagef("-domain %q is not a lower-case DNS name such as meet.example.com", domain)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		fmt.Fprintf(c.Stderr, "Error: %v\n", err)
+		printError(c.Stderr, err)
 		return exitError
 	}
 	path := filepath.Join(dir, initFile)
@@ -109,7 +109,7 @@ func runInit(c *cli.Call) int {
 		return exitError
 	}
 	if err != nil {
-		fmt.Fprintf(c.Stderr, "Error: %v\n", err)
+		printError(c.Stderr, err)
 		return exitError
 	}
 	_, err = f.WriteString(strings.ReplaceAll(starterSpec, "DOMAIN", domain))

@@ -35,38 +35,38 @@ func runPlan(c *cli.Call) int {
 	// plan writes nothing: not even the internal secrets of a fresh host.
 	set, err := agent.DesiredStateReadOnly(d, root, time.Now())
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return exitError
 	}
 	h, err := fsys.New(root)
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return exitError
 	}
 	m, err := manifest.Load(manifest.Path(h.Real(d.StateDir)))
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return exitError
 	}
 	mask, err := agent.SecretMask(d, root)
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return exitError
 	}
 	p, err := plan.Compute(set, plan.Options{
 		Host: h, Manifest: m, Redact: append(append([]string{}, set.Redact...), d.SecretValues()...), Diff: true, Mask: mask,
 	})
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return exitError
 	}
 	pending, err := deferred.Load(deferred.Path(h.Real(d.StateDir)))
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return exitError
 	}
 	if le, err := agent.ProsodyEffect(d, set, root); err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return exitError
 	} else if le != nil {
 		p.Live = append(p.Live, *le)
@@ -74,7 +74,7 @@ func runPlan(c *cli.Call) int {
 	p.PendingRestarts = append(p.PendingRestarts, pending...)
 	if out := c.String("out"); out != "" {
 		if err := savePlan(out, specPath, opts, root, res, rec, set, m, p); err != nil {
-			fmt.Fprintf(stderr, "Error: %v\n", err)
+			printError(stderr, err)
 			return exitError
 		}
 		defer fmt.Fprintf(stderr, "jitsi-agent: saved the plan to %s (mode 0600: it holds the -var values; no secret in clear). Apply exactly this with: jitsi-agent apply %s\n", out, out)
@@ -85,7 +85,7 @@ func runPlan(c *cli.Call) int {
 		err = p.WriteText(stdout)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return exitError
 	}
 	return p.ExitCode()

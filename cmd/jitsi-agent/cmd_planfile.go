@@ -92,7 +92,7 @@ func loadSavedPlan(c *cli.Call, path string) (*spec.Deployment, string, bool) {
 	}
 	sp, err := planfile.Read(path)
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return nil, "", false
 	}
 	rec := &planfile.EnvRecorder{}
@@ -112,17 +112,17 @@ func loadSavedPlan(c *cli.Call, path string) (*spec.Deployment, string, bool) {
 	d := res.Deployment
 	set, err := agent.DesiredStateReadOnly(d, sp.Root, time.Now())
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return nil, "", false
 	}
 	m, err := manifest.Load(manifest.Path(agent.StateDir(d, sp.Root)))
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return nil, "", false
 	}
 	now, err := fingerprint(res, rec, set, m, sp.Root)
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return nil, "", false
 	}
 	if why := sp.Stale(now); len(why) > 0 {

@@ -37,17 +37,17 @@ func runRender(c *cli.Call) int {
 	// Render once with throwaway secrets so a template error writes nothing,
 	// not even the state directory.
 	if _, err := agent.DesiredStateReadOnly(d, out, time.Now()); err != nil {
-		fmt.Fprintf(stderr, "Error: %v\nNothing was written.\n", err)
+		printError(stderr, err, "Nothing was written.")
 		return exitError
 	}
 	set, err := agent.DesiredState(d, out, time.Now())
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return exitError
 	}
 	for _, f := range set.Files {
 		if err := writeRendered(out, f); err != nil {
-			fmt.Fprintf(stderr, "Error: %v\n", err)
+			printError(stderr, err)
 			return exitError
 		}
 		if !quiet {

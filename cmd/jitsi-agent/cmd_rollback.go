@@ -33,7 +33,7 @@ func runRollback(c *cli.Call) int {
 	}
 	res, err := apply.Rollback(ctx, to, opts)
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return exitError
 	}
 	if quiet {

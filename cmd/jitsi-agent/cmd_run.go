@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/accounts"
@@ -20,23 +19,23 @@ func runRun(c *cli.Call) int {
 	root, noReload, noACME, socket, metricsAddr := c.String("root"), c.Bool("no-reload"), c.Bool("no-acme"), c.String("socket"), c.String("metrics")
 	specOpts, err := specOptions(c)
 	if err != nil {
-		fmt.Fprintf(stderr, "jitsi-agent: %v\n", err)
+		printError(stderr, err)
 		return exitError
 	}
 	pos := c.Args
 	specPath, err := filepath.Abs(pos[0])
 	if err != nil {
-		fmt.Fprintf(stderr, "jitsi-agent: %v\n", err)
+		printError(stderr, err)
 		return exitError
 	}
 	rootDir, err := hostRoot(root)
 	if err != nil {
-		fmt.Fprintf(stderr, "jitsi-agent: %v\n", err)
+		printError(stderr, err)
 		return exitError
 	}
 	log, red, err := logging.New(logging.Options{Level: c.String("log-level"), Format: c.String("log-format"), Out: stderr})
 	if err != nil {
-		fmt.Fprintf(stderr, "jitsi-agent: %v\n", err)
+		printError(stderr, err)
 		return exitError
 	}
 

@@ -45,7 +45,7 @@ func runServices(c *cli.Call) int {
 
 	rep.Deferred, err = deferred.Load(deferred.Path(agent.StateDir(d, root)))
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return exitError
 	}
 	if len(rep.Deferred) > 0 {

@@ -27,7 +27,7 @@ func runStatus(c *cli.Call) int {
 	defer cancel()
 	st, err := daemon.FetchStatus(ctx, sock, addr)
 	if err != nil {
-		fmt.Fprintf(stderr, "jitsi-agent: %v\n", err)
+		printError(stderr, err)
 		fmt.Fprintln(stderr, "Is the daemon running? (systemctl status jitsi-agent; or pass --socket/--addr)")
 		return exitError
 	}
@@ -35,7 +35,7 @@ func runStatus(c *cli.Call) int {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(st); err != nil {
-			fmt.Fprintf(stderr, "jitsi-agent: %v\n", err)
+			printError(stderr, err)
 			return exitError
 		}
 	} else {

@@ -32,19 +32,19 @@ func tokensFor(c *cli.Call, specPath string) (*spec.Deployment, *token.Tokens, b
 	}
 	cfg, err := token.FromDeployment(d)
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return nil, nil, false
 	}
 	tk, err := token.New(cfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return nil, nil, false
 	}
 	return d, tk, true
 }
 
 func printRoomError(stderr io.Writer, err error) {
-	fmt.Fprintf(stderr, "Error: %v\n", err)
+	printError(stderr, err)
 	var re *room.Error
 	if errors.As(err, &re) && re.Fix != "" {
 		fmt.Fprintf(stderr, "Fix: %s\n", re.Fix)
@@ -163,7 +163,7 @@ func runTokenVerify(c *cli.Call) int {
 	pos := c.Args
 	tok, urlRoom, urlTenant, err := tokenInput(pos[1], stdin)
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return exitError
 	}
 	if roomName == "" {
@@ -208,7 +208,7 @@ func runTokenVerify(c *cli.Call) int {
 		return exitError
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return exitError
 	}
 	fmt.Fprintf(stdout, "Accepted at login on %s (%s).\n", d.Domain, cl.Alg)
@@ -291,7 +291,7 @@ func runTokenServe(c *cli.Call) int {
 	}
 	cfg, err := joinapi.FromDeployment(d)
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\nFix: add a token_api block with at least one key to the spec.\n", err)
+		printError(stderr, err, "Fix: add a token_api block with at least one key to the spec.")
 		return exitError
 	}
 	if listen != "" {
@@ -300,7 +300,7 @@ func runTokenServe(c *cli.Call) int {
 	logger := log.New(stderr, "", log.LstdFlags)
 	srv, err := joinapi.New(cfg, tk, logger)
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return exitError
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -311,7 +311,7 @@ func runTokenServe(c *cli.Call) int {
 	}
 	fmt.Fprintf(stdout, "Serving the join endpoint on %s://%s%s (Ctrl-C to stop)\n", scheme, srv.Addr(), "/api/v1/live/streams/{stream_id}/join")
 	if err := srv.ListenAndServe(ctx); err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return exitError
 	}
 	fmt.Fprintln(stdout, "Stopped.")

@@ -25,7 +25,7 @@ func runValidate(c *cli.Call) int {
 	}
 	set, err := agent.DesiredStateReadOnly(d, "/nonexistent-state-for-validate", time.Now())
 	if err != nil {
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return exitError
 	}
 	fmt.Fprintf(stdout, "Success! %s is valid: %d files for host %q (%s auth).\n", path, len(set.Files), d.Host.Name, d.Auth.Mode)
@@ -50,7 +50,7 @@ func validateJSON(c *cli.Call, path string) int {
 	enc := json.NewEncoder(c.Stdout)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(rep); err != nil {
-		fmt.Fprintf(c.Stderr, "Error: %v\n", err)
+		printError(c.Stderr, err)
 		return exitError
 	}
 	if !rep.Valid {

@@ -34,3 +34,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitOK
 	})
 }
+
+// printError is the one way commands report an error: "Error: ..." on
+// stderr, Terraform-style, followed by optional lines (what was or was not
+// changed, how to fix it).
+func printError(w io.Writer, err error, more ...string) {
+	fmt.Fprintf(w, "Error: %v\n", err)
+	for _, m := range more {
+		fmt.Fprintln(w, m)
+	}
+}

@@ -33,7 +33,7 @@ func specOptions(c *cli.Call) (spec.Options, error) {
 func loadSpecResult(c *cli.Call, path string) (*spec.Result, bool) {
 	opts, err := specOptions(c)
 	if err != nil {
-		fmt.Fprintf(c.Stderr, "Error: %v\n", err)
+		printError(c.Stderr, err)
 		return nil, false
 	}
 	return loadSpecOpts(c, path, opts)
@@ -98,7 +98,7 @@ func hostRoot(root string) (string, error) {
 func rootArg(c *cli.Call) (string, bool) {
 	r, err := hostRoot(c.String("root"))
 	if err != nil {
-		fmt.Fprintf(c.Stderr, "Error: %v\n", err)
+		printError(c.Stderr, err)
 		return "", false
 	}
 	return r, true
