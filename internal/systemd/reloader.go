@@ -342,12 +342,12 @@ type item struct {
 // failure (later units are ActionNotRun). The error is an *ApplyError.
 func (r *Reloader) Apply(ctx context.Context, changes []Change) (*Report, error) {
 	items := r.items(changes, true)
-	deferred, err := deferred.Load(r.o.DeferredPath)
+	stored, err := deferred.Load(r.o.DeferredPath)
 	if err != nil && r.o.DeferredPath != "" {
 		return nil, err
 	}
 	pending := map[string]bool{}
-	for _, d := range deferred {
+	for _, d := range stored {
 		pending[d.Unit] = true
 	}
 	return r.run(ctx, items, false, pending)
@@ -356,13 +356,13 @@ func (r *Reloader) Apply(ctx context.Context, changes []Change) (*Report, error)
 // RestartDeferred runs the recorded deferred restarts (apply
 // --restart-deferred) in reload order and clears each one that succeeds.
 func (r *Reloader) RestartDeferred(ctx context.Context) (*Report, error) {
-	deferred, err := deferred.Load(r.o.DeferredPath)
+	stored, err := deferred.Load(r.o.DeferredPath)
 	if err != nil {
 		return nil, err
 	}
 	var items []item
 	pending := map[string]bool{}
-	for _, d := range deferred {
+	for _, d := range stored {
 		items = append(items, item{Change: Change{Unit: d.Unit, Component: d.Component}, changed: true})
 		pending[d.Unit] = true
 	}
