@@ -68,6 +68,10 @@ type ApplyOptions struct {
 	Always bool
 	// RestartDeferred also runs the restarts earlier applies deferred.
 	RestartDeferred bool
+	// Wrote, when set, is told the host paths of replaced files right after
+	// the swap (and after a rollback puts files back), before any reload:
+	// the daemon marks them as its own writes (daemon.Request.Wrote).
+	Wrote func(paths ...string)
 }
 
 // Result is what one Apply did. Fields are filled as far as the apply got.
@@ -149,6 +153,13 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 		return res, err
 	}
 	res.Files = fr
+	if o.Wrote != nil && fr.Changed() {
+		var paths []string
+		for _, c := range fr.Changes {
+			paths = append(paths, hostPath(root, c.Dest()))
+		}
+		o.Wrote(paths...)
+	}
 	// settle tells the apply journal the units of what was swapped were
 	// reloaded; until then every later apply reloads them again.
 	settle := func() {
@@ -226,6 +237,9 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 			var paths []string
 			for _, c := range u.Changes {
 				paths = append(paths, hostPath(root, c.Dest()))
+			}
+			if o.Wrote != nil {
+				o.Wrote(paths...)
 			}
 			return paths, nil
 		})

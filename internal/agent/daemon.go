@@ -175,6 +175,9 @@ func (a *Daemon) Apply(ctx context.Context, req daemon.Request) (daemon.Outcome,
 	}
 	out.Redact = append(out.Redact, set.Redact...)
 	out.Watch = WatchPaths(res, set, a.root)
+	if req.WatchNow != nil {
+		req.WatchNow(out.Watch) // before anything is written
+	}
 
 	digest := SetDigest(set)
 	if a.failedSet != "" && digest == a.failedSet && req.Reason != daemon.ReasonSIGHUP {
@@ -200,7 +203,7 @@ func (a *Daemon) Apply(ctx context.Context, req daemon.Request) (daemon.Outcome,
 		}
 	}
 	t2 := time.Now()
-	r, err := Apply(ctx, env, d, set, ApplyOptions{Root: a.root, Always: req.Initial,
+	r, err := Apply(ctx, env, d, set, ApplyOptions{Root: a.root, Always: req.Initial, Wrote: req.Wrote,
 		Logf: func(format string, args ...any) { log.Infof(format, args...) }})
 	log.WithFields(logrus.Fields{
 		"load_ms": tLoad.Milliseconds(), "render_ms": tRender.Milliseconds(), "apply_ms": time.Since(t2).Milliseconds(),

@@ -289,8 +289,37 @@ func (d *daemon) apply(req Request) {
 	// A stop request does not cancel a running apply half-way (files
 	// swapped, units not reloaded); the timeout bounds it.
 	actx, cancel := context.WithTimeout(context.Background(), d.cfg.ApplyTimeout)
+	var early sync.Mutex // the applier runs in its own goroutine
+	settled := map[string]bool{}
+	done := false // a timed-out applier's late calls are ignored
+	req.WatchNow = func(p watch.Paths) {
+		early.Lock()
+		defer early.Unlock()
+		if done {
+			return
+		}
+		p.Files = dedupe(append(append(slices.Clone(d.cfg.SpecPaths), p.Files...), d.watching.Files...))
+		p.Dirs = dedupe(append(slices.Clone(p.Dirs), d.watching.Dirs...))
+		if werr := d.watcher.SetPaths(p); werr != nil {
+			d.log.WithError(werr).Debug("some directories cannot be watched yet")
+		}
+	}
+	req.Wrote = func(paths ...string) {
+		early.Lock()
+		defer early.Unlock()
+		if done {
+			return
+		}
+		d.watcher.Settle(paths...)
+		for _, p := range paths {
+			settled[p] = true
+		}
+	}
 	out, err := d.runApplier(actx, req, start)
 	cancel()
+	early.Lock()
+	done = true
+	early.Unlock()
 	end := d.clock.Now()
 	if len(out.Redact) > 0 && d.deps.AddSecrets != nil {
 		d.deps.AddSecrets(out.Redact...)
@@ -339,7 +368,13 @@ func (d *daemon) apply(req Request) {
 		}
 	}
 	if len(out.Written) > 0 {
-		d.watcher.Settle(out.Written...)
+		var rest []string
+		for _, p := range out.Written {
+			if !settled[p] {
+				rest = append(rest, p)
+			}
+		}
+		d.watcher.Settle(rest...)
 	}
 
 	d.metrics.ObserveApply(rec.Result, end)

@@ -797,3 +797,39 @@ func TestWatchdogPingsDuringLongApplyUntilTimeout(t *testing.T) {
 	case <-time.After(300 * time.Millisecond):
 	}
 }
+
+// TestHandEditDuringFirstApplyNoticed: the applier starts the watch before
+// writing and marks its writes right after the swap, so a hand edit made
+// while the first apply is still reloading units triggers a new apply
+// instead of waiting for the rescan.
+func TestHandEditDuringFirstApplyNoticed(t *testing.T) {
+	f := newFake(t, t.TempDir(), DriftRestore)
+	edited := false
+	applier := ApplierFunc(func(ctx context.Context, req Request) (Outcome, error) {
+		if req.WatchNow != nil {
+			req.WatchNow(watch.Paths{Files: []string{f.spec, f.managed}})
+		}
+		out, err := f.Apply(ctx, req)
+		if req.Initial && !edited {
+			edited = true
+			if req.Wrote == nil {
+				t.Error("no Wrote callback in the request")
+			} else {
+				req.Wrote(out.Written...)
+			}
+			time.Sleep(50 * time.Millisecond) // "reloading units"
+			handEdit(t, f.managed)
+		}
+		return out, err
+	})
+	start(t, Config{SpecPaths: []string{f.spec}, Rescan: -1}, Deps{Applier: applier})
+	if req := f.next(t); !req.Initial {
+		t.Fatalf("first apply: %+v", req)
+	}
+	if req := f.next(t); !slices.Contains(req.Paths, f.managed) {
+		t.Fatalf("the hand edit made during the first apply did not trigger an apply: %+v", req)
+	}
+	if b, _ := os.ReadFile(f.managed); strings.Contains(string(b), "hand edit") {
+		t.Fatal("not restored")
+	}
+}

@@ -60,6 +60,15 @@ type Request struct {
 	Paths []string
 	// Initial is true for the first apply after start.
 	Initial bool
+	// WatchNow, when the applier calls it before writing anything, starts
+	// watching p (plus the spec paths) at once: a hand edit made while the
+	// apply runs is not missed (the first apply may take minutes).
+	WatchNow func(p watch.Paths)
+	// Wrote, when the applier calls it right after replacing files (before
+	// reloading units), marks them as the daemon's own writes. Later
+	// changes to them, even during the same apply, count as edits.
+	// Paths passed here are not settled again when the apply returns.
+	Wrote func(paths ...string)
 }
 
 // Reasons the daemon itself gives.
