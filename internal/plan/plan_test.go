@@ -424,3 +424,25 @@ func TestRotatedSecretInAnyQuotingIsMasked(t *testing.T) {
 		t.Fatalf("a secret leaked:\n%s", out.String())
 	}
 }
+
+func TestLiveEffectsInText(t *testing.T) {
+	p := &Plan{Live: []LiveEffect{
+		{Unit: "prosody.service", Effect: "live", Steps: []string{"activate on guest.meet.example.com (added to the config)"}},
+		{Unit: "prosody2.service", Effect: "restart", Steps: []string{"restart (plugin_paths is read when Prosody starts)"}},
+		{Unit: "prosody3.service", Effect: "deferred-restart", Steps: []string{"restart (x)"}},
+	}}
+	var sb strings.Builder
+	if err := p.WriteText(&sb); err != nil {
+		t.Fatal(err)
+	}
+	out := sb.String()
+	for _, want := range []string{
+		"Live effect on prosody.service: applied live, no session ends:\n    activate on guest.meet.example.com (added to the config)\n",
+		"Live effect on prosody2.service: RESTART (ends every session and meeting):\n",
+		"Live effect on prosody3.service: restart needed, deferred (restart = \"defer\")",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+}
