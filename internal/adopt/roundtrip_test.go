@@ -121,6 +121,16 @@ func TestRoundTrip(t *testing.T) {
 			if len(res.Rendered.Files) < 2 {
 				t.Fatalf("only %d files rendered", len(res.Rendered.Files))
 			}
+			gotBy := map[string]bool{}
+			for _, g := range res.Rendered.Files {
+				gotBy[g.Path] = true
+			}
+			for _, w := range want.Files {
+				support := strings.Contains(w.Path, "/certs/") || strings.HasPrefix(w.Path, "/usr/") || strings.HasSuffix(w.Path, ".crt") || strings.HasSuffix(w.Path, ".key") || strings.HasSuffix(w.Path, ".pem")
+				if !gotBy[w.Path] && !support {
+					t.Errorf("%s: not rendered after import", w.Path)
+				}
+			}
 			for _, g := range res.Rendered.Files {
 				w, ok := wantBy[g.Path]
 				if !ok {
