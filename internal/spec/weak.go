@@ -3,6 +3,7 @@ package spec
 import (
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // GenerateSecretHint is how to make a secret that passes WeakSecret.
@@ -11,7 +12,9 @@ const GenerateSecretHint = "openssl rand -hex 32"
 // placeholder matches texts people leave in place of a secret: template
 // markers, "replace with", "change me", "your secret", examples.
 // Short words match in one case only (base64 mixes cases at random).
-var placeholder = regexp.MustCompile(`(?i:replace|change[-_ .]?me|placeholder|your[-_ .]?(app[-_ .]?|api[-_ .]?|turn[-_ .]?)?(secret|key|password|token)|secret[-_ .]?(from|here|store|goes)|example|insert[-_ .])|fixme|FIXME|dummy|DUMMY|^<.*>$|^__.*__$|^\$\{.*\}$|^\{\{.*\}\}$|^%.*%$`)
+var placeholder = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i:replace|change[-_ .]?me|placeholder|your[-_ .]?(app[-_ .]?|api[-_ .]?|turn[-_ .]?)?(secret|key|password|token)|secret[-_ .]?(from|here|store|goes)|example|insert[-_ .])|fixme|FIXME|dummy|DUMMY|^<.*>$|^__.*__$|^\$\{.*\}$|^\{\{.*\}\}$|^%.*%$`)
+}) // compiled on first use, not at every start
 
 // commonWords are dictionary and keyboard words that make up guessable
 // secrets ("changeme-changeme", "jitsi-meet-secret-password").
@@ -34,7 +37,7 @@ func WeakSecret(s string) string {
 	if s == "" {
 		return ""
 	}
-	if placeholder.MatchString(s) {
+	if placeholder().MatchString(s) {
 		return "it looks like placeholder text (a marker such as __...__, REPLACE_WITH, CHANGEME, EXAMPLE or YOUR_SECRET)"
 	}
 	var lower, upper, digit, other bool
