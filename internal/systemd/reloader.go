@@ -363,7 +363,9 @@ func (r *Reloader) RestartDeferred(ctx context.Context) (*Report, error) {
 	var items []item
 	pending := map[string]bool{}
 	for _, d := range stored {
-		items = append(items, item{Change: Change{Unit: d.Unit, Component: d.Component}, changed: true})
+		// A recorded deferral is always a restart (a Prosody one
+		// would otherwise be "reloaded", as the unit can reload).
+		items = append(items, item{Change: Change{Unit: d.Unit, Component: d.Component, Restart: true}, changed: true})
 		pending[d.Unit] = true
 	}
 	return r.run(ctx, items, true, pending)

@@ -216,6 +216,46 @@ func TestDay2WithoutRestart(t *testing.T) {
 		t.Errorf("secret rotation dropped %d session(s): %v", dc.Dropped, dc.Names)
 	}
 	samePID("secret rotation")
+
+	// 4. A change only a restart takes (Prosody binds ports at start),
+	// under restart = "defer": recorded, shown by plan, the running server
+	// untouched; `apply --restart-deferred` runs it and its sessions end.
+	restartSpec := day2Spec(e.Domain, true, 2) + "\nservice \"prosody\" { restart = \"defer\" }\nprosody { s2s_port = 5269 }\n"
+	apply("s2s on (deferred restart)", restartSpec)
+	if dc := sess.Check("s2s_port set, restart deferred"); dc.Dropped != 0 {
+		t.Errorf("a deferred restart dropped %d session(s): %v", dc.Dropped, dc.Names)
+	}
+	samePID("a deferred restart")
+	planOut, code := e.Agent("plan", SpecPath)
+	if code != 2 || !strings.Contains(planOut, "Deferred restart pending: prosody.service") {
+		t.Errorf("plan after a deferred Prosody restart: exit %d\n%s", code, planOut)
+	}
+	if c, err := e.Dial(ctx, "tcp", "127.0.0.1:5269"); err == nil {
+		_ = c.Close()
+		t.Error("s2s listens before the deferred restart ran")
+	}
+	out, code := e.Agent("apply", SpecPath, "--restart-deferred")
+	if code != 0 || !strings.Contains(out, "prosody.service") {
+		t.Fatalf("apply --restart-deferred: exit %d\n%s", code, out)
+	}
+	if p := e.MainPID("prosody.service"); p == pid {
+		t.Errorf("apply --restart-deferred did not restart Prosody:\n%s", out)
+	}
+	c, err := e.Dial(ctx, "tcp", "127.0.0.1:5269")
+	if err != nil {
+		t.Errorf("s2s does not listen after the restart: %v", err)
+	} else {
+		_ = c.Close()
+	}
+	dc := sess.Check("declared restart (apply --restart-deferred)")
+	if dc.Dropped != dc.Open {
+		t.Errorf("a Prosody restart dropped %d of %d sessions (all expected)", dc.Dropped, dc.Open)
+	}
+	if c, err := e.BOSH(ctx, e.Domain, e.Token("room1")); err != nil {
+		t.Errorf("login after the restart: %v", err)
+	} else {
+		_ = c.Close()
+	}
 }
 
 func containsAll(list []string, want ...string) bool {
