@@ -30,7 +30,21 @@ meeting {
 // Prosody file.
 func renderedModel(t *testing.T, secret string, guests bool, maxP int) *Model {
 	t.Helper()
-	dir := t.TempDir()
+	m, err := ModelOf(renderedSrc(t, secret, guests, maxP))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// renderedSrc renders the real template's Prosody file for a spec.
+func renderedSrc(t testing.TB, secret string, guests bool, maxP int) []byte {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "prosody-change-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
 	p := filepath.Join(dir, "meet.hcl")
 	if err := os.WriteFile(p, []byte(fmt.Sprintf(baseSpec, secret, guests, maxP)), 0o644); err != nil {
 		t.Fatal(err)
@@ -51,11 +65,7 @@ func renderedModel(t *testing.T, secret string, guests bool, maxP int) *Model {
 	if !ok {
 		t.Fatal("no prosody file rendered")
 	}
-	m, err := ModelOf(f.Content)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return f.Content
 }
 
 const secretA = "3e8b1f6a9c2d7045e1b8c3f9a6d2e7b4c0f5a8d1"
