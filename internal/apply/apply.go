@@ -47,6 +47,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -147,6 +148,8 @@ type runner struct {
 	// checker output).
 	secrets []string
 	res     *Result
+	// mu serializes notices and step hooks: validators run concurrently.
+	mu sync.Mutex
 }
 
 func newRunner(opts Options, redact []string) (*runner, func(), error) {
@@ -269,12 +272,16 @@ func (r *runner) progress(format string, args ...any) {
 
 func (r *runner) notice(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.res.Notices = append(r.res.Notices, msg)
 	r.progress("notice: %s", msg)
 }
 
 func (r *runner) hook(step, path string) {
 	if r.o.StepHook != nil {
+		r.mu.Lock()
+		defer r.mu.Unlock()
 		r.o.StepHook(step, path)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -189,11 +190,36 @@ func builtinCheck(s staged) *Failure {
 	return nil
 }
 
+// toolChecks runs the validators that need tools, concurrently (they are
+// independent processes on separate scratch copies): luac, prosodyctl and
+// nginx -t when external is set, and every File.Check command. Failures
+// come back in a fixed order (Lua, Prosody, nginx, check commands).
 func (t *txn) toolChecks(ctx context.Context, files []staged, external bool) []Failure {
-	var fails []Failure
-	if external {
-		fails = t.externalChecks(ctx, files)
+	var lua, prosody, nginx, user []Failure
+	var wg sync.WaitGroup
+	spawn := func(dst *[]Failure, check func(context.Context, []staged) []Failure) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			*dst = check(ctx, files)
+		}()
 	}
+	if external {
+		spawn(&lua, t.luaChecks)
+		spawn(&prosody, t.prosodyChecks)
+		spawn(&nginx, t.nginxChecks)
+	}
+	spawn(&user, t.commandChecks)
+	wg.Wait()
+	if len(lua) > 0 {
+		prosody = nil // prosodyctl's verdict only makes sense on Lua that parses
+	}
+	return slices.Concat(lua, prosody, nginx, user)
+}
+
+// commandChecks runs each File.Check command on its staged file.
+func (t *txn) commandChecks(ctx context.Context, files []staged) []Failure {
+	var fails []Failure
 	for _, s := range files {
 		if s.file.Check == "" || s.op.kind == render.KindSymlink {
 			continue
@@ -208,33 +234,31 @@ func (t *txn) toolChecks(ctx context.Context, files []staged, external bool) []F
 	return fails
 }
 
-func (t *txn) externalChecks(ctx context.Context, files []staged) []Failure {
-	var fails []Failure
+// luaChecks runs luac -p on every staged Lua file.
+func (t *txn) luaChecks(ctx context.Context, files []staged) []Failure {
 	var lua []staged
 	for _, s := range files {
 		if s.op.kind != render.KindSymlink && isLua(s.op.path) {
 			lua = append(lua, s)
 		}
 	}
-	if len(lua) > 0 {
-		if luac := findTool("luac5.4", "luac"); luac == "" {
-			t.r.notice("luac not installed: %d Lua file(s) not syntax-checked (apt-get install lua5.4)", len(lua))
-		} else {
-			for _, s := range lua {
-				// Run in the file's directory: luac shortens long paths.
-				out, err := t.exec(ctx, filepath.Dir(s.real), luac, "-p", "--", filepath.Base(s.real))
-				if err != nil {
-					fails = append(fails, Failure{s.op.path, "luac -p", t.mapPaths(out, err)})
-				}
-				t.r.hook("check", s.op.dest)
-			}
+	if len(lua) == 0 {
+		return nil
+	}
+	luac := findTool("luac5.4", "luac")
+	if luac == "" {
+		t.r.notice("luac not installed: %d Lua file(s) not syntax-checked (apt-get install lua5.4)", len(lua))
+		return nil
+	}
+	var fails []Failure
+	for _, s := range lua {
+		// Run in the file's directory: luac shortens long paths.
+		out, err := t.exec(ctx, filepath.Dir(s.real), luac, "-p", "--", filepath.Base(s.real))
+		if err != nil {
+			fails = append(fails, Failure{s.op.path, "luac -p", t.mapPaths(out, err)})
 		}
+		t.r.hook("check", s.op.dest)
 	}
-	if len(fails) == 0 {
-		// prosodyctl only makes sense on Lua that parses.
-		fails = append(fails, t.prosodyChecks(ctx, files)...)
-	}
-	fails = append(fails, t.nginxChecks(ctx, files)...)
 	return fails
 }
 
