@@ -271,3 +271,42 @@ func TestSecretKeptInExtra(t *testing.T) {
 		t.Errorf("spec holding a secret: %v %v", st, err)
 	}
 }
+
+// TestReimportAfterApplyIsStable: once apply has written what the imported
+// spec renders (extras included), importing the host again gives the same
+// spec: the extras survive a second import unchanged, and nothing is left
+// to change.
+func TestReimportAfterApplyIsStable(t *testing.T) {
+	root := adopttest.HandEdited(t)
+	res1, _ := importRoot(t, root)
+	// "apply": replace the host's files with the rendered ones.
+	for _, f := range res1.Rendered.Files {
+		p := filepath.Join(root, f.Path)
+		os.Remove(p)
+		if f.Path == "/etc/turnserver.conf" || f.Kind == "symlink" {
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			if err := os.Symlink(f.Target, p); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, f.Content, f.Mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res2, _ := importRoot(t, root)
+	body := func(b []byte) string { // the spec without its header comment
+		s := string(b)
+		return s[strings.Index(s, "\ndomain"):]
+	}
+	if body(res1.Spec) != body(res2.Spec) {
+		t.Errorf("second import differs:\n--- first\n%s\n--- second\n%s", res1.Spec, res2.Spec)
+	}
+	for _, f := range res2.Findings {
+		if f.Kind == KindKept || f.Setting == "owner" || strings.Contains(f.Reason, "TLS material") || strings.Contains(f.Reason, "maintains for the services") {
+			continue
+		}
+		t.Errorf("after apply, still a change: %+v", f)
+	}
+}
