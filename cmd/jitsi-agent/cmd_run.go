@@ -40,7 +40,7 @@ func runRun(c *cli.Call) int {
 	}
 
 	bv := buildVersion()
-	cfg := daemon.Config{SpecPaths: []string{specPath}, Version: bv.Version, Commit: bv.Commit}
+	cfg := daemon.Config{SpecPaths: []string{specPath}, Version: bv.Version, Commit: bv.Commit, BuildDate: bv.Date}
 	// The daemon's own settings come from the spec as it is at start; a
 	// spec that does not load yet starts the daemon with the defaults (it
 	// then reports itself degraded until the spec is fixed). Changing

@@ -270,3 +270,26 @@ func TestValidateJSON(t *testing.T) {
 		t.Errorf("no error at bad.hcl:5:3:\n%s", out)
 	}
 }
+
+// TestVersionStamped: the -X flags `make build` passes reach `version`.
+func TestVersionStamped(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "jitsi-agent")
+	cmd := exec.Command("go", "build", "-o", bin, "-ldflags",
+		"-X main.version=v9.9.9 -X main.commit=0123456789abcdef -X main.date=2026-01-02T03:04:05Z", ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"jitsi-agent v9.9.9\n", "commit:  0123456789abcdef\n", "built:   2026-01-02T03:04:05Z\n"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("version lacks %q:\n%s", want, out)
+		}
+	}
+}

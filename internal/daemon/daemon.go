@@ -51,6 +51,7 @@ type Config struct {
 	// spec, which waits for a change). Defaults 10s / 5m.
 	RetryMin, RetryMax time.Duration
 	Version, Commit    string
+	BuildDate          string // RFC 3339; the build_info metric's build_date label
 }
 
 // Deps are the daemon's collaborators. Only Applier is required.
@@ -179,7 +180,7 @@ func (d *daemon) setDefaults() {
 	}
 	d.metrics = d.deps.Metrics
 	if d.metrics == nil {
-		o := metrics.Options{Version: c.Version, Commit: c.Commit, Now: d.clock.Now}
+		o := metrics.Options{Version: c.Version, Commit: c.Commit, BuildDate: c.BuildDate, Now: d.clock.Now}
 		if d.deps.Certs != nil {
 			o.Certificates = d.deps.Certs.Certificates
 		}

@@ -45,7 +45,8 @@ type CertInfo struct {
 
 // Options configure New. The funcs are read at scrape time; nil means none.
 type Options struct {
-	Version, Commit string
+	// Version, Commit and BuildDate label build_info.
+	Version, Commit, BuildDate string
 	// Certificates lists certificate expiries (cert_expiry_seconds{name}).
 	Certificates func() []CertInfo
 	// DeferredRestarts counts restarts waiting for a safe moment.
@@ -172,7 +173,7 @@ func (m *Metrics) families() []family {
 	}
 	fams = append(fams, family{Namespace + "_cert_expiry_seconds", "Seconds until the certificate expires (negative when expired).", "gauge", certs})
 	fams = append(fams, family{Namespace + "_build_info", "Build information; the value is always 1.", "gauge",
-		[]sample{{[]string{"commit", m.opts.Commit, "goversion", runtime.Version(), "version", m.opts.Version}, 1}}})
+		[]sample{{[]string{"build_date", m.opts.BuildDate, "commit", m.opts.Commit, "goversion", runtime.Version(), "version", m.opts.Version}, 1}}})
 	fams = append(fams, processFamilies()...)
 	fams = append(fams, goFamilies()...)
 	return fams

@@ -18,7 +18,7 @@ func TestMetricsExposition(t *testing.T) {
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	pending := 2
 	m := New(Options{
-		Version: "1.2.3", Commit: "abc",
+		Version: "1.2.3", Commit: "abc", BuildDate: "2026-11-27T10:00:00Z",
 		Certificates: func() []CertInfo {
 			return []CertInfo{{Name: "meet.example.org", NotAfter: now.Add(48 * time.Hour)}, {Name: "meet.example.org", NotAfter: now}}
 		},
@@ -74,7 +74,7 @@ func TestMetricsExposition(t *testing.T) {
 		`jitsi_agent_degraded 1`,
 		`jitsi_agent_deferred_restarts_pending 2`,
 		`jitsi_agent_cert_expiry_seconds{name="meet.example.org"} 172800`,
-		`jitsi_agent_build_info{commit="abc",goversion=`,
+		`jitsi_agent_build_info{build_date="2026-11-27T10:00:00Z",commit="abc",goversion=`,
 		`process_resident_memory_bytes`,
 	} {
 		if !strings.Contains(body, want) {
