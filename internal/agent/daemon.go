@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -21,6 +23,7 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/plan"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 	"github.com/jitsi-agent/jitsi-agent/internal/systemd"
+	"github.com/jitsi-agent/jitsi-agent/internal/watch"
 )
 
 // DaemonConfig configures a Daemon.
@@ -176,7 +179,7 @@ func (a *Daemon) Apply(ctx context.Context, req daemon.Request) (daemon.Outcome,
 	out.Redact = append(out.Redact, set.Redact...)
 	out.Watch = WatchPaths(res, set, a.root)
 	if req.WatchNow != nil {
-		req.WatchNow(out.Watch) // before anything is written
+		req.WatchNow(existingWatch(out.Watch)) // before anything is written
 	}
 
 	digest := SetDigest(set)
@@ -368,4 +371,27 @@ func (b *background) stop() {
 		b.cancel, b.done = nil, nil
 	}
 	b.key = ""
+}
+
+// existingWatch keeps the watch paths whose directory exists already: they
+// are what a hand edit can touch while the apply runs. Directories the
+// apply itself creates are watched once it returns (watching their parents
+// now would report our own mkdir as a change).
+func existingWatch(p watch.Paths) watch.Paths {
+	var out watch.Paths
+	isDir := func(d string) bool {
+		fi, err := os.Stat(d)
+		return err == nil && fi.IsDir()
+	}
+	for _, f := range p.Files {
+		if isDir(filepath.Dir(f)) {
+			out.Files = append(out.Files, f)
+		}
+	}
+	for _, d := range p.Dirs {
+		if isDir(d) {
+			out.Dirs = append(out.Dirs, d)
+		}
+	}
+	return out
 }

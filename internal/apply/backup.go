@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -202,19 +203,27 @@ func (r *runner) snapshot(dest string) (backupEntry, []byte, error) {
 	return e, nil, fmt.Errorf("%s is neither a regular file nor a symlink", dest)
 }
 
-// restoreEntry puts a pre-image back (used by undo after a failed swap).
+// restoreEntry puts a pre-image back (used by undo after a failed swap and
+// by recovery), through the destination directory's descriptor.
 func (r *runner) restoreEntry(dir string, e backupEntry) error {
-	real := r.host.Real(e.Dest)
-	if !e.Existed {
-		if err := os.Remove(real); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("remove %s: %w", e.Dest, err)
+	d, _, err := r.host.OpenDir(path.Dir(e.Dest), e.Existed, 0o755)
+	if err != nil {
+		if !e.Existed && errors.Is(err, fs.ErrNotExist) {
+			return nil // nothing was created there
 		}
-		return nil
+		return err
+	}
+	defer d.Close()
+	base := path.Base(e.Dest)
+	if !e.Existed {
+		if err := d.Remove(base); err != nil {
+			return err
+		}
+		return d.Sync()
 	}
 	var tmp string
-	var err error
 	if e.Kind == string(render.KindSymlink) {
-		tmp, err = fsys.StageSymlink(real, e.Target)
+		tmp, err = d.StageSymlink(base, e.Target)
 	} else {
 		var b []byte
 		b, err = readBackup(dir, e)
@@ -229,13 +238,13 @@ func (r *runner) restoreEntry(dir string, e backupEntry) error {
 		if !r.host.CanChown() {
 			uid, gid = -1, -1
 		}
-		tmp, err = fsys.Stage(real, b, mode, uid, gid)
+		tmp, err = d.Stage(base, b, mode, uid, gid)
 	}
 	if err != nil {
 		return err
 	}
-	if err := fsys.Commit(tmp, real); err != nil {
-		os.Remove(tmp)
+	if err := d.Commit(tmp, base); err != nil {
+		d.Remove(tmp)
 		return err
 	}
 	return nil

@@ -102,3 +102,53 @@ func TestMaskEncodedKeepsOrdinaryText(t *testing.T) {
 		t.Fatalf("ordinary output changed:\n%s", got)
 	}
 }
+
+// TestSwappedParentCannotRedirect: a parent directory swapped for a symlink
+// after staging (a local attacker racing the apply) does not redirect the
+// rename, nor leave temporary files, into the symlink's target.
+func TestSwappedParentCannotRedirect(t *testing.T) {
+	e := newEnv(t)
+	victim := t.TempDir()
+	set := &render.Set{Files: []render.File{
+		{Path: "/etc/app/a.conf", Kind: render.KindFile, Mode: 0o644, Content: []byte("a\n"), Component: "template:a"},
+		{Path: "/srv/app/frontend/jitsi_config.dart", Kind: render.KindFile, Mode: 0o644,
+			Content: []byte("const server = 'meet';\n"), Component: "template:flutter"}}}
+	os.MkdirAll(e.real("/srv/app/frontend"), 0o755)
+	swapped := false
+	e.opts.StepHook = func(step, p string) {
+		// After the directory was opened (and the plan checked the
+		// parents), before the file is staged in it and renamed.
+		if step == "dir" && strings.HasPrefix(p, "/srv/") && !swapped {
+			swapped = true
+			front := e.real("/srv/app/frontend")
+			if err := os.Rename(front, front+".moved"); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(victim, front); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	Apply(context.Background(), set, e.opts) // may succeed (into the moved directory) or fail; never into victim
+	if !swapped {
+		t.Fatal("the hook never ran")
+	}
+	ents, _ := os.ReadDir(victim)
+	if len(ents) != 0 {
+		var names []string
+		for _, en := range ents {
+			names = append(names, en.Name())
+		}
+		t.Fatalf("the apply wrote into the symlink's target: %v", names)
+	}
+	// Planted before the apply: refused outright.
+	e2 := newEnv(t)
+	os.MkdirAll(e2.real("/srv/app"), 0o755)
+	os.Symlink(victim, e2.real("/srv/app/frontend"))
+	if _, err := Apply(context.Background(), set, e2.opts); err == nil {
+		t.Fatal("apply wrote under a symlinked parent")
+	}
+	if ents, _ := os.ReadDir(victim); len(ents) != 0 {
+		t.Fatal("the refused apply left files in the symlink's target")
+	}
+}

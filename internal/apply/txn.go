@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
-	"syscall"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
 	"github.com/jitsi-agent/jitsi-agent/internal/manifest"
@@ -26,10 +26,12 @@ type op struct {
 	mode    fs.FileMode // 0 with attrs: leave the mode
 	uid     int
 	gid     int
-	write   bool // stage content or link, then rename
-	attrs   bool // chmod/chown in place
-	remove  bool // delete dest (rollback of a created file)
-	tmp     string
+	write   bool         // stage content or link, then rename
+	attrs   bool         // chmod/chown in place
+	remove  bool         // delete dest (rollback of a created file)
+	tmp     string       // staged entry's real path (validators read it)
+	tmpName string       // staged entry's name in dir
+	dir     *fsys.Dir    // dest's directory, opened without following symlinks
 	backup  *backupEntry // pre-image, set by backup()
 }
 
@@ -83,28 +85,44 @@ func (t *txn) run(ctx context.Context, nm *manifest.Manifest, tools bool) (err e
 		if err != nil && !swapping {
 			t.abort()
 		}
+		for _, o := range t.ops {
+			if o.dir != nil {
+				o.dir.Close()
+				o.dir = nil
+			}
+		}
 	}()
 	for _, o := range t.ops {
-		if !o.write {
+		if !o.hostOp() {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("apply: %w", err)
 		}
-		real := r.host.Real(o.dest)
-		created, err := fsys.MkdirAll(filepath.Dir(real), 0o755)
+		// Every write goes through the destination directory's descriptor,
+		// opened once without following symlinks: a parent swapped for a
+		// symlink from here on cannot redirect the staged file or the
+		// rename into another directory.
+		dir, created, err := r.host.OpenDir(path.Dir(o.dest), o.write, 0o755)
 		t.created = append(t.created, created...)
 		if err != nil {
 			return fmt.Errorf("apply %s: %w", o.dest, err)
 		}
+		o.dir = dir
+		r.hook("dir", o.dest)
+		if !o.write {
+			continue
+		}
+		base := path.Base(o.dest)
 		if o.kind == render.KindSymlink {
-			o.tmp, err = fsys.StageSymlink(real, o.target)
+			o.tmpName, err = dir.StageSymlink(base, o.target)
 		} else {
-			o.tmp, err = fsys.Stage(real, o.content, o.mode, o.uid, o.gid)
+			o.tmpName, err = dir.Stage(base, o.content, o.mode, o.uid, o.gid)
 		}
 		if err != nil {
 			return fmt.Errorf("apply: %w", err)
 		}
+		o.tmp = filepath.Join(dir.Real(), o.tmpName)
 		r.hook("stage", o.dest)
 	}
 	if err := t.check(ctx, tools); err != nil {
@@ -154,32 +172,33 @@ func (t *txn) run(ctx context.Context, nm *manifest.Manifest, tools bool) (err e
 }
 
 func (t *txn) swap(o *op) error {
-	real := t.r.host.Real(o.dest)
+	base := path.Base(o.dest)
 	switch {
 	case o.write:
-		if err := fsys.Commit(o.tmp, real); err != nil {
+		if err := o.dir.Commit(o.tmpName, base); err != nil {
 			return err
 		}
-		o.tmp = ""
+		o.tmp, o.tmpName = "", ""
 	case o.attrs:
-		return setAttrs(real, o.mode, o.uid, o.gid)
+		return setAttrs(o.dir, base, o.mode, o.uid, o.gid)
 	case o.remove:
-		if err := os.Remove(real); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("remove %s: %w", o.dest, err)
+		if err := o.dir.Remove(base); err != nil {
+			return err
 		}
-		return fsys.SyncDir(filepath.Dir(real))
+		return o.dir.Sync()
 	}
 	return nil
 }
 
 // setAttrs changes mode and/or owner of a regular file in place without
 // following a symlink (mode 0 / ids -1 leave that attribute).
-func setAttrs(real string, mode fs.FileMode, uid, gid int) error {
-	f, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+func setAttrs(dir *fsys.Dir, base string, mode fs.FileMode, uid, gid int) error {
+	f, err := dir.OpenFile(base)
 	if err != nil {
-		return fmt.Errorf("attributes of %s: %w", real, err)
+		return fmt.Errorf("attributes of %s: %w", path.Join(dir.Name(), base), err)
 	}
 	defer f.Close()
+	real := f.Name()
 	if uid >= 0 || gid >= 0 {
 		if err := f.Chown(uid, gid); err != nil {
 			return fmt.Errorf("chown %s: %w", real, err)
@@ -203,10 +222,10 @@ func (t *txn) abort() {
 
 func (t *txn) removeStaged(ops []*op) {
 	for _, o := range ops {
-		if o.tmp != "" {
-			os.Remove(o.tmp)
-			o.tmp = ""
+		if o.tmpName != "" && o.dir != nil {
+			o.dir.Remove(o.tmpName)
 		}
+		o.tmp, o.tmpName = "", ""
 	}
 }
 

@@ -167,3 +167,47 @@ func TestTempMarkerMatchesSpec(t *testing.T) {
 		t.Fatalf("fsys.TempMarker %q != spec.TempMarker %q: the destination guard would miss temporary names", TempMarker, spec.TempMarker)
 	}
 }
+
+func TestOpenDirNeverFollowsSymlinks(t *testing.T) {
+	root := t.TempDir()
+	o, err := New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, created, err := o.OpenDir("/srv/app/frontend", true, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(created) != 3 {
+		t.Fatalf("created %v", created)
+	}
+	for _, c := range created {
+		if fi, _ := os.Stat(c); fi.Mode().Perm() != 0o755 {
+			t.Errorf("%s: %v", c, fi.Mode().Perm())
+		}
+	}
+	name, err := d.Stage("x.conf", []byte("x"), 0o640, -1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !IsTemp(name) {
+		t.Fatalf("staged name %q is not a temp name", name)
+	}
+	if err := d.Commit(name, "x.conf"); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	if b, _ := os.ReadFile(filepath.Join(root, "srv/app/frontend/x.conf")); string(b) != "x" {
+		t.Fatalf("content %q", b)
+	}
+	victim := t.TempDir()
+	os.Symlink(victim, filepath.Join(root, "srv/link"))
+	for _, p := range []string{"/srv/link", "/srv/link/sub"} {
+		if _, _, err := o.OpenDir(p, true, 0o755); err == nil || !strings.Contains(err.Error(), "symlink") {
+			t.Errorf("%s: want a refusal, got %v", p, err)
+		}
+	}
+	if ents, _ := os.ReadDir(victim); len(ents) != 0 {
+		t.Fatal("OpenDir created something in a symlink's target")
+	}
+}
