@@ -99,6 +99,18 @@ token_api {
     key         = env("JOIN_API_KEY") # Authorization: Bearer <key>; openssl rand -hex 32
     grant_hosts = true                # the backend decides who is host (is_host)
   }
+
+  # Meeting types the app names in the join request ("profile": "webinar").
+  # Without a profile: token_lifetime above, is_host decides, Jitsi's features.
+  profile "webinar" {
+    lifetime  = "4h"
+    moderator = "request" # only the presenter the backend marks is_host
+    features  = { "screen-sharing" = true, "recording" = false }
+  }
+  profile "drop-in" {
+    lifetime  = "30m"
+    moderator = "never" # nobody can mute or kick others
+  }
 }
 
 metrics {

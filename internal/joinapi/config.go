@@ -30,6 +30,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/prosody"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 	"github.com/jitsi-agent/jitsi-agent/internal/token"
 )
@@ -72,6 +73,11 @@ type Config struct {
 	ServerURL string
 	// TTL is the lifetime of minted tokens (0: the token package's configured lifetime).
 	TTL time.Duration
+	// Profiles are the meeting types a join request may name.
+	Profiles []spec.TokenProfile
+	// Rooms reports and ends meetings; nil answers the status and end
+	// endpoints with 503 meeting_service_unavailable.
+	Rooms Rooms
 	// Now is the clock for rate limiting (nil: time.Now).
 	Now func() time.Time
 }
@@ -110,6 +116,7 @@ func FromDeployment(d *spec.Deployment) (Config, error) {
 		Unguessable: a.Unguessable,
 		RoomSecret:  RoomSecretFrom(d.Auth.JWT.AppSecret),
 		ServerURL:   d.ServerURL(),
+		Profiles:    append([]spec.TokenProfile(nil), a.Profiles...),
 	}, nil
 }
 
@@ -147,6 +154,21 @@ func (c Config) withDefaults() (Config, error) {
 		seen[k.Name] = true
 		if n := len(k.Secret.Reveal()); n < 16 {
 			return c, fmt.Errorf("join api: key %q is %d characters; use at least 16 random characters (e.g. openssl rand -hex 32)", k.Name, n)
+		}
+	}
+	profiles := map[string]bool{}
+	for _, p := range c.Profiles {
+		if !validProfile(p.Name) || profiles[p.Name] {
+			return c, fmt.Errorf("join api: profile name %q is invalid or used twice", p.Name)
+		}
+		profiles[p.Name] = true
+		switch p.Moderator {
+		case "", spec.ProfileModeratorRequest, spec.ProfileModeratorAlways, spec.ProfileModeratorNever:
+		default:
+			return c, fmt.Errorf("join api: profile %q: unknown moderator rule %q", p.Name, p.Moderator)
+		}
+		if p.Lifetime < 0 || p.Lifetime > spec.MaxTokenLifetime {
+			return c, fmt.Errorf("join api: profile %q: lifetime %s out of range", p.Name, p.Lifetime)
 		}
 	}
 	if c.Unguessable && len(c.RoomSecret) == 0 {
@@ -200,5 +222,6 @@ func ForDeployment(d *spec.Deployment, logger Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("join api: %w", err)
 	}
+	cfg.Rooms = NewProsodyRooms(d, tk, prosody.System())
 	return New(cfg, tk, logger)
 }

@@ -1,6 +1,7 @@
 package joinapi
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,22 +16,26 @@ import (
 
 // Stable error codes.
 const (
-	CodeUnauthorized     = "unauthorized"         // 401: missing or unknown bearer key
-	CodeHostGrant        = "host_grant_forbidden" // 403: is_host with a key that may not grant hosts
-	CodeNotFound         = "not_found"            // 404
-	CodeMethodNotAllowed = "method_not_allowed"   // 405
-	CodeUnsupportedMedia = "unsupported_media"    // 415: Content-Type is not application/json
-	CodeBodyTooLarge     = "body_too_large"       // 413
-	CodeInvalidJSON      = "invalid_json"         // 400: not one JSON object
-	CodeUnknownField     = "unknown_field"        // 400: a field the endpoint does not know
-	CodeInvalidField     = "invalid_field"        // 400: a field with a wrong type or value
-	CodeInvalidStreamID  = "invalid_stream_id"    // 400
-	CodeRateLimited      = "rate_limited"         // 429, with Retry-After
-	CodeInternal         = "internal"             // 500
+	CodeUnauthorized     = "unauthorized"                // 401: missing or unknown bearer key
+	CodeHostGrant        = "host_grant_forbidden"        // 403: is_host with a key that may not grant hosts
+	CodeNotFound         = "not_found"                   // 404
+	CodeMethodNotAllowed = "method_not_allowed"          // 405
+	CodeUnsupportedMedia = "unsupported_media"           // 415: Content-Type is not application/json
+	CodeBodyTooLarge     = "body_too_large"              // 413
+	CodeInvalidJSON      = "invalid_json"                // 400: not one JSON object
+	CodeUnknownField     = "unknown_field"               // 400: a field the endpoint does not know
+	CodeInvalidField     = "invalid_field"               // 400: a field with a wrong type or value
+	CodeInvalidStreamID  = "invalid_stream_id"           // 400
+	CodeRateLimited      = "rate_limited"                // 429, with Retry-After
+	CodeUnknownProfile   = "unknown_profile"             // 400: a profile the spec does not define
+	CodeInternal         = "internal"                    // 500
+	CodeUnavailable      = "meeting_service_unavailable" // 503: Prosody cannot be asked (status, end)
 	maxIdentity          = 256
 	maxName              = 256
 	maxEmail             = 254
 	maxStreamID          = 256
+	maxProfile           = 32
+	maxReason            = 200
 )
 
 // APIError is an error response.
@@ -52,6 +57,29 @@ type JoinRequest struct {
 	Name     string `json:"name"`
 	Email    string `json:"email"`
 	IsHost   bool   `json:"is_host"`
+	// Profile names a token_api profile (meeting type): its lifetime,
+	// moderator rule and features. "" is the default.
+	Profile string `json:"profile"`
+}
+
+// EndRequest is the optional body of POST .../end.
+type EndRequest struct {
+	// Reason is shown to the participants (at most 200 bytes).
+	Reason string `json:"reason"`
+}
+
+// StatusResponse answers GET /api/v1/live/streams/{stream_id}.
+type StatusResponse struct {
+	RoomName     string `json:"room_name"`
+	Running      bool   `json:"running"`
+	Participants int    `json:"participants"`
+}
+
+// EndResponse answers POST /api/v1/live/streams/{stream_id}/end.
+type EndResponse struct {
+	RoomName string `json:"room_name"`
+	// Ended is false when the meeting was not running.
+	Ended bool `json:"ended"`
 }
 
 // JoinResponse is the success body.
@@ -68,7 +96,7 @@ type JoinResponse struct {
 
 // joinFields are the request's fields, matched exactly (case-sensitive):
 // {"IS_HOST": true} is an unknown field, not is_host.
-var joinFields = []string{"identity", "name", "email", "is_host"}
+var joinFields = []string{"identity", "name", "email", "is_host", "profile"}
 
 // DecodeJoinRequest reads one JSON object of at most maxBody bytes from r,
 // rejecting unknown fields (names match exactly, case included), repeated
@@ -87,6 +115,8 @@ func DecodeJoinRequest(r io.Reader, maxBody int64) (JoinRequest, *APIError) {
 			return &req.Email, true
 		case "is_host":
 			return &req.IsHost, true
+		case "profile":
+			return &req.Profile, true
 		}
 		return nil, false
 	}, joinFields); e != nil {
@@ -102,6 +132,36 @@ func DecodeJoinRequest(r io.Reader, maxBody int64) (JoinRequest, *APIError) {
 		return req, tooLarge(maxBody)
 	}
 	return req, req.validate()
+}
+
+// DecodeEndRequest reads the optional body of an end request: empty, or one
+// JSON object with "reason".
+func DecodeEndRequest(r io.Reader, maxBody int64) (EndRequest, *APIError) {
+	var req EndRequest
+	lr := &io.LimitedReader{R: r, N: maxBody + 1}
+	br := bufio.NewReader(lr)
+	if _, err := br.Peek(1); errors.Is(err, io.EOF) {
+		return req, nil // no body
+	}
+	dec := json.NewDecoder(br)
+	if e := decodeObject(dec, lr, func(name string) (any, bool) {
+		if name == "reason" {
+			return &req.Reason, true
+		}
+		return nil, false
+	}, []string{"reason"}); e != nil {
+		return req, e
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if lr.N <= 0 {
+			return req, tooLarge(maxBody)
+		}
+		return req, apiErr(http.StatusBadRequest, CodeInvalidJSON, "the body must be exactly one JSON object")
+	}
+	if lr.N <= 0 {
+		return req, tooLarge(maxBody)
+	}
+	return req, checkText("reason", req.Reason, maxReason, false)
 }
 
 func tooLarge(maxBody int64) *APIError {
@@ -222,6 +282,9 @@ func (r JoinRequest) validate() *APIError {
 	if e := checkText("email", r.Email, maxEmail, false); e != nil {
 		return e
 	}
+	if r.Profile != "" && !validProfile(r.Profile) {
+		return apiErr(http.StatusBadRequest, CodeInvalidField, "field \"profile\" must be 1-%d lower-case letters, digits, '-' or '_', starting with a letter", maxProfile)
+	}
 	if r.Email != "" {
 		a, err := mail.ParseAddress(r.Email)
 		if err != nil || a.Address != r.Email || a.Name != "" {
@@ -229,6 +292,19 @@ func (r JoinRequest) validate() *APIError {
 		}
 	}
 	return nil
+}
+
+func validProfile(p string) bool {
+	if len(p) == 0 || len(p) > maxProfile || p[0] < 'a' || p[0] > 'z' {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if !('a' <= c && c <= 'z') && !('0' <= c && c <= '9') && c != '-' && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // checkStreamID validates the path's stream id (any text; it is sanitized

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"path"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,11 +24,16 @@ import (
 	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/room"
+	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 	"github.com/jitsi-agent/jitsi-agent/internal/token"
 )
 
-// JoinPath is the endpoint's route pattern.
-const JoinPath = "/api/v1/live/streams/{stream_id}/join"
+// Route patterns.
+const (
+	JoinPath   = "/api/v1/live/streams/{stream_id}/join"
+	StatusPath = "/api/v1/live/streams/{stream_id}"
+	EndPath    = "/api/v1/live/streams/{stream_id}/end"
+)
 
 // Minter signs tokens; *token.Tokens implements it.
 type Minter interface {
@@ -49,11 +55,12 @@ type apiKey struct {
 
 // Server is the join endpoint.
 type Server struct {
-	cfg    Config
-	minter Minter
-	log    Logger
-	keys   []apiKey
-	denied *bucket // shared by requests that fail authentication
+	cfg      Config
+	minter   Minter
+	log      Logger
+	keys     []apiKey
+	profiles map[string]spec.TokenProfile
+	denied   *bucket // shared by requests that fail authentication
 	// rejectLog limits access-log lines for rejected (4xx) requests;
 	// suppressed counts the lines it dropped since the last one written.
 	rejectLog  *bucket
@@ -75,12 +82,18 @@ func New(cfg Config, m Minter, logger Logger) (*Server, error) {
 		s.keys = append(s.keys, apiKey{name: k.Name, digest: sha256.Sum256([]byte(k.Secret.Reveal())),
 			grantHosts: k.GrantHosts, bucket: newBucket(cfg.RateRPS, cfg.Burst, cfg.Now())})
 	}
+	s.profiles = map[string]spec.TokenProfile{}
+	for _, p := range cfg.Profiles {
+		s.profiles[p.Name] = p
+	}
 	s.denied = newBucket(cfg.RateRPS, cfg.Burst, cfg.Now())
 	mux := http.NewServeMux()
 	mux.HandleFunc(JoinPath, s.join)
+	mux.HandleFunc(StatusPath, s.status)
+	mux.HandleFunc(EndPath, s.end)
 	mux.HandleFunc("/healthz", s.healthz)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, apiErr(http.StatusNotFound, CodeNotFound, "no such endpoint; the join endpoint is POST /api/v1/live/streams/{stream_id}/join"))
+		writeError(w, apiErr(http.StatusNotFound, CodeNotFound, "no such endpoint; the endpoints are POST /api/v1/live/streams/{stream_id}/join, GET /api/v1/live/streams/{stream_id} and POST /api/v1/live/streams/{stream_id}/end"))
 	})
 	s.rejectLog = newBucket(rejectLogRate, rejectLogBurst, cfg.Now())
 	s.handler = s.accessLog(cleanPaths(mux))
@@ -163,42 +176,54 @@ func note(r *http.Request, key string) {
 	}
 }
 
-func (s *Server) join(w http.ResponseWriter, r *http.Request) {
+// admit checks the method, the bearer key, its rate limit and the stream id,
+// and answers the error itself when one fails.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, method string) (*apiKey, string, bool) {
 	note(r, "")
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		writeError(w, apiErr(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "use POST"))
-		return
+	if r.Method != method {
+		w.Header().Set("Allow", method)
+		writeError(w, apiErr(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "use %s", method))
+		return nil, "", false
 	}
 	key := s.authenticate(r)
 	now := s.cfg.Now()
 	if key == nil {
 		if ok, retry := s.denied.take(now); !ok {
 			tooMany(w, retry)
-			return
+			return nil, "", false
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="jitsi-agent"`)
 		writeError(w, apiErr(http.StatusUnauthorized, CodeUnauthorized, "missing or unknown API key; send Authorization: Bearer <key>"))
-		return
+		return nil, "", false
 	}
 	note(r, key.name)
 	if ok, retry := key.bucket.take(now); !ok {
 		tooMany(w, retry)
-		return
+		return nil, "", false
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			writeError(w, apiErr(http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "send Content-Type: application/json"))
-			return
+	if method == http.MethodPost {
+		if ct := r.Header.Get("Content-Type"); ct != "" {
+			if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+				writeError(w, apiErr(http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "send Content-Type: application/json"))
+				return nil, "", false
+			}
 		}
-	}
-	if r.ContentLength > s.cfg.MaxBody {
-		writeError(w, apiErr(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "the body is larger than %d bytes", s.cfg.MaxBody))
-		return
+		if r.ContentLength > s.cfg.MaxBody {
+			writeError(w, apiErr(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "the body is larger than %d bytes", s.cfg.MaxBody))
+			return nil, "", false
+		}
 	}
 	streamID := r.PathValue("stream_id")
 	if e := checkStreamID(streamID); e != nil {
 		writeError(w, e)
+		return nil, "", false
+	}
+	return key, streamID, true
+}
+
+func (s *Server) join(w http.ResponseWriter, r *http.Request) {
+	key, streamID, ok := s.admit(w, r, http.MethodPost)
+	if !ok {
 		return
 	}
 	req, e := DecodeJoinRequest(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody+1), s.cfg.MaxBody)
@@ -206,15 +231,39 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	if req.IsHost && !key.grantHosts {
-		writeError(w, apiErr(http.StatusForbidden, CodeHostGrant, "API key %q may not grant hosts: set grant_hosts = true on the key, or send is_host: false", key.name))
+	prof := spec.TokenProfile{Moderator: spec.ProfileModeratorRequest}
+	if req.Profile != "" {
+		p, ok := s.profiles[req.Profile]
+		if !ok {
+			writeError(w, apiErr(http.StatusBadRequest, CodeUnknownProfile, "profile %q is not defined; the profiles are: %s", req.Profile, s.profileNames()))
+			return
+		}
+		prof = p
+	}
+	moderator := req.IsHost
+	switch prof.Moderator {
+	case spec.ProfileModeratorNever:
+		if req.IsHost {
+			writeError(w, apiErr(http.StatusForbidden, CodeHostGrant, "profile %q has no hosts (moderator = \"never\"); send is_host: false", prof.Name))
+			return
+		}
+	case spec.ProfileModeratorAlways:
+		moderator = true
+	}
+	if moderator && !key.grantHosts {
+		writeError(w, apiErr(http.StatusForbidden, CodeHostGrant, "API key %q may not grant hosts: set grant_hosts = true on the key, or send is_host: false (with a profile whose moderator rule is not \"always\")", key.name))
 		return
+	}
+	ttl := s.cfg.TTL
+	if prof.Lifetime > 0 {
+		ttl = prof.Lifetime
 	}
 	roomName := room.Sanitize(streamID, s.cfg.Unguessable, s.cfg.RoomSecret)
 	tok, err := s.minter.Mint(token.MintRequest{
-		Room: roomName,
-		User: token.User{ID: req.Identity, Name: req.Name, Email: req.Email, Moderator: req.IsHost},
-		TTL:  s.cfg.TTL,
+		Room:     roomName,
+		User:     token.User{ID: req.Identity, Name: req.Name, Email: req.Email, Moderator: moderator},
+		TTL:      ttl,
+		Features: prof.Features,
 	})
 	if err != nil {
 		// Never the secret; and not the room name either (with unguessable
@@ -232,6 +281,82 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, JoinResponse{Token: tok, URL: s.cfg.ServerURL, RoomName: roomName,
 		MeetingURL: s.cfg.ServerURL + "/" + roomName})
+}
+
+func (s *Server) profileNames() string {
+	if len(s.profiles) == 0 {
+		return "(none: leave profile out)"
+	}
+	names := make([]string, 0, len(s.profiles))
+	for n := range s.profiles {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// roomsTimeout bounds one status or end call to Prosody.
+const roomsTimeout = 10 * time.Second
+
+func (s *Server) roomsError(w http.ResponseWriter, key *apiKey, what string, err error) {
+	if s.log != nil {
+		s.log.Printf("join-api: key=%s: %s: %v", key.name, what, err)
+	}
+	writeError(w, apiErr(http.StatusServiceUnavailable, CodeUnavailable, "%s: the meeting service (Prosody) cannot be asked right now; retry later", what))
+}
+
+// status answers GET /api/v1/live/streams/{stream_id}: is the meeting
+// running, and how many participants are in it.
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	key, streamID, ok := s.admit(w, r, http.MethodGet)
+	if !ok {
+		return
+	}
+	roomName := room.Sanitize(streamID, s.cfg.Unguessable, s.cfg.RoomSecret)
+	if s.cfg.Rooms == nil {
+		s.roomsError(w, key, "room status", errors.New("no meeting service configured"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), roomsTimeout)
+	defer cancel()
+	st, err := s.cfg.Rooms.Status(ctx, roomName)
+	if err != nil {
+		s.roomsError(w, key, "room status", err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, StatusResponse{RoomName: roomName, Running: st.Running, Participants: st.Participants})
+}
+
+// end answers POST /api/v1/live/streams/{stream_id}/end: the meeting ends
+// for everyone. Only keys with grant_hosts may end meetings.
+func (s *Server) end(w http.ResponseWriter, r *http.Request) {
+	key, streamID, ok := s.admit(w, r, http.MethodPost)
+	if !ok {
+		return
+	}
+	req, e := DecodeEndRequest(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody+1), s.cfg.MaxBody)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	if !key.grantHosts {
+		writeError(w, apiErr(http.StatusForbidden, CodeHostGrant, "API key %q may not end meetings: ending a meeting for everyone is a host's power; set grant_hosts = true on the key", key.name))
+		return
+	}
+	roomName := room.Sanitize(streamID, s.cfg.Unguessable, s.cfg.RoomSecret)
+	if s.cfg.Rooms == nil {
+		s.roomsError(w, key, "end meeting", errors.New("no meeting service configured"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), roomsTimeout)
+	defer cancel()
+	ended, err := s.cfg.Rooms.End(ctx, roomName, req.Reason)
+	if err != nil {
+		s.roomsError(w, key, "end meeting", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, EndResponse{RoomName: roomName, Ended: ended})
 }
 
 func tooMany(w http.ResponseWriter, retry time.Duration) {

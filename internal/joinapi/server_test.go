@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -600,7 +601,8 @@ func TestFromDeployment(t *testing.T) {
 func FuzzJoinBody(f *testing.F) {
 	for _, s := range []string{`{"identity":"u","name":"n","email":"a@b.c","is_host":true}`, `{}`, `[]`, `null`, `{"identity":"u"} x`,
 		`{"identity":"u","extra":1}`, `{"is_host":"true"}`, `{"identity":"` + strings.Repeat("a", 300) + `"}`, "\xff", `{"identity":"\ud800"}`,
-		`{"Identity":"u"}`, `{"identity":"u","identity":"v"}`, `  {"identity" : "u" }  `} {
+		`{"Identity":"u"}`, `{"identity":"u","identity":"v"}`, `  {"identity" : "u" }  `, `{"identity":"u","IS_HOST":true}`,
+		`{"identity":"u","profile":"webinar"}`, `{"identity":"u","profile":"Web inar"}`} {
 		f.Add([]byte(s))
 	}
 	const limit = 256
@@ -707,5 +709,177 @@ func TestMintFailure(t *testing.T) {
 	logs := e.log.all()
 	if !strings.Contains(logs, "could not mint a token: room name: is reserved") || strings.Contains(logs, room.Sanitize("s", true, baseConfig().RoomSecret)) {
 		t.Errorf("log:\n%s", logs)
+	}
+}
+
+// fakeRooms is an in-memory meeting service.
+type fakeRooms struct {
+	mu    sync.Mutex
+	rooms map[string]int
+	err   error
+	ended []string
+}
+
+func (f *fakeRooms) Status(_ context.Context, room string) (RoomStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return RoomStatus{}, f.err
+	}
+	n, ok := f.rooms[room]
+	return RoomStatus{Running: ok, Participants: n}, nil
+}
+
+func (f *fakeRooms) End(_ context.Context, room, reason string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return false, f.err
+	}
+	_, ok := f.rooms[room]
+	delete(f.rooms, room)
+	f.ended = append(f.ended, room+"|"+reason)
+	return ok, nil
+}
+
+func (e *env) send(t *testing.T, method, path, key, body string) result {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, e.url+path, rd)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	return e.do(t, req)
+}
+
+func TestStatusAndEnd(t *testing.T) {
+	fr := &fakeRooms{rooms: map[string]int{}}
+	e := start(t, func(c *Config) { c.Rooms = fr; c.Unguessable = false }, nil)
+	fr.rooms["weekly"] = 3
+	r := e.send(t, "GET", "/api/v1/live/streams/weekly", hostKey, "")
+	var st StatusResponse
+	if r.status != 200 || json.Unmarshal([]byte(r.raw), &st) != nil || !st.Running || st.Participants != 3 || st.RoomName != "weekly" {
+		t.Fatalf("status: %d %s", r.status, r.raw)
+	}
+	r = e.send(t, "GET", "/api/v1/live/streams/other", guestKey, "")
+	if r.status != 200 || !strings.Contains(r.raw, `"running":false`) || !strings.Contains(r.raw, `"participants":0`) {
+		t.Fatalf("status of a room not running: %d %s", r.status, r.raw)
+	}
+	// Authenticated like join, same error codes.
+	expect(t, e.send(t, "GET", "/api/v1/live/streams/weekly", "", ""), 401, CodeUnauthorized)
+	expect(t, e.send(t, "GET", "/api/v1/live/streams/weekly", "wrong-wrong-wrong-wrong", ""), 401, CodeUnauthorized)
+	expect(t, e.send(t, "DELETE", "/api/v1/live/streams/weekly", hostKey, ""), 405, CodeMethodNotAllowed)
+	expect(t, e.send(t, "GET", "/api/v1/live/streams/weekly/end", hostKey, ""), 405, CodeMethodNotAllowed)
+	expect(t, e.send(t, "GET", "/api/v1/live/streams/"+strings.Repeat("s", 300), hostKey, ""), 400, CodeInvalidStreamID)
+	// Ending needs a key that may grant hosts.
+	expect(t, e.send(t, "POST", "/api/v1/live/streams/weekly/end", guestKey, ""), 403, CodeHostGrant)
+	expect(t, e.send(t, "POST", "/api/v1/live/streams/weekly/end", hostKey, `{"Reason":"x"}`), 400, CodeUnknownField)
+	expect(t, e.send(t, "POST", "/api/v1/live/streams/weekly/end", hostKey, `{"reason":"`+strings.Repeat("r", 201)+`"}`), 400, CodeInvalidField)
+	r = e.send(t, "POST", "/api/v1/live/streams/weekly/end", hostKey, `{"reason":"Class is over"}`)
+	if r.status != 200 || r.raw != `{"room_name":"weekly","ended":true}`+"\n" {
+		t.Fatalf("end: %d %s", r.status, r.raw)
+	}
+	if len(fr.ended) != 1 || fr.ended[0] != "weekly|Class is over" {
+		t.Errorf("ended %v", fr.ended)
+	}
+	r = e.send(t, "POST", "/api/v1/live/streams/weekly/end", hostKey, "")
+	if r.status != 200 || !strings.Contains(r.raw, `"ended":false`) {
+		t.Fatalf("end of a room not running: %d %s", r.status, r.raw)
+	}
+	// Prosody unreachable: 503 with a stable code, details only in the log.
+	fr.err = errors.New("dial tcp 127.0.0.1:5280: connection refused")
+	expect(t, e.send(t, "GET", "/api/v1/live/streams/weekly", hostKey, ""), 503, CodeUnavailable)
+	expect(t, e.send(t, "POST", "/api/v1/live/streams/weekly/end", hostKey, ""), 503, CodeUnavailable)
+	if !strings.Contains(e.log.all(), "connection refused") {
+		t.Error("the cause is not logged")
+	}
+	e2 := start(t, nil, nil) // no meeting service
+	expect(t, e2.send(t, "GET", "/api/v1/live/streams/weekly", hostKey, ""), 503, CodeUnavailable)
+}
+
+func TestProfiles(t *testing.T) {
+	e := start(t, func(c *Config) {
+		c.Profiles = []spec.TokenProfile{
+			{Name: "webinar", Lifetime: 4 * time.Hour, Moderator: spec.ProfileModeratorNever, Features: map[string]bool{"screen-sharing": false}},
+			{Name: "tutoring", Lifetime: 30 * time.Minute, Moderator: spec.ProfileModeratorAlways},
+			{Name: "class", Moderator: spec.ProfileModeratorRequest},
+		}
+	}, nil)
+	claims := func(r result) map[string]any {
+		t.Helper()
+		c, err := e.tokens.Verify(r.ok.Token, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Payload()
+	}
+	r := e.post(t, "s", guestKey, `{"identity":"u","profile":"webinar"}`)
+	expect(t, r, 200, "")
+	p := claims(r)
+	if p["exp"].(float64)-p["iat"].(float64) != 4*3600 {
+		t.Errorf("webinar lifetime %v", p["exp"].(float64)-p["iat"].(float64))
+	}
+	ctx := p["context"].(map[string]any)
+	if ctx["features"].(map[string]any)["screen-sharing"] != false || ctx["user"].(map[string]any)["moderator"] != false {
+		t.Errorf("webinar context %v", ctx)
+	}
+	expect(t, e.post(t, "s", hostKey, `{"identity":"u","profile":"webinar","is_host":true}`), 403, CodeHostGrant)
+	// "always": every token is a moderator's, for keys that may grant hosts.
+	expect(t, e.post(t, "s", guestKey, `{"identity":"u","profile":"tutoring"}`), 403, CodeHostGrant)
+	r = e.post(t, "s", hostKey, `{"identity":"u","profile":"tutoring"}`)
+	expect(t, r, 200, "")
+	if p := claims(r); p["context"].(map[string]any)["user"].(map[string]any)["moderator"] != true || p["exp"].(float64)-p["iat"].(float64) != 1800 {
+		t.Errorf("tutoring %v", p)
+	}
+	r = e.post(t, "s", guestKey, `{"identity":"u","profile":"class"}`)
+	expect(t, r, 200, "")
+	if p := claims(r); p["exp"].(float64)-p["iat"].(float64) != 7200 {
+		t.Errorf("class keeps the configured lifetime: %v", p)
+	}
+	expect(t, e.post(t, "s", guestKey, `{"identity":"u","profile":"party"}`), 400, CodeUnknownProfile)
+	expect(t, e.post(t, "s", guestKey, `{"identity":"u","profile":"Webinar"}`), 400, CodeInvalidField)
+	expect(t, e.post(t, "s", guestKey, `{"identity":"u","profile":5}`), 400, CodeInvalidField)
+	for name, bad := range map[string][]spec.TokenProfile{
+		"bad name":      {{Name: "Bad Name"}},
+		"twice":         {{Name: "a"}, {Name: "a"}},
+		"bad moderator": {{Name: "a", Moderator: "sometimes"}},
+		"too long":      {{Name: "a", Lifetime: 31 * 24 * time.Hour}},
+	} {
+		cfg := baseConfig()
+		cfg.Profiles = bad
+		if _, err := New(cfg, testTokens(t), nil); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func FuzzEndBody(f *testing.F) {
+	for _, s := range []string{``, `{}`, `{"reason":"x"}`, `{"Reason":"x"}`, `[]`, `null`, `{"reason":5}`, `{"reason":"a"} {}`,
+		`{"reason":"\u0000"}`, `   `, `{"reason":"` + strings.Repeat("r", 300) + `"}`} {
+		f.Add([]byte(s))
+	}
+	const limit = 256
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, e := DecodeEndRequest(bytes.NewReader(body), limit)
+		if e != nil {
+			if e.Status < 400 || e.Status > 499 || e.Code == "" || e.Message == "" {
+				t.Fatalf("bad error %+v for %q", e, body)
+			}
+			return
+		}
+		if len(body) > limit || len(req.Reason) > maxReason || checkText("reason", req.Reason, maxReason, false) != nil {
+			t.Fatalf("accepted %q -> %+v", body, req)
+		}
+	})
+}
+
+func TestLuaString(t *testing.T) {
+	for in, want := range map[string]string{`a`: `"a"`, `a"b`: `"a\"b"`, `a\b`: `"a\\b"`, "a\nb]]": `"a\010b]]"`, "ä": `"\195\164"`} {
+		if got := luaString(in); got != want {
+			t.Errorf("luaString(%q) = %s, want %s", in, got, want)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -305,5 +306,23 @@ auth "jwt" {
 	}
 	if res = load(nil, filepath.Join(dir, "missing.hcl")); !res.HasErrors() || !strings.Contains(res.Summary(), "missing.hcl") {
 		t.Errorf("missing file: %s", res.Summary())
+	}
+}
+
+func TestExampleTokenProfiles(t *testing.T) {
+	res := loadExample(t, nil)
+	if res.HasErrors() {
+		t.Fatal(res.Summary())
+	}
+	api := res.Deployment.TokenAPI
+	if api == nil || len(api.Keys) != 1 || !api.Keys[0].GrantHosts || api.Keys[0].Key.Reveal() != testAPIKey {
+		t.Fatalf("token_api %+v", api)
+	}
+	want := []TokenProfile{
+		{Name: "webinar", Lifetime: 4 * time.Hour, Moderator: ProfileModeratorRequest, Features: map[string]bool{"screen-sharing": true, "recording": false}},
+		{Name: "drop-in", Lifetime: 30 * time.Minute, Moderator: ProfileModeratorNever},
+	}
+	if !reflect.DeepEqual(api.Profiles, want) {
+		t.Errorf("profiles %+v, want %+v", api.Profiles, want)
 	}
 }

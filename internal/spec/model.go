@@ -366,6 +366,39 @@ type TokenAPI struct {
 	MaxBody int64
 	// RoomPrefix/Unguessable control sanitize(): stream ids become rooms.
 	Unguessable bool
+	// Profiles are the meeting types a join request may name ("profile").
+	Profiles []TokenProfile
+}
+
+// Moderator rules of a token profile.
+const (
+	// ProfileModeratorRequest: is_host decides (keys with grant_hosts only).
+	ProfileModeratorRequest = "request"
+	// ProfileModeratorAlways: every token of the profile is a moderator's
+	// (keys with grant_hosts only).
+	ProfileModeratorAlways = "always"
+	// ProfileModeratorNever: no moderators; is_host is refused.
+	ProfileModeratorNever = "never"
+)
+
+// MaxTokenLifetime bounds token lifetimes (a leaked token should not live
+// for months).
+const MaxTokenLifetime = 30 * 24 * time.Hour
+
+// JitsiFeatures are the context.features keys the Jitsi client and Prosody
+// know (the client's MEET_FEATURES plus name-readonly).
+var JitsiFeatures = []string{"branding", "calendar", "create-polls", "file-upload", "flip", "inbound-call",
+	"livestreaming", "live-translation", "lobby", "moderation", "outbound-call", "recording", "room",
+	"screen-sharing", "send-groupchat", "list-visitors", "sip-inbound-call", "sip-outbound-call",
+	"transcription", "name-readonly"}
+
+// TokenProfile is one meeting type: its tokens' lifetime, who is a
+// moderator, and context.features (nil: Jitsi's moderator-based defaults).
+type TokenProfile struct {
+	Name      string
+	Lifetime  time.Duration // 0: auth.jwt token_lifetime
+	Moderator string
+	Features  map[string]bool
 }
 
 // APIKey is a bearer key for the join endpoint.

@@ -1259,7 +1259,47 @@ func (r *resolver) resolveTokenAPI(d *Deployment) {
 		}
 		api.Keys = append(api.Keys, APIKey{Name: k.Name, Key: sec, GrantHosts: boolOr(k.GrantHosts, false)})
 	}
+	r.resolveTokenProfiles(api, t.Profiles)
 	d.TokenAPI = api
+}
+
+// profileName is what a join request may send as "profile".
+var profileName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+
+func (r *resolver) resolveTokenProfiles(api *TokenAPI, raw []rawTokenProfile) {
+	seen := map[string]bool{}
+	for _, p := range raw {
+		if !profileName.MatchString(p.Name) {
+			r.errf(p.DefRange.Ptr(), "Invalid profile name", "profile %q: use 1-32 lower-case letters, digits, '-' or '_', starting with a letter (the app sends it as \"profile\").", p.Name)
+			continue
+		}
+		if seen[p.Name] {
+			r.errf(p.DefRange.Ptr(), "Duplicate profile", "profile %q is declared twice.", p.Name)
+			continue
+		}
+		seen[p.Name] = true
+		tp := TokenProfile{Name: p.Name, Moderator: strOr(p.Moderator, ProfileModeratorRequest)}
+		tp.Lifetime = r.duration(p.Body, "lifetime", p.Lifetime, 0, time.Minute)
+		if tp.Lifetime > MaxTokenLifetime {
+			r.errf(at(p.Body, "lifetime"), "Token lifetime too long", "profile %q: lifetime must be at most %s, got %s; a leaked token stays usable that long.", p.Name, MaxTokenLifetime, tp.Lifetime)
+		}
+		switch tp.Moderator {
+		case ProfileModeratorRequest, ProfileModeratorAlways, ProfileModeratorNever:
+		default:
+			r.errf(at(p.Body, "moderator"), "Invalid moderator rule", "profile %q: moderator must be \"request\" (is_host decides, for keys with grant_hosts), \"always\" or \"never\", got %q.", p.Name, tp.Moderator)
+		}
+		if p.Features != nil {
+			tp.Features = map[string]bool{}
+			for k, v := range p.Features {
+				if !slices.Contains(JitsiFeatures, k) {
+					r.errf(at(p.Body, "features"), "Unknown feature", "profile %q: feature %q is not one Jitsi knows; the features are %s.", p.Name, k, strings.Join(JitsiFeatures, ", "))
+					continue
+				}
+				tp.Features[k] = v
+			}
+		}
+		api.Profiles = append(api.Profiles, tp)
+	}
 }
 
 // resolveProsody reads the prosody block (Prosody's listeners).

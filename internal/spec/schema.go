@@ -233,10 +233,20 @@ type rawTokenAPI struct {
 	RateLimit        *float64    `hcl:"rate_limit,optional"`
 	Burst            *int        `hcl:"burst,optional"`
 	MaxBody          *int        `hcl:"max_body_bytes,optional"`
-	UnguessableRooms *bool       `hcl:"unguessable_rooms,optional"`
-	Keys             []rawAPIKey `hcl:"key,block"`
+	UnguessableRooms *bool             `hcl:"unguessable_rooms,optional"`
+	Keys             []rawAPIKey       `hcl:"key,block"`
+	Profiles         []rawTokenProfile `hcl:"profile,block"`
 	Body             hcl.Body    `hcl:",body"`
 	DefRange         hcl.Range   `hcl:",def_range"`
+}
+
+type rawTokenProfile struct {
+	Name      string          `hcl:"name,label"`
+	Lifetime  *string         `hcl:"lifetime,optional"`
+	Moderator *string         `hcl:"moderator,optional"`
+	Features  map[string]bool `hcl:"features,optional"`
+	Body      hcl.Body        `hcl:",body"`
+	DefRange  hcl.Range       `hcl:",def_range"`
 }
 
 type rawAPIKey struct {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/jitsi-agent/jitsi-agent/internal/luapattern"
 	"github.com/jitsi-agent/jitsi-agent/internal/room"
+	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
 
 // Tokens mints and verifies tokens for one configuration. It is safe for
@@ -164,7 +165,7 @@ type mintPayload struct {
 }
 
 // MaxTTL bounds --ttl: a leaked token should not live for months.
-const MaxTTL = 30 * 24 * time.Hour
+const MaxTTL = spec.MaxTokenLifetime
 
 // RoomClaim returns the room claim for a room name ("*" stays "*"): the
 // lower-case percent-encoded node Prosody compares. It validates the name.
@@ -289,10 +290,7 @@ func (t *Tokens) checkRoomPattern(p string) error {
 
 // FeatureNames are the context.features keys the Jitsi client and Prosody
 // know (the client's MEET_FEATURES plus name-readonly).
-var FeatureNames = []string{"branding", "calendar", "create-polls", "file-upload", "flip", "inbound-call",
-	"livestreaming", "live-translation", "lobby", "moderation", "outbound-call", "recording", "room",
-	"screen-sharing", "send-groupchat", "list-visitors", "sip-inbound-call", "sip-outbound-call",
-	"transcription", "name-readonly"}
+var FeatureNames = spec.JitsiFeatures
 
 // ParseFeatures parses "screen-sharing=false,recording=true" (values
 // true/false; a bare key means true). Unknown keys are an error with a hint.
