@@ -227,17 +227,17 @@ type rawMetrics struct {
 }
 
 type rawTokenAPI struct {
-	Listen           *string     `hcl:"listen,optional"`
-	TLSCertificate   *string     `hcl:"tls_certificate,optional"`
-	TLSKey           *string     `hcl:"tls_key,optional"`
-	RateLimit        *float64    `hcl:"rate_limit,optional"`
-	Burst            *int        `hcl:"burst,optional"`
-	MaxBody          *int        `hcl:"max_body_bytes,optional"`
+	Listen           *string           `hcl:"listen,optional"`
+	TLSCertificate   *string           `hcl:"tls_certificate,optional"`
+	TLSKey           *string           `hcl:"tls_key,optional"`
+	RateLimit        *float64          `hcl:"rate_limit,optional"`
+	Burst            *int              `hcl:"burst,optional"`
+	MaxBody          *int              `hcl:"max_body_bytes,optional"`
 	UnguessableRooms *bool             `hcl:"unguessable_rooms,optional"`
 	Keys             []rawAPIKey       `hcl:"key,block"`
 	Profiles         []rawTokenProfile `hcl:"profile,block"`
-	Body             hcl.Body    `hcl:",body"`
-	DefRange         hcl.Range   `hcl:",def_range"`
+	Body             hcl.Body          `hcl:",body"`
+	DefRange         hcl.Range         `hcl:",def_range"`
 }
 
 type rawTokenProfile struct {
