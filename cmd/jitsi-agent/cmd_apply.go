@@ -13,6 +13,7 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/accounts"
 	"github.com/jitsi-agent/jitsi-agent/internal/agent"
 	"github.com/jitsi-agent/jitsi-agent/internal/cli"
+	"github.com/jitsi-agent/jitsi-agent/internal/logging"
 	"github.com/jitsi-agent/jitsi-agent/internal/planfile"
 	"github.com/jitsi-agent/jitsi-agent/internal/prosody"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
@@ -57,7 +58,8 @@ func runApply(c *cli.Call) int {
 	if quiet {
 		progress = io.Discard
 	}
-	logf := func(format string, a ...any) { fmt.Fprintf(progress, "jitsi-agent: "+format+"\n", a...) }
+	log, red := logging.CLI(progress)
+	red.Add(d.SecretValues()...)
 
 	env := agent.Env{}
 	if !noReload {
@@ -73,7 +75,7 @@ func runApply(c *cli.Call) int {
 	// starts with the real certificate. Failures keep the placeholder.
 	if d.TLS.ACME != nil && realHost && !noACME {
 		readOnly = nil // the certificates may have changed: render again
-		if err := (agent.CertManager{}).Obtain(ctx, d, root, logf); err != nil {
+		if err := (agent.CertManager{}).Obtain(ctx, d, root, log); err != nil {
 			fmt.Fprintf(stderr, "jitsi-agent: warning: certificates not obtained, keeping the current (or placeholder) certificate: %v\n", err)
 		}
 	}
@@ -83,7 +85,7 @@ func runApply(c *cli.Call) int {
 		printError(stderr, err)
 		return exitError
 	}
-	res, err := agent.Apply(ctx, env, d, set, agent.ApplyOptions{Root: root, Progress: progress, Logf: logf,
+	res, err := agent.Apply(ctx, env, d, set, agent.ApplyOptions{Root: root, Progress: progress, Log: log,
 		OverwriteDrift: overwriteDrift, Always: true, RestartDeferred: restartDeferred})
 	if res.Files == nil {
 		printError(stderr, err)
@@ -110,7 +112,7 @@ func runApply(c *cli.Call) int {
 	if out := res.Services; out != nil && out.Report != nil {
 		for _, u := range out.Report.Units {
 			if u.Action != systemd.ActionNone {
-				logf("%s %s: %s", u.Action, u.Unit, u.Result)
+				log.Infof("%s %s: %s", u.Action, u.Unit, u.Result)
 			}
 		}
 		for _, u := range out.Report.Missing() {

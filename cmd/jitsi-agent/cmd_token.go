@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"net/url"
 	"os"
 	"os/signal"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/cli"
+	"github.com/jitsi-agent/jitsi-agent/internal/logging"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/joinapi"
 	"github.com/jitsi-agent/jitsi-agent/internal/room"
@@ -297,7 +297,11 @@ func runTokenServe(c *cli.Call) int {
 	if listen != "" {
 		cfg.Listen = listen
 	}
-	logger := log.New(stderr, "", log.LstdFlags)
+	logger, _, err := logging.New(logging.Options{Out: stderr, Format: logging.FormatText})
+	if err != nil {
+		printError(stderr, err)
+		return exitError
+	}
 	srv, err := joinapi.New(cfg, tk, logger)
 	if err != nil {
 		printError(stderr, err)

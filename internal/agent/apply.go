@@ -7,10 +7,13 @@ import (
 	"io"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/jitsi-agent/jitsi-agent/internal/accounts"
 	"github.com/jitsi-agent/jitsi-agent/internal/apply"
 	"github.com/jitsi-agent/jitsi-agent/internal/certs"
 	"github.com/jitsi-agent/jitsi-agent/internal/deferred"
+	"github.com/jitsi-agent/jitsi-agent/internal/logging"
 	"github.com/jitsi-agent/jitsi-agent/internal/plan"
 	"github.com/jitsi-agent/jitsi-agent/internal/prosody"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
@@ -57,8 +60,9 @@ type ApplyOptions struct {
 	Root string
 	// Progress receives one line per file change; nil is quiet.
 	Progress io.Writer
-	// Logf receives one line per service action (accounts, units).
-	Logf func(format string, args ...any)
+	// Log receives one line per service action (accounts, units);
+	// default: discarded.
+	Log logrus.FieldLogger
 	// OverwriteDrift also replaces hand-edited files whose drift policy is
 	// "report" (otherwise they are held back and listed in Result.Held).
 	OverwriteDrift bool
@@ -134,9 +138,9 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 	if root == "" {
 		root = "/"
 	}
-	logf := o.Logf
-	if logf == nil {
-		logf = func(string, ...any) {}
+	log := o.Log
+	if log == nil {
+		log = logging.Discard()
 	}
 	opts := apply.Options{Root: root, StateDir: d.StateDir, Keep: d.Backups, Progress: o.Progress, Now: env.Now}
 	if !o.OverwriteDrift {
@@ -164,7 +168,7 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 	// reloaded; until then every later apply reloads them again.
 	settle := func() {
 		if err := apply.Settle(opts, fr.Serial+1); err != nil {
-			logf("notice: %v", err)
+			log.Infof("notice: %v", err)
 		}
 	}
 	if !fr.Changed() && !o.Always && !o.RestartDeferred {
@@ -184,14 +188,14 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 		for _, c := range fr.Changes {
 			if c.Path == certs.InternalTrustPath(d) {
 				if err := env.Trust(ctx); err != nil {
-					logf("warning: the internal CA was installed but the trust store was not rebuilt: %v (run update-ca-certificates; jicofo and the videobridge verify auth.%s with it)", err, d.Domain)
+					log.Warnf("the internal CA was installed but the trust store was not rebuilt: %v (run update-ca-certificates; jicofo and the videobridge verify auth.%s with it)", err, d.Domain)
 				} else {
-					logf("trust store: internal CA added (update-ca-certificates)")
+					log.Infof("trust store: internal CA added (update-ca-certificates)")
 				}
 			}
 		}
 	}
-	urgent, err := ensureAccounts(ctx, env, d, root, logf, res)
+	urgent, err := ensureAccounts(ctx, env, d, root, log, res)
 	if err != nil {
 		return res, err
 	}
@@ -200,7 +204,7 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 	ro.Services = svcs
 	ro.DeferredPath = deferred.Path(StateDir(d, root))
 	ro.Redact = set.Redact
-	ro.Logf = logf
+	ro.Log = log
 	if env.Now != nil {
 		ro.Now = env.Now
 	}
@@ -208,7 +212,7 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 	// again in a rollback pass).
 	var pl *prosodyLive
 	if env.Prosody != nil {
-		if pl, err = newProsodyLive(d, set, fr, env.Prosody, logf); err != nil {
+		if pl, err = newProsodyLive(d, set, fr, env.Prosody, log); err != nil {
 			return res, err
 		}
 	}
@@ -262,7 +266,7 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 			return res, fmt.Errorf("deferred restarts: %w", err)
 		}
 		for _, u := range rep.Units {
-			logf("%s %s: %s", u.Action, u.Unit, u.Result)
+			log.Infof("%s %s: %s", u.Action, u.Unit, u.Result)
 		}
 	}
 	return res, nil
@@ -270,12 +274,12 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 
 // ensureAccounts creates or updates focus@auth.DOMAIN and jvb@auth.DOMAIN
 // and returns the components whose login changed (they must restart now).
-func ensureAccounts(ctx context.Context, env Env, d *spec.Deployment, root string, logf func(string, ...any), res *Result) ([]string, error) {
+func ensureAccounts(ctx context.Context, env Env, d *spec.Deployment, root string, log logrus.FieldLogger, res *Result) ([]string, error) {
 	if env.Accounts == nil || !d.Host.HasRole(spec.Prosody) {
 		return nil, nil
 	}
 	if u, ok := env.Accounts.(accounts.Unavailable); ok {
-		logf("notice: %s", u.Reason)
+		log.Infof("notice: %s", u.Reason)
 		return nil, nil
 	}
 	m := &accounts.Manager{Prosody: env.Accounts, StatePath: accounts.StatePath(StateDir(d, root))}
@@ -283,7 +287,7 @@ func ensureAccounts(ctx context.Context, env Env, d *spec.Deployment, root strin
 	res.Accounts = rs
 	for _, r := range rs {
 		if r.Action != accounts.Unchanged {
-			logf("account %s: %s", r.JID, r.Action)
+			log.Infof("account %s: %s", r.JID, r.Action)
 		}
 	}
 	if err != nil {

@@ -207,7 +207,7 @@ func (a *Daemon) Apply(ctx context.Context, req daemon.Request) (daemon.Outcome,
 	}
 	t2 := time.Now()
 	r, err := Apply(ctx, env, d, set, ApplyOptions{Root: a.root, Always: req.Initial, Wrote: req.Wrote,
-		Logf: func(format string, args ...any) { log.Infof(format, args...) }})
+		Log: log})
 	log.WithFields(logrus.Fields{
 		"load_ms": tLoad.Milliseconds(), "render_ms": tRender.Milliseconds(), "apply_ms": time.Since(t2).Milliseconds(),
 	}).Debug("pipeline timings")
@@ -319,7 +319,7 @@ func (a *Daemon) ensureJoinAPI(d *spec.Deployment) {
 	}
 	log := a.cfg.Log
 	a.joinAPI.ensure(key, func(ctx context.Context) {
-		srv, err := joinapi.ForDeployment(d, joinLogger{log})
+		srv, err := joinapi.ForDeployment(d, log)
 		if err != nil {
 			log.WithError(err).Error("join endpoint: not started")
 			return
@@ -330,11 +330,6 @@ func (a *Daemon) ensureJoinAPI(d *spec.Deployment) {
 		}
 	})
 }
-
-// joinLogger adapts logrus to the join endpoint's access log.
-type joinLogger struct{ log logrus.FieldLogger }
-
-func (l joinLogger) Printf(format string, args ...any) { l.log.Infof(format, args...) }
 
 // background is a goroutine the daemon keeps running while the spec asks
 // for it, restarted when its settings (key) change.

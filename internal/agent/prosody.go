@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/jitsi-agent/jitsi-agent/internal/apply"
 	"github.com/jitsi-agent/jitsi-agent/internal/plan"
 	"github.com/jitsi-agent/jitsi-agent/internal/prosody"
@@ -34,7 +36,7 @@ type prosodyLive struct {
 	repair   bool
 	old, new *prosody.Model
 	plan     prosody.Plan
-	logf     func(format string, args ...any)
+	log      logrus.FieldLogger
 }
 
 // isProsodyConfig reports whether p is a rendered Prosody config file.
@@ -44,7 +46,7 @@ func isProsodyConfig(p string) bool {
 
 // newProsodyLive inspects the apply's changes; nil when Prosody is not
 // managed here or prosodyctl is missing.
-func newProsodyLive(d *spec.Deployment, set *render.Set, res *apply.Result, shell prosody.Shell, logf func(string, ...any)) (*prosodyLive, error) {
+func newProsodyLive(d *spec.Deployment, set *render.Set, res *apply.Result, shell prosody.Shell, log logrus.FieldLogger) (*prosodyLive, error) {
 	if len(d.Host.Roles) > 0 && !d.Host.HasRole(spec.Prosody) {
 		return nil, nil
 	}
@@ -52,7 +54,7 @@ func newProsodyLive(d *spec.Deployment, set *render.Set, res *apply.Result, shel
 	if s, ok := d.Services[spec.Prosody]; ok && s.Unit != "" {
 		unit = s.Unit
 	}
-	pl := &prosodyLive{admin: prosody.Admin{Shell: shell}, unit: unit, logf: logf}
+	pl := &prosodyLive{admin: prosody.Admin{Shell: shell}, unit: unit, log: log}
 	for _, f := range set.Files {
 		if f.Kind == render.KindFile && isProsodyConfig(f.Path) {
 			m, err := prosody.ModelOf(f.Content)
@@ -114,7 +116,7 @@ func (p *prosodyLive) afterUnit(ctx context.Context, u systemd.UnitResult) error
 	switch u.Action {
 	case systemd.ActionDeferred:
 		_, why := p.plan.Restart()
-		p.logf("prosody: restart deferred (%s); the running server keeps the old config until 'apply --restart-deferred'", strings.Join(why, "; "))
+		p.log.Infof("prosody: restart deferred (%s); the running server keeps the old config until 'apply --restart-deferred'", strings.Join(why, "; "))
 		return nil
 	case systemd.ActionRestart, systemd.ActionStart:
 		return p.verifyAfterStart(ctx)
@@ -125,7 +127,7 @@ func (p *prosodyLive) afterUnit(ctx context.Context, u systemd.UnitResult) error
 		done, err := prosody.Sync(ctx, p.admin, p.plan, p.old, p.new)
 		for _, a := range done {
 			if a.Kind != prosody.ActConfigReload {
-				p.logf("prosody: %s", a)
+				p.log.Infof("prosody: %s", a)
 			}
 		}
 		if err != nil {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/jitsi-agent/jitsi-agent/internal/certs"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 	"github.com/jitsi-agent/jitsi-agent/internal/systemd"
@@ -56,7 +58,7 @@ func (b *Bus) Close() {
 type ACME interface {
 	// Obtain runs one pass (apply on a fresh host: the agent answers
 	// HTTP-01 on port 80 itself while nothing else listens there).
-	Obtain(ctx context.Context, d *spec.Deployment, root string, logf func(string, ...any)) error
+	Obtain(ctx context.Context, d *spec.Deployment, root string, log logrus.FieldLogger) error
 	// Run keeps the certificates renewed until ctx ends (nginx owns port 80
 	// and proxies the challenge); stored is called after each issuance.
 	Run(ctx context.Context, d *spec.Deployment, root string, stored func(name string, notAfter time.Time)) error
@@ -69,7 +71,7 @@ type CertManager struct{}
 const ObtainTimeout = 3 * time.Minute
 
 // Obtain implements ACME.
-func (CertManager) Obtain(ctx context.Context, d *spec.Deployment, root string, logf func(string, ...any)) error {
+func (CertManager) Obtain(ctx context.Context, d *spec.Deployment, root string, log logrus.FieldLogger) error {
 	cfg, err := certs.ConfigFor(d, root)
 	if err != nil {
 		return err
@@ -84,7 +86,7 @@ func (CertManager) Obtain(ctx context.Context, d *spec.Deployment, root string, 
 	}
 	cctx, cancel := context.WithTimeout(ctx, ObtainTimeout)
 	defer cancel()
-	logf("certificates: checking %s with %s", strings.Join(certs.Names(d), ", "), certs.DirectoryURL(d))
+	log.Infof("certificates: checking %s with %s", strings.Join(certs.Names(d), ", "), certs.DirectoryURL(d))
 	if err := m.ObtainOnce(cctx); err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("the CA did not finish within %s", ObtainTimeout)

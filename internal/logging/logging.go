@@ -240,3 +240,54 @@ func (r *Redactor) redactValue(v any) (any, bool) {
 		return v, false
 	}
 }
+
+// FormatCLI is the format of the one-shot commands' progress lines
+// ("jitsi-agent: msg", "jitsi-agent: warning: msg"), see CLI.
+const FormatCLI = "cli"
+
+// CLI returns the logger of a one-shot command (apply, rollback): plain
+// "jitsi-agent: " lines on out, warnings and errors labelled, fields as
+// sorted key=value pairs, secrets redacted like the daemon's. The daemon and
+// the commands log through the same logrus calls; only the formatter differs.
+func CLI(out io.Writer) (*logrus.Logger, *Redactor) {
+	l := logrus.New()
+	l.SetOutput(out)
+	l.SetLevel(logrus.InfoLevel)
+	l.SetFormatter(cliFormatter{})
+	r := NewRedactor()
+	l.AddHook(r)
+	return l, r
+}
+
+type cliFormatter struct{}
+
+func (cliFormatter) Format(e *logrus.Entry) ([]byte, error) {
+	var b strings.Builder
+	b.WriteString("jitsi-agent: ")
+	switch {
+	case e.Level <= logrus.ErrorLevel:
+		b.WriteString("error: ")
+	case e.Level == logrus.WarnLevel:
+		b.WriteString("warning: ")
+	}
+	b.WriteString(e.Message)
+	keys := make([]string, 0, len(e.Data))
+	for k := range e.Data {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %s=%v", k, e.Data[k])
+	}
+	b.WriteByte('\n')
+	return []byte(b.String()), nil
+}
+
+// Discard is a logger that drops everything (the default of options that
+// take a logger).
+func Discard() *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	l.SetLevel(logrus.PanicLevel)
+	return l
+}

@@ -136,3 +136,16 @@ func TestSensitiveKey(t *testing.T) {
 		}
 	}
 }
+
+func TestCLIFormat(t *testing.T) {
+	var b bytes.Buffer
+	l, red := CLI(&b)
+	red.Add("hunter2-secret-value")
+	l.Infof("reload %s: ok", "prosody.service")
+	l.WithField("unit", "jicofo.service").Warn("password hunter2-secret-value rejected")
+	l.Debug("not shown")
+	want := "jitsi-agent: reload prosody.service: ok\njitsi-agent: warning: password (sensitive) rejected unit=jicofo.service\n"
+	if b.String() != want {
+		t.Fatalf("got %q\nwant %q", b.String(), want)
+	}
+}

@@ -183,7 +183,7 @@ func TestRealSystemdBox(t *testing.T) {
 		HealthTimeout: 20 * time.Second,
 		PollInterval:  100 * time.Millisecond,
 		Settle:        2 * time.Second,
-		Logf:          t.Logf,
+		Log:           testLogger(t),
 	}
 	r := NewReloader(d, opts)
 	nginxChange := []Change{{Unit: "nginx.service", Component: spec.Nginx}}

@@ -10,8 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/jitsi-agent/jitsi-agent/internal/deferred"
 	"github.com/jitsi-agent/jitsi-agent/internal/files"
+	"github.com/jitsi-agent/jitsi-agent/internal/logging"
 	"github.com/jitsi-agent/jitsi-agent/internal/plan"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
@@ -264,8 +267,8 @@ type Options struct {
 	Redact []string
 	// Now is the clock for deferred timestamps (default time.Now).
 	Now func() time.Time
-	// Logf receives one line per action ("" = silent).
-	Logf func(format string, args ...any)
+	// Log receives one line per action (default: discarded).
+	Log logrus.FieldLogger
 	// AfterUnit, when set, runs right after each unit's action succeeded
 	// and before the next unit (e.g. Prosody's live step: jicofo and the
 	// videobridge, next in order, log in to the hosts it activates).
@@ -323,8 +326,8 @@ func NewReloader(units Units, o Options) *Reloader {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.Logf == nil {
-		o.Logf = func(string, ...any) {}
+	if o.Log == nil {
+		o.Log = logging.Discard()
 	}
 	return &Reloader{units: units, o: o}
 }
@@ -501,7 +504,7 @@ func (r *Reloader) one(ctx context.Context, it item, force bool) (UnitResult, *d
 	fail := func(action Action, st UnitState, err error) (UnitResult, *deferred.Restart, bool) {
 		res.Action, res.Result, res.State = action, ResultFailed, st
 		res.Err = r.unitError(ctx, it, action, st, err, since)
-		r.o.Logf("%s: %s: %v", it.Unit, action, err)
+		r.o.Log.Warnf("%s: %s: %v", it.Unit, action, err)
 		return res, nil, false
 	}
 	st, err := r.units.Properties(ctx, it.Unit)
@@ -513,14 +516,14 @@ func (r *Reloader) one(ctx context.Context, it item, force bool) (UnitResult, *d
 		// help, so this is reported (Report.Missing) rather than failed.
 		res.Action, res.Result, res.State = ActionSkipped, ResultMissing, st
 		res.Note = fmt.Sprintf("systemd has no unit %s (load state %q); is the package installed?", it.Unit, st.LoadState)
-		r.o.Logf("%s: %s", it.Unit, res.Note)
+		r.o.Log.Warnf("%s: %s", it.Unit, res.Note)
 		return res, nil, true
 	}
 	if st.LoadState == "masked" {
 		// The administrator masked it: never start it, never roll back for it.
 		res.Action, res.Result, res.State = ActionSkipped, ResultSkipped, st
 		res.Note = "unit is masked"
-		r.o.Logf("%s: masked; left alone", it.Unit)
+		r.o.Log.Infof("%s: masked; left alone", it.Unit)
 		return res, nil, true
 	}
 	svc, isService := r.service(it.Component)
@@ -531,7 +534,7 @@ func (r *Reloader) one(ctx context.Context, it item, force bool) (UnitResult, *d
 			return fail(ActionNone, st, fmt.Errorf("enabling: %w", err))
 		}
 		res.Enabled = true
-		r.o.Logf("%s: enabled", it.Unit)
+		r.o.Log.Infof("%s: enabled", it.Unit)
 	}
 
 	var action Action
@@ -547,7 +550,7 @@ func (r *Reloader) one(ctx context.Context, it item, force bool) (UnitResult, *d
 			}
 			d := &deferred.Restart{Unit: it.Unit, Component: it.Component, Since: r.o.Now().UTC(), Reason: reason}
 			res.Action, res.Result, res.State = ActionDeferred, ResultDeferred, st
-			r.o.Logf("%s: restart deferred (restart = \"defer\"); run apply --restart-deferred", it.Unit)
+			r.o.Log.Infof("%s: restart deferred (restart = \"defer\"); run apply --restart-deferred", it.Unit)
 			return res, d, true
 		}
 	case st.Running() || st.ActiveState == "activating":
@@ -564,7 +567,7 @@ func (r *Reloader) one(ctx context.Context, it item, force bool) (UnitResult, *d
 		return res, nil, true
 	}
 
-	r.o.Logf("%s: %s", it.Unit, action)
+	r.o.Log.Infof("%s: %s", it.Unit, action)
 	var jerr error
 	switch action {
 	case ActionReload:

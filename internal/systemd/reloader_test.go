@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/jitsi-agent/jitsi-agent/internal/deferred"
 	"github.com/jitsi-agent/jitsi-agent/internal/plan"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
@@ -534,4 +536,19 @@ func TestServicesFor(t *testing.T) {
 	if len(ServicesFor(d)) != 5 {
 		t.Fatal("no roles means every component")
 	}
+}
+
+// testLogger sends log lines to t.Log.
+func testLogger(t *testing.T) logrus.FieldLogger {
+	l := logrus.New()
+	l.SetOutput(testWriter{t})
+	l.SetFormatter(&logrus.TextFormatter{DisableTimestamp: true})
+	return l
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }

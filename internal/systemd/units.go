@@ -19,7 +19,7 @@
 //	changes := systemd.ChangesFromPlan(res.Changes)
 //	changes = append(changes, systemd.UrgentFor(svcs, accounts.Components(accountResults)...)...)
 //	r := systemd.NewReloader(conn, systemd.Options{Services: svcs,
-//		DeferredPath: deferred.Path(stateDir), Redact: set.Redact, Logf: log.Infof})
+//		DeferredPath: deferred.Path(stateDir), Redact: set.Redact, Log: log})
 //	out, err := systemd.ReloadOrRollback(ctx, r, changes, systemd.RestorerFunc(
 //		func(ctx context.Context) ([]string, error) {
 //			rb, err := apply.Rollback(ctx, apply.Previous, applyOpts)
