@@ -116,3 +116,18 @@ token_api {
 metrics {
   listen = "127.0.0.1:9137"
 }
+
+# The host's firewall: an nftables table of its own (table inet jitsi_agent)
+# opening exactly what this deployment serves (80 and 443/tcp, 10000/udp,
+# 3478/udp, 5349/tcp, the relay range above) plus SSH; everything else
+# inbound is dropped. Other tables (Docker, fail2ban) are left alone.
+# Over SSH, apply firewall changes with `jitsi-agent apply --confirm 2m`.
+firewall {
+  ssh_port = 22
+  # ssh_sources = ["198.51.100.0/24"]   # only the office may log in
+  # port "backend" {                    # an extra port, e.g. the app's API
+  #   port    = 8000
+  #   sources = ["10.0.0.0/8"]
+  #   reason  = "app backend, LAN only"
+  # }
+}

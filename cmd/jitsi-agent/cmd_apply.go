@@ -23,6 +23,7 @@ import (
 func runApply(c *cli.Call) int {
 	stdout, stderr := c.Stdout, c.Stderr
 	quiet, noReload, restartDeferred, overwriteDrift, noACME := c.Bool("q"), c.Bool("no-reload"), c.Bool("restart-deferred"), c.Bool("overwrite-drift"), c.Bool("no-acme")
+	confirm := c.Duration("confirm")
 	specPath := c.Args[0]
 	var d *spec.Deployment
 	var root string
@@ -44,6 +45,19 @@ func runApply(c *cli.Call) int {
 	realHost := root == "/"
 	if !realHost {
 		noReload = true
+	}
+	if confirm != 0 {
+		switch {
+		case confirm < 10*time.Second || confirm > time.Hour:
+			fmt.Fprintf(stderr, "Error: -confirm %s: give 10s to 1h (time to open a new SSH session and run 'jitsi-agent confirm').\nNothing was changed.\n", confirm)
+			return exitError
+		case !d.Firewall.Enabled:
+			fmt.Fprintln(stderr, "Error: -confirm: the spec's firewall is off (no firewall block, or enabled = false), so there is nothing to confirm.\nNothing was changed.")
+			return exitError
+		case noReload:
+			fmt.Fprintf(stderr, "Error: -confirm needs the live firewall, which is not touched with %s.\nNothing was changed.\n", reloadSkipReason(realHost))
+			return exitError
+		}
 	}
 	// Render once without touching the state directory: a template error
 	// must change nothing at all.
@@ -69,6 +83,7 @@ func runApply(c *cli.Call) int {
 		env.Accounts = accounts.System()
 		env.Prosody = prosody.System()
 		env.Trust = agent.UpdateCACertificates
+		env.Firewall = agent.SystemFirewall()
 	}
 	// Fresh host with ACME: obtain the certificates first (the agent answers
 	// HTTP-01 on port 80 itself while nothing else listens there), so nginx
@@ -86,7 +101,16 @@ func runApply(c *cli.Call) int {
 		return exitError
 	}
 	res, err := agent.Apply(ctx, env, d, set, agent.ApplyOptions{Root: root, Progress: progress, Log: log,
-		OverwriteDrift: overwriteDrift, Always: true, RestartDeferred: restartDeferred})
+		OverwriteDrift: overwriteDrift, Always: true, RestartDeferred: restartDeferred, Confirm: confirm})
+	if fw := res.Firewall; fw != nil && err == nil {
+		switch {
+		case fw.Pending != nil:
+			fmt.Fprintf(stdout, "jitsi-agent: firewall: the change reverts at %s unless confirmed. From a NEW ssh session (proving you can still log in), run:\n  jitsi-agent confirm %s\n",
+				fw.Pending.Deadline.Local().Format("15:04:05 MST"), specPath)
+		case confirm > 0:
+			fmt.Fprintln(stdout, "jitsi-agent: firewall: unchanged, nothing to confirm")
+		}
+	}
 	if res.Files == nil {
 		printError(stderr, err)
 		return exitError

@@ -17,7 +17,7 @@ import (
 
 func runDoctor(c *cli.Call) int {
 	stdout, stderr := c.Stdout, c.Stderr
-	asJSON, ascii, timeout := c.Bool("json"), c.Bool("ascii"), c.Duration("timeout")
+	asJSON, ascii, timeout, selfTest := c.Bool("json"), c.Bool("ascii"), c.Duration("timeout"), c.Bool("self-test")
 	specPath := c.Args[0]
 	root, ok := rootArg(c)
 	if !ok {
@@ -48,6 +48,9 @@ func runDoctor(c *cli.Call) int {
 		var release func()
 		env, release = agent.DoctorEnv(ctx, d, set, root)
 		defer release()
+		if selfTest && root == "/" {
+			env.FirewallProbe = agent.FirewallSelfTest
+		}
 	}
 	rep := doctor.Run(ctx, d, env, opts)
 	var err error

@@ -83,6 +83,15 @@ service "jvb" {
 metrics {
   listen = "127.0.0.1:9137"
 }
+
+# The host firewall: an nftables table of jitsi-agent's own (inet jitsi_agent)
+# opening exactly this deployment's public ports (80, 443, 10000/udp,
+# 3478/udp, 5349/tcp, coturn's relay range) and SSH; other inbound traffic is
+# dropped, other tables are left alone. Over SSH, apply firewall changes with
+# 'jitsi-agent apply -confirm 2m' and confirm from a new session.
+firewall {
+  ssh_port = 22 # the port sshd listens on: always allowed
+}
 `
 
 func runInit(c *cli.Call) int {

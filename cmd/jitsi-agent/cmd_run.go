@@ -76,6 +76,7 @@ func runRun(c *cli.Call) int {
 		env.Accounts = accounts.System()
 		env.Prosody = prosody.System()
 		env.Trust = agent.UpdateCACertificates
+		env.Firewall = agent.SystemFirewall()
 	}
 	if !noACME {
 		env.ACME = agent.CertManager{}

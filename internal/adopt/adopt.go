@@ -117,6 +117,7 @@ func Import(opts Options) (*Result, error) {
 		vh := h.prosody.section(h.domain)
 		return nil, fmt.Errorf("%s: app_secret has %d characters; jitsi-agent requires at least %d (a short HMAC secret can be brute-forced from any token). Generate one (openssl rand -hex 32), set it in the app's backend and in this file, then run import again", at(h.prosody.File, vh.Opts["app_secret"].Line), n, spec.MinAppSecretLength)
 	}
+	deriveFirewall(h, im)
 
 	secretName := strings.TrimSuffix(filepath.Base(outAbs), filepath.Ext(outAbs)) + ".app_secret"
 	res := &Result{Domain: h.domain, Sources: h.files(), AppSecret: im.appSecret, hostName: im.hostName}
@@ -152,6 +153,7 @@ func Import(opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	refineFirewall(im, d)
 	// Pass 2: with the extras; what still differs is what apply changes.
 	src = writeSpec(im, res.Sources, secretName, extra)
 	d, set, err = loadAndRender(outAbs, src, res)

@@ -294,6 +294,8 @@ func writeSpec(im *imported, sources []string, secretFile string, extra spec.Ext
 		w("\nweb {\n%s}\n", wb.String())
 	}
 
+	writeFirewall(&b, d.Firewall)
+
 	var eb strings.Builder
 	for _, e := range []struct{ name, text string }{
 		{"prosody", extra.Prosody}, {"jicofo", extra.Jicofo}, {"jvb", extra.JVB}, {"sip_communicator", extra.SipCommunicator},

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/firewall"
 )
 
 // Paths of the Debian quick-install layout (and jitsi-agent's own, which
@@ -44,7 +46,8 @@ type hostFiles struct {
 	configJS     *jsConfig
 	nginx        *ngxFile
 	turn         *lineFile
-	turnPath     string // which turnserver.conf was read
+	turnPath     string          // which turnserver.conf was read
+	firewall     *firewall.Rules // the agent's own ruleset, read back
 
 	raw map[string][]byte // path -> contents, for the report and extras
 }
@@ -262,6 +265,9 @@ func readHost(root, domain string) (*hostFiles, error) {
 			}
 			break
 		}
+	}
+	if err := readFirewall(h); err != nil {
+		return nil, err
 	}
 	if h.prosody == nil && h.jvb == nil && h.jicofo == nil && h.configJS == nil && h.nginx == nil {
 		return nil, fmt.Errorf("no configuration for %s under %s: %s is missing (is --domain right?)", domain, root, prosodyPath(domain))

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os/exec"
+	"path/filepath"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -14,6 +16,8 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/certs"
 	"github.com/jitsi-agent/jitsi-agent/internal/deferred"
 	"github.com/jitsi-agent/jitsi-agent/internal/logging"
+	"github.com/jitsi-agent/jitsi-agent/internal/files"
+	"github.com/jitsi-agent/jitsi-agent/internal/firewall"
 	"github.com/jitsi-agent/jitsi-agent/internal/plan"
 	"github.com/jitsi-agent/jitsi-agent/internal/prosody"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
@@ -45,6 +49,33 @@ type Env struct {
 	// Reload tunes the reloader (health-check client, timeouts, journal);
 	// Services, DeferredPath, Redact, Now and Logf are filled in per apply.
 	Reload systemd.Options
+	// Firewall loads the spec's nftables table into the kernel; nil leaves
+	// the live table alone (the ruleset file is still written).
+	Firewall *Firewall
+}
+
+// Firewall is the nftables side of Env.
+type Firewall struct {
+	// Nft is the kernel (firewall.Nft; tests run it in a namespace).
+	Nft firewall.Backend
+	// Timer arms the revert of apply --confirm (nil: --confirm refused).
+	Timer firewall.Timer
+	// RevertArgv is the nft command the revert unit runs.
+	RevertArgv []string
+}
+
+// SystemFirewall is the real one: nft, and systemd-run for the revert.
+func SystemFirewall() *Firewall {
+	nft := "/usr/sbin/nft"
+	if p, err := exec.LookPath("nft"); err == nil {
+		nft = p
+	}
+	return &Firewall{Nft: firewall.Nft{Argv: []string{nft}}, Timer: firewall.SystemdRun{}, RevertArgv: []string{nft}}
+}
+
+// Manager is the firewall state of deployment d under root.
+func (f *Firewall) Manager(d *spec.Deployment, root string) *firewall.Manager {
+	return &firewall.Manager{Nft: f.Nft, Dir: filepath.Join(StateDir(d, root), "firewall"), Timer: f.Timer, RevertArgv: f.RevertArgv}
 }
 
 func (e Env) now() time.Time {
@@ -76,6 +107,13 @@ type ApplyOptions struct {
 	// the swap (and after a rollback puts files back), before any reload:
 	// the daemon marks them as its own writes (daemon.Request.Wrote).
 	Wrote func(paths ...string)
+	// Confirm > 0 applies a firewall change that reverts by itself unless
+	// "jitsi-agent confirm" arrives in time (apply --confirm).
+	Confirm time.Duration
+	// Daemon marks an unattended run: a firewall change that was reverted
+	// for want of confirmation is not put back, and a hand-edited table is
+	// only reported when the drift policy is "report".
+	Daemon bool
 }
 
 // Result is what one Apply did. Fields are filled as far as the apply got.
@@ -93,6 +131,9 @@ type Result struct {
 	Deferred *systemd.Report
 	// Accounts are the Prosody account results.
 	Accounts []accounts.Result
+	// Firewall is what happened to the live nftables table (nil when
+	// Env.Firewall is nil or the files failed).
+	Firewall *firewall.SyncResult
 }
 
 // Reloaded lists the units the reload pass reloaded, restarted or started
@@ -152,6 +193,21 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 			return false
 		}
 	}
+	var fw *firewall.Manager
+	var script []byte // the rendered ruleset (the files table's firewall row); nil: off
+	if f, ok := set.Lookup(firewall.Path); ok {
+		script = f.Content
+	}
+	if env.Firewall != nil {
+		fw = env.Firewall.Manager(d, root)
+		// nft -c before any file is swapped: a ruleset the kernel rejects
+		// changes nothing, like any other failed validator.
+		if script != nil {
+			if err := fw.Validate(ctx, script); err != nil {
+				return res, &apply.CheckError{Failures: []apply.Failure{{Path: firewall.Path, Checker: string(files.Nft), Output: err.Error()}}}
+			}
+		}
+	}
 	fr, err := apply.Apply(ctx, set, opts)
 	if err != nil {
 		return res, err
@@ -169,6 +225,24 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 	settle := func() {
 		if err := apply.Settle(opts, fr.Serial+1); err != nil {
 			log.Infof("notice: %v", err)
+		}
+	}
+	var fwRestore []byte
+	if fw != nil {
+		sr, err := firewall.Sync(ctx, fw, script, DriftPolicy(d, render.File{}), firewall.SyncOptions{Confirm: o.Confirm, Daemon: o.Daemon})
+		if err != nil {
+			// The ruleset file went in with the others: put them all back.
+			if fr.Changed() {
+				if _, uerr := apply.Undo(ctx, fr.Serial, opts); uerr != nil {
+					err = fmt.Errorf("%w; restoring the files also failed: %w", err, uerr)
+				}
+			}
+			return res, fmt.Errorf("firewall: %w", err)
+		}
+		res.Firewall = &sr
+		fwRestore = sr.Restore
+		if sr.Action == firewall.ActionApplied || sr.Action == firewall.ActionRemoved {
+			log.Infof("firewall: %s table %s %s", sr.Action, firewall.Family, firewall.Table)
 		}
 	}
 	if !fr.Changed() && !o.Always && !o.RestartDeferred {
@@ -231,12 +305,20 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 	changes := append(systemd.ChangesFromPlan(fr.Changes), systemd.UrgentFor(svcs, urgent...)...)
 	changes = pl.changes(changes)
 	var restorer systemd.Restorer
-	if fr.Changed() {
+	if fr.Changed() || fwRestore != nil {
 		serial := fr.Serial
 		restorer = systemd.RestorerFunc(func(ctx context.Context) ([]string, error) {
+			// The live firewall table goes back with the files.
+			var fwErr error
+			if fwRestore != nil {
+				fwErr = fw.Rollback(ctx, fwRestore)
+			}
+			if !fr.Changed() {
+				return nil, fwErr
+			}
 			u, err := apply.Undo(ctx, serial, opts)
 			if err != nil {
-				return nil, err
+				return nil, errors.Join(err, fwErr)
 			}
 			var paths []string
 			for _, c := range u.Changes {
@@ -245,7 +327,7 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 			if o.Wrote != nil {
 				o.Wrote(paths...)
 			}
-			return paths, nil
+			return paths, fwErr
 		})
 	}
 	out, err := systemd.ReloadOrRollback(ctx, r, changes, restorer)

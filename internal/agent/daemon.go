@@ -18,6 +18,7 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/certs"
 	"github.com/jitsi-agent/jitsi-agent/internal/daemon"
 	"github.com/jitsi-agent/jitsi-agent/internal/deferred"
+	"github.com/jitsi-agent/jitsi-agent/internal/firewall"
 	"github.com/jitsi-agent/jitsi-agent/internal/joinapi"
 	"github.com/jitsi-agent/jitsi-agent/internal/metrics"
 	"github.com/jitsi-agent/jitsi-agent/internal/plan"
@@ -25,6 +26,9 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/systemd"
 	"github.com/jitsi-agent/jitsi-agent/internal/watch"
 )
+
+// FirewallDriftPath names the live nftables table in drift reports.
+const FirewallDriftPath = "nft:table inet jitsi_agent"
 
 // DaemonConfig configures a Daemon.
 type DaemonConfig struct {
@@ -66,6 +70,9 @@ type Daemon struct {
 	failedErr   error
 	lastWarning string
 	notices     map[string]bool
+	// lastFirewallHold is the last reason the firewall was held (logged
+	// once).
+	lastFirewallHold string
 
 	mu         sync.Mutex
 	deferredAt string           // deferred-restarts file, known after the first load
@@ -206,7 +213,7 @@ func (a *Daemon) Apply(ctx context.Context, req daemon.Request) (daemon.Outcome,
 		}
 	}
 	t2 := time.Now()
-	r, err := Apply(ctx, env, d, set, ApplyOptions{Root: a.root, Always: req.Initial, Wrote: req.Wrote,
+	r, err := Apply(ctx, env, d, set, ApplyOptions{Root: a.root, Always: req.Initial, Wrote: req.Wrote, Daemon: true,
 		Log: log})
 	log.WithFields(logrus.Fields{
 		"load_ms": tLoad.Milliseconds(), "render_ms": tRender.Milliseconds(), "apply_ms": time.Since(t2).Milliseconds(),
@@ -215,6 +222,17 @@ func (a *Daemon) Apply(ctx context.Context, req daemon.Request) (daemon.Outcome,
 	// files are held back (and reported); every other change goes through.
 	for _, c := range r.Held {
 		out.Drift = append(out.Drift, daemon.Drift{Path: hostPath(a.root, c.Path), Policy: spec.DriftReport})
+	}
+	if fw := r.Firewall; fw != nil {
+		// The live table drifts like a file: edited by hand or flushed
+		// (systemctl restart nftables), it is restored or reported.
+		switch {
+		case fw.State == firewall.Edited || fw.State == firewall.Missing:
+			out.Drift = append(out.Drift, daemon.Drift{Path: FirewallDriftPath, Policy: d.Drift, Restored: fw.Action == firewall.ActionApplied})
+		case fw.Action == firewall.ActionHeld && fw.Reason != a.lastFirewallHold:
+			log.Warnf("firewall: not restored: %s", fw.Reason)
+		}
+		a.lastFirewallHold = fw.Reason
 	}
 	if r.Files == nil {
 		var ce *apply.CheckError

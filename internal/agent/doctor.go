@@ -3,10 +3,12 @@ package agent
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/certs"
 	"github.com/jitsi-agent/jitsi-agent/internal/deferred"
 	"github.com/jitsi-agent/jitsi-agent/internal/doctor"
+	"github.com/jitsi-agent/jitsi-agent/internal/firewall"
 	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
 	"github.com/jitsi-agent/jitsi-agent/internal/manifest"
 	"github.com/jitsi-agent/jitsi-agent/internal/plan"
@@ -38,7 +40,28 @@ func DoctorEnv(ctx context.Context, d *spec.Deployment, set *render.Set, root st
 	if d.TLS.ACME != nil {
 		env.Renewal = doctorRenewal{d: d, root: root}
 	}
+	if (root == "" || root == "/") && d.Firewall.Enabled && set != nil {
+		if f, ok := set.Lookup(firewall.Path); ok {
+			env.Firewall = doctorFirewall{m: SystemFirewall().Manager(d, root), script: f.Content}
+		}
+	}
 	return env, release
+}
+
+// doctorFirewall reads the live table against the rendered ruleset.
+type doctorFirewall struct {
+	m      *firewall.Manager
+	script []byte
+}
+
+func (f doctorFirewall) Inspect(ctx context.Context) (firewall.Live, error) {
+	return f.m.Inspect(ctx, f.script)
+}
+
+// FirewallSelfTest probes ports from a second network namespace (doctor
+// --self-test).
+func FirewallSelfTest(ctx context.Context, ports []firewall.Port) ([]firewall.Probe, error) {
+	return firewall.SelfTest(ctx, "", ports, 500*time.Millisecond)
 }
 
 type doctorUnits struct{ bus *systemd.DBus }

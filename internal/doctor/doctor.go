@@ -147,6 +147,12 @@ type Env struct {
 	Services ServiceManager
 	Tokens   TokenChecker
 	Renewal  RenewalChecker
+	// Firewall reads the live nftables table (nil: the firewall checks
+	// skip).
+	Firewall FirewallInspector
+	// FirewallProbe runs the self-test from a second network namespace
+	// (nil: not run; doctor --self-test sets it).
+	FirewallProbe FirewallProber
 
 	Resolver   Resolver
 	LocalAddrs func() ([]net.Addr, error)
@@ -301,6 +307,7 @@ func (c *checker) groups() []checkGroup {
 		{"plan.clean", "Host matches the spec", func(ctx context.Context) []Result { return []Result{c.checkPlan(ctx)} }},
 		{"dns.domain", "Domain resolves to this host", c.checkDNSAll},
 		{"ports", "Ports bound by the right services", c.checkPorts},
+		{"firewall.table", "Firewall allows the public ports", c.checkFirewall},
 		{"cert", "TLS certificate", c.checkCert},
 		{"service", "Services active", c.checkServices},
 		{"health", "Health endpoints answer", c.checkHealth},

@@ -34,14 +34,16 @@ func healthyHost(t *testing.T) (*spec.Deployment, Env, string) {
 	installInternalCerts(t, d, root)
 	d.Videobridge.HealthURL = health.URL + "/jvb"
 	d.Jicofo.HealthURL = health.URL + "/jicofo"
+	d.Firewall.Enabled, d.Firewall.SSHPort = true, 22
 	env := Env{
-		Planner: fakePlanner{},
+		Firewall: fakeFirewall{live: liveFor(t, d)},
+		Planner:  fakePlanner{},
 		Services: fakeServices{"prosody.service": "active", "jicofo.service": "active",
 			"jitsi-videobridge2.service": "active", "nginx.service": "active", "coturn.service": "active"},
 		Tokens:     fakeTokens{},
 		Resolver:   fakeResolver{addrs: []string{"192.0.2.10"}},
 		LocalAddrs: localAddrs("127.0.0.1/8", "192.0.2.10/24"),
-		Sockets:    fakeSockets{socks: healthySockets()},
+		Sockets:    fakeSockets{socks: append(healthySockets(), sock("tcp", "::", 22, Proc{PID: 5, Comm: "sshd"}))},
 		Exec:       fakeCommander{out: allLuaOK},
 		Clock:      fakeClock{st: ClockStatus{Synchronised: true}},
 		System:     fakeSystem{cpus: 4, mem: 8 << 30, nofile: 65000},
@@ -67,7 +69,9 @@ func TestRunHealthyHost(t *testing.T) {
 		ids = append(ids, r.ID)
 	}
 	want := []string{"spec.valid", "plan.clean", "dns.domain", "port.https", "port.http", "port.jvb", "port.turn", "port.turns",
-		"port.xmpp", "port.bosh", "port.prosody-extra", "cert.present", "cert.domain", "cert.chain", "cert.expiry", "cert.renewal", "service.prosody",
+		"port.xmpp", "port.bosh", "port.prosody-extra",
+		"firewall.table", "firewall.port.ssh", "firewall.port.http", "firewall.port.https", "firewall.port.turns", "firewall.port.turn",
+		"firewall.port.jvb", "firewall.port.turn-relay", "cert.present", "cert.domain", "cert.chain", "cert.expiry", "cert.renewal", "service.prosody",
 		"service.jicofo", "service.jvb", "service.nginx", "service.coturn", "health.jvb", "health.jicofo",
 		"prosody.lua-deps", "prosody.plugins", "prosody.internal-certs", "prosody.trust", "prosody.live", "token.config", "token.hs256", "token.verify", "clock.ntp", "resources.cpu",
 		"resources.memory", "resources.nofile"}

@@ -27,6 +27,16 @@ const (
 	Coturn  = "coturn"
 )
 
+// Firewall is the component of host-wide rows that belong to no service:
+// the agent's nftables ruleset, rendered on every host whose spec has a
+// firewall block and loaded into the kernel by the agent itself.
+const Firewall = "firewall"
+
+// FirewallPath is where the firewall ruleset is rendered. It has a directory
+// of its own so the hardened daemon can write it without write access to
+// the spec's directory.
+const FirewallPath = "/etc/jitsi-agent/firewall/ruleset.nft"
+
 // Component is one built-in service.
 type Component struct {
 	Name string
@@ -85,7 +95,7 @@ func Rank(component string) int {
 			return i
 		}
 	}
-	if strings.HasPrefix(component, "template:") {
+	if strings.HasPrefix(component, "template:") || component == Firewall {
 		return len(components)
 	}
 	return len(components) + 1
@@ -96,9 +106,10 @@ func Rank(component string) int {
 type Condition string
 
 const (
-	Always    Condition = ""
-	TURN      Condition = "turn"      // turn.enabled
-	Recording Condition = "recording" // meeting.recording.enabled
+	Always     Condition = ""
+	TURN       Condition = "turn"      // turn.enabled
+	Recording  Condition = "recording" // meeting.recording.enabled
+	FirewallOn Condition = "firewall"  // a firewall block with enabled = true
 )
 
 // Reload is what a change of the file does to its component's unit.
@@ -111,6 +122,10 @@ const (
 	// ReloadNone: the file is read on every request (config.js through
 	// nginx SSI); nothing is reloaded.
 	ReloadNone Reload = "none"
+	// ReloadNft: the agent loads the file into the kernel (nft -f, one
+	// transaction) after the swap, and restores the previous table on
+	// rollback; no unit is involved.
+	ReloadNft Reload = "nft"
 )
 
 // Secret names a secret a file carries. Render refuses to write the file
@@ -139,6 +154,10 @@ const (
 	Properties Validator = "properties" // java.util.Properties (tests)
 	JS         Validator = "js"         // node --check (tests)
 	Turnserver Validator = "turnserver" // turnserver -c (tests)
+	// Nft: nft -c against the running kernel, run by the agent's firewall
+	// step before any file is swapped (it needs CAP_NET_ADMIN, so it is not
+	// one of internal/apply's checkers).
+	Nft Validator = "nft -c"
 )
 
 // File is one row: a built-in rendered file.
@@ -153,8 +172,9 @@ type File struct {
 	// Mode, Owner and Group of the written file.
 	Mode         fs.FileMode
 	Owner, Group string
-	// Component owns the file: it is rendered on hosts with that role, and
-	// a change reloads the component's unit as Reload says.
+	// Component owns the file: it is rendered on hosts with that role (every
+	// host for Firewall), and a change reloads the component's unit as Reload
+	// says.
 	Component string
 	Reload    Reload
 	// When restricts the file to deployments with a feature on.
@@ -249,6 +269,16 @@ var table = []File{
 		Secrets:    []Secret{TURNSecret},
 		WriteDirs:  []string{"/etc/coturn", "/etc/turnserver.conf"},
 		Validators: []Validator{Builtin, Turnserver},
+	},
+	{
+		// The agent's own nftables table (internal/firewall renders the
+		// rules; the template only places them). Host-wide: every host
+		// whose spec has a firewall block.
+		Template: "firewall.nft.tmpl", Component: Firewall, Reload: ReloadNft, When: FirewallOn,
+		Path: FirewallPath,
+		Mode: 0o600, Owner: "root", Group: "root",
+		WriteDirs:  []string{"/etc/jitsi-agent/firewall"},
+		Validators: []Validator{Builtin, Nft},
 	},
 }
 

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/firewall"
 	"github.com/jitsi-agent/jitsi-agent/internal/ports"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 	"github.com/jitsi-agent/jitsi-agent/internal/token"
@@ -103,6 +104,10 @@ type BuiltinData struct {
 	JVBPrivatePort int
 	// JVBWebsocketDomain is "DOMAIN:HTTPSPort" for videobridge.websockets.
 	JVBWebsocketDomain string
+
+	// FirewallRuleset is the nft script of the agent's table (internal/
+	// firewall), "" when the spec's firewall is off.
+	FirewallRuleset string
 
 	// Ports is the port model of this host (spec.Deployment.Ports): the
 	// fields below are read from it, so what the files bind is what
@@ -292,6 +297,11 @@ func newBuiltinData(d *spec.Deployment) (*BuiltinData, error) {
 	b.JVBWebsocketDomain = net.JoinHostPort(d.Domain, strconv.Itoa(httpsPort(d)))
 
 	b.Ports = d.Ports()
+	fw, err := firewall.Script(d)
+	if err != nil {
+		return nil, fmt.Errorf("firewall: %w", err)
+	}
+	b.FirewallRuleset = string(fw)
 	b.ProsodyC2SPort = orDefault(d.Prosody.C2SPort, spec.DefaultProsodyC2SPort)
 	b.ProsodyHTTPPort = orDefault(d.Prosody.HTTPPort, spec.DefaultProsodyHTTPPort)
 	b.ProsodyS2SPort, b.ProsodyHTTPSPort = d.Prosody.S2SPort, d.Prosody.HTTPSPort

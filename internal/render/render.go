@@ -66,7 +66,7 @@ func Render(in Input) (*Set, error) {
 
 	var buf bytes.Buffer
 	for _, b := range files.Table() {
-		if !d.Host.HasRole(b.Component) || !d.Feature(b.When) {
+		if b.Component != files.Firewall && !d.Host.HasRole(b.Component) || !d.Feature(b.When) {
 			continue
 		}
 		path := files.Expand(b.Path, d.Domain)
@@ -87,7 +87,7 @@ func Render(in Input) (*Set, error) {
 		}
 		svc := d.Services[b.Component]
 		var units []string
-		if svc.Unit != "" && b.Reload != files.ReloadNone {
+		if svc.Unit != "" && b.Reload == files.ReloadUnit {
 			units = []string{svc.Unit}
 		}
 		content := bytes.Clone(buf.Bytes())

@@ -6,12 +6,14 @@
 package spec
 
 import (
+	"net/netip"
 	"strconv"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/files"
+	"github.com/jitsi-agent/jitsi-agent/internal/ports"
 )
 
 // Auth modes.
@@ -60,6 +62,8 @@ func (d *Deployment) Feature(c files.Condition) bool {
 		return d.TURN.Enabled
 	case files.Recording:
 		return d.Meeting.Recording.Enabled
+	case files.FirewallOn:
+		return d.Firewall.Enabled
 	}
 	return false
 }
@@ -131,6 +135,9 @@ type Deployment struct {
 	TokenAPI *TokenAPI
 	// Prosody holds Prosody's listeners (Ports() lists every port).
 	Prosody ProsodyListeners
+	// Firewall is the nftables table of the agent's own (off unless the
+	// spec has a firewall block).
+	Firewall Firewall
 
 	// Extra is verbatim text appended to built-in files (settings the spec
 	// has no attribute for; jitsi-agent import keeps a host's here).
@@ -399,6 +406,47 @@ type TokenProfile struct {
 	Lifetime  time.Duration // 0: auth.jwt token_lifetime
 	Moderator string
 	Features  map[string]bool
+}
+
+// FirewallBuiltinPorts lists the built-in port names.
+// A firewall "port" block with one of these labels restricts or closes the
+// port of that name in the port model (ports.Binding.Name).
+var FirewallBuiltinPorts = []string{ports.NameHTTP, ports.NameHTTPS, ports.NameJVB, ports.NameTURN, ports.NameTURNS,
+	ports.NameTURNRelay, ports.NameXMPP, ports.NameS2S, ports.NameTokenAPI}
+
+// Firewall configures the agent's nftables table.
+type Firewall struct {
+	Enabled bool
+	// SSHPort is always allowed (default 22).
+	SSHPort    int
+	SSHSources []netip.Prefix
+	// Ports are the firewall's "port" blocks: extra ports, or restrictions
+	// of built-in ones (Builtin set).
+	Ports []FirewallPort
+}
+
+// FirewallPort is one "port" block.
+type FirewallPort struct {
+	Name     string
+	Builtin  bool
+	Port     int // extra ports only
+	ToPort   int // last port of a range (0 = one port)
+	Protocol string
+	Sources  []netip.Prefix // empty = anywhere
+	Reason   string
+	// Open is false to close a built-in port.
+	Open  bool
+	Range hcl.Range
+}
+
+// FirewallPort returns the port block named name, if any.
+func (f Firewall) Port(name string) (FirewallPort, bool) {
+	for _, p := range f.Ports {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return FirewallPort{}, false
 }
 
 // APIKey is a bearer key for the join endpoint.

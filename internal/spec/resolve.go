@@ -316,6 +316,7 @@ func (r *resolver) resolve() *Deployment {
 	r.resolveTokenAPI(d)
 	r.resolveExtra(d)
 	r.resolveProsody(d)
+	r.resolveFirewall(d)
 	r.checkPorts(d)
 	return d
 }

@@ -47,6 +47,7 @@ type rawSpec struct {
 	TokenAPI    *rawTokenAPI    `hcl:"token_api,block"`
 	Extra       *rawExtra       `hcl:"extra,block"`
 	Prosody     *rawProsody     `hcl:"prosody,block"`
+	Firewall    *rawFirewall    `hcl:"firewall,block"`
 
 	Body hcl.Body `hcl:",body"`
 }
@@ -255,4 +256,25 @@ type rawAPIKey struct {
 	GrantHosts *bool          `hcl:"grant_hosts,optional"`
 	Body       hcl.Body       `hcl:",body"`
 	DefRange   hcl.Range      `hcl:",def_range"`
+}
+
+type rawFirewall struct {
+	Enabled    *bool             `hcl:"enabled,optional"`
+	SSHPort    *int              `hcl:"ssh_port,optional"`
+	SSHSources []string          `hcl:"ssh_sources,optional"`
+	Ports      []rawFirewallPort `hcl:"port,block"`
+	Body       hcl.Body          `hcl:",body"`
+	DefRange   hcl.Range         `hcl:",def_range"`
+}
+
+type rawFirewallPort struct {
+	Name     string    `hcl:"name,label"`
+	Port     *int      `hcl:"port,optional"`
+	ToPort   *int      `hcl:"to_port,optional"`
+	Protocol *string   `hcl:"protocol,optional"`
+	Sources  []string  `hcl:"sources,optional"`
+	Reason   *string   `hcl:"reason,optional"`
+	Open     *bool     `hcl:"open,optional"`
+	Body     hcl.Body  `hcl:",body"`
+	DefRange hcl.Range `hcl:",def_range"`
 }
