@@ -15,9 +15,13 @@ import (
 func load(t *testing.T, path string, host string) *spec.Deployment {
 	t.Helper()
 	res := spec.Load(path, spec.Options{
-		Host:      host,
-		LookupEnv: func(k string) (string, bool) { return "0123456789abcdef0123456789abcdef-test", k == "JITSI_APP_SECRET" },
-		Hostname:  func() (string, error) { return "meet1", nil },
+		Host: host,
+		LookupEnv: func(k string) (string, bool) {
+			v, ok := map[string]string{"JITSI_APP_SECRET": "c750d07b4ed825ac6f7143f45cfc50f80b90ebd8",
+				"JOIN_API_KEY": "5d0c1e3f9a7b2c4e6f8a0b1c3d5e7f9a"}[k]
+			return v, ok
+		},
+		Hostname: func() (string, error) { return "meet1", nil },
 	})
 	if res.HasErrors() {
 		var b bytes.Buffer
