@@ -282,23 +282,31 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 	if env.Now != nil {
 		ro.Now = env.Now
 	}
-	// Prosody's live step runs as soon as its unit was handled (once: not
-	// again in a rollback pass).
+	// Prosody's live step runs as soon as its unit was handled; a failure
+	// fails the unit, so the files are rolled back, and the rollback pass
+	// takes the running server back to the old config the same way.
 	var pl *prosodyLive
 	if env.Prosody != nil {
 		if pl, err = newProsodyLive(d, set, fr, env.Prosody, log); err != nil {
 			return res, err
 		}
 	}
-	var liveErr error
-	liveDone := false
+	livePhase := 0 // 0: apply pass, 1: rollback pass, 2: done
 	if pl != nil {
 		pl.repair = o.Always
-		ro.AfterUnit = func(ctx context.Context, u systemd.UnitResult) {
-			if u.Unit == pl.unit && !liveDone {
-				liveDone = true
-				liveErr = pl.afterUnit(ctx, u)
+		ro.AfterUnit = func(ctx context.Context, u systemd.UnitResult) error {
+			if u.Unit != pl.unit {
+				return nil
 			}
+			switch livePhase {
+			case 0:
+				livePhase = 1
+				return pl.afterUnit(ctx, u)
+			case 1:
+				livePhase = 2
+				pl.rollback(ctx, u)
+			}
+			return nil
 		}
 	}
 	r := systemd.NewReloader(units, ro)
@@ -332,14 +340,12 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 	}
 	out, err := systemd.ReloadOrRollback(ctx, r, changes, restorer)
 	res.Services = out
+	livePhase = 2 // a later RestartDeferred pass is not a rollback
 	if err == nil || IsCleanRollback(err) {
 		settle() // the files in place are the ones the units run on
 	}
 	if err != nil {
 		return res, err
-	}
-	if liveErr != nil {
-		return res, liveErr
 	}
 	if o.RestartDeferred {
 		rep, err := r.RestartDeferred(ctx)

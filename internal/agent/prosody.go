@@ -138,6 +138,31 @@ func (p *prosodyLive) afterUnit(ctx context.Context, u systemd.UnitResult) error
 	return nil
 }
 
+// rollback takes the running server back to the old config after the
+// files were restored (best effort: logged, never fails the rollback).
+func (p *prosodyLive) rollback(ctx context.Context, u systemd.UnitResult) {
+	if p == nil || !p.touched || p.old == nil || p.new == nil {
+		return
+	}
+	if u.Action != systemd.ActionReload && u.Action != systemd.ActionNone {
+		return // a restart or start already runs the old config
+	}
+	back := prosody.Classify(p.new, p.old)
+	if r, _ := back.Restart(); r {
+		p.logf("prosody: going back needs a restart; the running server keeps part of the rolled-back change until Prosody restarts")
+		return
+	}
+	done, err := prosody.Sync(ctx, p.admin, back, p.new, p.old)
+	for _, a := range done {
+		if a.Kind != prosody.ActConfigReload {
+			p.logf("prosody (rollback): %s", a)
+		}
+	}
+	if err != nil {
+		p.logf("prosody (rollback): %v", err)
+	}
+}
+
 // verifyAfterStart waits (bounded) for the admin shell and checks the
 // freshly started server.
 func (p *prosodyLive) verifyAfterStart(ctx context.Context) error {

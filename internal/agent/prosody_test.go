@@ -178,7 +178,10 @@ func TestProsodyLiveChanges(t *testing.T) {
 	p.mu.Unlock()
 	f.writeSpec(3)
 	_, err = f.apply(ApplyOptions{})
-	if err == nil || !strings.Contains(err.Error(), "muc_max_occupants") {
-		t.Fatalf("a module that cannot load must fail the apply naming it: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "muc_max_occupants") || !IsRollback(err) {
+		t.Fatalf("a module that cannot load must fail the apply naming it, and roll back: %v", err)
+	}
+	if conf := string(f.file(prosodyConf)); !strings.Contains(conf, "muc_max_occupants = 2") {
+		t.Errorf("the Prosody config was not rolled back:\n%s", conf)
 	}
 }

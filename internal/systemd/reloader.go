@@ -271,8 +271,9 @@ type Options struct {
 	Log logrus.FieldLogger
 	// AfterUnit, when set, runs right after each unit's action succeeded
 	// and before the next unit (e.g. Prosody's live step: jicofo and the
-	// videobridge, next in order, log in to the hosts it activates).
-	AfterUnit func(ctx context.Context, res UnitResult)
+	// videobridge, next in order, log in to the hosts it activates). An
+	// error fails the unit like a failed reload: apply rolls back.
+	AfterUnit func(ctx context.Context, res UnitResult) error
 }
 
 // ServicesFor returns the deployment's services this host runs (by
@@ -429,7 +430,11 @@ func (r *Reloader) run(ctx context.Context, items []item, force bool, pending ma
 		start := time.Now()
 		res, d, ok := r.one(ctx, it, force)
 		if ok && res.Err == nil && r.o.AfterUnit != nil {
-			r.o.AfterUnit(ctx, res)
+			if err := r.o.AfterUnit(ctx, res); err != nil {
+				res.Result = ResultFailed
+				res.Err = &UnitError{Unit: it.Unit, Component: it.Component, Action: res.Action, State: res.State, Err: err}
+				r.o.Logf("%s: %v", it.Unit, err)
+			}
 		}
 		res.Duration = time.Since(start)
 		rep.Units = append(rep.Units, res)
