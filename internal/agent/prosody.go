@@ -149,17 +149,17 @@ func (p *prosodyLive) rollback(ctx context.Context, u systemd.UnitResult) {
 	}
 	back := prosody.Classify(p.new, p.old)
 	if r, _ := back.Restart(); r {
-		p.logf("prosody: going back needs a restart; the running server keeps part of the rolled-back change until Prosody restarts")
+		p.log.Warnf("prosody: going back needs a restart; the running server keeps part of the rolled-back change until Prosody restarts")
 		return
 	}
 	done, err := prosody.Sync(ctx, p.admin, back, p.new, p.old)
 	for _, a := range done {
 		if a.Kind != prosody.ActConfigReload {
-			p.logf("prosody (rollback): %s", a)
+			p.log.Infof("prosody (rollback): %s", a)
 		}
 	}
 	if err != nil {
-		p.logf("prosody (rollback): %v", err)
+		p.log.Warnf("prosody (rollback): %v", err)
 	}
 }
 

@@ -433,7 +433,7 @@ func (r *Reloader) run(ctx context.Context, items []item, force bool, pending ma
 			if err := r.o.AfterUnit(ctx, res); err != nil {
 				res.Result = ResultFailed
 				res.Err = &UnitError{Unit: it.Unit, Component: it.Component, Action: res.Action, State: res.State, Err: err}
-				r.o.Logf("%s: %v", it.Unit, err)
+				r.o.Log.Warnf("%s: %v", it.Unit, err)
 			}
 		}
 		res.Duration = time.Since(start)
