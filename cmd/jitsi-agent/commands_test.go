@@ -94,10 +94,19 @@ COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 )); _jitsi_agent; printf '%s\n' "${COMPREPL
 			t.Errorf("%q: got %q (%v), want %q", words, out, err, want)
 		}
 	}
-	for _, sh := range []string{"zsh", "fish"} {
-		if code, out, _ := runCLI(t, "completion", sh); code != exitOK || !strings.Contains(out, "jitsi-agent") {
-			t.Errorf("completion %s: %d", sh, code)
-		}
+	// zsh parses its script; fish completes from it.
+	zsh := testenv.LookPath(t, "zsh", "apt-get install zsh")
+	_, script, _ = runCLI(t, "completion", "zsh")
+	os.WriteFile(filepath.Join(dir, "_jitsi-agent"), []byte(script), 0o644)
+	if out, err := exec.Command(zsh, "-n", filepath.Join(dir, "_jitsi-agent")).CombinedOutput(); err != nil {
+		t.Errorf("zsh -n: %v\n%s", err, out)
+	}
+	fish := testenv.LookPath(t, "fish", "apt-get install fish")
+	_, script, _ = runCLI(t, "completion", "fish")
+	os.WriteFile(filepath.Join(dir, "c.fish"), []byte(script), 0o644)
+	out, err := exec.Command(fish, "--no-config", "-c", "source $argv[1]; complete -C 'jitsi-agent token '", filepath.Join(dir, "c.fish")).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "mint\t") || !strings.Contains(string(out), "verify\t") {
+		t.Errorf("fish: %v\n%s", err, out)
 	}
 	if code, _, errs := runCLI(t, "completion", "tcsh"); code != exitError || !strings.Contains(errs, "bash, zsh and fish") {
 		t.Errorf("completion tcsh: %d %s", code, errs)
