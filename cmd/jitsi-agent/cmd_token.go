@@ -17,6 +17,7 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/logging"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/joinapi"
+	"github.com/jitsi-agent/jitsi-agent/internal/prosody"
 	"github.com/jitsi-agent/jitsi-agent/internal/room"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 	"github.com/jitsi-agent/jitsi-agent/internal/token"
@@ -297,6 +298,7 @@ func runTokenServe(c *cli.Call) int {
 	if listen != "" {
 		cfg.Listen = listen
 	}
+	cfg.Rooms = joinapi.NewProsodyRooms(d, tk, prosody.System()) // meeting status and end
 	logger, _, err := logging.New(logging.Options{Out: stderr, Format: logging.FormatText})
 	if err != nil {
 		printError(stderr, err)

@@ -185,6 +185,12 @@ func (c *Client) id() string {
 // Send writes raw XML.
 func (c *Client) Send(ctx context.Context, raw string) error { return c.t.send(ctx, raw) }
 
+// Await returns the next stanza matching match (others are kept for later
+// calls), bounded by ctx.
+func (c *Client) Await(ctx context.Context, match func(Node) bool) (Node, error) {
+	return c.next(ctx, match)
+}
+
 // next returns the next stanza matching match; others are kept for later.
 func (c *Client) next(ctx context.Context, match func(Node) bool) (Node, error) {
 	c.mu.Lock()
