@@ -11,7 +11,7 @@ DEMO_SECRET  := 5d1c0e9a7b3f48e2a6c4d8f0b2e7a9c1d3f5b7e9a1c3e5f7
 DEMO_API_KEY := 8e2b6f0a4c9d1e7b3a5f9c2d6e0b4a8f
 DEMO_ENV      = JITSI_APP_SECRET=$${JITSI_APP_SECRET:-$(DEMO_SECRET)} JOIN_API_KEY=$${JOIN_API_KEY:-$(DEMO_API_KEY)}
 
-.PHONY: all build demo test test-short vet fmt-check fuzz bench clean
+.PHONY: all build demo test test-short vet staticcheck fmt-check fuzz bench clean
 
 all: build
 
@@ -40,11 +40,16 @@ demo: build
 vet:
 	$(GO) vet $(PKGS)
 
+# staticcheck (installed by .ci/run); exceptions are justified where they
+# are made (//lint:file-ignore with a reason).
+staticcheck:
+	staticcheck $(PKGS)
+
 fmt-check:
 	@out=$$(gofmt -l cmd internal templates systemd); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # The test command CI runs (after .ci/run installed the real components).
-test: fmt-check vet
+test: fmt-check vet staticcheck
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 	$(MAKE) --no-print-directory fuzz
 

@@ -155,10 +155,3 @@ func generate() (string, error) {
 	}
 	return b.String(), nil
 }
-
-func writeAtomic(path, value string) error {
-	if err := fsys.WriteAtomic(path, []byte(value+"\n"), 0o600); err != nil {
-		return fmt.Errorf("store secret %s: %w", filepath.Base(path), err)
-	}
-	return nil
-}
