@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -11,6 +12,7 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/apply"
+	"github.com/jitsi-agent/jitsi-agent/internal/daemon"
 )
 
 func runRollback(c *cli.Call) int {
@@ -27,6 +29,24 @@ func runRollback(c *cli.Call) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// A running daemon would put the spec's files back within a second:
+	// ask it to roll back (and reload) and hold that generation until the
+	// spec changes; it refuses with the reason otherwise.
+	ans, err := daemon.RequestRollback(ctx, daemon.DefaultSocketPath(root), to)
+	switch {
+	case errors.Is(err, daemon.ErrNoDaemon):
+	case err != nil:
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return exitError
+	case !ans.OK:
+		fmt.Fprintf(stderr, "Error: the running daemon refused the rollback: %s\n", ans.Error)
+		return exitError
+	default:
+		if !quiet {
+			fmt.Fprintf(stdout, "jitsi-agent: the running daemon rolled back (%d file(s)) and reloaded: %s\n", ans.Written, ans.Held)
+		}
+		return exitOK
+	}
 	opts := apply.Options{Root: root, StateDir: d.StateDir, Keep: d.Backups}
 	if !quiet {
 		opts.Progress = stdout

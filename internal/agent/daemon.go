@@ -66,6 +66,7 @@ type Daemon struct {
 	joinAPI background
 
 	unitsWarned bool
+	hold        *hold  // a rollback asked over the socket, kept until the spec changes
 	failedSet   string // digest of a set whose units failed and was rolled back
 	failedErr   error
 	lastWarning string
@@ -159,6 +160,9 @@ func (a *Daemon) Apply(ctx context.Context, req daemon.Request) (daemon.Outcome,
 	out.Watch = WatchPaths(res, nil, a.root)
 	if res.HasErrors() {
 		return out, daemon.InvalidSpec(errors.New(res.Summary()))
+	}
+	if ho, ok := a.held(res); ok {
+		return ho, nil
 	}
 	a.warnOnce(res)
 	d := res.Deployment

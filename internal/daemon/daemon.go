@@ -99,6 +99,13 @@ type daemon struct {
 
 	mu sync.Mutex
 	st Status
+
+	rollbacks chan rollbackCall // from the socket's POST /rollback
+}
+
+type rollbackCall struct {
+	to    int
+	reply chan error
 }
 
 // Run runs the daemon until ctx is done or SIGTERM/SIGINT arrives. It
@@ -108,7 +115,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	if deps.Applier == nil {
 		return errors.New("daemon: no Applier")
 	}
-	d := &daemon{cfg: cfg, deps: deps}
+	d := &daemon{cfg: cfg, deps: deps, rollbacks: make(chan rollbackCall)}
 	d.setDefaults()
 
 	d.watcher, err = watch.New(watch.Config{
@@ -232,6 +239,10 @@ func (d *daemon) loop(ctx context.Context, sigs <-chan os.Signal, wdC <-chan tim
 			}
 		case reason := <-d.deps.Triggers:
 			d.watcher.Inject(reason)
+		case rb := <-d.rollbacks:
+			to := rb.to
+			d.log.WithField("to", to).Info("rollback asked over the socket")
+			rb.reply <- d.apply(Request{Reason: ReasonRollback, Full: true, rollbackTo: &to})
 		case <-d.retry.C():
 			d.apply(Request{Reason: ReasonRetry, Full: true})
 		case <-wdC:
@@ -271,8 +282,8 @@ func (d *daemon) redact(s string) string {
 	return s
 }
 
-// apply runs one apply and records its result everywhere.
-func (d *daemon) apply(req Request) {
+// apply runs one apply (or rollback) and records its result everywhere.
+func (d *daemon) apply(req Request) error {
 	d.mu.Lock()
 	wasReady, wasDegraded := d.st.Ready, d.st.Degraded
 	d.mu.Unlock()
@@ -400,6 +411,9 @@ func (d *daemon) apply(req Request) {
 	}
 	d.st.Degraded = degradedReason != ""
 	d.st.DegradedReason = degradedReason
+	if err == nil {
+		d.st.Held = out.Held
+	}
 	switch {
 	case d.st.State == StateStopping:
 	case !d.st.Ready:
@@ -438,6 +452,7 @@ func (d *daemon) apply(req Request) {
 	} else {
 		d.retryNext = d.cfg.RetryMin
 	}
+	return err
 }
 
 // runApplier runs the applier in a goroutine and keeps pinging the
@@ -451,6 +466,19 @@ func (d *daemon) runApplier(ctx context.Context, req Request, start time.Time) (
 	}
 	ch := make(chan result, 1)
 	go func() {
+		if req.rollbackTo != nil {
+			rb, ok := d.deps.Applier.(Rollbacker)
+			if !ok {
+				ch <- result{Outcome{}, NoRetry(errors.New("this daemon's applier cannot roll back"))}
+				return
+			}
+			out, err := rb.Rollback(ctx, *req.rollbackTo)
+			if err != nil {
+				err = NoRetry(err) // a refused rollback is not retried
+			}
+			ch <- result{out, err}
+			return
+		}
 		out, err := d.deps.Applier.Apply(ctx, req)
 		ch <- result{out, err}
 	}()
@@ -563,6 +591,58 @@ func (d *daemon) statusHandler(w http.ResponseWriter, r *http.Request) {
 	_ = enc.Encode(st)
 }
 
+// RollbackAnswer is what POST /rollback returns.
+type RollbackAnswer struct {
+	OK      bool   `json:"ok"`
+	Held    string `json:"held,omitempty"`
+	Error   string `json:"error,omitempty"`
+	Written int    `json:"written"`
+}
+
+// rollbackHandler runs a rollback in the daemon's loop (so no apply runs
+// between it and the hold) and answers with the outcome or the reason it
+// was refused. Body: {"to": N} (-1 or absent: the one before the last).
+func (d *daemon) rollbackHandler(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		To *int `json:"to"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&body); err != nil && !errors.Is(err, io.EOF) {
+		http.Error(w, "bad request body", http.StatusBadRequest)
+		return
+	}
+	to := -1
+	if body.To != nil {
+		to = *body.To
+	}
+	call := rollbackCall{to: to, reply: make(chan error, 1)}
+	select {
+	case d.rollbacks <- call:
+	case <-r.Context().Done():
+		return
+	}
+	var err error
+	select {
+	case err = <-call.reply:
+	case <-r.Context().Done():
+		return
+	}
+	ans := RollbackAnswer{OK: err == nil}
+	d.mu.Lock()
+	ans.Held = d.st.Held
+	if d.st.LastApply != nil {
+		ans.Written = len(d.st.LastApply.Written)
+	}
+	d.mu.Unlock()
+	code := http.StatusOK
+	if err != nil {
+		ans.Error = d.redact(err.Error())
+		code = http.StatusConflict
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(ans)
+}
+
 type server struct {
 	srv  *http.Server
 	l    net.Listener
@@ -595,7 +675,15 @@ func (d *daemon) serve() ([]*server, error) {
 		ls = append(ls, &server{l: l, unix: d.cfg.SocketPath})
 	}
 	for _, s := range ls {
-		s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		h := http.Handler(mux)
+		if s.unix != "" {
+			// Only the unix socket (0660, root) accepts a rollback.
+			um := http.NewServeMux()
+			um.Handle("/", mux)
+			um.HandleFunc("POST /rollback", d.rollbackHandler)
+			h = um
+		}
+		s.srv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 		s.done = make(chan struct{})
 		go func(s *server) {
 			defer close(s.done)

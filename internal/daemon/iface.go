@@ -69,6 +69,8 @@ type Request struct {
 	// changes to them, even during the same apply, count as edits.
 	// Paths passed here are not settled again when the apply returns.
 	Wrote func(paths ...string)
+
+	rollbackTo *int // a rollback asked over the socket (Rollbacker)
 }
 
 // Reasons the daemon itself gives.
@@ -76,6 +78,8 @@ const (
 	ReasonStartup = "startup"
 	ReasonSIGHUP  = "SIGHUP"
 	ReasonRetry   = "retry"
+	// ReasonRollback: `jitsi-agent rollback` asked over the socket.
+	ReasonRollback = "rollback"
 )
 
 // Drift policies as reported in Drift.Policy.
@@ -105,6 +109,22 @@ type Outcome struct {
 	// Redact lists secret values (render.Set.Redact /
 	// spec.Deployment.SecretValues()) for the log redactor. Never logged.
 	Redact []string `json:"-"`
+	// Held, when set, says the applier is holding a rolled-back generation
+	// and applied nothing ("rolled back to serial 3; held until the spec
+	// changes"); shown in /status.
+	Held string `json:"held,omitempty"`
+}
+
+// Rollbacker is implemented by appliers that can roll the managed files
+// back to an earlier applied generation, reload the units, and hold that
+// generation (no re-apply of the spec) until the spec or one of its inputs
+// changes. `jitsi-agent rollback` asks a running daemon for this over the
+// unix socket, so the daemon does not undo the rollback a second later.
+type Rollbacker interface {
+	// Rollback rolls back to serial to (-1: the one before the last). The
+	// Outcome is recorded like an apply's; the error, when the rollback is
+	// refused or fails, carries the reason.
+	Rollback(ctx context.Context, to int) (Outcome, error)
 }
 
 // Drift is one drifted managed file.

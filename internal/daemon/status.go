@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/deferred"
@@ -42,6 +43,8 @@ type Status struct {
 	Certificates    []CertStatus       `json:"certificates,omitempty"`
 	// Watching lists the watched directories.
 	Watching []string `json:"watching,omitempty"`
+	// Held says a rolled-back generation is held until the spec changes.
+	Held string `json:"held,omitempty"`
 }
 
 // ApplyRecord describes one apply run.
@@ -165,4 +168,49 @@ func listenUnix(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("status socket: %w", err)
 	}
 	return l, nil
+}
+
+// ErrNoDaemon is returned by RequestRollback when no daemon listens on the
+// socket (nothing would undo a rollback made by hand).
+var ErrNoDaemon = errors.New("no daemon is running")
+
+// RequestRollback asks the daemon listening on socketPath to roll back to
+// serial to (-1: the one before the last) and hold that generation until
+// the spec changes. A refusal comes back as an answer with OK false and
+// the reason; ErrNoDaemon means nobody listens.
+func RequestRollback(ctx context.Context, socketPath string, to int) (*RollbackAnswer, error) {
+	if _, err := os.Stat(socketPath); err != nil {
+		return nil, ErrNoDaemon
+	}
+	conn, err := net.DialTimeout("unix", socketPath, 2*time.Second)
+	if err != nil {
+		return nil, ErrNoDaemon // a stale socket: the daemon is gone
+	}
+	conn.Close()
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socketPath)
+		},
+	}}
+	body := fmt.Sprintf(`{"to": %d}`, to)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://jitsi-agent/rollback", strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("rollback: asking the daemon at %s: %w", socketPath, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("rollback: reading the daemon's answer: %w", err)
+	}
+	var ans RollbackAnswer
+	if err := json.Unmarshal(b, &ans); err != nil {
+		return nil, fmt.Errorf("rollback: the daemon at %s answered %s: %s", socketPath, resp.Status, strings.TrimSpace(string(b)))
+	}
+	return &ans, nil
 }
