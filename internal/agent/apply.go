@@ -7,6 +7,9 @@ import (
 	"io"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -15,6 +18,7 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/apply"
 	"github.com/jitsi-agent/jitsi-agent/internal/certs"
 	"github.com/jitsi-agent/jitsi-agent/internal/deferred"
+	"github.com/jitsi-agent/jitsi-agent/internal/doctor"
 	"github.com/jitsi-agent/jitsi-agent/internal/files"
 	"github.com/jitsi-agent/jitsi-agent/internal/firewall"
 	"github.com/jitsi-agent/jitsi-agent/internal/logging"
@@ -62,6 +66,10 @@ type Firewall struct {
 	Timer firewall.Timer
 	// RevertArgv is the nft command the revert unit runs.
 	RevertArgv []string
+	// SSHPorts lists the ports sshd listens on beyond loopback (nil: not
+	// checked). A ruleset whose SSH port is none of them is refused: it
+	// would lock out the administrator.
+	SSHPorts func(ctx context.Context) ([]int, error)
 }
 
 // SystemFirewall is the real one: nft, and systemd-run for the revert.
@@ -70,7 +78,48 @@ func SystemFirewall() *Firewall {
 	if p, err := exec.LookPath("nft"); err == nil {
 		nft = p
 	}
-	return &Firewall{Nft: firewall.Nft{Argv: []string{nft}}, Timer: firewall.SystemdRun{}, RevertArgv: []string{nft}}
+	return &Firewall{Nft: firewall.Nft{Argv: []string{nft}}, Timer: firewall.SystemdRun{}, RevertArgv: []string{nft}, SSHPorts: sshdPorts}
+}
+
+// sshdPorts reads the listening sockets (/proc) and keeps sshd's
+// non-loopback TCP ports.
+func sshdPorts(ctx context.Context) ([]int, error) {
+	socks, err := doctor.ProcSockets{}.Listening(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, s := range socks {
+		if s.Proto != "tcp" || s.Addr.IsLoopback() {
+			continue
+		}
+		for _, p := range s.Procs {
+			if p.Comm == "sshd" && !slices.Contains(out, s.Port) {
+				out = append(out, s.Port)
+			}
+		}
+	}
+	return out, nil
+}
+
+// checkSSH refuses a ruleset that would close the port sshd listens on.
+func (f *Firewall) checkSSH(ctx context.Context, d *spec.Deployment) error {
+	if f.SSHPorts == nil {
+		return nil
+	}
+	ports, err := f.SSHPorts(ctx)
+	if err != nil || len(ports) == 0 || slices.Contains(ports, d.Firewall.SSHPort) {
+		return nil // no sshd seen (a container, not root): nothing to protect
+	}
+	return fmt.Errorf("sshd listens on %s, but firewall.ssh_port is %d: this ruleset would lock you out; set ssh_port = %d in the spec", joinInts(ports), d.Firewall.SSHPort, ports[0])
+}
+
+func joinInts(xs []int) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.Itoa(x) + "/tcp"
+	}
+	return strings.Join(s, ", ")
 }
 
 // Manager is the firewall state of deployment d under root.
@@ -203,6 +252,9 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 		// nft -c before any file is swapped: a ruleset the kernel rejects
 		// changes nothing, like any other failed validator.
 		if script != nil {
+			if err := env.Firewall.checkSSH(ctx, d); err != nil {
+				return res, &apply.CheckError{Failures: []apply.Failure{{Path: firewall.Path, Checker: "ssh port", Output: err.Error()}}}
+			}
 			if err := fw.Validate(ctx, script); err != nil {
 				return res, &apply.CheckError{Failures: []apply.Failure{{Path: firewall.Path, Checker: string(files.Nft), Output: err.Error()}}}
 			}

@@ -168,3 +168,30 @@ func TestDaemonRestoresFirewallDrift(t *testing.T) {
 		t.Fatalf("quiet pass: %+v %v", out.Drift, err)
 	}
 }
+
+// A ruleset that would close the port sshd listens on is refused before
+// anything changes; the same spec with the right port goes through.
+func TestApplyFirewallRefusesSSHLockout(t *testing.T) {
+	f := newFixture(t)
+	nft := netnsNft(t)
+	f.env.Firewall = &Firewall{Nft: nft, SSHPorts: func(context.Context) ([]int, error) { return []int{2222}, nil }}
+	f.writeFirewallSpec(50, 22)
+	_, err := f.apply(ApplyOptions{Always: true})
+	var ce *apply.CheckError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "sshd listens on 2222/tcp") || !strings.Contains(err.Error(), "ssh_port = 2222") {
+		t.Fatalf("err = %v, want the lock-out refusal", err)
+	}
+	if liveTable(t, nft) != "" {
+		t.Fatal("a table was loaded")
+	}
+	if _, err := os.Stat(f.root + prosodyConf); err == nil {
+		t.Fatal("a file was written")
+	}
+	f.writeFirewallSpec(50, 2222)
+	if _, err := f.apply(ApplyOptions{Always: true}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(liveTable(t, nft), "tcp dport 2222 accept") {
+		t.Fatal("ssh port 2222 not in the live table")
+	}
+}
