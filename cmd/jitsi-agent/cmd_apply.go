@@ -84,6 +84,7 @@ func runApply(c *cli.Call) int {
 		env.Prosody = prosody.System()
 		env.Trust = agent.UpdateCACertificates
 		env.Firewall = agent.SystemFirewall()
+		env.Probes = agent.LiveProbes
 	}
 	// Fresh host with ACME: obtain the certificates first (the agent answers
 	// HTTP-01 on port 80 itself while nothing else listens there), so nginx

@@ -40,7 +40,10 @@ func runRun(c *cli.Call) int {
 	}
 
 	bv := buildVersion()
-	cfg := daemon.Config{SpecPaths: []string{specPath}, Version: bv.Version, Commit: bv.Commit, BuildDate: bv.Date}
+	// Metrics and health listen even when the spec is broken at start (on
+	// the default address): the daemon then reports why it is degraded.
+	cfg := daemon.Config{SpecPaths: []string{specPath}, Version: bv.Version, Commit: bv.Commit, BuildDate: bv.Date,
+		MetricsAddr: spec.DefaultMetricsListen}
 	// The daemon's own settings come from the spec as it is at start; a
 	// spec that does not load yet starts the daemon with the defaults (it
 	// then reports itself degraded until the spec is fixed). Changing
@@ -77,17 +80,19 @@ func runRun(c *cli.Call) int {
 		env.Prosody = prosody.System()
 		env.Trust = agent.UpdateCACertificates
 		env.Firewall = agent.SystemFirewall()
+		env.Probes = agent.LiveProbes
 	}
 	if !noACME {
 		env.ACME = agent.CertManager{}
 	}
-	a := agent.NewDaemon(agent.DaemonConfig{Spec: specPath, Load: specOpts, Root: rootDir, Env: env, Log: log})
+	a := agent.NewDaemon(agent.DaemonConfig{Spec: specPath, Load: specOpts, Root: rootDir, Env: env, Log: log,
+		SuperviseEvery: agent.DefaultSuperviseEvery})
 	defer a.Close()
 	if noUnits {
 		log.Info("unit reloads are off (--no-reload or --root): files are kept in shape, services are not touched")
 	}
 	err = daemon.Run(context.Background(), cfg, daemon.Deps{
-		Applier: a, Log: log, Redact: red.Redact, AddSecrets: red.Add, Deferred: a, Certs: a, Triggers: a.Triggers(),
+		Applier: a, Log: log, Redact: red.Redact, AddSecrets: red.Add, Deferred: a, Certs: a, Live: a, Triggers: a.Triggers(),
 	})
 	if err != nil {
 		log.WithError(err).Error("cannot run")

@@ -91,6 +91,17 @@ func writeStatus(w io.Writer, st *daemon.Status, now time.Time) {
 		}
 		fmt.Fprintln(w)
 	}
+	for _, sv := range st.Services {
+		line := "ok"
+		if !sv.OK {
+			line = sv.Problem
+		}
+		fmt.Fprintf(w, "  service:      %s: %s", sv.Unit, line)
+		if sv.Restarts > 0 && sv.LastRestart != nil {
+			fmt.Fprintf(w, " (started again %d time(s), last %s)", sv.Restarts, sv.LastRestart.Local().Format(time.DateTime))
+		}
+		fmt.Fprintln(w)
+	}
 	for _, c := range st.Certificates {
 		left := time.Duration(c.ExpiresInSeconds * float64(time.Second))
 		fmt.Fprintf(w, "  certificate:  %s expires %s (in %dd)\n", c.Name, c.NotAfter.Local().Format(time.DateOnly), int(left.Hours()/24))

@@ -23,6 +23,7 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/firewall"
 	"github.com/jitsi-agent/jitsi-agent/internal/logging"
 	"github.com/jitsi-agent/jitsi-agent/internal/plan"
+	"github.com/jitsi-agent/jitsi-agent/internal/probe"
 	"github.com/jitsi-agent/jitsi-agent/internal/prosody"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
@@ -50,6 +51,10 @@ type Env struct {
 	Trust func(ctx context.Context) error
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Probes builds the live probes run after the reload pass (LiveProbes);
+	// nil runs none. A failed probe rolls the apply back like a failed
+	// unit.
+	Probes func(d *spec.Deployment, set *render.Set) Prober
 	// Reload tunes the reloader (health-check client, timeouts, journal);
 	// Services, DeferredPath, Redact, Now and Logf are filled in per apply.
 	Reload systemd.Options
@@ -183,6 +188,8 @@ type Result struct {
 	// Firewall is what happened to the live nftables table (nil when
 	// Env.Firewall is nil or the files failed).
 	Firewall *firewall.SyncResult
+	// Probes are the live probes run after the reload pass.
+	Probes []probe.Result
 }
 
 // Reloaded lists the units the reload pass reloaded, restarted or started
@@ -398,6 +405,20 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 	}
 	if err != nil {
 		return res, err
+	}
+	if liveErr != nil {
+		return res, liveErr
+	}
+	if env.Probes != nil && out != nil {
+		rs, perr := runProbes(ctx, env.Probes(d, set), out.Report, logf)
+		res.Probes = rs
+		if perr != nil {
+			if restorer == nil {
+				return res, perr // nothing changed in this run: the services are unhealthy
+			}
+			logf("%v; rolling back", perr)
+			return res, systemd.RollBack(ctx, r, out, restorer, perr)
+		}
 	}
 	if o.RestartDeferred {
 		rep, err := r.RestartDeferred(ctx)

@@ -46,6 +46,10 @@ type DaemonConfig struct {
 	// JoinAPI serves the app's join endpoint while the spec has token_api
 	// (default on; tests of the core turn it off).
 	NoJoinAPI bool
+	// SuperviseEvery is how often the live services are checked between
+	// applies (a stopped or failed enabled unit is started again, running
+	// ones are probed; `run` uses DefaultSuperviseEvery); 0 = never.
+	SuperviseEvery time.Duration
 }
 
 // Daemon is the real pipeline behind `jitsi-agent run`: spec -> render ->
@@ -64,6 +68,11 @@ type Daemon struct {
 	acme background
 	// The join endpoint runs while the spec has token_api.
 	joinAPI background
+	// supervise keeps the services in their desired state between applies;
+	// applyMu keeps it from acting while an apply runs.
+	supervise background
+	sup       supervisor
+	applyMu   sync.Mutex
 
 	unitsWarned bool
 	hold        *hold  // a rollback asked over the socket, kept until the spec changes
@@ -106,8 +115,40 @@ func (a *Daemon) Triggers() <-chan string { return a.triggers }
 
 // Close stops the background services.
 func (a *Daemon) Close() {
+	a.supervise.stop()
 	a.acme.stop()
 	a.joinAPI.stop()
+}
+
+// Services implements daemon.LiveSource: the managed units as the
+// supervisor last saw them (state, restarts, live probes).
+func (a *Daemon) Services() []daemon.ServiceStatus { return a.sup.snapshot() }
+
+// ensureSupervisor starts the live-service loop once units are managed.
+func (a *Daemon) ensureSupervisor() {
+	every := a.cfg.SuperviseEvery
+	if every <= 0 || a.cfg.Env.Units == nil {
+		return
+	}
+	log := a.cfg.Log
+	a.supervise.ensure("on", func(ctx context.Context) {
+		t := time.NewTimer(min(every, 2*time.Second))
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if a.applyMu.TryLock() {
+				cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+				a.sup.once(cctx, a.cfg.Env, log.Infof, log.Warnf)
+				cancel()
+				a.applyMu.Unlock()
+			}
+			t.Reset(every)
+		}
+	})
 }
 
 // Certificates implements daemon.CertSource from the deployed certificate
@@ -151,6 +192,8 @@ func (a *Daemon) PendingRestarts() []deferred.Restart {
 
 // Apply implements daemon.Applier.
 func (a *Daemon) Apply(ctx context.Context, req daemon.Request) (daemon.Outcome, error) {
+	a.applyMu.Lock()
+	defer a.applyMu.Unlock()
 	var out daemon.Outcome
 	log := a.cfg.Log
 	t0 := time.Now()
@@ -273,6 +316,8 @@ func (a *Daemon) Apply(ctx context.Context, req daemon.Request) (daemon.Outcome,
 		return out, err
 	}
 	a.failedSet = ""
+	a.sup.use(d, set)
+	a.ensureSupervisor()
 	return out, nil
 }
 

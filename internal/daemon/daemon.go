@@ -71,6 +71,8 @@ type Deps struct {
 	Clock    watch.Clock
 	Deferred DeferredSource
 	Certs    CertSource
+	// Live reports the live services; /healthz and /status include them.
+	Live LiveSource
 	// Signals: nil makes Run subscribe to SIGHUP, SIGTERM and SIGINT itself.
 	Signals <-chan os.Signal
 	// Triggers asks for a full re-apply from outside the file system (e.g.
@@ -96,6 +98,10 @@ type daemon struct {
 	wdC       <-chan time.Time // watchdog timer (nil = off)
 	wdRearm   func()
 	watching  watch.Paths // the set last given to the watcher
+
+	// notifiedReady: READY=1 was sent (after the first apply, whatever
+	// its result: systemd must not wait for a spec someone has to fix).
+	notifiedReady bool
 
 	mu sync.Mutex
 	st Status
@@ -285,11 +291,11 @@ func (d *daemon) redact(s string) string {
 // apply runs one apply (or rollback) and records its result everywhere.
 func (d *daemon) apply(req Request) error {
 	d.mu.Lock()
-	wasReady, wasDegraded := d.st.Ready, d.st.Degraded
+	wasDegraded := d.st.Degraded
 	d.mu.Unlock()
 	// RELOADING=1 for re-applies caused by changes or SIGHUP, not for the
 	// periodic rescan or retries (systemd would log a reload every 5 min).
-	reloading := wasReady && req.Reason != ReasonRetry && req.Reason != watch.ReasonRescan
+	reloading := d.notifiedReady && req.Reason != ReasonRetry && req.Reason != watch.ReasonRescan
 	if reloading {
 		if err := d.notify.Reloading("re-applying (" + req.Reason + ")"); err != nil {
 			d.log.WithError(err).Debug("sd_notify RELOADING")
@@ -423,7 +429,6 @@ func (d *daemon) apply(req Request) error {
 	default:
 		d.st.State = StateOK
 	}
-	nowReady := d.st.Ready
 	d.mu.Unlock()
 
 	d.logApply(req, rec, out, err)
@@ -433,9 +438,12 @@ func (d *daemon) apply(req Request) error {
 
 	status := summary(rec, degradedReason)
 	switch {
-	case nowReady && (!wasReady || reloading):
-		// First success, or the end of a reload (also a failed one: the
-		// daemon still runs on the last good files).
+	case !d.notifiedReady || reloading:
+		// The first apply (a broken spec too: the unit is up and says
+		// why it is degraded, instead of hanging in "activating" until
+		// systemd's start timeout), or the end of a reload (also a failed
+		// one: the daemon still runs on the last good files).
+		d.notifiedReady = true
 		if nerr := d.notify.Ready(status); nerr != nil {
 			d.log.WithError(nerr).Warn("sd_notify READY")
 		}
@@ -571,6 +579,14 @@ func (d *daemon) snapshot() Status {
 		now := d.clock.Now()
 		for _, c := range d.deps.Certs.Certificates() {
 			st.Certificates = append(st.Certificates, CertStatus{Name: c.Name, NotAfter: c.NotAfter, ExpiresInSeconds: c.NotAfter.Sub(now).Seconds()})
+		}
+	}
+	if d.deps.Live != nil {
+		st.Services = d.deps.Live.Services()
+		if st.State == StateOK {
+			if ok, _ := st.Healthy(); !ok {
+				st.State = StateDegraded
+			}
 		}
 	}
 	st.Watching = d.watcher.Watching()

@@ -204,3 +204,38 @@ type DeferredSource interface {
 type CertSource interface {
 	Certificates() []metrics.CertInfo
 }
+
+// ServiceStatus is one managed service as the live check last saw it
+// (between applies the agent keeps each enabled unit running and probes it).
+type ServiceStatus struct {
+	Component string `json:"component"`
+	Unit      string `json:"unit"`
+	// State is systemd's view ("active (running), load loaded").
+	State string `json:"state"`
+	// OK: the unit runs and its live probes pass.
+	OK bool `json:"ok"`
+	// Problem says what is wrong when not OK.
+	Problem string `json:"problem,omitempty"`
+	// Restarts counts the times the agent started the unit again since the
+	// daemon started; LastRestart is the latest.
+	Restarts    int        `json:"restarts,omitempty"`
+	LastRestart *time.Time `json:"last_restart,omitempty"`
+	// NextAttempt is when the agent tries to start a failing unit again
+	// (backoff), if it is down.
+	NextAttempt *time.Time    `json:"next_attempt,omitempty"`
+	CheckedAt   time.Time     `json:"checked_at"`
+	Probes      []ProbeStatus `json:"probes,omitempty"`
+}
+
+// ProbeStatus is one live probe's last result.
+type ProbeStatus struct {
+	Check  string `json:"check"`
+	Target string `json:"target"`
+	OK     bool   `json:"ok"`
+	Error  string `json:"error,omitempty"`
+}
+
+// LiveSource reports the live services (the agent's supervisor); optional.
+type LiveSource interface {
+	Services() []ServiceStatus
+}

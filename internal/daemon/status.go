@@ -41,6 +41,8 @@ type Status struct {
 	Drift           []Drift            `json:"drift,omitempty"`
 	PendingRestarts []deferred.Restart `json:"pending_restarts,omitempty"`
 	Certificates    []CertStatus       `json:"certificates,omitempty"`
+	// Services are the live services (state and probes) as last checked.
+	Services []ServiceStatus `json:"services,omitempty"`
 	// Watching lists the watched directories.
 	Watching []string `json:"watching,omitempty"`
 	// Held says a rolled-back generation is held until the spec changes.
@@ -77,6 +79,15 @@ func (s *Status) Healthy() (bool, string) {
 		return false, "starting: no successful apply yet"
 	case s.Degraded:
 		return false, "degraded: " + s.DegradedReason
+	}
+	var bad []string
+	for _, sv := range s.Services {
+		if !sv.OK {
+			bad = append(bad, sv.Unit+": "+sv.Problem)
+		}
+	}
+	if len(bad) > 0 {
+		return false, "degraded: " + strings.Join(bad, "; ")
 	}
 	return true, ""
 }

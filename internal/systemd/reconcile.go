@@ -90,12 +90,25 @@ func ReloadOrRollback(ctx context.Context, r *Reloader, changes []Change, restor
 	if !errors.As(err, &ae) || len(ae.Units) == 0 || rep == nil || restorer == nil {
 		return out, err
 	}
-	rerr := &RollbackError{Cause: err}
+	return out, RollBack(ctx, r, out, restorer, err)
+}
+
+// RollBack is the second half of ReloadOrRollback for a failure found after
+// the reload pass succeeded (a live probe: the units run, but not the
+// change): restore the files, forget the deferred restarts this pass
+// recorded, reload again the units the pass touched. It fills out and
+// returns the *RollbackError (cause is kept as its Cause).
+func RollBack(ctx context.Context, r *Reloader, out *Outcome, restorer Restorer, cause error) error {
+	rep := out.Report
+	if rep == nil {
+		rep = &Report{}
+	}
+	rerr := &RollbackError{Cause: cause}
 	restored, xerr := restorer.RestoreLast(ctx)
 	out.Restored, rerr.Restored = restored, restored
 	if xerr != nil {
 		rerr.RestoreErr = xerr
-		return out, rerr
+		return rerr
 	}
 	out.RolledBack = true
 	if len(rep.NewlyDeferred) > 0 && r.o.DeferredPath != "" {
@@ -114,5 +127,5 @@ func ReloadOrRollback(ctx context.Context, r *Reloader, changes []Change, restor
 			rerr.ReloadErr = errors.Join(rerr.ReloadErr, lerr)
 		}
 	}
-	return out, rerr
+	return rerr
 }
