@@ -21,7 +21,9 @@ type fakeProber struct {
 	probed []string
 }
 
-func (p *fakeProber) Has(c string) bool { return c == spec.Prosody || c == spec.Nginx || c == spec.Coturn }
+func (p *fakeProber) Has(c string) bool {
+	return c == spec.Prosody || c == spec.Nginx || c == spec.Coturn
+}
 func (p *fakeProber) Run(ctx context.Context, cs ...string) []probe.Result {
 	var out []probe.Result
 	for _, c := range cs {

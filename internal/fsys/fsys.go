@@ -239,4 +239,14 @@ func IsTemp(base string) bool {
 }
 
 // TempPattern is the os.CreateTemp pattern for a destination base name.
-func TempPattern(base string) string { return "." + base + TempMarker + "*" }
+func TempPattern(base string) string { return "." + tempBase(base) + TempMarker + "*" }
+
+// tempBase shortens long base names so that temporary names stay within
+// the 255-byte file name limit (a 245-character domain's DOMAIN-config.js).
+func tempBase(base string) string {
+	const keep = 255 - 1 - len(TempMarker) - 20
+	if len(base) > keep {
+		return base[:keep]
+	}
+	return base
+}

@@ -57,7 +57,7 @@ func StageSymlink(dest, target string) (string, error) {
 		if _, err := rand.Read(rnd[:]); err != nil {
 			return "", fmt.Errorf("stage link %s: %w", dest, err)
 		}
-		tmp := filepath.Join(dir, "."+base+TempMarker+hex.EncodeToString(rnd[:]))
+		tmp := filepath.Join(dir, "."+tempBase(base)+TempMarker+hex.EncodeToString(rnd[:]))
 		err := os.Symlink(target, tmp)
 		if err == nil {
 			return tmp, nil

@@ -139,6 +139,11 @@ type BuiltinData struct {
 	ACMEProxy string
 	// HTTPSRedirectPort is "" for 443, else ":PORT" (for redirects).
 	HTTPSRedirectPort string
+	// NginxHashBucketSize is the server_names_hash_bucket_size the
+	// longest server name of the site needs, 0 when nginx's default (64,
+	// the cache line) holds it: Debian's stock nginx.conf leaves the
+	// directive unset and nginx refuses it twice.
+	NginxHashBucketSize int
 	// HeaderBuffer is nginx's large_client_header_buffers size ("10k"):
 	// Prosody's request head limit, so that nginx refuses (414) what
 	// Prosody would never answer. MaxTokenBytes is the token size that fits.
@@ -326,10 +331,34 @@ func newBuiltinData(d *spec.Deployment) (*BuiltinData, error) {
 			b.RSACert, b.RSAKey = rsaVariant(d.TLS.Certificate), rsaVariant(d.TLS.Key)
 		}
 	}
+	names := []string{d.Domain}
+	if d.TLS.ACME != nil {
+		names = append(names, d.TLS.ACME.ExtraNames...)
+	}
+	b.NginxHashBucketSize = nginxHashBucketSize(names)
 	if p := httpsPort(d); p != 443 {
 		b.HTTPSRedirectPort = ":" + strconv.Itoa(p)
 	}
 	return b, nil
+}
+
+// nginxHashBucketSize is the smallest power of two from 64 on whose
+// buckets hold every name (nginx's ngx_hash_init: a pointer, the name
+// padded to 8 bytes with its length, and the terminating pointer), or 0
+// when the default 64 does.
+func nginxHashBucketSize(names []string) int {
+	need := 0
+	for _, n := range names {
+		need = max(need, 8+(len(n)+2+7)&^7+8)
+	}
+	if need <= 64 {
+		return 0
+	}
+	size := 64
+	for size < need {
+		size *= 2
+	}
+	return size
 }
 
 // orDefault is v, or def for a Deployment built without defaults.

@@ -72,3 +72,14 @@ func TestFilesBindThePortModel(t *testing.T) {
 		})
 	}
 }
+
+// TestNginxHashBucketSize: the thresholds measured with nginx 1.22 (two
+// servers on one port, so the server name hash is built): 46 characters fit
+// the default 64, 47-110 need 128, 111-238 need 256, longer 512.
+func TestNginxHashBucketSize(t *testing.T) {
+	for n, want := range map[int]int{10: 0, 46: 0, 47: 128, 110: 128, 111: 256, 238: 256, 239: 512, 253: 512} {
+		if got := nginxHashBucketSize([]string{"x", strings.Repeat("a", n)}); got != want {
+			t.Errorf("%d characters: %d, want %d", n, got, want)
+		}
+	}
+}

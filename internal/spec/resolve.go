@@ -25,15 +25,17 @@ import (
 
 // Defaults that other packages and the docs refer to.
 const (
-	DefaultStateDir        = "/var/lib/jitsi-agent"
-	DefaultBackups         = 5
-	DefaultTokenLifetime   = 2 * time.Hour
-	DefaultJVBUDPPort      = 10000
-	DefaultTURNPort        = 3478
-	DefaultTURNTLSPort     = 5349
-	DefaultACMEListen      = "127.0.0.1:8402"
-	DefaultMetricsListen   = "127.0.0.1:9137"
-	DefaultTokenAPIListen  = "127.0.0.1:8450"
+	DefaultStateDir       = "/var/lib/jitsi-agent"
+	DefaultBackups        = 5
+	DefaultTokenLifetime  = 2 * time.Hour
+	DefaultJVBUDPPort     = 10000
+	DefaultTURNPort       = 3478
+	DefaultTURNTLSPort    = 5349
+	DefaultACMEListen     = "127.0.0.1:8402"
+	DefaultMetricsListen  = "127.0.0.1:9137"
+	DefaultTokenAPIListen = "127.0.0.1:8450"
+	// MaxDomainLength: DOMAIN-config.js must fit in a 255-byte file name.
+	MaxDomainLength        = 255 - len("-config.js")
 	DefaultProsodyC2SPort  = 5222
 	DefaultProsodyHTTPPort = 5280
 	DefaultWatchQuiet      = 200 * time.Millisecond
@@ -283,6 +285,8 @@ func (r *resolver) resolve() *Deployment {
 		r.errf(at(raw.Body, "domain"), "Domain must be lower case", "Prosody, nginx and the JWT sub claim compare the domain in lower case; write %q.", strings.ToLower(d.Domain))
 	} else if !validDomain(d.Domain) {
 		r.errf(at(raw.Body, "domain"), "Invalid domain", "%q is not a fully qualified DNS name (e.g. \"meet.example.com\"). It is the public host name and the XMPP domain; an IP address cannot be used.", d.Domain)
+	} else if len(d.Domain) > MaxDomainLength {
+		r.errf(at(raw.Body, "domain"), "Domain too long", "The domain has %d characters; at most %d fit: the Debian file names built from it (/etc/jitsi/meet/DOMAIN-config.js, /etc/prosody/conf.avail/DOMAIN.cfg.lua) must stay within the 255-byte file name limit.", len(d.Domain), MaxDomainLength)
 	}
 	d.Tenants = boolOr(raw.Tenants, false)
 
@@ -616,7 +620,7 @@ func (r *resolver) resolveMeeting(d *Deployment) {
 	}
 	rc.Whitelist = rec.Whitelist
 	rc.PendingTimeout = r.duration(rec.Body, "pending_timeout", rec.PendingTimeout, defaultJibriPending, time.Second)
-	if !validDomain(rc.RecorderDomain) {
+	if (rc.Enabled || rec.RecorderDomain != nil) && !validDomain(rc.RecorderDomain) {
 		r.errf(at(rec.Body, "recorder_domain"), "Invalid recorder domain", "%q is not a DNS name; the default recorder.%s is usually right.", rc.RecorderDomain, d.Domain)
 	}
 	if !hclIdent(rc.Brewery) {
