@@ -12,6 +12,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/deferred"
 	"github.com/jitsi-agent/jitsi-agent/internal/metrics"
