@@ -91,7 +91,7 @@ func tempName(base string) (string, error) {
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return "", err
 	}
-	return "." + base + TempMarker + hex.EncodeToString(rnd[:]), nil
+	return "." + tempBase(base) + TempMarker + hex.EncodeToString(rnd[:]), nil
 }
 
 // Stage writes data to a new temporary file in d next to base (O_EXCL,
