@@ -410,13 +410,13 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 		return res, liveErr
 	}
 	if env.Probes != nil && out != nil {
-		rs, perr := runProbes(ctx, env.Probes(d, set), out.Report, logf)
+		rs, perr := runProbes(ctx, env.Probes(d, set), out.Report, log.Infof)
 		res.Probes = rs
 		if perr != nil {
 			if restorer == nil {
 				return res, perr // nothing changed in this run: the services are unhealthy
 			}
-			logf("%v; rolling back", perr)
+			log.Warnf("%v; rolling back", perr)
 			return res, systemd.RollBack(ctx, r, out, restorer, perr)
 		}
 	}

@@ -181,7 +181,7 @@ func (s *supervisor) reloadOptions(env Env, d *spec.Deployment, set *render.Set)
 	if set != nil {
 		ro.Redact = set.Redact
 	}
-	ro.Logf = nil
+	ro.Log = nil
 	if env.Now != nil {
 		ro.Now = env.Now
 	}
