@@ -406,9 +406,6 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 	if err != nil {
 		return res, err
 	}
-	if liveErr != nil {
-		return res, liveErr
-	}
 	if env.Probes != nil && out != nil {
 		rs, perr := runProbes(ctx, env.Probes(d, set), out.Report, log.Infof)
 		res.Probes = rs
