@@ -283,7 +283,7 @@ func compareHost(h *hostFiles, set *render.Set, d *spec.Deployment, keep bool) (
 		doc  *hoconDoc
 		path string
 		dst  *string
-	}{{h.jicofo, pathJicofo, &ex.Jicofo}, {h.jvb, pathJVB, &ex.JVB}} {
+	}{{h.jicofo, pathJicofo, &ex.Jicofo}, {h.jvb, pathJVB, &ex.JVB}, {h.jibri, pathJibri, &ex.Jibri}} {
 		if c.doc == nil {
 			continue
 		}

@@ -300,6 +300,7 @@ func writeSpec(im *imported, sources []string, secretFile string, extra spec.Ext
 	for _, e := range []struct{ name, text string }{
 		{"prosody", extra.Prosody}, {"jicofo", extra.Jicofo}, {"jvb", extra.JVB}, {"sip_communicator", extra.SipCommunicator},
 		{"config_js", extra.ConfigJS}, {"nginx", extra.Nginx}, {"nginx_server", extra.NginxServer}, {"coturn", extra.Coturn},
+		{"jibri", extra.Jibri},
 	} {
 		if e.text != "" {
 			fmt.Fprintf(&eb, "%s = %s\n", e.name, heredoc(e.text))

@@ -230,3 +230,36 @@ func itoa(i int) string {
 	}
 	return s
 }
+
+// TestJibriSettingKept: a hand-set jibri.conf option survives import in
+// extra.jibri, reported with its line.
+func TestJibriSettingKept(t *testing.T) {
+	root, _ := renderSpecToRoot(t, "testdata/specs/anonymous-recording-tenants-noturn.hcl")
+	p := filepath.Join(root, "/etc/jitsi/jibri/jibri.conf")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.Count(string(b), "\n") + 1
+	os.WriteFile(p, append(b, []byte("jibri.ffmpeg.resolution = \"1280x720\"\n")...), 0o640)
+	res, err := Import(Options{Root: root, Out: filepath.Join(t.TempDir(), "jitsi.hcl")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept *Finding
+	for i, f := range res.Findings {
+		if f.File == "/etc/jitsi/jibri/jibri.conf" && f.Kind == KindKept && f.Setting == "jibri.ffmpeg.resolution" {
+			kept = &res.Findings[i]
+		}
+	}
+	if kept == nil || kept.Line != line {
+		t.Fatalf("not kept at line %d: %+v\n%+v", line, kept, res.Findings)
+	}
+	doc, err := parseHOCON("rendered", renderedFile(res.Rendered, "/etc/jitsi/jibri/jibri.conf").Content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := doc.str("jibri.ffmpeg.resolution"); v != "1280x720" {
+		t.Errorf("rendered jibri.conf lacks the kept setting")
+	}
+}

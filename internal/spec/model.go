@@ -342,7 +342,7 @@ type Template struct {
 // (inside the HTTPS server block, after its locations) and Coturn (lines).
 // Each ends with a newline when non-empty.
 type Extra struct {
-	Prosody, Jicofo, JVB, SipCommunicator, ConfigJS, Nginx, NginxServer, Coturn string
+	Prosody, Jicofo, JVB, SipCommunicator, ConfigJS, Nginx, NginxServer, Coturn, Jibri string
 	// ProsodyModules maps a Prosody section (VirtualHost or Component
 	// name) to modules appended to the modules_enabled the template writes
 	// for it (setting modules_enabled again in Prosody text would replace

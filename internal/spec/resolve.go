@@ -341,6 +341,7 @@ func (r *resolver) resolveExtra(d *Deployment) {
 		{"prosody", e.Prosody, &d.Extra.Prosody}, {"jicofo", e.Jicofo, &d.Extra.Jicofo}, {"jvb", e.JVB, &d.Extra.JVB},
 		{"sip_communicator", e.SipCommunicator, &d.Extra.SipCommunicator}, {"config_js", e.ConfigJS, &d.Extra.ConfigJS},
 		{"nginx", e.Nginx, &d.Extra.Nginx}, {"nginx_server", e.NginxServer, &d.Extra.NginxServer}, {"coturn", e.Coturn, &d.Extra.Coturn},
+		{"jibri", e.Jibri, &d.Extra.Jibri},
 	} {
 		if f.in == nil || *f.in == "" {
 			continue

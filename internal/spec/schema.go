@@ -218,6 +218,7 @@ type rawExtra struct {
 	Nginx           *string             `hcl:"nginx,optional"`
 	NginxServer     *string             `hcl:"nginx_server,optional"`
 	Coturn          *string             `hcl:"coturn,optional"`
+	Jibri           *string             `hcl:"jibri,optional"`
 	ProsodyModules  map[string][]string `hcl:"prosody_modules,optional"`
 	Body            hcl.Body            `hcl:",body"`
 }
