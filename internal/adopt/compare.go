@@ -95,7 +95,7 @@ func compareProsody(file string, host, out *prosodyConfig, keep bool) ([]Finding
 				for _, m := range hm {
 					if !slices.Contains(om, m) {
 						missing = append(missing, m)
-						fs = append(fs, Finding{File: file, Line: ho.Line, Kind: KindKept, Setting: label(hs, "module "+m), Reason: "a module the spec does not load"})
+						fs = append(fs, Finding{File: file, Line: ho.Line, Kind: KindKept, Setting: label(hs, "module "+m), Reason: moduleReason(m)})
 					}
 				}
 				for _, m := range om {
@@ -152,6 +152,15 @@ func writeSection(b *strings.Builder, header string, lines []string) {
 			b.WriteString(l + "\n")
 		}
 	}
+}
+
+// moduleReason explains a kept module; some are the trace of a spec block
+// whose settings live outside Jitsi's files.
+func moduleReason(m string) string {
+	if m == "muc_size" {
+		return "a module the spec does not load; jitsi-agent loads mod_muc_size for the join endpoint: add your token_api block (its keys are not in any Jitsi file) and drop this extra"
+	}
+	return "a module the spec does not load"
 }
 
 // ---- HOCON ----

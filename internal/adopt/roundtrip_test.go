@@ -53,6 +53,10 @@ func renderSpecToRoot(t *testing.T, path string) (string, *render.Set) {
 	}
 	d := lr.Deployment
 	d.Templates = nil // user templates are the app's files, not Jitsi's
+	// token_api is jitsi-agent's own service (keys, listener), which no
+	// Jitsi file holds; its only trace, mod_muc_size, is covered by
+	// TestTokenAPITraceKept.
+	d.TokenAPI = nil
 	// The whole tree as apply writes it (certificates, internal CA kept in
 	// the state directory under root), with fixed internal secrets.
 	root := t.TempDir()
@@ -262,4 +266,64 @@ func TestJibriSettingKept(t *testing.T) {
 	if v, _ := doc.str("jibri.ffmpeg.resolution"); v != "1280x720" {
 		t.Errorf("rendered jibri.conf lacks the kept setting")
 	}
+}
+
+// TestTokenAPITraceKept: a host rendered with token_api has mod_muc_size and
+// enable_roomsize_token_verification on the main VirtualHost; import keeps
+// both (the spec it writes has no token_api: its keys live elsewhere) and
+// says why.
+func TestTokenAPITraceKept(t *testing.T) {
+	root, _ := renderSpecToRoot(t, "../../examples/meet.hcl")
+	// render it again with the token_api the helper strips
+	lr := spec.Load("../../examples/meet.hcl", spec.Options{LookupEnv: func(k string) (string, bool) {
+		switch k {
+		case "JITSI_APP_SECRET":
+			return testAppSecret, true
+		case "JOIN_API_KEY":
+			return "b7e1f04c9a2d6835e0c4a9f1d7b3e52c", true
+		}
+		return "", false
+	}, Hostname: func() (string, error) { return "meet1", nil }})
+	if lr.HasErrors() || lr.Deployment.TokenAPI == nil {
+		t.Fatal("examples/meet.hcl should load with a token_api")
+	}
+	d := lr.Deployment
+	d.Templates = nil
+	set, err := agent.DesiredState(d, root, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := renderedFileOf(set, "/etc/prosody/conf.avail/meet.example.com.cfg.lua")
+	os.WriteFile(filepath.Join(root, f.Path), f.Content, f.Mode)
+	res, err := Import(Options{Root: root, Out: filepath.Join(t.TempDir(), "jitsi.hcl")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := res.Deployment.Extra.ProsodyModules["meet.example.com"]; len(m) != 1 || m[0] != "muc_size" {
+		t.Errorf("muc_size not kept: %v", res.Deployment.Extra.ProsodyModules)
+	}
+	found := false
+	for _, f := range res.Findings {
+		if strings.Contains(f.Setting, "module muc_size") && strings.Contains(f.Reason, "token_api") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no finding explains muc_size: %+v", res.Findings)
+	}
+	got := renderedFile(res.Rendered, f.Path)
+	cfgA, _ := parseProsody("a", f.Content)
+	cfgB, _ := parseProsody("b", got.Content)
+	if fs, _, _ := compareProsody("x", cfgA, cfgB, false); len(fs) != 0 {
+		t.Errorf("the imported spec changes Prosody: %+v", fs)
+	}
+}
+
+func renderedFileOf(set *render.Set, p string) *render.File {
+	for i := range set.Files {
+		if set.Files[i].Path == p {
+			return &set.Files[i]
+		}
+	}
+	return nil
 }
