@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"github.com/jitsi-agent/jitsi-agent/internal/journal"
 	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/certs"
@@ -39,6 +40,11 @@ func DoctorEnv(ctx context.Context, d *spec.Deployment, set *render.Set, root st
 	}
 	if d.TLS.ACME != nil {
 		env.Renewal = doctorRenewal{d: d, root: root}
+	}
+	if root == "" || root == "/" {
+		if j := journal.System(); j != nil {
+			env.Journal = j
+		}
 	}
 	if (root == "" || root == "/") && d.Firewall.Enabled && set != nil {
 		if f, ok := set.Lookup(firewall.Path); ok {

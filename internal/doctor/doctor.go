@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/journal"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
 
@@ -163,6 +164,9 @@ type Env struct {
 	System     SystemInfo
 	// Roots verifies certificate chains; nil means the system roots.
 	Roots RootsFunc
+	// Journal reads the units' recent log lines for known errors (nil:
+	// the check skips).
+	Journal journal.Reader
 	// Now is the wall clock for expiry checks and token minting.
 	Now func() time.Time
 }
@@ -316,6 +320,7 @@ func (c *checker) groups() []checkGroup {
 		{"token", "Token verifies against the Prosody config", c.checkToken},
 		{"clock.ntp", "Clock is NTP-synchronised", func(ctx context.Context) []Result { return []Result{c.checkClock(ctx)} }},
 		{"resources", "CPU, memory, file descriptors", c.checkResources},
+		{"journal", "Known errors in the services' recent journal", c.checkJournal},
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"github.com/jitsi-agent/jitsi-agent/internal/journal"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -48,6 +49,7 @@ func healthyHost(t *testing.T) (*spec.Deployment, Env, string) {
 		Clock:      fakeClock{st: ClockStatus{Synchronised: true}},
 		System:     fakeSystem{cpus: 4, mem: 8 << 30, nofile: 65000},
 		Roots:      func() (*x509.CertPool, error) { return ca.pool, nil },
+		Journal:    journal.Recorded{"prosody.service": {"2026-11-27T10:03:00+0000 meet prosody[812]: c2s55d1 info Client connected"}},
 	}
 	return d, env, root
 }
@@ -74,7 +76,7 @@ func TestRunHealthyHost(t *testing.T) {
 		"firewall.port.jvb", "firewall.port.turn-relay", "cert.present", "cert.domain", "cert.chain", "cert.expiry", "cert.renewal", "service.prosody",
 		"service.jicofo", "service.jvb", "service.nginx", "service.coturn", "health.jvb", "health.jicofo",
 		"prosody.lua-deps", "prosody.plugins", "prosody.internal-certs", "prosody.trust", "prosody.live", "token.config", "token.hs256", "token.verify", "clock.ntp", "resources.cpu",
-		"resources.memory", "resources.nofile"}
+		"resources.memory", "resources.nofile", "journal"}
 	if strings.Join(ids, " ") != strings.Join(want, " ") {
 		t.Errorf("ids:\n got %v\nwant %v", ids, want)
 	}
