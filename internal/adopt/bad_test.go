@@ -22,6 +22,10 @@ func TestBadInput(t *testing.T) {
 		{"missing file", map[string]string{
 			"/etc/prosody/conf.avail/a.example.com.cfg.lua": `VirtualHost "a.example.com"`,
 		}, "c.example.com", []string{"c.example.com.cfg.lua is missing"}},
+		{"vhost in the main file", map[string]string{
+			"/etc/prosody/prosody.cfg.lua":            "admins = { }\n\nVirtualHost \"a.example.com\"\n",
+			"/etc/jitsi/meet/a.example.com-config.js": "var config = {};",
+		}, "", []string{"/etc/prosody/prosody.cfg.lua:3", "conf.avail/a.example.com.cfg.lua"}},
 		{"lua syntax", map[string]string{
 			"/etc/prosody/conf.avail/a.example.com.cfg.lua": "VirtualHost \"a.example.com\"\n  modules_enabled = {\n \"bosh\"\n \"ping\" }\n",
 		}, "", []string{"a.example.com.cfg.lua", "line:4"}},

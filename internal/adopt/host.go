@@ -23,6 +23,7 @@ const (
 	pathJVBLegacy    = "/etc/jitsi/videobridge/sip-communicator.properties"
 	pathTURN         = "/etc/turnserver.conf"
 	pathTURNAgent    = "/etc/coturn/turnserver.conf"
+	pathProsodyMain  = "/etc/prosody/prosody.cfg.lua"
 	pathJibri        = "/etc/jitsi/jibri/jibri.conf"
 )
 
@@ -268,6 +269,17 @@ func readHost(root, domain string) (*hostFiles, error) {
 	}
 	if err := readFirewall(h); err != nil {
 		return nil, err
+	}
+	if h.prosody == nil {
+		// Old installs configured the domain in Prosody's main file.
+		if b, err := readHostFile(root, pathProsodyMain); err == nil && b != nil {
+			want := `VirtualHost "` + domain + `"`
+			for i, l := range strings.Split(string(b), "\n") {
+				if strings.HasPrefix(strings.TrimSpace(l), want) {
+					return nil, fmt.Errorf("%s:%d: %s is configured in Prosody's main file; import reads %s (the jitsi-meet-prosody layout): move that VirtualHost and its Components there, Include it from the main file, and run import again", pathProsodyMain, i+1, domain, prosodyPath(domain))
+				}
+			}
+		}
 	}
 	if h.prosody == nil && h.jvb == nil && h.jicofo == nil && h.configJS == nil && h.nginx == nil {
 		return nil, fmt.Errorf("no configuration for %s under %s: %s is missing (is --domain right?)", domain, root, prosodyPath(domain))
