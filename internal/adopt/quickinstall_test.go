@@ -155,6 +155,8 @@ org.jitsi.videobridge.xmpp.user.shard.USERNAME=jvb
 org.jitsi.videobridge.xmpp.user.shard.PASSWORD=LegacyJvbPw
 org.jitsi.videobridge.xmpp.user.shard.MUC_JIDS=JvbBrewery@internal.auth.`+adopttest.Domain+`
 org.jitsi.videobridge.xmpp.user.shard.MUC_NICKNAME=legacy-bridge
+org.ice4j.ice.harvest.NAT_HARVESTER_LOCAL_ADDRESS=10.0.0.5
+org.ice4j.ice.harvest.NAT_HARVESTER_PUBLIC_ADDRESS=203.0.113.5
 `, 0o640)
 	adopttest.WriteFile(t, root, "/etc/jitsi/jicofo/jicofo.conf", "jicofo {\n}\n", 0o640)
 	adopttest.WriteFile(t, root, pathJicofoShell, `JICOFO_HOST=localhost
@@ -173,6 +175,10 @@ JICOFO_AUTH_PASSWORD=LegacyFocusPw
 	if f := findingFor(res, "sip-communicator.properties", KindKept, "ENABLE_STATISTICS"); f == nil {
 		t.Errorf("unknown legacy property not kept")
 	}
+	if h := res.Deployment.Host; len(h.PublicIPs) != 1 || h.PublicIPs[0] != "203.0.113.5" || len(h.PrivateIPs) != 1 || h.PrivateIPs[0] != "10.0.0.5" {
+		t.Errorf("legacy NAT addresses: %v %v", h.PublicIPs, h.PrivateIPs)
+	}
+	specHas(t, res, `public_ips = ["203.0.113.5"]`, `private_ips = ["10.0.0.5"]`)
 	if res.Deployment.Videobridge.Nickname != "legacy-bridge" {
 		t.Errorf("nickname %q", res.Deployment.Videobridge.Nickname)
 	}
