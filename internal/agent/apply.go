@@ -350,7 +350,7 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 			return res, err
 		}
 	}
-	livePhase := 0 // 0: apply pass, 1: rollback pass, 2: done
+	livePhase := 0 // 0: apply pass, 1: rollback pass, 2: done, 3: deferred restarts
 	if pl != nil {
 		pl.repair = o.Always
 		ro.AfterUnit = func(ctx context.Context, u systemd.UnitResult) error {
@@ -364,6 +364,12 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 			case 1:
 				livePhase = 2
 				pl.rollback(ctx, u)
+			case 3:
+				// A deferred restart ran: apply returns once the new
+				// server serves every host of the config.
+				if u.Action == systemd.ActionRestart || u.Action == systemd.ActionStart {
+					return pl.verifyAfterStart(ctx)
+				}
 			}
 			return nil
 		}
@@ -399,7 +405,7 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 	}
 	out, err := systemd.ReloadOrRollback(ctx, r, changes, restorer)
 	res.Services = out
-	livePhase = 2 // a later RestartDeferred pass is not a rollback
+	livePhase = 3 // a later RestartDeferred pass is not a rollback
 	if err == nil || IsCleanRollback(err) {
 		settle() // the files in place are the ones the units run on
 	}

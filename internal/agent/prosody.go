@@ -166,6 +166,9 @@ func (p *prosodyLive) rollback(ctx context.Context, u systemd.UnitResult) {
 // verifyAfterStart waits (bounded) for the admin shell and checks the
 // freshly started server.
 func (p *prosodyLive) verifyAfterStart(ctx context.Context) error {
+	if p == nil || p.new == nil {
+		return nil
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		err := prosody.Verify(ctx, p.admin, p.new)
