@@ -432,6 +432,14 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 		for _, u := range rep.Units {
 			log.Infof("%s %s: %s", u.Action, u.Unit, u.Result)
 		}
+		if env.Probes != nil {
+			// The restarted services serve again before apply returns.
+			rs, perr := runProbes(ctx, env.Probes(d, set), rep, log.Infof)
+			res.Probes = append(res.Probes, rs...)
+			if perr != nil {
+				return res, fmt.Errorf("deferred restarts: %w", perr)
+			}
+		}
 	}
 	return res, nil
 }
