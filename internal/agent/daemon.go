@@ -19,9 +19,11 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/daemon"
 	"github.com/jitsi-agent/jitsi-agent/internal/deferred"
 	"github.com/jitsi-agent/jitsi-agent/internal/firewall"
+	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
 	"github.com/jitsi-agent/jitsi-agent/internal/joinapi"
 	"github.com/jitsi-agent/jitsi-agent/internal/metrics"
 	"github.com/jitsi-agent/jitsi-agent/internal/plan"
+	"github.com/jitsi-agent/jitsi-agent/internal/render"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 	"github.com/jitsi-agent/jitsi-agent/internal/systemd"
 	"github.com/jitsi-agent/jitsi-agent/internal/watch"
@@ -50,6 +52,10 @@ type DaemonConfig struct {
 	// applies (a stopped or failed enabled unit is started again, running
 	// ones are probed; `run` uses DefaultSuperviseEvery); 0 = never.
 	SuperviseEvery time.Duration
+	// FirewallPoll is how often the live firewall table is compared with
+	// the rendered one between passes (default 15 s): nothing notifies a
+	// change of the kernel's ruleset, so it is polled (one nft call).
+	FirewallPoll time.Duration
 }
 
 // Daemon is the real pipeline behind `jitsi-agent run`: spec -> render ->
@@ -73,6 +79,8 @@ type Daemon struct {
 	supervise background
 	sup       supervisor
 	applyMu   sync.Mutex
+	// fwWatch polls the live firewall table while the spec has one.
+	fwWatch background
 
 	unitsWarned bool
 	hold        *hold  // a rollback asked over the socket, kept until the spec changes
@@ -118,6 +126,7 @@ func (a *Daemon) Close() {
 	a.supervise.stop()
 	a.acme.stop()
 	a.joinAPI.stop()
+	a.fwWatch.stop()
 }
 
 // Services implements daemon.LiveSource: the managed units as the
@@ -270,6 +279,9 @@ func (a *Daemon) Apply(ctx context.Context, req daemon.Request) (daemon.Outcome,
 	for _, c := range r.Held {
 		out.Drift = append(out.Drift, daemon.Drift{Path: hostPath(a.root, c.Path), Policy: spec.DriftReport})
 	}
+	// Polled from now on (not during the pass: the table may be missing
+	// until it is loaded).
+	a.ensureFirewallWatch(d, set)
 	if fw := r.Firewall; fw != nil {
 		// The live table drifts like a file: edited by hand or flushed
 		// (systemctl restart nftables), it is restored or reported.
@@ -367,6 +379,47 @@ func (a *Daemon) ensureACME(d *spec.Deployment) {
 		})
 		if err != nil && ctx.Err() == nil {
 			a.cfg.Log.WithError(err).Warn("certificates: not managed")
+		}
+	})
+}
+
+// ensureFirewallWatch polls the live table while the rendered set has a
+// ruleset: a hand edit or a flush (systemctl restart nftables) triggers a
+// pass, which restores or reports it like a file's drift.
+func (a *Daemon) ensureFirewallWatch(d *spec.Deployment, set *render.Set) {
+	key := ""
+	var script []byte
+	if f, ok := set.Lookup(firewall.Path); ok && a.cfg.Env.Firewall != nil {
+		script = f.Content
+		key = StateDir(d, a.root) + "|" + fsys.SHA256(script)
+	}
+	every := a.cfg.FirewallPoll
+	if every <= 0 {
+		every = 15 * time.Second
+	}
+	m := func() *firewall.Manager {
+		if a.cfg.Env.Firewall == nil {
+			return nil
+		}
+		return a.cfg.Env.Firewall.Manager(d, a.root)
+	}()
+	a.fwWatch.ensure(key, func(ctx context.Context) {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			st, err := m.Drift(ctx, script)
+			if err != nil || st != firewall.Edited && st != firewall.Missing {
+				continue
+			}
+			select {
+			case a.triggers <- "firewall":
+			default:
+			}
 		}
 	})
 }

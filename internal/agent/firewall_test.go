@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/apply"
 	"github.com/jitsi-agent/jitsi-agent/internal/daemon"
@@ -193,5 +194,38 @@ func TestApplyFirewallRefusesSSHLockout(t *testing.T) {
 	}
 	if !strings.Contains(liveTable(t, nft), "tcp dport 2222 accept") {
 		t.Fatal("ssh port 2222 not in the live table")
+	}
+}
+
+// Between passes the daemon polls the live table: a flush asks for a pass.
+func TestDaemonPollsFirewall(t *testing.T) {
+	f := newFixture(t)
+	nft := netnsNft(t)
+	f.env.Firewall = &Firewall{Nft: nft}
+	f.writeFirewallSpec(50, 22)
+	a := NewDaemon(DaemonConfig{Spec: f.spec, Root: f.root, Env: f.env, NoJoinAPI: true, FirewallPoll: 50 * time.Millisecond})
+	defer a.Close()
+	ctx := context.Background()
+	if _, err := a.Apply(ctx, daemon.Request{Initial: true}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-a.Triggers():
+		t.Fatalf("trigger %q while the table is in sync", r)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := nft.Load(ctx, []byte("flush ruleset\n")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-a.Triggers():
+		if r != "firewall" {
+			t.Fatalf("trigger %q", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no trigger 5 s after the table was flushed")
+	}
+	if out, err := a.Apply(ctx, daemon.Request{Reason: "firewall"}); err != nil || len(out.Drift) != 1 || !out.Drift[0].Restored {
+		t.Fatalf("restore pass: %+v %v", out.Drift, err)
 	}
 }
