@@ -51,7 +51,7 @@ units whose files changed and rolls back what breaks. 'jitsi-agent init' writes 
 			Usage: "switch to DIR before running the command (relative paths are then relative to DIR)"}},
 		Environment: [][2]string{
 			{spec.VarEnvPrefix + "NAME", "value of the spec's variable NAME (lowest precedence: -var-file and -var override it)"},
-			{"JITSI_AGENT_REQUIRE_REAL", "tests only: 1 turns a skipped test (missing component) into a failure"},
+			{"RUNTIME_DIRECTORY", "set by systemd for the daemon: where run puts status.sock (status finds it there)"},
 		},
 		Commands: []*cli.Command{
 			{
