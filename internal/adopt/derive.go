@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
@@ -92,13 +94,12 @@ func derive(h *hostFiles) (*imported, error) {
 
 	// The host block: named like the videobridge's MUC nickname when that is
 	// a usable name, so nickname needs no attribute of its own.
-	name := d.Videobridge.Nickname
-	if name == "" || !hostNameOK(name) {
-		name = ""
-	}
-	partial := !allRoles(d)
-	if name == "" && partial {
-		name = "imported"
+	// Always one host block, so the spec renders the same on any machine
+	// (without one, the host is named like the machine, which the files
+	// mention). An unusable nickname is kept as videobridge.nickname.
+	name := hostNameFrom(d.Videobridge.Nickname)
+	if n := renderedHostName(h); n != "" {
+		name = n // a host jitsi-agent already manages says its name
 	}
 	if !d.Host.HasRole(spec.Prosody) {
 		for _, doc := range []*hoconDoc{h.jvb, h.jicofo} {
@@ -115,6 +116,43 @@ func derive(h *hostFiles) (*imported, error) {
 	im.hostName = name
 	d.Host.Name = name
 	return im, nil
+}
+
+var hostMarker = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?m)^# (?:Jitsi Videobridge|Jibri) configuration \(HOCON\) for host (\S+) of `)
+}) // compiled on first use, not at every start
+
+// renderedHostName reads the host name from the header jitsi-agent's own
+// jvb.conf and jibri.conf carry ("" for other files).
+func renderedHostName(h *hostFiles) string {
+	for _, p := range []string{pathJVB, pathJibri} {
+		if m := hostMarker().FindSubmatch(h.raw[p]); m != nil && hostNameOK(string(m[1])) {
+			return string(m[1])
+		}
+	}
+	return ""
+}
+
+// hostNameFrom turns a MUC nickname into a host block name: lower case,
+// [a-z0-9-], at most 63 characters; "imported" when nothing is left.
+func hostNameFrom(nick string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(nick) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case b.Len() > 0 && !strings.HasSuffix(b.String(), "-"):
+			b.WriteByte('-')
+		}
+	}
+	name := strings.TrimRight(b.String(), "-")
+	if len(name) > 63 {
+		name = strings.TrimRight(name[:63], "-")
+	}
+	if name == "" {
+		return "imported"
+	}
+	return name
 }
 
 func hostNameOK(s string) bool {

@@ -1,0 +1,5 @@
+domain = "meet.example.com"
+auth "anonymous" {}
+videobridge {
+  nickname = "JVB_1"
+}
