@@ -159,6 +159,17 @@ With -out FILE the plan is saved: the spec path, -host, -var and -var-file, -roo
 				Run:  runDoctor,
 			},
 			{
+				Name: "support-bundle", Synopsis: "write one archive for whoever helps you: spec, rendered files, versions, doctor, plan, journals; secrets masked",
+				Args: []cli.Arg{specArg},
+				Flags: specFlags(
+					cli.Flag{Name: "out", Kind: cli.String, Arg: "FILE", Complete: cli.CompleteFile, Usage: "archive to write (default jitsi-agent-support-TIME.tar.gz in the current directory)"},
+					rootFlag("read files under this directory instead of / (journals are then not read)"),
+					cli.Flag{Name: "lines", Kind: cli.Int, Arg: "N", Default: "300", Usage: "journal lines per unit (at most 5000)"}),
+				Help: "A .tar.gz (mode 0600) with the spec and every rendered file, package versions (prosody, jicofo, jvb, nginx, coturn, jitsi-meet, jitsi-agent), 'doctor --json', 'plan' and the last journal lines of each unit. Every secret of the deployment is masked by value in every form (quoted, base64, hex, URL-escaped), and tokens, token=/jwt= parameters, bearer credentials and passwords in logs by shape. Read README.txt inside before sending it.",
+				Exit: "0 written, 1 error.",
+				Run:  runSupportBundle,
+			},
+			{
 				Name: "services", Synopsis: "show the state of the spec's systemd units and pending deferred restarts",
 				Args: []cli.Arg{specArg},
 				Flags: specFlags(
