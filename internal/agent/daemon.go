@@ -82,6 +82,9 @@ type Daemon struct {
 	// fwWatch polls the live firewall table while the spec has one.
 	fwWatch background
 
+	// templates keeps the parsed templates between applies.
+	templates render.Cache
+
 	unitsWarned bool
 	hold        *hold  // a rollback asked over the socket, kept until the spec changes
 	failedSet   string // digest of a set whose units failed and was rolled back
@@ -230,7 +233,7 @@ func (a *Daemon) Apply(ctx context.Context, req daemon.Request) (daemon.Outcome,
 	a.mu.Unlock()
 
 	t1 := time.Now()
-	set, err := DesiredState(d, a.root, a.cfg.Env.now())
+	set, err := desiredState(d, a.root, a.cfg.Env.now(), &a.templates)
 	tRender := time.Since(t1)
 	if err != nil {
 		var se *SecretsError

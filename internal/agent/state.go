@@ -42,6 +42,11 @@ func StateDir(d *spec.Deployment, root string) string {
 // DesiredState loads (generating once) the internal secrets kept in the
 // state directory under root, then renders every file of this host.
 func DesiredState(d *spec.Deployment, root string, now time.Time) (*render.Set, error) {
+	return desiredState(d, root, now, nil)
+}
+
+// desiredState is DesiredState with a template cache (the daemon's).
+func desiredState(d *spec.Deployment, root string, now time.Time, cache *render.Cache) (*render.Set, error) {
 	sec, err := secrets.Ensure(secrets.Dir(StateDir(d, root)))
 	if err != nil {
 		return nil, &SecretsError{Err: err}
@@ -50,7 +55,7 @@ func DesiredState(d *spec.Deployment, root string, now time.Time) (*render.Set, 
 	if err := RecordSecrets(d, root); err != nil {
 		return nil, &SecretsError{Err: err}
 	}
-	return renderSet(d, root, now, true)
+	return renderSet(d, root, now, true, cache)
 }
 
 // RecordSecrets adds every secret of d (in every form a file may quote it
@@ -108,15 +113,15 @@ func DesiredStateReadOnly(d *spec.Deployment, root string, now time.Time) (*rend
 // version (prosody.LuaLinks). d.Secrets must be set. It writes nothing: a
 // missing internal CA is generated in memory (DesiredState keeps it).
 func Render(d *spec.Deployment, root string, now time.Time) (*render.Set, error) {
-	return renderSet(d, root, now, false)
+	return renderSet(d, root, now, false, nil)
 }
 
-func renderSet(d *spec.Deployment, root string, now time.Time, persist bool) (*render.Set, error) {
+func renderSet(d *spec.Deployment, root string, now time.Time, persist bool, cache *render.Cache) (*render.Set, error) {
 	srcs, err := templates.ReadUserSources(d)
 	if err != nil {
 		return nil, err
 	}
-	set, err := render.Render(render.Input{Deployment: d, Templates: templates.Overlay(d.TemplatesDir), UserSources: srcs})
+	set, err := render.Render(render.Input{Deployment: d, Templates: templates.Overlay(d.TemplatesDir), UserSources: srcs, Cache: cache})
 	if err != nil {
 		return nil, fmt.Errorf("render: %w", err)
 	}

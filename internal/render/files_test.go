@@ -20,3 +20,27 @@ func TestTableSecretsAreKnown(t *testing.T) {
 		}
 	}
 }
+
+// A Cache parses each template once per source and never grows past one
+// slot per template; without one every render parses afresh.
+func TestCacheReusesAndReplaces(t *testing.T) {
+	var c Cache
+	src := []byte("a {{.Name}}\n")
+	t1, err := c.parse("user:x", "x", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if t2, _ := c.parse("user:x", "x", src); t2 != t1 {
+		t.Error("same source parsed twice")
+	}
+	t3, err := c.parse("user:x", "x", []byte("b {{.Name}}\n"))
+	if err != nil || t3 == t1 || len(c.m) != 1 {
+		t.Errorf("changed source: new template %v, slots %d", t3 != t1, len(c.m))
+	}
+	var none *Cache
+	n1, _ := none.parse("user:x", "x", src)
+	n2, _ := none.parse("user:x", "x", src)
+	if n1 == n2 {
+		t.Error("a nil cache kept a template")
+	}
+}

@@ -31,6 +31,9 @@ type Input struct {
 	// UserSources maps a user template's name (d.Templates[i].Name) to its
 	// source text (templates.ReadUserSources).
 	UserSources map[string][]byte
+	// Cache keeps parsed templates between renders (a long-running caller
+	// such as the daemon owns one); nil parses every template each time.
+	Cache *Cache
 }
 
 // Built-in template names (the files table, internal/files, names them).
@@ -77,7 +80,7 @@ func Render(in Input) (*Set, error) {
 		if err != nil {
 			return nil, fmt.Errorf("render %s: reading template %s: %w", path, b.Template, err)
 		}
-		t, err := parseCached("builtin:"+b.Template, b.Template, src)
+		t, err := in.Cache.parse("builtin:"+b.Template, b.Template, src)
 		if err != nil {
 			return nil, fmt.Errorf("render %s: %w", path, err)
 		}
@@ -116,7 +119,7 @@ func Render(in Input) (*Set, error) {
 	}
 
 	for _, ut := range d.Templates {
-		f, err := renderUser(d, ut, in.UserSources, secrets, &buf)
+		f, err := renderUser(d, ut, in.UserSources, in.Cache, secrets, &buf)
 		if err != nil {
 			return nil, err
 		}
@@ -165,7 +168,7 @@ func secretValue(name files.Secret, data *BuiltinData) (string, bool) {
 	return "", true // an unknown secret is never loaded
 }
 
-func renderUser(d *spec.Deployment, ut spec.Template, sources map[string][]byte, secrets []string, buf *bytes.Buffer) (File, error) {
+func renderUser(d *spec.Deployment, ut spec.Template, sources map[string][]byte, cache *Cache, secrets []string, buf *bytes.Buffer) (File, error) {
 	where := fmt.Sprintf("template %q (%s)", ut.Name, ut.Source)
 	src, ok := sources[ut.Name]
 	if !ok {
@@ -174,7 +177,7 @@ func renderUser(d *spec.Deployment, ut spec.Template, sources map[string][]byte,
 	if !strings.HasPrefix(ut.Destination, "/") {
 		return File{}, fmt.Errorf("%s: destination %q is not absolute", where, ut.Destination)
 	}
-	t, err := parseCached("user:"+ut.Name, ut.Name, src)
+	t, err := cache.parse("user:"+ut.Name, ut.Name, src)
 	if err != nil {
 		return File{}, fmt.Errorf("%s: %w", where, err)
 	}
@@ -205,27 +208,32 @@ func renderUser(d *spec.Deployment, ut spec.Template, sources map[string][]byte,
 	}, nil
 }
 
-// parsed caches parsed templates by slot (one per built-in and per user
+// Cache keeps parsed templates by slot (one per built-in and per user
 // template name) together with the source they came from, so repeated
 // renders of unchanged templates skip parsing. A changed source replaces
 // its slot, so the cache never grows beyond the number of templates. A
-// parsed template is safe for concurrent Execute.
-var parsed = struct {
-	sync.Mutex
-	m map[string]parsedTemplate
-}{m: map[string]parsedTemplate{}}
+// parsed template is safe for concurrent Execute; a Cache is safe for
+// concurrent use. The zero value is ready to use.
+type Cache struct {
+	mu sync.Mutex
+	m  map[string]parsedTemplate
+}
 
 type parsedTemplate struct {
 	src string
 	t   *template.Template
 }
 
-func parseCached(slot, name string, src []byte) (*template.Template, error) {
-	parsed.Lock()
-	p, ok := parsed.m[slot]
-	parsed.Unlock()
-	if ok && p.src == string(src) {
-		return p.t, nil
+// parse returns the parsed template of slot, parsing src when the cache
+// (which may be nil) has no template for exactly this source.
+func (c *Cache) parse(slot, name string, src []byte) (*template.Template, error) {
+	if c != nil {
+		c.mu.Lock()
+		p, ok := c.m[slot]
+		c.mu.Unlock()
+		if ok && p.src == string(src) {
+			return p.t, nil
+		}
 	}
 	t, err := template.New(name).Funcs(funcMap).Option("missingkey=error").Parse(string(src))
 	if err != nil {
@@ -236,9 +244,14 @@ func parseCached(slot, name string, src []byte) (*template.Template, error) {
 			return nil, err
 		}
 	}
-	parsed.Lock()
-	parsed.m[slot] = parsedTemplate{src: string(src), t: t}
-	parsed.Unlock()
+	if c != nil {
+		c.mu.Lock()
+		if c.m == nil {
+			c.m = map[string]parsedTemplate{}
+		}
+		c.m[slot] = parsedTemplate{src: string(src), t: t}
+		c.mu.Unlock()
+	}
 	return t, nil
 }
 
