@@ -31,7 +31,7 @@ func runConfirm(c *cli.Call) int {
 		fmt.Fprintf(stderr, "Error: %v.\n", err)
 		return exitError
 	case err != nil:
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return exitError
 	}
 	fmt.Fprintf(stdout, "jitsi-agent: firewall change confirmed (it would have reverted at %s)\n", p.Deadline.Local().Format("15:04:05 MST"))

@@ -36,7 +36,7 @@ func runRollback(c *cli.Call) int {
 	switch {
 	case errors.Is(err, daemon.ErrNoDaemon):
 	case err != nil:
-		fmt.Fprintf(stderr, "Error: %v\n", err)
+		printError(stderr, err)
 		return exitError
 	case !ans.OK:
 		fmt.Fprintf(stderr, "Error: the running daemon refused the rollback: %s\n", ans.Error)
