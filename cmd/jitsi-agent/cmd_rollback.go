@@ -13,6 +13,7 @@ import (
 
 	"github.com/jitsi-agent/jitsi-agent/internal/apply"
 	"github.com/jitsi-agent/jitsi-agent/internal/daemon"
+	"github.com/jitsi-agent/jitsi-agent/internal/firewall"
 )
 
 func runRollback(c *cli.Call) int {
@@ -62,6 +63,11 @@ func runRollback(c *cli.Call) int {
 		}
 	} else if len(res.Units) > 0 {
 		fmt.Fprintf(stdout, "jitsi-agent: reload needed: %s\n", strings.Join(res.Units, " "))
+	}
+	for _, c := range res.Changes {
+		if c.Path == firewall.Path && !quiet {
+			fmt.Fprintf(stdout, "jitsi-agent: firewall: load the restored table with: nft -f %s (it replaces only table inet jitsi_agent)\n", firewall.Path)
+		}
 	}
 	return exitOK
 }

@@ -229,3 +229,32 @@ func TestDaemonPollsFirewall(t *testing.T) {
 		t.Fatalf("restore pass: %+v %v", out.Drift, err)
 	}
 }
+
+// A rollback through the daemon puts the previous table back in the kernel,
+// not only its file.
+func TestDaemonRollbackLoadsFirewall(t *testing.T) {
+	f := newFixture(t)
+	nft := netnsNft(t)
+	f.env.Firewall = &Firewall{Nft: nft}
+	f.writeFirewallSpec(50, 22)
+	a := NewDaemon(DaemonConfig{Spec: f.spec, Root: f.root, Env: f.env, NoJoinAPI: true})
+	defer a.Close()
+	ctx := context.Background()
+	if _, err := a.Apply(ctx, daemon.Request{Initial: true}); err != nil {
+		t.Fatal(err)
+	}
+	before := liveTable(t, nft)
+	f.writeFirewallSpec(50, 2222)
+	if _, err := a.Apply(ctx, daemon.Request{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(liveTable(t, nft), "tcp dport 2222 accept") {
+		t.Fatal("2222 not live")
+	}
+	if _, err := a.Rollback(ctx, apply.Previous); err != nil {
+		t.Fatal(err)
+	}
+	if got := liveTable(t, nft); got != before {
+		t.Fatalf("live table after rollback:\n%s\nwant:\n%s", got, before)
+	}
+}

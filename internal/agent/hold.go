@@ -4,14 +4,18 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/apply"
 	"github.com/jitsi-agent/jitsi-agent/internal/daemon"
 	"github.com/jitsi-agent/jitsi-agent/internal/deferred"
+	"github.com/jitsi-agent/jitsi-agent/internal/firewall"
 	"github.com/jitsi-agent/jitsi-agent/internal/input"
+	"github.com/jitsi-agent/jitsi-agent/internal/plan"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 	"github.com/jitsi-agent/jitsi-agent/internal/systemd"
 	"github.com/jitsi-agent/jitsi-agent/internal/watch"
@@ -101,6 +105,9 @@ func (a *Daemon) Rollback(ctx context.Context, to int) (daemon.Outcome, error) {
 			return out, fmt.Errorf("rolled back to serial %d, but reloading failed: %w", r.Serial, err)
 		}
 	}
+	if err := a.rollbackFirewall(ctx, d, r.Changes); err != nil {
+		return out, fmt.Errorf("rolled back to serial %d, but the firewall table was not: %w", r.Serial, err)
+	}
 	if err := apply.Settle(opts, r.Serial); err != nil {
 		a.cfg.Log.WithError(err).Warn("rollback: journal")
 	}
@@ -134,3 +141,32 @@ func (a *Daemon) held(res *spec.Result) (daemon.Outcome, bool) {
 }
 
 var _ daemon.Rollbacker = (*Daemon)(nil)
+
+// rollbackFirewall loads the ruleset file a rollback put back (or removes
+// the table when that generation had no firewall), so the kernel runs the
+// held generation too.
+func (a *Daemon) rollbackFirewall(ctx context.Context, d *spec.Deployment, changes []plan.Change) error {
+	if a.cfg.Env.Firewall == nil {
+		return nil
+	}
+	touched := false
+	for _, c := range changes {
+		if c.Path == firewall.Path {
+			touched = true
+		}
+	}
+	if !touched {
+		return nil
+	}
+	m := a.cfg.Env.Firewall.Manager(d, a.root)
+	script, err := os.ReadFile(hostPath(a.root, firewall.Path))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		_, err = m.Remove(ctx)
+		return err
+	case err != nil:
+		return err
+	}
+	_, err = m.Apply(ctx, script, 0)
+	return err
+}
