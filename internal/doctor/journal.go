@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/journal"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
@@ -40,54 +41,58 @@ var tokenFixes = map[string]string{
 
 var roomFix = "the token's room claim does not admit the room the client joined: join the room_name the join endpoint returned (lower-case, percent-encoded), or check the claim with 'jitsi-agent token verify SPEC TOKEN --room ROOM'"
 
-var knownErrors = []knownError{
-	{id: "token-login", units: []string{spec.Prosody},
-		re: regexp.MustCompile(`Error verifying token err:([^,]*), reason:(.*?)(?: tenant:| room:|$)`),
-		explain: func(m []string) (string, string) {
-			reason := strings.TrimSpace(m[2])
-			fix, ok := tokenFixes[reason]
-			if strings.HasPrefix(reason, "Not acceptable by exp") {
-				fix, ok = "the token expired before the client logged in: mint it right before connecting (call join again on reconnect), or sync the clocks with NTP", true
-			}
-			if !ok {
-				fix = "check a token the app minted with 'jitsi-agent token verify SPEC TOKEN': it names the fix"
-			}
-			return fmt.Sprintf("Prosody refused a token at login: %q", reason), fix
-		}},
-	{id: "token-join", units: []string{spec.Prosody},
-		re: regexp.MustCompile(`not allowed to join: \S+ err: (\S*) reason: (.*)$`),
-		explain: func(m []string) (string, string) {
-			return fmt.Sprintf("Prosody refused a token at the room join: %q", strings.TrimSpace(m[2])), roomFix
-		}},
-	{id: "module-load", units: []string{spec.Prosody},
-		re: regexp.MustCompile(`Unable to load module '?([A-Za-z0-9_-]+)'?:?\s*(.*)$`),
-		explain: func(m []string) (string, string) {
-			return fmt.Sprintf("Prosody could not load module %s (%s)", m[1], strings.TrimSpace(truncate(m[2], 120))),
-				"install what provides it (Jitsi's modules come with jitsi-meet-prosody in /usr/share/jitsi-meet/prosody-plugins; Lua libraries: 'jitsi-agent doctor' prosody.lua-deps names them), then 'jitsi-agent apply'"
-		}},
-	{id: "xmpp-login", units: []string{spec.Jicofo, spec.JVB},
-		re: regexp.MustCompile(`(?i)(SASLError[^\n]*not-authorized|not-authorized[^\n]*SASL|authentication failed[^\n]*(?:focus|jvb))`),
-		explain: func(m []string) (string, string) {
-			return "the component's XMPP login to Prosody was refused (not-authorized)",
-				"its password in jicofo.conf / jvb.conf differs from Prosody's account: run 'jitsi-agent apply' (it keeps the accounts in sync with the state directory's passwords) and restart the component"
-		}},
-	{id: "bind", units: []string{spec.Nginx},
-		re: regexp.MustCompile(`bind\(\) to (\S+) failed \((\d+): ([^)]*)\)`),
-		explain: func(m []string) (string, string) {
-			fix := "another process holds " + m[1] + ": find it with 'ss -ltnp' and stop it, or change web.https_port / web.http_port in the spec"
-			if m[2] == "99" {
-				fix = m[1] + " is not an address of this host: fix the listen address (web block) or the host's network"
-			}
-			return fmt.Sprintf("nginx could not listen on %s: %s", m[1], m[3]), fix
-		}},
-	{id: "bind", units: []string{spec.Coturn},
-		re: regexp.MustCompile(`(?i)(?:cannot bind [^\n]*?socket to addr(?:ess)?:?\s*(\S+)|Trying to bind fd \d+ to <([^>]+)>: errno=(\d+))`),
-		explain: func(m []string) (string, string) {
-			addr := m[1] + m[2]
-			return fmt.Sprintf("coturn could not open its listener on %s", addr),
-				"another process holds the TURN port (3478/5349) or the address is not on this host: 'ss -lunpt' shows the holder; check turn.port/tls_port and host.public_ips/private_ips in the spec"
-		}},
-}
+// knownErrors() is built on first use: its regular expressions are not
+// compiled at every start of jitsi-agent.
+var knownErrors = sync.OnceValue(func() []knownError {
+	return []knownError{
+		{id: "token-login", units: []string{spec.Prosody},
+			re: regexp.MustCompile(`Error verifying token err:([^,]*), reason:(.*?)(?: tenant:| room:|$)`),
+			explain: func(m []string) (string, string) {
+				reason := strings.TrimSpace(m[2])
+				fix, ok := tokenFixes[reason]
+				if strings.HasPrefix(reason, "Not acceptable by exp") {
+					fix, ok = "the token expired before the client logged in: mint it right before connecting (call join again on reconnect), or sync the clocks with NTP", true
+				}
+				if !ok {
+					fix = "check a token the app minted with 'jitsi-agent token verify SPEC TOKEN': it names the fix"
+				}
+				return fmt.Sprintf("Prosody refused a token at login: %q", reason), fix
+			}},
+		{id: "token-join", units: []string{spec.Prosody},
+			re: regexp.MustCompile(`not allowed to join: \S+ err: (\S*) reason: (.*)$`),
+			explain: func(m []string) (string, string) {
+				return fmt.Sprintf("Prosody refused a token at the room join: %q", strings.TrimSpace(m[2])), roomFix
+			}},
+		{id: "module-load", units: []string{spec.Prosody},
+			re: regexp.MustCompile(`Unable to load module '?([A-Za-z0-9_-]+)'?:?\s*(.*)$`),
+			explain: func(m []string) (string, string) {
+				return fmt.Sprintf("Prosody could not load module %s (%s)", m[1], strings.TrimSpace(truncate(m[2], 120))),
+					"install what provides it (Jitsi's modules come with jitsi-meet-prosody in /usr/share/jitsi-meet/prosody-plugins; Lua libraries: 'jitsi-agent doctor' prosody.lua-deps names them), then 'jitsi-agent apply'"
+			}},
+		{id: "xmpp-login", units: []string{spec.Jicofo, spec.JVB},
+			re: regexp.MustCompile(`(?i)(SASLError[^\n]*not-authorized|not-authorized[^\n]*SASL|authentication failed[^\n]*(?:focus|jvb))`),
+			explain: func(m []string) (string, string) {
+				return "the component's XMPP login to Prosody was refused (not-authorized)",
+					"its password in jicofo.conf / jvb.conf differs from Prosody's account: run 'jitsi-agent apply' (it keeps the accounts in sync with the state directory's passwords) and restart the component"
+			}},
+		{id: "bind", units: []string{spec.Nginx},
+			re: regexp.MustCompile(`bind\(\) to (\S+) failed \((\d+): ([^)]*)\)`),
+			explain: func(m []string) (string, string) {
+				fix := "another process holds " + m[1] + ": find it with 'ss -ltnp' and stop it, or change web.https_port / web.http_port in the spec"
+				if m[2] == "99" {
+					fix = m[1] + " is not an address of this host: fix the listen address (web block) or the host's network"
+				}
+				return fmt.Sprintf("nginx could not listen on %s: %s", m[1], m[3]), fix
+			}},
+		{id: "bind", units: []string{spec.Coturn},
+			re: regexp.MustCompile(`(?i)(?:cannot bind [^\n]*?socket to addr(?:ess)?:?\s*(\S+)|Trying to bind fd \d+ to <([^>]+)>: errno=(\d+))`),
+			explain: func(m []string) (string, string) {
+				addr := m[1] + m[2]
+				return fmt.Sprintf("coturn could not open its listener on %s", addr),
+					"another process holds the TURN port (3478/5349) or the address is not on this host: 'ss -lunpt' shows the holder; check turn.port/tls_port and host.public_ips/private_ips in the spec"
+			}},
+	}
+})
 
 // checkJournal maps the failures people meet, in the recent journal of
 // each unit the spec runs, to what they mean and the fix.
@@ -113,7 +118,7 @@ func (c *checker) checkJournal(ctx context.Context) []Result {
 		hits := map[string]*hit{}
 		var order []string
 		for _, line := range lines {
-			for _, k := range knownErrors {
+			for _, k := range knownErrors() {
 				if !slices.Contains(k.units, comp) {
 					continue
 				}

@@ -8,11 +8,14 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // ruleRe matches one port rule as Render writes it:
 // [ip|ip6 saddr S] PROTO dport P[-Q] accept comment "LABEL NAME[: REASON]".
-var ruleRe = regexp.MustCompile(`^(?:(ip6?) saddr (\{ [^}]+ \}|\S+) )?(tcp|udp) dport (\d+)(?:-(\d+))? accept comment "(\S+) ([a-z0-9][a-z0-9_-]*)(?:: (.*))?"$`)
+var ruleRe = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(?:(ip6?) saddr (\{ [^}]+ \}|\S+) )?(tcp|udp) dport (\d+)(?:-(\d+))? accept comment "(\S+) ([a-z0-9][a-z0-9_-]*)(?:: (.*))?"$`)
+}) // compiled on first use, not at every start
 
 // Parse reads back a ruleset Render wrote (jitsi-agent import adopts a host
 // the agent already manages): SSH and the ports with their names, reasons
@@ -38,7 +41,7 @@ func Parse(script []byte) (Rules, error) {
 			strings.HasPrefix(line, "ip6 saddr fe80::/10 udp dport 546 accept"):
 			continue
 		}
-		m := ruleRe.FindStringSubmatch(line)
+		m := ruleRe().FindStringSubmatch(line)
 		if m == nil {
 			return Rules{}, fmt.Errorf("line %d: not a rule jitsi-agent writes: %s", n, line)
 		}

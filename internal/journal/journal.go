@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -88,10 +89,16 @@ func (r Recorded) Lines(_ context.Context, unit string, n int) ([]string, error)
 // the base64 of '{"'), and the token/jwt query parameters and bearer
 // credentials that carry tokens and API keys.
 var (
-	jwtLike     = regexp.MustCompile(`eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_\-=]*`)
-	tokenParam  = regexp.MustCompile(`(?i)((?:^|[?&;\s])(?:jwt|token|auth_token|access_token)=)[^&\s"']+`)
-	bearer      = regexp.MustCompile(`(?i)(\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]+`)
-	passwordKey = regexp.MustCompile(`(?i)((?:password|passwd|secret|app_secret|static-auth-secret|external_service_secret)\s*[=:]\s*["']?)[^"'\s,;]+`)
+	jwtLike = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_\-=]*`)
+	})
+	tokenParam = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?i)((?:^|[?&;\s])(?:jwt|token|auth_token|access_token)=)[^&\s"']+`)
+	})
+	bearer      = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)(\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]+`) })
+	passwordKey = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?i)((?:password|passwd|secret|app_secret|static-auth-secret|external_service_secret)\s*[=:]\s*["']?)[^"'\s,;]+`)
+	})
 )
 
 // Masked is what MaskTokens writes in place of a credential.
@@ -102,8 +109,8 @@ const Masked = "(masked)"
 // masked by the caller; this catches the ones a log line carries that the
 // agent never knew (tokens the app minted).
 func MaskTokens(s string) string {
-	s = jwtLike.ReplaceAllString(s, Masked)
-	s = tokenParam.ReplaceAllString(s, "${1}"+Masked)
-	s = bearer.ReplaceAllString(s, "${1}"+Masked)
-	return passwordKey.ReplaceAllString(s, "${1}"+Masked)
+	s = jwtLike().ReplaceAllString(s, Masked)
+	s = tokenParam().ReplaceAllString(s, "${1}"+Masked)
+	s = bearer().ReplaceAllString(s, "${1}"+Masked)
+	return passwordKey().ReplaceAllString(s, "${1}"+Masked)
 }

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 )
@@ -13,7 +14,7 @@ import (
 // DefaultSSHPort is always allowed through the firewall.
 const DefaultSSHPort = 22
 
-var portNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+var portNameRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`) }) // compiled on first use, not at every start
 
 // resolveFirewall reads the firewall block. Without one the firewall is off:
 // a spec written before the block existed keeps the host's firewall as it
@@ -42,7 +43,7 @@ func (r *resolver) resolveFirewall(d *Deployment) {
 			r.errf(&rng, "SSH is configured apart", "SSH is always allowed; set its port with ssh_port and restrict it with ssh_sources instead of a port \"ssh\" block.")
 			continue
 		}
-		if !portNameRe.MatchString(p.Name) {
+		if !portNameRe().MatchString(p.Name) {
 			r.errf(&rng, "Invalid port name", "%q: use 1-32 lower-case letters, digits, '-' or '_' (it becomes the rule's comment).", p.Name)
 		}
 		fp := FirewallPort{Name: p.Name, Builtin: slices.Contains(FirewallBuiltinPorts, p.Name), Open: boolOr(p.Open, true), Range: rng}

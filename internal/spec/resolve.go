@@ -1270,12 +1270,12 @@ func (r *resolver) resolveTokenAPI(d *Deployment) {
 }
 
 // profileName is what a join request may send as "profile".
-var profileName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+var profileName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`) }) // compiled on first use, not at every start
 
 func (r *resolver) resolveTokenProfiles(api *TokenAPI, raw []rawTokenProfile) {
 	seen := map[string]bool{}
 	for _, p := range raw {
-		if !profileName.MatchString(p.Name) {
+		if !profileName().MatchString(p.Name) {
 			r.errf(p.DefRange.Ptr(), "Invalid profile name", "profile %q: use 1-32 lower-case letters, digits, '-' or '_', starting with a letter (the app sends it as \"profile\").", p.Name)
 			continue
 		}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestStartupStaysLean guards what `jitsi-agent version` and every other
+// run pay before main: no package-level regexp.MustCompile in our code
+// (compile on first use: sync.OnceValue), and none of the dependencies
+// whose package initialisation was half of every start (see README,
+// Performance).
+func TestStartupStaysLean(t *testing.T) {
+	fset := token.NewFileSet()
+	err := filepath.WalkDir("../..", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") && p != "../.." || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, p, nil, 0)
+		if err != nil {
+			return err
+		}
+		if strings.HasSuffix(f.Name.Name, "test") { // test helper packages
+			return nil
+		}
+		for _, decl := range f.Decls {
+			gd, ok := decl.(*ast.GenDecl)
+			if !ok || gd.Tok != token.VAR {
+				continue
+			}
+			for _, spec := range gd.Specs {
+				for _, v := range spec.(*ast.ValueSpec).Values {
+					eager := false
+					ast.Inspect(v, func(n ast.Node) bool {
+						if _, lit := n.(*ast.FuncLit); lit {
+							return false // runs when called, not at start
+						}
+						if sel, ok := n.(*ast.SelectorExpr); ok && sel.Sel.Name == "MustCompile" {
+							if id, ok := sel.X.(*ast.Ident); ok && id.Name == "regexp" {
+								eager = true
+							}
+						}
+						return true
+					})
+					if eager {
+						t.Errorf("%s: package-level regexp.MustCompile runs at every start; wrap it: sync.OnceValue(func() *regexp.Regexp { ... })",
+							fset.Position(v.Pos()))
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, banned := range []string{"github.com/prometheus/client_golang/", "google.golang.org/protobuf/", "github.com/google/go-cmp/"} {
+		for _, dep := range strings.Fields(string(out)) {
+			if strings.HasPrefix(dep+"/", banned) {
+				t.Errorf("the binary imports %s again (package initialisation at every start)", dep)
+				break
+			}
+		}
+	}
+}
