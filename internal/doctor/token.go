@@ -1,5 +1,3 @@
-//lint:file-ignore ST1005 the token errors repeat Prosody's own messages verbatim (token/util.lib.lua), capitals included
-
 package doctor
 
 import (
