@@ -251,11 +251,28 @@ func TestDay2WithoutRestart(t *testing.T) {
 	if dc.Dropped != dc.Open {
 		t.Errorf("a Prosody restart dropped %d of %d sessions (all expected)", dc.Dropped, dc.Open)
 	}
-	if c, err := e.BOSH(ctx, e.Domain, e.Token("room1")); err != nil {
-		t.Errorf("login after the restart: %v", err)
-	} else {
-		_ = c.Close()
+	user, err := e.BOSH(ctx, e.Domain, e.Token("room1"))
+	if err != nil {
+		t.Fatalf("login after the restart: %v", err)
 	}
+	sess.Add("carol (BOSH, after the restart)", user)
+
+	// 5. guests off: guest.DOMAIN is deactivated; only its sessions end.
+	guest, err = e.BOSH(ctx, "guest."+e.Domain, "")
+	if err != nil {
+		t.Fatalf("guest login: %v", err)
+	}
+	sess.Add("guest (BOSH on guest.DOMAIN)", guest)
+	pid = e.MainPID("prosody.service")
+	apply("guests off", strings.Replace(restartSpec, "  guests     = true\n", "", 1))
+	dc = sess.Check("guests off (host:deactivate)")
+	if dc.Dropped != 1 || len(dc.Names) != 1 || !strings.HasPrefix(dc.Names[0], "guest ") {
+		t.Errorf("guests off should end exactly the guest's session: %v", dc.Names)
+	}
+	if _, err := e.BOSH(ctx, "guest."+e.Domain, ""); err == nil {
+		t.Error("guest.DOMAIN still served after guests were turned off")
+	}
+	samePID("guests off")
 }
 
 func containsAll(list []string, want ...string) bool {
