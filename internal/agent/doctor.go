@@ -45,6 +45,7 @@ func DoctorEnv(ctx context.Context, d *spec.Deployment, set *render.Set, root st
 		if j := journal.System(); j != nil {
 			env.Journal = j
 		}
+		env.Probes = LiveProbes(d, set)
 	}
 	if (root == "" || root == "/") && d.Firewall.Enabled && set != nil {
 		if f, ok := set.Lookup(firewall.Path); ok {

@@ -155,6 +155,9 @@ type Env struct {
 	// (nil: not run; doctor --self-test sets it).
 	FirewallProbe FirewallProber
 
+	// Probes runs the live probes (nil: skipped, e.g. with --root).
+	Probes LiveProber
+
 	Resolver   Resolver
 	LocalAddrs func() ([]net.Addr, error)
 	Sockets    SocketLister
@@ -315,6 +318,7 @@ func (c *checker) groups() []checkGroup {
 		{"cert", "TLS certificate", c.checkCert},
 		{"service", "Services active", c.checkServices},
 		{"health", "Health endpoints answer", c.checkHealth},
+		{"live", "Services answer as the spec says (live probes)", c.checkProbes},
 		{"prosody.lua-deps", "Prosody Lua modules for token auth", func(ctx context.Context) []Result { return []Result{c.checkLuaDeps(ctx)} }},
 		{"prosody.plugins", "Prosody plugins, internal certificates, live hosts", c.checkProsody},
 		{"token", "Token verifies against the Prosody config", c.checkToken},

@@ -50,6 +50,7 @@ func healthyHost(t *testing.T) (*spec.Deployment, Env, string) {
 		System:     fakeSystem{cpus: 4, mem: 8 << 30, nofile: 65000},
 		Roots:      func() (*x509.CertPool, error) { return ca.pool, nil },
 		Journal:    journal.Recorded{"prosody.service": {"2026-11-27T10:03:00+0000 meet prosody[812]: c2s55d1 info Client connected"}},
+		Probes:     fakeProbes{},
 	}
 	return d, env, root
 }
@@ -75,6 +76,7 @@ func TestRunHealthyHost(t *testing.T) {
 		"firewall.table", "firewall.port.ssh", "firewall.port.http", "firewall.port.https", "firewall.port.turns", "firewall.port.turn",
 		"firewall.port.jvb", "firewall.port.turn-relay", "cert.present", "cert.domain", "cert.chain", "cert.expiry", "cert.renewal", "service.prosody",
 		"service.jicofo", "service.jvb", "service.nginx", "service.coturn", "health.jvb", "health.jicofo",
+		"live.nginx.config.js", "live.prosody.bosh", "live.prosody.c2s-starttls", "live.coturn.stun",
 		"prosody.lua-deps", "prosody.plugins", "prosody.internal-certs", "prosody.trust", "prosody.live", "token.config", "token.hs256", "token.verify", "clock.ntp", "resources.cpu",
 		"resources.memory", "resources.nofile", "journal"}
 	if strings.Join(ids, " ") != strings.Join(want, " ") {

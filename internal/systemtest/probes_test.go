@@ -106,6 +106,15 @@ func TestProbedChanges(t *testing.T) {
 		}
 		e.MustRun("systemctl", "stop", "port-hog")
 	})
+
+	t.Run("doctor names a stopped coturn", func(t *testing.T) {
+		e.MustRun("systemctl", "stop", "coturn.service")
+		out, code := e.Agent("doctor", SpecPath)
+		if code != 1 || !strings.Contains(out, "no STUN answer") || !strings.Contains(out, "systemctl start coturn.service") {
+			t.Errorf("doctor with coturn stopped: exit %d\n%s", code, out)
+		}
+		e.MustRun("systemctl", "start", "coturn.service")
+	})
 }
 
 // TestDaemonKeepsServicesRunning: the hardened unit itself (`jitsi-agent
