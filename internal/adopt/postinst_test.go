@@ -1,0 +1,91 @@
+package adopt
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/adopt/adopttest"
+	"github.com/jitsi-agent/jitsi-agent/internal/testenv"
+)
+
+// TestFixtureMatchesRealPostinst runs the real maintainer scripts of
+// jitsi-meet-prosody and jitsi-meet-tokens (their `configure` branch, with
+// every grep guard and sed as shipped) against a scratch root, with
+// debconf's db_* answered from a preseed table and the commands that touch
+// the system (prosodyctl, invoke-rc.d, update-ca-certificates, sleep)
+// stubbed; absolute paths are moved under the root. The Prosody file they
+// produce must be byte-identical to the fixture adopttest builds, so the
+// import tests run on what the packages really write.
+func TestFixtureMatchesRealPostinst(t *testing.T) {
+	bash := testenv.LookPath(t, "bash", "apt-get install bash")
+	up := adopttest.UpstreamDir(t)
+	root := t.TempDir()
+	doc := filepath.Join(up, "jitsi-meet/doc/debian/jitsi-meet-prosody")
+	for _, d := range []string{"etc/prosody/conf.avail", "etc/prosody/conf.d", "etc/prosody/certs", "var/lib/prosody", "usr/local/share/ca-certificates"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	// Debian's prosody package ships a main config that includes conf.d.
+	os.WriteFile(filepath.Join(root, "etc/prosody/prosody.cfg.lua"), []byte("admins = { }\nInclude \"conf.d/*.cfg.lua\"\n"), 0o644)
+
+	script := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(up, "jitsi-meet/debian", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(b)
+		s = strings.ReplaceAll(s, ". /usr/share/debconf/confmodule", ":")
+		s = strings.ReplaceAll(s, "/usr/share/jitsi-meet-prosody/", doc+"/")
+		for _, p := range []string{"/etc/prosody", "/var/lib/prosody", "/usr/local/share/ca-certificates"} {
+			s = strings.ReplaceAll(s, p, root+p)
+		}
+		return s
+	}
+	stubs := `
+declare -A DB=(
+  [jitsi-videobridge/jvb-hostname]="` + adopttest.Domain + `"
+  [jitsi-videobridge/jvbsecret]="` + adopttest.JVBPassword + `"
+  [jicofo/jicofo-authpassword]="` + adopttest.FocusPassword + `"
+  [jitsi-meet-prosody/turn-secret]="` + adopttest.TURNSecret + `"
+  [jitsi-meet/cert-choice]="Generate a new self-signed certificate"
+  [jitsi-meet-tokens/appid]="` + adopttest.AppID + `"
+  [jitsi-meet-tokens/appsecret]="` + adopttest.AppSecret + `"
+)
+db_get() { RET="${DB[$1]}"; }
+db_set() { DB[$1]="$2"; }
+db_input() { :; }; db_go() { :; }; db_stop() { :; }; db_subst() { :; }
+prosodyctl() { :; }; invoke-rc.d() { :; }; update-ca-certificates() { :; }; sleep() { :; }
+`
+	prog := stubs + "\nset -- configure\n(\n" + script("jitsi-meet-prosody.postinst") + "\n)\n(\n" + script("jitsi-meet-tokens.postinst") + "\n)\n"
+	// the tokens script reads the hostname the prosody script stored: run
+	// both in one shell, the debconf table carried over by db_set in the
+	// parent (the subshells only isolate their `exit 0`).
+	prog = strings.Replace(prog, "\n(\n"+script("jitsi-meet-tokens.postinst"), "\nDB[jitsi-meet-prosody/jvb-hostname]=\""+adopttest.Domain+"\"\n(\n"+script("jitsi-meet-tokens.postinst"), 1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bash, "-c", prog)
+	cmd.Env = append(os.Environ(), "PATH=/usr/bin:/bin")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("postinst: %v\n%s", err, out)
+	}
+	real, err := os.ReadFile(filepath.Join(root, "etc/prosody/conf.avail", adopttest.Domain+".cfg.lua"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixture, err := os.ReadFile(filepath.Join(adopttest.QuickInstall(t, true), "etc/prosody/conf.avail", adopttest.Domain+".cfg.lua"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// undo the path move in what the scripts wrote (the auth host's ssl paths)
+	realText := strings.ReplaceAll(string(real), root, "")
+	if !strings.Contains(realText, `authentication = "token" -- do not delete me`) || !strings.Contains(realText, `app_secret="`+adopttest.AppSecret+`"`) {
+		t.Fatalf("the scripts did not run their token edits:\n%s", realText)
+	}
+	if realText != string(fixture) {
+		t.Errorf("the fixture differs from what the packages' scripts write:\n%s", firstDiff(realText, string(fixture)))
+	}
+}
