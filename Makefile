@@ -68,8 +68,11 @@ fuzz:
 	  $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./$$pkg; \
 	done
 
+# consul-template (the start-up comparison) and pebble are Go tools: go.mod's
+# tool block, built into .ci/bin.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 $(PKGS) | tee bench.txt
+	$(GO) build -o .ci/bin/ tool
+	PATH="$(CURDIR)/.ci/bin:$$PATH" $(GO) test -run '^$$' -bench . -benchmem -count 5 $(PKGS) | tee bench.txt
 
 clean:
 	rm -rf bin $(DEMO_OUT) bench.txt
