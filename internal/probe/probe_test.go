@@ -27,7 +27,7 @@ import (
 
 const domain = "meet.example.test"
 
-func freePort(t *testing.T, proto string) int {
+func freePort(t testing.TB, proto string) int {
 	t.Helper()
 	if proto == ports.UDP {
 		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
@@ -46,7 +46,7 @@ func freePort(t *testing.T, proto string) int {
 }
 
 // tempDir is a directory the services' unprivileged workers can read.
-func tempDir(t *testing.T) string {
+func tempDir(t testing.TB) string {
 	d := t.TempDir()
 	for _, p := range []string{filepath.Dir(d), d} {
 		if err := os.Chmod(p, 0o755); err != nil {
@@ -58,7 +58,7 @@ func tempDir(t *testing.T) string {
 
 // start runs a real server in the foreground; it is stopped by PID (TERM,
 // then KILL) when the test ends.
-func start(t *testing.T, dir, name string, args ...string) {
+func start(t testing.TB, dir, name string, args ...string) {
 	t.Helper()
 	log, err := os.Create(filepath.Join(dir, filepath.Base(name)+".out"))
 	if err != nil {
@@ -87,7 +87,7 @@ func start(t *testing.T, dir, name string, args ...string) {
 	})
 }
 
-func writeCert(t *testing.T, dir, name string, hosts ...string) (string, string) {
+func writeCert(t testing.TB, dir, name string, hosts ...string) (string, string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -127,12 +127,13 @@ func waitOK(t *testing.T, p *Prober, component string) []Result {
 	return rs
 }
 
-func TestNginxServesConfigJS(t *testing.T) {
+// startNginx runs a real nginx serving js as config.js over TLS for
+// domain on a free loopback port.
+func startNginx(t testing.TB, js []byte) int {
 	nginx := testenv.LookPath(t, "nginx", "apt-get install nginx-light")
 	testenv.Root(t, "nginx's master binds and switches its workers' user")
 	dir := tempDir(t)
 	crt, key := writeCert(t, dir, "site", domain)
-	js := []byte("var config = { hosts: { domain: '" + domain + "' } };\n")
 	if err := os.WriteFile(filepath.Join(dir, "config.js"), js, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -167,6 +168,12 @@ http {
 			t.Logf("nginx error.log:\n%s", b)
 		}
 	})
+	return port
+}
+
+func TestNginxServesConfigJS(t *testing.T) {
+	js := []byte("var config = { hosts: { domain: '" + domain + "' } };\n")
+	port := startNginx(t, js)
 	set := ports.Set{{ID: ports.NginxHTTPS, Proto: ports.TCP, Port: port}}
 
 	p := New(deployment(false), Options{Ports: set, ConfigJS: js})
@@ -248,13 +255,19 @@ VirtualHost %[10]q
 	}
 }
 
-func TestCoturnAnswersSTUN(t *testing.T) {
+// startCoturn runs a real coturn on a free loopback UDP port.
+func startCoturn(t testing.TB) int {
 	turn := testenv.LookPath(t, "turnserver", "apt-get install coturn")
 	dir := tempDir(t)
 	port := freePort(t, ports.UDP)
 	start(t, dir, turn, "-n", "--listening-ip", "127.0.0.1", "--listening-port", strconv.Itoa(port),
 		"--use-auth-secret", "--static-auth-secret", "probe-test-secret-0123456789", "--realm", domain,
 		"--no-tls", "--no-dtls", "--no-cli", "--log-file", filepath.Join(dir, "turn.log"), "--pidfile", filepath.Join(dir, "turn.pid"))
+	return port
+}
+
+func TestCoturnAnswersSTUN(t *testing.T) {
+	port := startCoturn(t)
 	set := ports.Set{{ID: ports.CoturnTURN, Proto: ports.UDP, Port: port}}
 	waitOK(t, New(deployment(false), Options{Ports: set}), spec.Coturn)
 
@@ -275,5 +288,28 @@ func TestChecksFollowThePortModel(t *testing.T) {
 	}
 	if p.Has(spec.Prosody) || !p.Has(spec.Nginx) {
 		t.Error("Has")
+	}
+}
+
+// BenchmarkProbes: what one probe costs after a reload, against the real
+// services on loopback.
+func BenchmarkProbes(b *testing.B) {
+	js := []byte("var config = {};\n")
+	set := ports.Set{
+		{ID: ports.NginxHTTPS, Proto: ports.TCP, Port: startNginx(b, js)},
+		{ID: ports.CoturnTURN, Proto: ports.UDP, Port: startCoturn(b)},
+	}
+	p := New(deployment(false), Options{Ports: set, ConfigJS: js})
+	for _, c := range []string{spec.Nginx, spec.Coturn} {
+		if _, err := p.Wait(context.Background(), c, 20*time.Second); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(c, func(b *testing.B) {
+			for b.Loop() {
+				if err := Failed(p.Run(context.Background(), c)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

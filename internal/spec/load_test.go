@@ -19,7 +19,7 @@ func env(m map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 }
 
-func loadExample(t *testing.T, extraEnv map[string]string) *Result {
+func loadExample(t testing.TB, extraEnv map[string]string) *Result {
 	t.Helper()
 	e := map[string]string{"JITSI_APP_SECRET": testSecret, "JOIN_API_KEY": testAPIKey}
 	for k, v := range extraEnv {

@@ -111,3 +111,18 @@ host "b" {
 		t.Errorf("token api on 0.0.0.0 is public on every interface: %+v", api)
 	}
 }
+
+// BenchmarkPortsAndClashes: the port model and its clash check run on every
+// spec load.
+func BenchmarkPortsAndClashes(b *testing.B) {
+	res := loadExample(b, nil)
+	if res.HasErrors() {
+		b.Fatal(res.Summary())
+	}
+	d := res.Deployment
+	for b.Loop() {
+		if len(d.Ports().Clashes()) != 0 {
+			b.Fatal("clash")
+		}
+	}
+}
