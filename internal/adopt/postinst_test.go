@@ -14,23 +14,26 @@ import (
 )
 
 // TestFixtureMatchesRealPostinst runs the real maintainer scripts of
-// jitsi-meet-prosody and jitsi-meet-tokens (their `configure` branch, with
+// jitsi-meet-prosody, jitsi-meet-tokens and jitsi-meet-turnserver (their `configure` branch, with
 // every grep guard and sed as shipped) against a scratch root, with
 // debconf's db_* answered from a preseed table and the commands that touch
 // the system (prosodyctl, invoke-rc.d, update-ca-certificates, sleep)
-// stubbed; absolute paths are moved under the root. The Prosody file they
-// produce must be byte-identical to the fixture adopttest builds, so the
+// stubbed; absolute paths are moved under the root. The Prosody file and
+// turnserver.conf they produce must be byte-identical to the fixture
+// adopttest builds, so the
 // import tests run on what the packages really write.
 func TestFixtureMatchesRealPostinst(t *testing.T) {
 	bash := testenv.LookPath(t, "bash", "apt-get install bash")
 	up := adopttest.UpstreamDir(t)
 	root := t.TempDir()
 	doc := filepath.Join(up, "jitsi-meet/doc/debian/jitsi-meet-prosody")
-	for _, d := range []string{"etc/prosody/conf.avail", "etc/prosody/conf.d", "etc/prosody/certs", "var/lib/prosody", "usr/local/share/ca-certificates"} {
+	for _, d := range []string{"etc/prosody/conf.avail", "etc/prosody/conf.d", "etc/prosody/certs", "var/lib/prosody", "usr/local/share/ca-certificates", "etc/default", "etc/jitsi/meet"} {
 		os.MkdirAll(filepath.Join(root, d), 0o755)
 	}
 	// Debian's prosody package ships a main config that includes conf.d.
 	os.WriteFile(filepath.Join(root, "etc/prosody/prosody.cfg.lua"), []byte("admins = { }\nInclude \"conf.d/*.cfg.lua\"\n"), 0o644)
+	// coturn's package ships /etc/default/coturn with the switch commented.
+	os.WriteFile(filepath.Join(root, "etc/default/coturn"), []byte("#TURNSERVER_ENABLED=1\n"), 0o644)
 
 	script := func(name string) string {
 		b, err := os.ReadFile(filepath.Join(up, "jitsi-meet/debian", name))
@@ -40,7 +43,8 @@ func TestFixtureMatchesRealPostinst(t *testing.T) {
 		s := string(b)
 		s = strings.ReplaceAll(s, ". /usr/share/debconf/confmodule", ":")
 		s = strings.ReplaceAll(s, "/usr/share/jitsi-meet-prosody/", doc+"/")
-		for _, p := range []string{"/etc/prosody", "/var/lib/prosody", "/usr/local/share/ca-certificates"} {
+		s = strings.ReplaceAll(s, "/usr/share/jitsi-meet-turnserver/", filepath.Join(up, "jitsi-meet/doc/debian/jitsi-meet-turn")+"/")
+		for _, p := range []string{"/etc/prosody", "/var/lib/prosody", "/usr/local/share/ca-certificates", "/etc/turnserver.conf", "/etc/default/coturn", "/etc/jitsi/meet"} {
 			s = strings.ReplaceAll(s, p, root+p)
 		}
 		return s
@@ -60,7 +64,7 @@ db_set() { DB[$1]="$2"; }
 db_input() { :; }; db_go() { :; }; db_stop() { :; }; db_subst() { :; }
 prosodyctl() { :; }; invoke-rc.d() { :; }; update-ca-certificates() { :; }; sleep() { :; }
 `
-	prog := stubs + "\nset -- configure\n(\n" + script("jitsi-meet-prosody.postinst") + "\n)\n(\n" + script("jitsi-meet-tokens.postinst") + "\n)\n"
+	prog := stubs + "\nset -- configure\n(\n" + script("jitsi-meet-prosody.postinst") + "\n)\n(\n" + script("jitsi-meet-tokens.postinst") + "\n)\n(\n" + script("jitsi-meet-turnserver.postinst") + "\n)\n"
 	// the tokens script reads the hostname the prosody script stored: run
 	// both in one shell, the debconf table carried over by db_set in the
 	// parent (the subshells only isolate their `exit 0`).
@@ -76,7 +80,8 @@ prosodyctl() { :; }; invoke-rc.d() { :; }; update-ca-certificates() { :; }; slee
 	if err != nil {
 		t.Fatal(err)
 	}
-	fixture, err := os.ReadFile(filepath.Join(adopttest.QuickInstall(t, true), "etc/prosody/conf.avail", adopttest.Domain+".cfg.lua"))
+	fixtureRoot := adopttest.QuickInstall(t, true)
+	fixture, err := os.ReadFile(filepath.Join(fixtureRoot, "etc/prosody/conf.avail", adopttest.Domain+".cfg.lua"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,5 +92,16 @@ prosodyctl() { :; }; invoke-rc.d() { :; }; update-ca-certificates() { :; }; slee
 	}
 	if realText != string(fixture) {
 		t.Errorf("the fixture differs from what the packages' scripts write:\n%s", firstDiff(realText, string(fixture)))
+	}
+	turn, err := os.ReadFile(filepath.Join(root, "etc/turnserver.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	turnFixture, _ := os.ReadFile(filepath.Join(fixtureRoot, "etc/turnserver.conf"))
+	if string(turn) != string(turnFixture) {
+		t.Errorf("turnserver.conf differs from what jitsi-meet-turnserver's script writes:\n%s", firstDiff(string(turn), string(turnFixture)))
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "etc/default/coturn")); string(b) != "TURNSERVER_ENABLED=1\n" {
+		t.Errorf("the turnserver script did not run to its end: /etc/default/coturn is %q", b)
 	}
 }
