@@ -105,3 +105,52 @@ prosodyctl() { :; }; invoke-rc.d() { :; }; update-ca-certificates() { :; }; slee
 		t.Errorf("the turnserver script did not run to its end: /etc/default/coturn is %q", b)
 	}
 }
+
+// TestJVBFixtureMatchesRealPostinst: jitsi-videobridge2's real postinst
+// (configure branch, debconf preseeded, uuidgen answering the fixture's
+// nickname, user/group/service commands stubbed, paths under a scratch
+// root) writes the jvb.conf the tests import.
+func TestJVBFixtureMatchesRealPostinst(t *testing.T) {
+	bash := testenv.LookPath(t, "bash", "apt-get install bash")
+	up := adopttest.UpstreamDir(t)
+	root := t.TempDir()
+	for _, d := range []string{"etc/jitsi/videobridge", "etc/default", "usr/share/jitsi-videobridge", "var/log/jitsi"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	b, err := os.ReadFile(filepath.Join(up, "jitsi-videobridge/debian/postinst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.ReplaceAll(string(b), ". /usr/share/debconf/confmodule", ":")
+	for _, p := range []string{"/etc/jitsi/videobridge", "/etc/default/jitsi-videobridge", "/usr/share/jitsi-videobridge", "/var/log/jitsi"} {
+		s = strings.ReplaceAll(s, p, root+p)
+	}
+	stubs := `
+declare -A DB=(
+  [jitsi-videobridge/jvb-hostname]="` + adopttest.Domain + `"
+  [jitsi-videobridge/jvbsecret]="` + adopttest.JVBPassword + `"
+)
+db_get() { RET="${DB[$1]}"; }
+db_set() { DB[$1]="$2"; }
+db_input() { :; }; db_go() { :; }; db_stop() { :; }
+uuidgen() { echo "` + adopttest.Nickname + `"; }
+getent() { return 0; }; groups() { echo "jvb : jitsi"; }; groupadd() { :; }; groupdel() { :; }
+useradd() { :; }; usermod() { :; }; chown() { :; }; dpkg-statoverride() { return 1; }
+systemctl() { :; }; sysctl() { :; }; hocon() { echo "hocon must not be needed" >&2; return 1; }
+set -- configure
+`
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bash, "-c", stubs+"(\n"+s+"\n)\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("postinst: %v\n%s", err, out)
+	}
+	real, err := os.ReadFile(filepath.Join(root, "etc/jitsi/videobridge/jvb.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixture, _ := os.ReadFile(filepath.Join(adopttest.QuickInstall(t, false), "etc/jitsi/videobridge/jvb.conf"))
+	if string(real) != string(fixture) {
+		t.Errorf("jvb.conf differs from what jitsi-videobridge2's script writes:\n%s", firstDiff(string(real), string(fixture)))
+	}
+}
