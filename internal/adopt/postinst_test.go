@@ -154,3 +154,64 @@ set -- configure
 		t.Errorf("jvb.conf differs from what jitsi-videobridge2's script writes:\n%s", firstDiff(string(real), string(fixture)))
 	}
 }
+
+// TestWebFixtureMatchesRealPostinst: jitsi-meet-web-config's real postinst
+// (nginx installed, self-signed certificate chosen; openssl, dpkg-query and
+// service commands stubbed) writes the config.js and nginx site the tests
+// import.
+func TestWebFixtureMatchesRealPostinst(t *testing.T) {
+	bash := testenv.LookPath(t, "bash", "apt-get install bash")
+	up := adopttest.UpstreamDir(t)
+	root := t.TempDir()
+	share := t.TempDir() // /usr/share/jitsi-meet-web-config as the package installs it
+	for src, dst := range map[string]string{"jitsi-meet/config.js": "config.js", "jitsi-meet/doc/debian/jitsi-meet/jitsi-meet.example": "jitsi-meet.example"} {
+		b, err := os.ReadFile(filepath.Join(up, src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(share, dst), b, 0o644)
+	}
+	for _, d := range []string{"etc/jitsi/meet", "etc/nginx/sites-available", "etc/nginx/sites-enabled"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	b, err := os.ReadFile(filepath.Join(up, "jitsi-meet/debian/jitsi-meet-web-config.postinst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.ReplaceAll(string(b), ". /usr/share/debconf/confmodule", ":")
+	s = strings.ReplaceAll(s, "/usr/share/jitsi-meet-web-config/", share+"/")
+	for _, p := range []string{"/etc/jitsi/meet", "/etc/nginx"} {
+		s = strings.ReplaceAll(s, p, root+p)
+	}
+	stubs := `
+declare -A DB=(
+  [jitsi-videobridge/jvb-hostname]="` + adopttest.Domain + `"
+  [jitsi-meet/cert-choice]="Generate a new self-signed certificate"
+)
+db_get() { RET="${DB[$1]}"; }
+db_set() { DB[$1]="$2"; }
+db_input() { :; }; db_go() { :; }; db_stop() { :; }; db_subst() { :; }
+dpkg-query() { case "$*" in *"'nginx'"*|*" nginx") echo "install ok installed";; esac; }
+openssl() { :; }; hostname() { echo localhost; }; invoke-rc.d() { :; }
+set -- configure
+`
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, bash, "-c", stubs+"(\n"+s+"\n)\n").CombinedOutput(); err != nil {
+		t.Fatalf("postinst: %v\n%s", err, out)
+	}
+	fixtureRoot := adopttest.QuickInstall(t, false)
+	for _, p := range []string{"/etc/jitsi/meet/" + adopttest.Domain + "-config.js", "/etc/nginx/sites-available/" + adopttest.Domain + ".conf"} {
+		real, err := os.ReadFile(filepath.Join(root, p))
+		if err != nil {
+			t.Fatalf("the script did not write %s: %v", p, err)
+		}
+		fixture, _ := os.ReadFile(filepath.Join(fixtureRoot, p))
+		if string(real) != string(fixture) {
+			t.Errorf("%s differs from what jitsi-meet-web-config's script writes:\n%s", p, firstDiff(string(real), string(fixture)))
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(root, "/etc/nginx/sites-enabled/"+adopttest.Domain+".conf")); err != nil {
+		t.Errorf("the script did not enable the site: %v", err)
+	}
+}
