@@ -169,6 +169,35 @@ token_api {
 		t.Errorf("second end: %d %s", code, b)
 	}
 
+	// A regex room claim (token mint --room-pattern) in the real Prosody:
+	// the matching room admits it, another room refuses it.
+	pat, rc := e.Agent("token", "mint", SpecPath, "--room-pattern", "^team%-%d+$")
+	if rc != 0 {
+		t.Fatalf("mint --room-pattern: %s", pat)
+	}
+	patTok := strings.TrimSpace(pat[strings.LastIndex(strings.TrimSpace(pat), "\n")+1:])
+	for _, r := range []string{"team-42", "teamwork"} {
+		if err := focus.JoinMUC(ctx, e.MUC(r), "focus"); err != nil {
+			t.Fatalf("focus creates %s: %v", r, err)
+		}
+	}
+	pc, err := e.Websocket(ctx, e.Domain, "team-42", patTok)
+	if err != nil {
+		t.Fatalf("login with a pattern token: %v", err)
+	}
+	defer pc.Close()
+	if err := pc.JoinMUC(ctx, e.MUC("team-42"), "p1"); err != nil {
+		t.Errorf("pattern token in team-42: %v", err)
+	}
+	// Prosody refuses with the reason token verify predicts.
+	err = pc.JoinMUC(ctx, e.MUC("teamwork"), "p1")
+	if err == nil || !strings.Contains(err.Error(), "Room name cannot be matched to the one from token.") {
+		t.Errorf("pattern token in teamwork: %v", err)
+	}
+	if v, rc := e.Agent("token", "verify", SpecPath, patTok, "--room", "teamwork"); rc == 0 || !strings.Contains(v, "Room name cannot be matched to the one from token.") {
+		t.Errorf("token verify does not predict Prosody's refusal: %d %s", rc, v)
+	}
+
 	// A profile's rules reach the token: "webinar" refuses hosts and lasts 4h.
 	if code, b := call("POST", "/api/v1/live/streams/Standup/join", `{"identity":"p","is_host":true,"profile":"webinar"}`); code != 403 {
 		t.Errorf("webinar host: %d %s", code, b)
