@@ -1,7 +1,7 @@
 package joinapi
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -103,9 +103,11 @@ var joinFields = []string{"identity", "name", "email", "is_host", "profile"}
 // fields, wrong types, trailing data and invalid values.
 func DecodeJoinRequest(r io.Reader, maxBody int64) (JoinRequest, *APIError) {
 	var req JoinRequest
-	lr := &io.LimitedReader{R: r, N: maxBody + 1}
-	dec := json.NewDecoder(lr)
-	if e := decodeObject(dec, lr, func(name string) (any, bool) {
+	body, e := readBody(r, maxBody)
+	if e != nil {
+		return req, e
+	}
+	if e := decodeFlat(body, func(name string) (any, bool) {
 		switch name {
 		case "identity":
 			return &req.Identity, true
@@ -122,15 +124,6 @@ func DecodeJoinRequest(r io.Reader, maxBody int64) (JoinRequest, *APIError) {
 	}, joinFields); e != nil {
 		return req, e
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		if lr.N <= 0 {
-			return req, tooLarge(maxBody)
-		}
-		return req, apiErr(http.StatusBadRequest, CodeInvalidJSON, "the body must be exactly one JSON object")
-	}
-	if lr.N <= 0 {
-		return req, tooLarge(maxBody)
-	}
 	return req, req.validate()
 }
 
@@ -138,13 +131,14 @@ func DecodeJoinRequest(r io.Reader, maxBody int64) (JoinRequest, *APIError) {
 // JSON object with "reason".
 func DecodeEndRequest(r io.Reader, maxBody int64) (EndRequest, *APIError) {
 	var req EndRequest
-	lr := &io.LimitedReader{R: r, N: maxBody + 1}
-	br := bufio.NewReader(lr)
-	if _, err := br.Peek(1); errors.Is(err, io.EOF) {
+	body, e := readBody(r, maxBody)
+	if e != nil {
+		return req, e
+	}
+	if len(body) == 0 {
 		return req, nil // no body
 	}
-	dec := json.NewDecoder(br)
-	if e := decodeObject(dec, lr, func(name string) (any, bool) {
+	if e := decodeFlat(body, func(name string) (any, bool) {
 		if name == "reason" {
 			return &req.Reason, true
 		}
@@ -152,62 +146,201 @@ func DecodeEndRequest(r io.Reader, maxBody int64) (EndRequest, *APIError) {
 	}, []string{"reason"}); e != nil {
 		return req, e
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		if lr.N <= 0 {
-			return req, tooLarge(maxBody)
-		}
-		return req, apiErr(http.StatusBadRequest, CodeInvalidJSON, "the body must be exactly one JSON object")
-	}
-	if lr.N <= 0 {
-		return req, tooLarge(maxBody)
-	}
 	return req, checkText("reason", req.Reason, maxReason, false)
+}
+
+// readBody reads at most maxBody bytes (413 beyond).
+func readBody(r io.Reader, maxBody int64) ([]byte, *APIError) {
+	b, err := io.ReadAll(io.LimitReader(r, maxBody+1))
+	if len(b) > int(maxBody) {
+		return nil, tooLarge(maxBody)
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, tooLarge(maxBody)
+	}
+	if err != nil {
+		return nil, apiErr(http.StatusBadRequest, CodeInvalidJSON, "the body could not be read")
+	}
+	return b, nil
 }
 
 func tooLarge(maxBody int64) *APIError {
 	return apiErr(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "the body is larger than %d bytes", maxBody)
 }
 
-// decodeObject reads one JSON object member by member. field returns where
-// a known member's value goes (a pointer of the member's type); names are
-// compared exactly, and each may appear once.
-func decodeObject(dec *json.Decoder, lr *io.LimitedReader, field func(string) (any, bool), names []string) *APIError {
-	tok, err := dec.Token()
-	if err != nil {
-		return decodeError(err, lr, names)
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// decodeFlat decodes body, which must be exactly one JSON object whose
+// members are known fields of type string or bool (null leaves a field
+// unset). field returns where a member goes (*string or *bool); names are
+// compared exactly and each may appear once. body is checked with
+// json.Valid first, so the member scan below runs on valid JSON only.
+func decodeFlat(body []byte, field func(string) (any, bool), names []string) *APIError {
+	if !json.Valid(body) {
+		return syntaxError(body, names)
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	i := 0
+	ws := func() {
+		for i < len(body) && isSpace(body[i]) {
+			i++
+		}
+	}
+	ws()
+	if body[i] != '{' {
 		return apiErr(http.StatusBadRequest, CodeInvalidJSON, "the body must be a JSON object")
 	}
-	seen := make(map[string]bool, len(names))
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return decodeError(err, lr, names)
+	i++
+	var seen [8]string
+	nseen := 0
+	for {
+		ws()
+		if body[i] == '}' {
+			return nil
 		}
-		name, _ := tok.(string) // object keys are always strings
-		dst, ok := field(name)
+		if body[i] == ',' {
+			i++
+			ws()
+		}
+		end := skipString(body, i)
+		name, ok := jsonStr(body[i:end])
 		if !ok {
+			return apiErr(http.StatusBadRequest, CodeInvalidJSON, "malformed field name at byte %d", i)
+		}
+		i = end
+		ws()
+		i++ // ':'
+		ws()
+		start := i
+		i = skipValue(body, i)
+		raw := body[start:i]
+		dst, known := field(name)
+		if !known {
 			return apiErr(http.StatusBadRequest, CodeUnknownField, "unknown field %s; the fields are %s (lower case)",
 				strconv.Quote(truncate(name, 64)), strings.Join(names, ", "))
 		}
-		if seen[name] {
-			return apiErr(http.StatusBadRequest, CodeInvalidField, "field %q is given twice", name)
-		}
-		seen[name] = true
-		if err := dec.Decode(dst); err != nil {
-			var typeErr *json.UnmarshalTypeError
-			if errors.As(err, &typeErr) {
-				return apiErr(http.StatusBadRequest, CodeInvalidField, "field %q must be a JSON %s, not %s", name,
-					jsonTypeName(typeErr.Type.Kind().String()), typeErr.Value)
+		for _, s := range seen[:nseen] {
+			if s == name {
+				return apiErr(http.StatusBadRequest, CodeInvalidField, "field %q is given twice", name)
 			}
-			return decodeError(err, lr, names)
+		}
+		if nseen < len(seen) {
+			seen[nseen] = name
+			nseen++
+		}
+		if raw[0] == 'n' { // null: unset
+			continue
+		}
+		switch d := dst.(type) {
+		case *string:
+			v, ok := jsonStr(raw)
+			if !ok {
+				return typeError(name, "string", raw)
+			}
+			*d = v
+		case *bool:
+			switch raw[0] {
+			case 't':
+				*d = true
+			case 'f':
+				*d = false
+			default:
+				return typeError(name, "boolean", raw)
+			}
 		}
 	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return decodeError(err, lr, names)
+}
+
+func typeError(name, want string, raw []byte) *APIError {
+	got := "number"
+	switch raw[0] {
+	case '"':
+		got = "string"
+	case 't', 'f':
+		got = "bool"
+	case '{':
+		got = "object"
+	case '[':
+		got = "array"
 	}
-	return nil
+	return apiErr(http.StatusBadRequest, CodeInvalidField, "field %q must be a JSON %s, not %s", name, want, got)
+}
+
+// jsonStr decodes a JSON string literal (quotes included).
+func jsonStr(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", false
+	}
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1 : len(raw)-1]), true
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// skipString returns the index after the string starting at b[i] == '"'
+// (b is valid JSON).
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return i
+}
+
+// skipValue returns the index after the value starting at b[i] (valid JSON).
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return i
+	}
+	for i < len(b) && !isSpace(b[i]) && b[i] != ',' && b[i] != '}' && b[i] != ']' {
+		i++
+	}
+	return i
+}
+
+// syntaxError explains why body is not one JSON value.
+func syntaxError(body []byte, names []string) *APIError {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return apiErr(http.StatusBadRequest, CodeInvalidJSON, "the body is empty; send a JSON object with the fields %s", strings.Join(names, ", "))
+	}
+	var v any
+	err := json.Unmarshal(body, &v)
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		if syn.Offset >= int64(len(body)) || strings.Contains(syn.Error(), "unexpected end") {
+			return apiErr(http.StatusBadRequest, CodeInvalidJSON, "the JSON object is truncated")
+		}
+		if strings.Contains(syn.Error(), "after top-level value") {
+			return apiErr(http.StatusBadRequest, CodeInvalidJSON, "the body must be exactly one JSON object")
+		}
+		return apiErr(http.StatusBadRequest, CodeInvalidJSON, "malformed JSON at byte %d", syn.Offset)
+	}
+	return apiErr(http.StatusBadRequest, CodeInvalidJSON, "the body must be a JSON object")
 }
 
 func truncate(s string, n int) string {
@@ -218,34 +351,6 @@ func truncate(s string, n int) string {
 		n--
 	}
 	return s[:n] + "..."
-}
-
-func decodeError(err error, lr *io.LimitedReader, names []string) *APIError {
-	var mbe *http.MaxBytesError
-	if lr.N <= 0 || errors.As(err, &mbe) {
-		return apiErr(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "the body is too large")
-	}
-	if errors.Is(err, io.EOF) {
-		return apiErr(http.StatusBadRequest, CodeInvalidJSON, "the body is empty; send a JSON object with the fields %s", strings.Join(names, ", "))
-	}
-	var syn *json.SyntaxError
-	if errors.As(err, &syn) {
-		return apiErr(http.StatusBadRequest, CodeInvalidJSON, "malformed JSON at byte %d", syn.Offset)
-	}
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return apiErr(http.StatusBadRequest, CodeInvalidJSON, "the JSON object is truncated")
-	}
-	return apiErr(http.StatusBadRequest, CodeInvalidJSON, "the body must be a JSON object")
-}
-
-func jsonTypeName(kind string) string {
-	switch kind {
-	case "bool":
-		return "boolean"
-	case "string":
-		return "string"
-	}
-	return kind
 }
 
 func checkText(field, v string, limit int, required bool) *APIError {

@@ -20,6 +20,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -619,6 +620,20 @@ func FuzzJoinBody(f *testing.F) {
 		}
 		if req.Identity == "" || len(req.Identity) > maxIdentity || req.validate() != nil {
 			t.Fatalf("accepted an invalid request %+v from %q", req, body)
+		}
+		// Differential: encoding/json sees the same exact-case fields and values.
+		var m map[string]any
+		if err := json.Unmarshal(body, &m); err != nil {
+			t.Fatalf("accepted %q that encoding/json refuses: %v", body, err)
+		}
+		for k, v := range m {
+			if !slices.Contains(joinFields, k) {
+				t.Fatalf("accepted field %q in %q", k, body)
+			}
+			want := map[string]any{"identity": req.Identity, "name": req.Name, "email": req.Email, "is_host": req.IsHost, "profile": req.Profile}[k]
+			if v != nil && v != want {
+				t.Fatalf("field %s: %v, encoding/json %v (%q)", k, want, v, body)
+			}
 		}
 	})
 }
