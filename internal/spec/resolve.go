@@ -69,6 +69,9 @@ type resolver struct {
 	specDir  string
 	redact   *[]string
 	diags    hcl.Diagnostics
+	// badDomain: domain was refused; defaults derived from it are not
+	// reported again.
+	badDomain bool
 }
 
 func (r *resolver) errf(rng *hcl.Range, summary, format string, args ...any) {
@@ -288,6 +291,7 @@ func (r *resolver) resolve() *Deployment {
 	} else if len(d.Domain) > MaxDomainLength {
 		r.errf(at(raw.Body, "domain"), "Domain too long", "The domain has %d characters; at most %d fit: the Debian file names built from it (/etc/jitsi/meet/DOMAIN-config.js, /etc/prosody/conf.avail/DOMAIN.cfg.lua) must stay within the 255-byte file name limit.", len(d.Domain), MaxDomainLength)
 	}
+	r.badDomain = d.Domain != strings.ToLower(d.Domain) || !validDomain(d.Domain)
 	d.Tenants = boolOr(raw.Tenants, false)
 
 	r.resolveHosts(d)
@@ -621,7 +625,8 @@ func (r *resolver) resolveMeeting(d *Deployment) {
 	}
 	rc.Whitelist = rec.Whitelist
 	rc.PendingTimeout = r.duration(rec.Body, "pending_timeout", rec.PendingTimeout, defaultJibriPending, time.Second)
-	if (rc.Enabled || rec.RecorderDomain != nil) && !validDomain(rc.RecorderDomain) {
+	// A default derived from an invalid domain repeats the domain's error.
+	if (rc.Enabled || rec.RecorderDomain != nil) && !validDomain(rc.RecorderDomain) && (rec.RecorderDomain != nil || !r.badDomain) {
 		r.errf(at(rec.Body, "recorder_domain"), "Invalid recorder domain", "%q is not a DNS name; the default recorder.%s is usually right.", rc.RecorderDomain, d.Domain)
 	}
 	if !hclIdent(rc.Brewery) {
@@ -709,10 +714,10 @@ func (r *resolver) resolveTURN(d *Deployment) {
 	} else if tu.RelayMin != 0 && (tu.RelayMin < 1024 || tu.RelayMax > 65535 || tu.RelayMin >= tu.RelayMax) {
 		r.errf(at(t.Body, "relay_min_port"), "Invalid relay range", "The relay range must satisfy 1024 <= relay_min_port < relay_max_port <= 65535 (got %d-%d).", tu.RelayMin, tu.RelayMax)
 	}
-	if !validDomain(tu.Host) {
+	if !validDomain(tu.Host) && (t.Host != nil || !r.badDomain) {
 		r.errf(at(t.Body, "host"), "Invalid TURN host", "%q is not a DNS name clients can resolve.", tu.Host)
 	}
-	if msg := lineProblem(tu.Realm); msg != "" {
+	if msg := lineProblem(tu.Realm); msg != "" && (t.Realm != nil || !r.badDomain) {
 		r.errf(at(t.Body, "realm"), "Invalid TURN realm", "turn.realm %s: it is written as realm=VALUE on one line of turnserver.conf.", msg)
 	}
 	if sec, inline, ok := r.secret(t.Secret, "secret"); ok {
@@ -755,7 +760,7 @@ func (r *resolver) resolveTLS(d *Deployment) {
 	for name, p := range map[string]string{"certificate": d.TLS.Certificate, "key": d.TLS.Key} {
 		if !filepath.IsAbs(p) {
 			r.errf(at(t.Body, name), "Path must be absolute", "tls.%s is read by nginx, Prosody and coturn; give an absolute path.", name)
-		} else if msg := nginxProblem(p); msg != "" {
+		} else if msg := nginxProblem(p); msg != "" && (has(t.Body, name) || !r.badDomain) {
 			r.errf(at(t.Body, name), "Path not usable", "tls.%s %s.", name, msg)
 		}
 	}
