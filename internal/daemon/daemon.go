@@ -200,6 +200,15 @@ func (d *daemon) setDefaults() {
 		if d.deps.Deferred != nil {
 			o.DeferredRestarts = func() int { return len(d.deps.Deferred.PendingRestarts()) }
 		}
+		if d.deps.Live != nil {
+			o.Services = func() []metrics.ServiceInfo {
+				var out []metrics.ServiceInfo
+				for _, s := range d.deps.Live.Services() {
+					out = append(out, metrics.ServiceInfo{Unit: s.Unit, Up: s.OK, Restarts: s.Restarts})
+				}
+				return out
+			}
+		}
 		d.metrics = metrics.New(o)
 	}
 	d.retry = d.clock.NewTimer(time.Hour)

@@ -51,8 +51,18 @@ type Options struct {
 	Certificates func() []CertInfo
 	// DeferredRestarts counts restarts waiting for a safe moment.
 	DeferredRestarts func() int
+	// Services lists the managed units as last checked
+	// (service_up{unit}, service_restarts_total{unit}).
+	Services func() []ServiceInfo
 	// Now is the clock for cert_expiry_seconds (nil = time.Now).
 	Now func() time.Time
+}
+
+// ServiceInfo is one managed unit for service_up / service_restarts_total.
+type ServiceInfo struct {
+	Unit     string
+	Up       bool
+	Restarts int
 }
 
 // Metrics are the daemon's metrics. Each Metrics has its own values; there
@@ -158,6 +168,26 @@ func (m *Metrics) families() []family {
 		deferred = float64(m.opts.DeferredRestarts())
 	}
 	fams = append(fams, family{Namespace + "_deferred_restarts_pending", "Disruptive restarts waiting for a safe moment.", "gauge", []sample{{nil, deferred}}})
+
+	var up, restarts []sample
+	if m.opts.Services != nil {
+		seen := map[string]bool{}
+		for _, si := range m.opts.Services() {
+			if seen[si.Unit] {
+				continue
+			}
+			seen[si.Unit] = true
+			v := 0.0
+			if si.Up {
+				v = 1
+			}
+			up = append(up, sample{[]string{"unit", si.Unit}, v})
+			restarts = append(restarts, sample{[]string{"unit", si.Unit}, float64(si.Restarts)})
+		}
+	}
+	fams = append(fams,
+		family{Namespace + "_service_up", "1 while the managed unit runs and its live probes pass.", "gauge", up},
+		family{Namespace + "_service_restarts_total", "Times the agent started a stopped or failed managed unit again.", "counter", restarts})
 
 	var certs []sample
 	if m.opts.Certificates != nil {

@@ -23,7 +23,10 @@ func TestMetricsExposition(t *testing.T) {
 			return []CertInfo{{Name: "meet.example.org", NotAfter: now.Add(48 * time.Hour)}, {Name: "meet.example.org", NotAfter: now}}
 		},
 		DeferredRestarts: func() int { return pending },
-		Now:              func() time.Time { return now },
+		Services: func() []ServiceInfo {
+			return []ServiceInfo{{Unit: "prosody.service", Up: true}, {Unit: "coturn.service", Restarts: 3}}
+		},
+		Now: func() time.Time { return now },
 	})
 	m.ObserveApply(ResultSuccess, now)
 	m.ObserveApply(ResultInvalidSpec, now.Add(time.Minute))
@@ -73,6 +76,9 @@ func TestMetricsExposition(t *testing.T) {
 		`jitsi_agent_reload_failures_total 1`,
 		`jitsi_agent_degraded 1`,
 		`jitsi_agent_deferred_restarts_pending 2`,
+		`jitsi_agent_service_up{unit="prosody.service"} 1`,
+		`jitsi_agent_service_up{unit="coturn.service"} 0`,
+		`jitsi_agent_service_restarts_total{unit="coturn.service"} 3`,
 		`jitsi_agent_cert_expiry_seconds{name="meet.example.org"} 172800`,
 		`jitsi_agent_build_info{build_date="2026-11-27T10:00:00Z",commit="abc",goversion=`,
 		`process_resident_memory_bytes`,
