@@ -11,7 +11,7 @@ DEMO_SECRET  := 5d1c0e9a7b3f48e2a6c4d8f0b2e7a9c1d3f5b7e9a1c3e5f7
 DEMO_API_KEY := 8e2b6f0a4c9d1e7b3a5f9c2d6e0b4a8f
 DEMO_ENV      = JITSI_APP_SECRET=$${JITSI_APP_SECRET:-$(DEMO_SECRET)} JOIN_API_KEY=$${JOIN_API_KEY:-$(DEMO_API_KEY)}
 
-.PHONY: all build demo test test-short vet staticcheck fmt-check fuzz bench clean
+.PHONY: all build demo test test-short vet staticcheck fmt-check fuzz bench clean deb release
 
 all: build
 
@@ -75,4 +75,23 @@ bench:
 	PATH="$(CURDIR)/.ci/bin:$$PATH" $(GO) test -run '^$$' -bench . -benchmem -count 5 $(PKGS) | tee bench.txt
 
 clean:
-	rm -rf bin $(DEMO_OUT) bench.txt
+	rm -rf bin dist $(DEMO_OUT) bench.txt
+
+# Debian packages and the release set (packaging/deb/build.sh; dpkg-deb,
+# no debhelper). Reproducible: SOURCE_DATE_EPOCH defaults to the commit
+# time, so two builds of one commit are byte-identical.
+DIST        ?= dist
+DEB_ARCHES  ?= amd64 arm64
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+export SOURCE_DATE_EPOCH
+# packaging/debversion.sh: v1.2.3 -> 1.2.3; untagged -> 0~gitYYYYMMDD.HASH.
+DEB_VERSION ?= $(shell SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) packaging/debversion.sh '$(VERSION)')
+
+deb:
+	@for a in $(DEB_ARCHES); do GO=$(GO) packaging/deb/build.sh $$a '$(DEB_VERSION)' '$(VERSION)' '$(COMMIT)' $(DIST) || exit 1; done
+
+# The .debs, one static tarball per architecture and SHA256SUMS over them.
+release: deb
+	@set -e; for a in $(DEB_ARCHES); do packaging/tarball.sh $$a '$(DEB_VERSION)' $(DIST); done
+	cd $(DIST) && sha256sum jitsi-agent_$(DEB_VERSION)_*.deb jitsi-agent_$(DEB_VERSION)_linux_*.tar.gz > SHA256SUMS
+	@echo "$(DIST)/SHA256SUMS"
