@@ -547,10 +547,21 @@ func checkProsodyStart(t *testing.T, combos []realCombo) {
 	if err != nil {
 		t.Fatalf("prosody never listened on %s: %v\n%s", addr, err, readLog(dir))
 	}
+	// Prosody opens the c2s port before every host is activated (each
+	// host loads its modules first; under load that takes seconds), so a
+	// host may answer host-unknown or nothing at first: poll (bounded)
+	// until it offers stream features.
 	hosts := []string{r.d.Domain, r.d.AuthDomain(), r.d.GuestDomain(), r.d.Meeting.Recording.RecorderDomain}
 	for _, h := range hosts {
-		if resp := xmppOpen(t, addr, h); !strings.Contains(resp, "stream:features") {
-			t.Errorf("vhost %s: no stream features from real Prosody: %q", h, resp)
+		var resp string
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			resp = xmppOpen(t, addr, h)
+			if strings.Contains(resp, "stream:features") || time.Now().After(deadline) {
+				break
+			}
+		}
+		if !strings.Contains(resp, "stream:features") {
+			t.Errorf("vhost %s: no stream features from real Prosody within 30 s: %q", h, resp)
 		}
 	}
 	if resp := xmppOpen(t, addr, "nope.example.org"); !strings.Contains(resp, "host-unknown") {
