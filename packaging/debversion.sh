@@ -7,9 +7,10 @@
 # Usage: debversion.sh VERSION
 set -eu
 v=$1
-case "$v" in
-v[0-9]*) v=${v#v} ;;
-[0-9]*) ;;
-*) v="0~git$(date -u -d "@${SOURCE_DATE_EPOCH:-0}" +%Y%m%d).$v" ;;
-esac
+if echo "$v" | grep -Eq '^v?[0-9]+\.[0-9]'; then
+	v=${v#v}
+else
+	# An abbreviated hash may start with a digit too: not a release tag.
+	v="0~git$(date -u -d "@${SOURCE_DATE_EPOCH:-0}" +%Y%m%d).$v"
+fi
 echo "$v" | sed 's/-/+/; s/-/./g'

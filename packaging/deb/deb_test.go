@@ -135,3 +135,22 @@ func TestReleaseReproducibleLintianClean(t *testing.T) {
 		t.Errorf("lintian is not clean (fix it or add a justified override to packaging/deb/lintian-overrides): %v\n%s", err, out)
 	}
 }
+
+// TestDebVersion: git describe output becomes a valid native Debian version;
+// an abbreviated hash that starts with a digit is not taken for a tag.
+func TestDebVersion(t *testing.T) {
+	for in, want := range map[string]string{
+		"v1.2.3":         "1.2.3",
+		"v1.2.3-4-gabc1": "1.2.3+4.gabc1",
+		"1323ef4":        "0~git20261127.1323ef4",
+		"1323ef4-dirty":  "0~git20261127.1323ef4+dirty",
+		"abc1234":        "0~git20261127.abc1234",
+	} {
+		cmd := exec.Command("../debversion.sh", in)
+		cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH=1795779257")
+		out, err := cmd.Output()
+		if got := strings.TrimSpace(string(out)); err != nil || got != want {
+			t.Errorf("debversion.sh %s = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
