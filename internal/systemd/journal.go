@@ -41,6 +41,14 @@ func (j JournalCtl) Tail(ctx context.Context, unit string, n int, since time.Tim
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// The unit's last words (nginx -s reload's "emerg" line) reach
+	// journald through a stream it reads asynchronously: a tail read right
+	// after the failed job can miss them. --sync returns once everything
+	// logged before it is stored. It needs root; without, the tail is read
+	// as it is.
+	sync := exec.CommandContext(ctx, cmd[0], append(append([]string{}, cmd[1:]...), "--sync")...)
+	sync.WaitDelay = time.Second
+	_ = sync.Run()
 	args := append(append([]string{}, cmd[1:]...), "-u", unit, "-n", strconv.Itoa(n), "--no-pager", "--quiet", "-o", "short-iso")
 	if !since.IsZero() {
 		args = append(args, "--since", "@"+strconv.FormatInt(since.Unix(), 10))
