@@ -49,7 +49,8 @@ func writeSpec(im *imported, sources []string, secretFile string, extra spec.Ext
 				other = append(other, c)
 			}
 		}
-		w("\n# The machine running Prosody (jvb.conf and jicofo.conf connect to it).\nhost %s {\nroles = %s\n}\n", hq(im.xmppHost), hlist(other))
+		w("\n# The machine running Prosody (jvb.conf and jicofo.conf connect to it).\nhost %s {\naddress = %s\nroles = %s\n}\n", hq(im.xmppHost), hq(im.xmppHost), hlist(other))
+		w("\n# The passwords and TURN secret shared with that machine were imported into\n# this host's state directory; keep them equal there (or move to cluster_secret).\nimported_secrets = true\n")
 	}
 
 	// auth

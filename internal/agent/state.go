@@ -47,7 +47,7 @@ func DesiredState(d *spec.Deployment, root string, now time.Time) (*render.Set, 
 
 // desiredState is DesiredState with a template cache (the daemon's).
 func desiredState(d *spec.Deployment, root string, now time.Time, cache *render.Cache) (*render.Set, error) {
-	sec, err := secrets.Ensure(secrets.Dir(StateDir(d, root)))
+	sec, err := internalSecrets(d, root)
 	if err != nil {
 		return nil, &SecretsError{Err: err}
 	}
@@ -56,6 +56,16 @@ func desiredState(d *spec.Deployment, root string, now time.Time, cache *render.
 		return nil, &SecretsError{Err: err}
 	}
 	return renderSet(d, root, now, true, cache)
+}
+
+// internalSecrets derives the internal secrets from the spec's
+// cluster_secret (every host gets the same values, nothing is generated),
+// or else loads them from the state directory, generating missing ones.
+func internalSecrets(d *spec.Deployment, root string) (spec.Secrets, error) {
+	if !d.ClusterSecret.IsZero() {
+		return secrets.Derive(d.ClusterSecret.Reveal())
+	}
+	return secrets.Ensure(secrets.Dir(StateDir(d, root)))
 }
 
 // RecordSecrets adds every secret of d (in every form a file may quote it
@@ -91,7 +101,13 @@ func (e *SecretsError) Unwrap() error { return e.Err }
 // used when present; missing ones (a fresh host) get throwaway values, which
 // is harmless because every file they appear in is new anyway.
 func DesiredStateReadOnly(d *spec.Deployment, root string, now time.Time) (*render.Set, error) {
-	sec, _, err := secrets.Load(secrets.Dir(StateDir(d, root)))
+	var sec spec.Secrets
+	var err error
+	if !d.ClusterSecret.IsZero() {
+		sec, err = secrets.Derive(d.ClusterSecret.Reveal())
+	} else {
+		sec, _, err = secrets.Load(secrets.Dir(StateDir(d, root)))
+	}
 	if err != nil {
 		return nil, &SecretsError{Err: err}
 	}

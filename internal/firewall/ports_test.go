@@ -85,8 +85,10 @@ firewall { enabled = false }
 func TestPortsRestrictionsAndRoles(t *testing.T) {
 	src := `domain = "meet.example.com"
 auth "anonymous" {}
+cluster_secret = "9b1f4c7e2a6d8035e1c4f7a92b6d0e83c5a17f49"
 host "meet1" {
-  roles = ["prosody", "jicofo", "nginx", "coturn"]
+  address = "10.0.0.1"
+  roles   = ["prosody", "jicofo", "nginx", "coturn"]
 }
 host "jvb1" {
   roles       = ["jvb"]

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"path"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -46,6 +47,12 @@ type BuiltinData struct {
 	// ServerURL is https://DOMAIN (with :port when not 443); WebsocketURL
 	// the same with wss://.
 	ServerURL, WebsocketURL string
+	// ColibriRoutes are nginx's colibri-ws locations, one per videobridge
+	// (one "default-id" route to the local bridge on a single-host spec).
+	ColibriRoutes []ColibriRoute
+	// BridgeServerID is this bridge's colibri-ws server id;
+	// BridgePublicHost is where its colibri-ws HTTP server binds.
+	BridgeServerID, BridgePublicHost string
 	// XMPPServer is the host name Jicofo and JVB connect to for Prosody
 	// c2s: "localhost" when this host runs Prosody, else the name of the
 	// host that does.
@@ -149,6 +156,13 @@ type BuiltinData struct {
 	// Prosody would never answer. MaxTokenBytes is the token size that fits.
 	HeaderBuffer  string
 	MaxTokenBytes int
+}
+
+// ColibriRoute sends /colibri-ws/ID/... to one bridge.
+type ColibriRoute struct {
+	ID       string // server id, as in the URL
+	Pattern  string // ID quoted for nginx's regular expression
+	Upstream string // host:port of the bridge's colibri-ws server
 }
 
 // NATMapping is one static ice4j mapping.
@@ -300,6 +314,8 @@ func newBuiltinData(d *spec.Deployment) (*BuiltinData, error) {
 		b.JVBPrivateHost, b.JVBPrivatePort = h, p
 	}
 	b.JVBWebsocketDomain = net.JoinHostPort(d.Domain, strconv.Itoa(httpsPort(d)))
+	b.BridgeServerID, b.BridgePublicHost = bridgeEndpoint(d)
+	b.ColibriRoutes = colibriRoutes(d)
 
 	b.Ports = d.Ports()
 	fw, err := firewall.Script(d)
@@ -376,17 +392,52 @@ func httpsPort(d *spec.Deployment) int {
 	return d.Web.HTTPSPort
 }
 
-// xmppServer is where jicofo/jvb reach Prosody's c2s port.
+// xmppServer is where jicofo/jvb reach Prosody's c2s port: this host, or
+// the address of the host that runs Prosody.
 func xmppServer(d *spec.Deployment) string {
 	if d.Host.HasRole(spec.Prosody) || len(d.Host.Roles) == 0 {
 		return "localhost"
 	}
 	for _, h := range d.Hosts {
 		if h.HasRole(spec.Prosody) {
+			if h.Address != "" {
+				return h.Address
+			}
 			return h.Name
 		}
 	}
 	return d.Domain
+}
+
+// bridgeEndpoint is this host's colibri-ws server id and bind address:
+// "default-id" for a single-host spec, else the host name; bound where
+// spec.ColibriBind says (every address for "").
+func bridgeEndpoint(d *spec.Deployment) (id, bind string) {
+	id, bind = d.Host.Name, d.ColibriBind()
+	if !d.MultiHost() {
+		id = "default-id"
+	}
+	if bind == "" {
+		bind = "0.0.0.0"
+	}
+	return id, bind
+}
+
+// colibriRoutes is one nginx route per videobridge of the spec.
+func colibriRoutes(d *spec.Deployment) []ColibriRoute {
+	port := strconv.Itoa(spec.JVBPublicPort)
+	if !d.MultiHost() {
+		return []ColibriRoute{{ID: "default-id", Pattern: "default-id", Upstream: net.JoinHostPort("127.0.0.1", port)}}
+	}
+	var out []ColibriRoute
+	for _, b := range d.HostsWith(spec.JVB) {
+		addr := b.Address
+		if b.Name == d.Host.Name || addr == "" {
+			addr = "127.0.0.1"
+		}
+		out = append(out, ColibriRoute{ID: b.Name, Pattern: regexp.QuoteMeta(b.Name), Upstream: net.JoinHostPort(addr, port)})
+	}
+	return out
 }
 
 func hostPort(raw string) (string, int, error) {

@@ -101,6 +101,12 @@ type Deployment struct {
 	// Tenants enables https://DOMAIN/<tenant>/<room> URLs.
 	Tenants bool
 
+	// ClusterSecret, when set, is the one secret every shared internal
+	// secret (XMPP passwords, TURN secret) is derived from (HKDF-SHA256, see
+	// internal/secrets.Derive), so every host of a multi-host spec renders
+	// the same values. Required when the spec has more than one host.
+	ClusterSecret Secret
+
 	// Host is the selected host's own values (one spec may describe several).
 	Host Host
 	// Hosts lists every host block, in file order (Host is one of them, or
@@ -159,6 +165,24 @@ type Host struct {
 	PrivateIPs []string
 	// Roles: which components this host runs (all of them by default).
 	Roles []string
+	// Address is the DNS name or IP address the other hosts reach this one
+	// at (Prosody's c2s, a bridge's colibri websockets, coturn); "" when
+	// the spec does not give one.
+	Address string
+}
+
+// MultiHost reports whether the spec describes more than one host.
+func (d *Deployment) MultiHost() bool { return len(d.Hosts) > 1 }
+
+// HostsWith returns the hosts that run the component, in file order.
+func (d *Deployment) HostsWith(c string) []Host {
+	var out []Host
+	for _, h := range d.Hosts {
+		if h.HasRole(c) {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // HasRole reports whether the host runs the component.
@@ -485,6 +509,7 @@ func (d *Deployment) SecretValues() []string {
 		add(d.Auth.JWT.AppSecret)
 	}
 	add(d.TURN.Secret)
+	add(d.ClusterSecret)
 	add(d.Secrets.FocusPassword)
 	add(d.Secrets.JVBPassword)
 	add(d.Secrets.TURNSecret)

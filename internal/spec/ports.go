@@ -93,7 +93,7 @@ func (d *Deployment) Ports() ports.Set {
 				Reason: "videobridge private HTTP: health and metrics", Field: "videobridge.health_url"})
 		}
 		if d.Videobridge.Websockets {
-			add(ports.Binding{ID: ports.JVBPublic, Service: JVB, Proto: ports.TCP, Host: "127.0.0.1", Port: JVBPublicPort,
+			add(ports.Binding{ID: ports.JVBPublic, Service: JVB, Proto: ports.TCP, Host: d.ColibriBind(), Port: JVBPublicPort,
 				Reason: "videobridge colibri websockets, proxied by nginx", Field: "videobridge.websockets"})
 		}
 	}
@@ -187,4 +187,22 @@ func urlHostPort(raw string) (string, int, bool) {
 		h = ""
 	}
 	return h, p, true
+}
+
+// ColibriBind is where the videobridge's colibri-ws server binds: loopback
+// when nginx runs on this host (or the spec has one host), else the host's
+// address ("" = every address when the address is a DNS name).
+func (d *Deployment) ColibriBind() string {
+	if !d.MultiHost() {
+		return "127.0.0.1"
+	}
+	for _, n := range d.HostsWith(Nginx) {
+		if n.Name != d.Host.Name {
+			if a, err := netip.ParseAddr(d.Host.Address); err == nil {
+				return a.String()
+			}
+			return ""
+		}
+	}
+	return "127.0.0.1"
 }

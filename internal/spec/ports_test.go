@@ -80,10 +80,13 @@ token_api {
   tls_key         = "/etc/ssl/api.key"
   key "app" { key = env("JITSI_AGENT_TEST_SECRET") }
 }
+cluster_secret = "9b1f4c7e2a6d8035e1c4f7a92b6d0e83c5a17f49"
 host "a" {
-  roles = ["prosody", "nginx", "jicofo", "coturn"]
+  address = "10.0.0.1"
+  roles   = ["prosody", "nginx", "jicofo", "coturn"]
 }
 host "b" {
+  address    = "198.51.100.7"
   roles      = ["jvb"]
   public_ips = ["198.51.100.7"]
 }

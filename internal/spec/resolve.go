@@ -300,6 +300,7 @@ func (r *resolver) resolve() *Deployment {
 	r.resolveVideobridge(d)
 	r.resolveJicofo(d)
 	r.resolveTURN(d)
+	r.resolveFleet(d)
 	r.resolveTLS(d)
 	r.resolveWeb(d)
 	r.resolveServices(d)
@@ -395,6 +396,12 @@ func (r *resolver) resolveHosts(d *Deployment) {
 		}
 		seen[h.Name] = true
 		host := Host{Name: h.Name, PublicIPs: h.PublicIPs, PrivateIPs: h.PrivateIPs, Roles: h.Roles}
+		if h.Address != nil {
+			host.Address = strings.ToLower(*h.Address)
+			if !validAddress(host.Address) {
+				r.errf(at(h.Body, "address"), "Invalid host address", "address = %q in host %q is neither an IP address nor a DNS name; give the address the other hosts reach this one at, e.g. \"10.0.0.5\" or \"%s.internal.example.com\".", *h.Address, h.Name, h.Name)
+			}
+		}
 		for _, ip := range append(append([]string{}, h.PublicIPs...), h.PrivateIPs...) {
 			if net.ParseIP(ip) == nil {
 				r.errf(at(h.Body, "public_ips"), "Invalid IP address", "%q in host %q is not an IP address.", ip, h.Name)
@@ -702,6 +709,14 @@ func (r *resolver) resolveTURN(d *Deployment) {
 	tu := &d.TURN
 	tu.Enabled = boolOr(t.Enabled, true)
 	tu.Host = strOr(t.Host, d.Domain)
+	turnFromAddress := false
+	if t.Host == nil && d.MultiHost() {
+		// The TURN server clients get from Prosody is the coturn host,
+		// not the web front the domain points at.
+		if cs := d.HostsWith(Coturn); len(cs) == 1 && !cs[0].HasRole(Nginx) && cs[0].Address != "" {
+			tu.Host, turnFromAddress = cs[0].Address, true
+		}
+	}
 	tu.Port = r.port(t.Body, "port", t.Port, DefaultTURNPort)
 	tu.TLSPort = r.port(t.Body, "tls_port", t.TLSPort, DefaultTURNTLSPort)
 	tu.Realm = strOr(t.Realm, d.Domain)
@@ -714,7 +729,7 @@ func (r *resolver) resolveTURN(d *Deployment) {
 	} else if tu.RelayMin != 0 && (tu.RelayMin < 1024 || tu.RelayMax > 65535 || tu.RelayMin >= tu.RelayMax) {
 		r.errf(at(t.Body, "relay_min_port"), "Invalid relay range", "The relay range must satisfy 1024 <= relay_min_port < relay_max_port <= 65535 (got %d-%d).", tu.RelayMin, tu.RelayMax)
 	}
-	if !validDomain(tu.Host) && (t.Host != nil || !r.badDomain) {
+	if !validDomain(tu.Host) && !(turnFromAddress && net.ParseIP(tu.Host) != nil) && (t.Host != nil || !r.badDomain) {
 		r.errf(at(t.Body, "host"), "Invalid TURN host", "%q is not a DNS name clients can resolve.", tu.Host)
 	}
 	if msg := lineProblem(tu.Realm); msg != "" && (t.Realm != nil || !r.badDomain) {

@@ -31,6 +31,11 @@ type rawSpec struct {
 	StateDir     *string `hcl:"state_dir,optional"`
 	Backups      *int    `hcl:"backups,optional"`
 	Drift        *string `hcl:"drift,optional"`
+	// ClusterSecret derives every shared internal secret of a multi-host spec.
+	ClusterSecret hcl.Expression `hcl:"cluster_secret,optional"`
+	// ImportedSecrets: the shared secrets were imported into each host's
+	// state directory (jitsi-agent import) and are kept equal by hand.
+	ImportedSecrets *bool `hcl:"imported_secrets,optional"`
 
 	Hosts       []rawHost       `hcl:"host,block"`
 	Auth        []rawAuth       `hcl:"auth,block"`
@@ -64,6 +69,7 @@ type rawHost struct {
 	Name       string    `hcl:"name,label"`
 	PublicIPs  []string  `hcl:"public_ips,optional"`
 	PrivateIPs []string  `hcl:"private_ips,optional"`
+	Address    *string   `hcl:"address,optional"`
 	Roles      []string  `hcl:"roles,optional"`
 	Body       hcl.Body  `hcl:",body"`
 	DefRange   hcl.Range `hcl:",def_range"`

@@ -1,7 +1,9 @@
 # host: jvb2
 domain = "meet.example.com"
+imported_secrets = true
 host "xmpp1" {
-  roles = ["prosody", "jicofo", "nginx", "coturn"]
+  address = "xmpp1"
+  roles   = ["prosody", "jicofo", "nginx", "coturn"]
 }
 host "jvb2" {
   roles       = ["jvb"]
