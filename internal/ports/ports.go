@@ -38,6 +38,7 @@ const (
 	NameXMPP      = "xmpp"       // Prosody c2s for jicofo/jvb on other hosts
 	NameS2S       = "s2s"        // Prosody server-to-server (only when turned on)
 	NameTokenAPI  = "token-api"  // the join endpoint when it listens beyond loopback
+	NameColibriWS = "colibri-ws" // a videobridge's colibri websockets, for nginx on other hosts
 )
 
 // Binding IDs: "<service>.<what>".

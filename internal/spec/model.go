@@ -436,7 +436,7 @@ type TokenProfile struct {
 // A firewall "port" block with one of these labels restricts or closes the
 // port of that name in the port model (ports.Binding.Name).
 var FirewallBuiltinPorts = []string{ports.NameHTTP, ports.NameHTTPS, ports.NameJVB, ports.NameTURN, ports.NameTURNS,
-	ports.NameTURNRelay, ports.NameXMPP, ports.NameS2S, ports.NameTokenAPI}
+	ports.NameTURNRelay, ports.NameXMPP, ports.NameS2S, ports.NameTokenAPI, ports.NameColibriWS}
 
 // Firewall configures the agent's nftables table.
 type Firewall struct {

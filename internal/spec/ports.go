@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/ports"
@@ -93,8 +94,13 @@ func (d *Deployment) Ports() ports.Set {
 				Reason: "videobridge private HTTP: health and metrics", Field: "videobridge.health_url"})
 		}
 		if d.Videobridge.Websockets {
-			add(ports.Binding{ID: ports.JVBPublic, Service: JVB, Proto: ports.TCP, Host: d.ColibriBind(), Port: JVBPublicPort,
-				Reason: "videobridge colibri websockets, proxied by nginx", Field: "videobridge.websockets"})
+			b := ports.Binding{ID: ports.JVBPublic, Service: JVB, Proto: ports.TCP, Host: d.ColibriBind(), Port: JVBPublicPort,
+				Reason: "videobridge colibri websockets, proxied by nginx", Field: "videobridge.websockets"}
+			if b.Host != "127.0.0.1" {
+				b.Public, b.Name, b.Sources = true, ports.NameColibriWS, d.hostIPs(Nginx)
+				b.Reason = "videobridge colibri websockets, proxied by nginx on the other hosts"
+			}
+			add(b)
 		}
 	}
 	if d.Runs(Nginx) {
@@ -156,6 +162,32 @@ func (d *Deployment) remoteLogins() []netip.Prefix {
 			if a, err := netip.ParseAddr(ip); err == nil {
 				a = a.Unmap()
 				srcs = append(srcs, netip.PrefixFrom(a, a.BitLen()))
+			}
+		}
+		// The host's address, when it is an IP the others do not list.
+		if a, err := netip.ParseAddr(h.Address); err == nil {
+			a = a.Unmap()
+			if p := netip.PrefixFrom(a, a.BitLen()); !slices.Contains(srcs, p) {
+				srcs = append(srcs, p)
+			}
+		}
+	}
+	return srcs
+}
+
+// hostIPs are the addresses of the other hosts that run the component.
+func (d *Deployment) hostIPs(c string) []netip.Prefix {
+	var srcs []netip.Prefix
+	for _, h := range d.HostsWith(c) {
+		if h.Name == d.Host.Name {
+			continue
+		}
+		for _, ip := range append(append([]string{h.Address}, h.PublicIPs...), h.PrivateIPs...) {
+			if a, err := netip.ParseAddr(ip); err == nil {
+				a = a.Unmap()
+				if p := netip.PrefixFrom(a, a.BitLen()); !slices.Contains(srcs, p) {
+					srcs = append(srcs, p)
+				}
 			}
 		}
 	}
