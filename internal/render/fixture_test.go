@@ -140,6 +140,26 @@ func roles(name string, r ...string) func(*spec.Deployment) {
 	}
 }
 
+// fleet is a static multi-host shard with colibri websockets: signal1
+// (Prosody, Jicofo, nginx, coturn) and two bridges, one reached by IP and
+// one by DNS name; name selects the host rendered.
+func fleet(name string) func(*spec.Deployment) {
+	return func(d *spec.Deployment) {
+		d.Hosts = []spec.Host{
+			{Name: "signal1", Address: "10.0.0.1", Roles: []string{spec.Prosody, spec.Jicofo, spec.Nginx, spec.Coturn}},
+			{Name: "jvb1", Address: "10.0.0.11", Roles: []string{spec.JVB}},
+			{Name: "jvb2", Address: "jvb2.internal.example.com", Roles: []string{spec.JVB}},
+		}
+		for _, h := range d.Hosts {
+			if h.Name == name {
+				d.Host = h
+			}
+		}
+		d.Videobridge.Nickname = name
+		d.Videobridge.Websockets = true
+	}
+}
+
 // everything is the largest deployment: every feature and list in use.
 func everything(d *spec.Deployment) {
 	guests(d)
@@ -229,5 +249,7 @@ var matrix = []combo{
 	}}},
 	{"split-jvb-only", []func(*spec.Deployment){roles("bridge7", spec.JVB)}},
 	{"split-web-turn", []func(*spec.Deployment){roles("edge1", spec.Nginx, spec.Coturn)}},
+	{"fleet-signal-websockets", []func(*spec.Deployment){fleet("signal1")}},
+	{"fleet-bridge-websockets", []func(*spec.Deployment){fleet("jvb1")}},
 	{"everything", []func(*spec.Deployment){everything}},
 }

@@ -878,7 +878,12 @@ func checkHOCON(t *testing.T, combos []realCombo) {
 			}
 			if d.Videobridge.Websockets {
 				eq("videobridge.websockets.domains", []string{b.JVBWebsocketDomain})
-				eq("videobridge.websockets.server-id", "default-id")
+				id := "default-id"
+				if d.MultiHost() {
+					id = d.Host.Name // each bridge its own id, routed by nginx
+				}
+				eq("videobridge.websockets.server-id", id)
+				eq("videobridge.http-servers.public.host", b.BridgePublicHost)
 			}
 		})
 	}
