@@ -176,12 +176,7 @@ func TestCertificatePathsAgree(t *testing.T) {
 // one of the question's choices; otherwise debconf would ignore it and the
 // package would ask or pick its own value.
 func TestCloudInitSeedMatchesUpstreamTemplates(t *testing.T) {
-	dir := os.Getenv("JITSI_UPSTREAM")
-	if dir == "" {
-		dir = "/work/shared/upstream"
-	}
-	testenv.File(t, filepath.Join(dir, "jitsi-meet", "debian", "jitsi-meet-prosody.templates"),
-		"set JITSI_UPSTREAM to a directory with jitsi-meet, jicofo and jitsi-videobridge checkouts (git clone https://github.com/jitsi/jitsi-meet ...)")
+	dir := testenv.Upstream(t, "jitsi-meet/debian/jitsi-meet-prosody.templates")
 	files, _ := filepath.Glob(filepath.Join(dir, "*", "debian", "*templates"))
 	type question struct{ typ, choices string }
 	known := map[string]question{}

@@ -25,11 +25,8 @@ func localProsody(t testing.TB) *ProsodyRooms {
 	t.Helper()
 	bin := testenv.LookPath(t, "prosody", "apt-get install prosody lua-basexx lua-cjson lua-luaossl")
 	ctl := testenv.LookPath(t, "prosodyctl", "apt-get install prosody")
-	plugins := os.Getenv("JITSI_PROSODY_PLUGINS")
-	if plugins == "" {
-		plugins = "/work/shared/upstream/jitsi-meet/resources/prosody-plugins"
-	}
-	testenv.File(t, filepath.Join(plugins, "mod_muc_size.lua"), "set JITSI_PROSODY_PLUGINS to jitsi-meet's resources/prosody-plugins")
+	const rel = "jitsi-meet/resources/prosody-plugins"
+	plugins := filepath.Join(testenv.Upstream(t, rel+"/mod_muc_size.lua"), rel)
 	dir, err := os.MkdirTemp("", "jitsi-agent-rooms-")
 	if err != nil {
 		t.Fatal(err)

@@ -125,32 +125,12 @@ func Require(t testing.TB) {
 	PluginsSource(t)
 }
 
-// PluginsSource finds Jitsi's upstream prosody-plugins (test material):
-// $JITSI_AGENT_UPSTREAM/jitsi-meet/resources/prosody-plugins, or a
-// shared/upstream directory beside one of the module root's parents.
+// PluginsSource finds Jitsi's upstream prosody-plugins (test material; see
+// testenv.Upstream).
 func PluginsSource(t testing.TB) string {
 	t.Helper()
 	const rel = "jitsi-meet/resources/prosody-plugins"
-	var tried []string
-	if u := os.Getenv("JITSI_AGENT_UPSTREAM"); u != "" {
-		tried = append(tried, filepath.Join(u, rel))
-	}
-	if root, err := moduleRoot(); err == nil {
-		for d := root; ; d = filepath.Dir(d) {
-			tried = append(tried, filepath.Join(d, "shared", "upstream", rel))
-			if filepath.Dir(d) == d {
-				break
-			}
-		}
-	}
-	for _, p := range tried {
-		if _, err := os.Stat(filepath.Join(p, "mod_auth_token.lua")); err == nil {
-			return p
-		}
-	}
-	testenv.Unavailable(t, "Jitsi's prosody-plugins (upstream test material) not found in "+strings.Join(tried, ", "),
-		"set JITSI_AGENT_UPSTREAM to a directory holding jitsi-meet/resources/prosody-plugins")
-	return ""
+	return filepath.Join(testenv.Upstream(t, rel+"/mod_auth_token.lua"), rel)
 }
 
 func moduleRoot() (string, error) {

@@ -20,13 +20,8 @@ import (
 
 // upstreamPlugins is jitsi-meet's prosody-plugins directory (test material).
 func upstreamPlugins(t *testing.T) string {
-	dir := os.Getenv("JITSI_PROSODY_PLUGINS")
-	if dir == "" {
-		dir = "/work/shared/upstream/jitsi-meet/resources/prosody-plugins"
-	}
-	testenv.File(t, filepath.Join(dir, "token", "util.lib.lua"),
-		"set JITSI_PROSODY_PLUGINS to jitsi-meet's resources/prosody-plugins (git clone https://github.com/jitsi/jitsi-meet)")
-	return dir
+	const rel = "jitsi-meet/resources/prosody-plugins"
+	return filepath.Join(testenv.Upstream(t, rel+"/token/util.lib.lua"), rel)
 }
 
 // vector is one token judged by Jitsi's code and by Verify.

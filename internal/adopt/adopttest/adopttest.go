@@ -34,18 +34,7 @@ const (
 // developers' machines and in CI).
 func UpstreamDir(t testing.TB) string {
 	t.Helper()
-	wd, _ := os.Getwd()
-	for d := wd; ; d = filepath.Dir(d) {
-		p := filepath.Join(d, "shared", "upstream")
-		if st, err := os.Stat(filepath.Join(p, "jitsi-meet", "doc", "debian")); err == nil && st.IsDir() {
-			return p
-		}
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	testenv.Unavailable(t, "the upstream Jitsi packaging files (shared/upstream next to the repository) are missing", "copy shared/ next to the repository")
-	return ""
+	return testenv.Upstream(t, "jitsi-meet/doc/debian")
 }
 
 func readUp(t testing.TB, up, rel string) string {
