@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/suggest"
 )
 
 // Kind is a flag's value type.
@@ -377,7 +379,7 @@ func (a *App) run(c *Command, path string, args []string, gv *Values, stdin io.R
 		msg := err.Error()
 		if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
 			msg = fmt.Sprintf("%s %s has no option -%s", a.Name, path, name)
-			if s := nearest(name, flagNames(c.Flags)); s != "" {
+			if s := suggest.Closest(name, flagNames(c.Flags)); s != "" {
 				msg += fmt.Sprintf(" (did you mean -%s?)", s)
 			}
 		}
@@ -460,39 +462,8 @@ func (a *App) unknown(path string, among []*Command, stderr io.Writer) {
 		names[i] = c.Name
 	}
 	last := path[strings.LastIndex(path, " ")+1:]
-	if s := nearest(last, names); s != "" {
+	if s := suggest.Closest(last, names); s != "" {
 		fmt.Fprintf(stderr, "Did you mean %q?\n", s)
 	}
 	fmt.Fprintf(stderr, "Run '%s help' for the list of commands.\n", a.Name)
-}
-
-// nearest returns the candidate closest to s by edit distance, if close.
-func nearest(s string, candidates []string) string {
-	best, bestD := "", len(s)/2+2
-	for _, c := range candidates {
-		if d := distance(s, c); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	return best
-}
-
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

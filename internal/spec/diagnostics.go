@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/jitsi-agent/jitsi-agent/internal/suggest"
 )
 
 // WriteDiagnostics prints every diagnostic Terraform-style: severity and
@@ -172,7 +173,7 @@ func secretName(name string) bool {
 		if name == s || strings.Contains(name, "secret") || strings.Contains(name, "passw") {
 			return true
 		}
-		if len(name) >= 5 && levenshtein(name, s) <= 2 {
+		if len(name) >= 5 && suggest.Distance(name, s) <= 2 {
 			return true
 		}
 	}

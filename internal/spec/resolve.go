@@ -21,6 +21,7 @@ import (
 
 	"github.com/jitsi-agent/jitsi-agent/internal/files"
 	"github.com/jitsi-agent/jitsi-agent/internal/input"
+	"github.com/jitsi-agent/jitsi-agent/internal/suggest"
 )
 
 // Defaults that other packages and the docs refer to.
@@ -207,40 +208,9 @@ func quoteList(xs []string) string {
 
 // Suggest returns the option closest to s for a "Did you mean" hint, or ""
 // when none is close enough.
-func Suggest(s string, options []string) string { return closest(s, options) }
+func Suggest(s string, options []string) string { return suggest.Closest(s, options) }
 
-func closest(s string, options []string) string {
-	best, bestD := "", 1+len(s)/2
-	if bestD < 3 {
-		bestD = 3
-	}
-	for _, o := range options {
-		if d := levenshtein(s, o); d < bestD {
-			best, bestD = o, d
-		}
-	}
-	return best
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			c := 1
-			if a[i-1] == b[j-1] {
-				c = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
+func closest(s string, options []string) string { return suggest.Closest(s, options) }
 
 // secret evaluates a sensitive expression. inline reports a literal value.
 func (r *resolver) secret(expr hcl.Expression, name string) (Secret, bool, bool) {
