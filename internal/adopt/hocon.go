@@ -632,7 +632,9 @@ func hoconLiteral(v any) string {
 	case int64:
 		return strconv.FormatInt(t, 10)
 	case float64:
-		return strconv.FormatFloat(t, 'g', -1, 64)
+		// Plain decimal digits: an exponent's '+' (1e+19) is not
+		// something the reader takes back as a number.
+		return strconv.FormatFloat(t, 'f', -1, 64)
 	case string:
 		return hoconQuote(t)
 	case []any:
