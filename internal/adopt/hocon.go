@@ -197,7 +197,7 @@ func flatten(doc *hoconDoc, prefix string, o *hoconObject) {
 
 // hoconPathJoin joins path elements, quoting elements that need it.
 func hoconPathJoin(prefix, k string) string {
-	if k == "" || strings.IndexFunc(k, func(r rune) bool { return r > 0x7e || !isHoconUnquoted(byte(r)) || r == '.' }) >= 0 {
+	if k == "" || strings.IndexFunc(k, func(r rune) bool { return r < 0x20 || r > 0x7e || !isHoconUnquoted(byte(r)) || r == '.' }) >= 0 {
 		k = hoconQuote(k)
 	}
 	if prefix == "" {
@@ -632,9 +632,14 @@ func hoconLiteral(v any) string {
 	case int64:
 		return strconv.FormatInt(t, 10)
 	case float64:
-		// Plain decimal digits: an exponent's '+' (1e+19) is not
-		// something the reader takes back as a number.
-		return strconv.FormatFloat(t, 'f', -1, 64)
+		// Plain decimal digits (an exponent's '+' in 1e+19 is not read back
+		// as a number), with a fraction so that a whole float is read back
+		// as a float, not an integer.
+		f := strconv.FormatFloat(t, 'f', -1, 64)
+		if !strings.ContainsAny(f, ".IN") {
+			f += ".0"
+		}
+		return f
 	case string:
 		return hoconQuote(t)
 	case []any:
