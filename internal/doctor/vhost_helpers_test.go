@@ -1,82 +1,10 @@
 package doctor
 
-// Shared with internal/prosody's scanner tests: a vhost file like the one
-// jitsi-agent renders.
+import "github.com/jitsi-agent/jitsi-agent/internal/prosody/prosodytest"
 
-// renderedVhost looks like the file jitsi-agent renders (and like Debian's
-// template), with the token settings given.
-func renderedVhost(tokenLines string, mucModules string) string {
-	return `-- Managed by jitsi-agent: rendered from the deployment spec.
---[[ A long comment with "quotes" and app_secret = "not-this-one" inside ]]
---[==[ a level-2 long comment ]] still inside ]==]
-component_admins_as_room_owners = true
-plugin_paths = { "/usr/share/jitsi-meet/prosody-plugins/" }
-muc_mapper_domain_base = "meet.example.test"
-external_service_secret = "turn-secret-never-printed"
-external_services = {
-    { type = "stun", host = "meet.example.test", port = 3478 },
-    { type = "turn", host = "meet.example.test", port = 3478, transport = "udp", secret = true, ttl = 86400, algorithm = "turn" },
-}
-cross_domain_bosh = false
-ssl = {
-    protocol = "tlsv1_2+";
-    ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"
-}
-unlimited_jids = { "focus@auth.meet.example.test", "jvb@auth.meet.example.test" }
-smacks_max_unacked_stanzas = 5
---https_ports = { }
--- app_id = "commented-out"
+var renderedVhost = prosodytest.RenderedVhost
 
-VirtualHost "meet.example.test"
-` + tokenLines + `
-    ssl = {
-        key = "/etc/prosody/certs/meet.example.test.key";
-        certificate = "/etc/prosody/certs/meet.example.test.crt";
-    }
-    modules_enabled = {
-        "bosh";
-        "websocket";
-        "smacks";
-    }
-    c2s_require_encryption = false
-    main_muc = "conference.meet.example.test"
-
-VirtualHost "guest.meet.example.test"
-    authentication = "jitsi-anonymous"
-    app_id = "guest-should-not-leak"
-
-Component "conference.meet.example.test" "muc"
-    restrict_room_creation = true
-    storage = "memory"
-    modules_enabled = {
-        "muc_hide_all";
-        "muc_meeting_id";
-        "muc_domain_mapper";
-` + mucModules + `
-        "muc_rate_limit";
-        --"polls";
-    }
-    admins = { "focus@auth.meet.example.test" }
-
-Component "internal.auth.meet.example.test" "muc"
-    modules_enabled = { "muc_hide_all"; "ping"; }
-
-VirtualHost "auth.meet.example.test"
-    authentication = "internal_hashed"
-
-Component "focus.meet.example.test" "client_proxy"
-    target_address = "focus@auth.meet.example.test"
-`
-}
-
-const goodTokenLines = `    authentication = "token" -- do not delete me
-    app_id = "myapp"
-    app_secret = "s3cr3t-value-never-printed"
-    signature_algorithm = "HS256"
-    asap_accepted_issuers = { "myapp" }
-    asap_accepted_audiences = { "myapp" }
-    asap_require_room_claim = true
-    enable_domain_verification = true
-    allow_empty_token = false`
-
-const tokenVerification = `        "token_verification";`
+const (
+	goodTokenLines    = prosodytest.GoodTokenLines
+	tokenVerification = prosodytest.TokenVerification
+)
