@@ -293,7 +293,7 @@ func TestImportedNginxSiteLoads(t *testing.T) {
 		t.Fatal("extras not in the rendered site")
 	}
 	os.WriteFile(filepath.Join(dir, "site.conf"), []byte(site), 0o644)
-	conf := fmt.Sprintf("pid %s/nginx.pid;\nerror_log %s/error.log;\nevents {}\nhttp {\n include /etc/nginx/mime.types;\n access_log off;\n include %s/site.conf;\n}\n", dir, dir, dir)
+	conf := fmt.Sprintf("pid %s/nginx.pid;\nerror_log %s/error.log;\nevents {}\nhttp {\n%s include /etc/nginx/mime.types;\n access_log off;\n include %s/site.conf;\n}\n", dir, dir, testenv.NginxTempPaths(dir), dir)
 	os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -81,8 +81,8 @@ func TestNginxServes(t *testing.T) {
 	if os.Geteuid() == 0 {
 		user = "user root;\n" // workers must read the 0700 temp dirs
 	}
-	conf := fmt.Sprintf("%spid %s;\nerror_log %s;\nevents {}\nhttp {\n    include /etc/nginx/mime.types;\n    default_type application/octet-stream;\n    include %s;\n}\n",
-		user, nginxQ(t, filepath.Join(dir, "nginx.pid")), nginxQ(t, filepath.Join(dir, "error.log")), nginxQ(t, siteCopy))
+	conf := fmt.Sprintf("%spid %s;\nerror_log %s;\nevents {}\nhttp {\n%s    include /etc/nginx/mime.types;\n    default_type application/octet-stream;\n    include %s;\n}\n",
+		user, nginxQ(t, filepath.Join(dir, "nginx.pid")), nginxQ(t, filepath.Join(dir, "error.log")), testenv.NginxTempPaths(dir), nginxQ(t, siteCopy))
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)

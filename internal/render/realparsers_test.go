@@ -650,8 +650,8 @@ func checkNginx(t *testing.T, combos []realCombo) {
 				t.Fatal(err)
 			}
 			var conf bytes.Buffer
-			fmt.Fprintf(&conf, "pid %s;\nerror_log %s;\nevents {}\nhttp {\n    include /etc/nginx/mime.types;\n    default_type application/octet-stream;\n    include %s;\n}\n",
-				nginxQ(t, filepath.Join(dir, "nginx.pid")), nginxQ(t, filepath.Join(dir, "error.log")), nginxQ(t, siteCopy))
+			fmt.Fprintf(&conf, "pid %s;\nerror_log %s;\nevents {}\nhttp {\n%s    include /etc/nginx/mime.types;\n    default_type application/octet-stream;\n    include %s;\n}\n",
+				nginxQ(t, filepath.Join(dir, "nginx.pid")), nginxQ(t, filepath.Join(dir, "error.log")), testenv.NginxTempPaths(dir), nginxQ(t, siteCopy))
 			confPath := filepath.Join(dir, "nginx.conf")
 			if err := os.WriteFile(confPath, conf.Bytes(), 0o644); err != nil {
 				t.Fatal(err)

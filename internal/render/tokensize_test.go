@@ -101,8 +101,8 @@ VirtualHost "meet.example.com"
 	if os.Geteuid() == 0 {
 		user = "user root;\n"
 	}
-	conf := fmt.Sprintf("%spid %s;\nerror_log %s;\nevents {}\nhttp {\n    include /etc/nginx/mime.types;\n    include %s;\n}\n",
-		user, nginxQ(t, filepath.Join(dir, "nginx.pid")), nginxQ(t, filepath.Join(dir, "error.log")), nginxQ(t, siteCopy))
+	conf := fmt.Sprintf("%spid %s;\nerror_log %s;\nevents {}\nhttp {\n%s    include /etc/nginx/mime.types;\n    include %s;\n}\n",
+		user, nginxQ(t, filepath.Join(dir, "nginx.pid")), nginxQ(t, filepath.Join(dir, "error.log")), testenv.NginxTempPaths(dir), nginxQ(t, siteCopy))
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
