@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/firewall"
+	"github.com/jitsi-agent/jitsi-agent/internal/membership"
 	"github.com/jitsi-agent/jitsi-agent/internal/ports"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 	"github.com/jitsi-agent/jitsi-agent/internal/token"
@@ -183,7 +184,7 @@ var allToolbarButtons = []string{
 	"videoquality", "whiteboard",
 }
 
-func newBuiltinData(d *spec.Deployment) (*BuiltinData, error) {
+func newBuiltinData(d *spec.Deployment, view *membership.View) (*BuiltinData, error) {
 	if err := checkDomain(d.Domain); err != nil {
 		return nil, err
 	}
@@ -315,7 +316,7 @@ func newBuiltinData(d *spec.Deployment) (*BuiltinData, error) {
 	}
 	b.JVBWebsocketDomain = net.JoinHostPort(d.Domain, strconv.Itoa(httpsPort(d)))
 	b.BridgeServerID, b.BridgePublicHost = bridgeEndpoint(d)
-	b.ColibriRoutes = colibriRoutes(d)
+	b.ColibriRoutes = colibriRoutes(d, view)
 
 	b.Ports = d.Ports()
 	fw, err := firewall.Script(d)
@@ -423,21 +424,52 @@ func bridgeEndpoint(d *spec.Deployment) (id, bind string) {
 	return id, bind
 }
 
-// colibriRoutes is one nginx route per videobridge of the spec.
-func colibriRoutes(d *spec.Deployment) []ColibriRoute {
+// colibriRoutes is one nginx route per videobridge of this host's shard:
+// from the membership view when there is one (a live member without an
+// address cannot be reached and gets no route), else from the spec's host
+// blocks in file order. A bridge on this host is reached on loopback.
+func colibriRoutes(d *spec.Deployment, view *membership.View) []ColibriRoute {
 	port := strconv.Itoa(spec.JVBPublicPort)
+	route := func(name, addr string) ColibriRoute {
+		id := name
+		if name == d.Host.Name {
+			addr = "127.0.0.1"
+			id, _ = bridgeEndpoint(d) // "default-id" on a single-host spec
+		}
+		return ColibriRoute{ID: id, Pattern: regexp.QuoteMeta(id), Upstream: net.JoinHostPort(addr, port)}
+	}
+	var out []ColibriRoute
+	shard := shardOf(d.Host)
+	if view != nil {
+		for _, b := range view.Select(shard, spec.JVB) {
+			if b.Address != "" || b.Host == d.Host.Name {
+				out = append(out, route(b.Host, b.Address))
+			}
+		}
+		return out
+	}
 	if !d.MultiHost() {
 		return []ColibriRoute{{ID: "default-id", Pattern: "default-id", Upstream: net.JoinHostPort("127.0.0.1", port)}}
 	}
-	var out []ColibriRoute
 	for _, b := range d.HostsWith(spec.JVB) {
-		addr := b.Address
-		if b.Name == d.Host.Name || addr == "" {
-			addr = "127.0.0.1"
+		if shardOf(b) != shard {
+			continue
 		}
-		out = append(out, ColibriRoute{ID: b.Name, Pattern: regexp.QuoteMeta(b.Name), Upstream: net.JoinHostPort(addr, port)})
+		addr := b.Address
+		if addr == "" {
+			addr = "127.0.0.1" // validation asks for an address where it matters
+		}
+		out = append(out, route(b.Name, addr))
 	}
 	return out
+}
+
+// shardOf is the host's shard (spec.DefaultShard when the spec names none).
+func shardOf(h spec.Host) string {
+	if h.Shard == "" {
+		return spec.DefaultShard
+	}
+	return h.Shard
 }
 
 func hostPort(raw string) (string, int, error) {

@@ -258,7 +258,7 @@ func strs(v any) []string {
 
 func assertProsody(t *testing.T, r realCombo, secs luaSections) {
 	d := r.d
-	b, err := newBuiltinData(d)
+	b, err := newBuiltinData(d, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -798,7 +798,7 @@ func checkHOCON(t *testing.T, combos []realCombo) {
 		}
 		t.Run(ref.r.name+"/"+ref.kind, func(t *testing.T) {
 			d := ref.r.d
-			b, err := newBuiltinData(d)
+			b, err := newBuiltinData(d, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -954,7 +954,7 @@ func checkConfigJS(t *testing.T, combos []realCombo) {
 				t.Fatalf("config.js does not evaluate: %v", msg)
 			}
 			d := v.r.d
-			b, err := newBuiltinData(d)
+			b, err := newBuiltinData(d, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -18,6 +18,7 @@ import (
 	"text/template"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/files"
+	"github.com/jitsi-agent/jitsi-agent/internal/membership"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
 
@@ -34,6 +35,12 @@ type Input struct {
 	// Cache keeps parsed templates between renders (a long-running caller
 	// such as the daemon owns one); nil parses every template each time.
 	Cache *Cache
+	// Members is the live membership of the fleet (fleet mode builds it
+	// from the hosts' registrations); nil derives it from the spec's host
+	// blocks (membership.FromDeployment), so a single-host or static spec
+	// renders as without it. The files that follow it: nginx's colibri-ws
+	// routes (every bridge of this host's shard in the view).
+	Members *membership.View
 }
 
 // Built-in template names (the files table, internal/files, names them).
@@ -58,7 +65,7 @@ func Render(in Input) (*Set, error) {
 	if in.Templates == nil {
 		return nil, fmt.Errorf("render: no template file system")
 	}
-	data, err := newBuiltinData(d)
+	data, err := newBuiltinData(d, in.Members)
 	if err != nil {
 		return nil, fmt.Errorf("render: %w", err)
 	}

@@ -7,6 +7,7 @@ package spec
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -169,7 +170,17 @@ type Host struct {
 	// at (Prosody's c2s, a bridge's colibri websockets, coturn); "" when
 	// the spec does not give one.
 	Address string
+	// Shard is the shard the host belongs to: a shard is one Prosody, one
+	// Jicofo and their bridges; a front routes each room to one shard.
+	// "" (a spec without shards) is DefaultShard.
+	Shard string
 }
+
+// DefaultShard is the shard of hosts whose block names none.
+const DefaultShard = "default"
+
+// Roles returns the role names a host block may have.
+func Roles() []string { return slices.Clone(Components) }
 
 // MultiHost reports whether the spec describes more than one host.
 func (d *Deployment) MultiHost() bool { return len(d.Hosts) > 1 }

@@ -1,0 +1,102 @@
+package render
+
+import (
+	"bytes"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/membership"
+	"github.com/jitsi-agent/jitsi-agent/internal/spec"
+	"github.com/jitsi-agent/jitsi-agent/templates"
+)
+
+// nginxSite renders the signal host's nginx site with the given view.
+func nginxSite(t *testing.T, d *spec.Deployment, v *membership.View) string {
+	t.Helper()
+	set, err := Render(Input{Deployment: d, Templates: templates.Builtin, UserSources: userSources, Members: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range set.Files {
+		if strings.HasPrefix(f.Path, "/etc/nginx/sites-available/") {
+			return string(f.Content)
+		}
+	}
+	t.Fatal("no nginx site rendered")
+	return ""
+}
+
+var colibriLoc = regexp.MustCompile(`location ~ \^/colibri-ws/(\S+)/\(\.\*\) \{\n\s+proxy_pass http://(\S+)/colibri-ws/`)
+
+func colibri(site string) string {
+	var out []string
+	for _, m := range colibriLoc.FindAllStringSubmatch(site, -1) {
+		out = append(out, m[1]+"="+m[2])
+	}
+	return strings.Join(out, " ")
+}
+
+// TestMembersViewDrivesColibriRoutes: with a view, nginx routes
+// colibri-ws to the live bridges of its own shard only; a member leaving
+// the view leaves the file; no view renders the spec's static routes, and
+// the static view of the spec renders the same bytes.
+func TestMembersViewDrivesColibriRoutes(t *testing.T) {
+	d := newDeployment(fleet("signal1"))
+	static := nginxSite(t, d, nil)
+	if got, want := colibri(static), "jvb1=10.0.0.11:9090 jvb2=jvb2.internal.example.com:9090"; got != want {
+		t.Fatalf("static routes %q, want %q", got, want)
+	}
+	sv, err := membership.FromDeployment(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := nginxSite(t, d, sv); got != static {
+		t.Fatal("the spec's own view renders differently from no view")
+	}
+
+	live, err := membership.New([]membership.Member{
+		{Host: "signal1", Address: "10.0.0.1", Roles: []string{spec.Prosody, spec.Jicofo, spec.Nginx}, Healthy: true},
+		{Host: "jvb1", Address: "10.0.0.11", Roles: []string{spec.JVB}, Healthy: true},
+		{Host: "jvb9", Address: "10.0.0.19", Roles: []string{spec.JVB}, Healthy: false}, // joined by registration
+		{Host: "jvb-other", Shard: "other", Address: "10.9.0.1", Roles: []string{spec.JVB}, Healthy: true},
+		{Host: "jvb-noaddr", Roles: []string{spec.JVB}, Healthy: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := nginxSite(t, d, live)
+	if got, want := colibri(site), "jvb1=10.0.0.11:9090 jvb9=10.0.0.19:9090"; got != want {
+		t.Fatalf("live routes %q, want %q", got, want)
+	}
+	site = nginxSite(t, d, live.Without("jvb1"))
+	if got, want := colibri(site), "jvb9=10.0.0.19:9090"; got != want {
+		t.Fatalf("after jvb1 left: %q, want %q", got, want)
+	}
+	if strings.Contains(site, "jvb1") {
+		t.Fatal("a departed bridge is still named in the site")
+	}
+}
+
+// TestMembersViewColocatedBridge: this host's own bridge is reached on
+// loopback whatever address it registered.
+func TestMembersViewColocatedBridge(t *testing.T) {
+	d := newDeployment(fleet("signal1"))
+	d.Host.Roles = append(d.Host.Roles, spec.JVB)
+	d.Hosts[0] = d.Host
+	v, err := membership.New([]membership.Member{
+		{Host: "signal1", Address: "10.0.0.1", Roles: []string{spec.Nginx, spec.JVB}, Healthy: true},
+		{Host: "jvb2", Address: "10.0.0.12", Roles: []string{spec.JVB}, Healthy: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := colibri(nginxSite(t, d, v)), "jvb2=10.0.0.12:9090 signal1=127.0.0.1:9090"; got != want {
+		t.Fatalf("routes %q, want %q", got, want)
+	}
+	// Deterministic: the same view renders the same bytes.
+	a, b := nginxSite(t, d, v), nginxSite(t, d, v)
+	if !bytes.Equal([]byte(a), []byte(b)) {
+		t.Fatal("not deterministic")
+	}
+}
