@@ -104,6 +104,18 @@ With -out FILE the plan is saved: the spec path, -host, -var and -var-file, -roo
 				Run:  runApply,
 			},
 			{
+				Name: "bootstrap", Synopsis: "install what the spec needs on a fresh Debian 12 / Ubuntu 24.04 host, apply, start the daemon (safe to re-run)",
+				Args: []cli.Arg{specArg},
+				Flags: specFlags(flagQ,
+					cli.Flag{Name: "dry-run", Kind: cli.Bool, Usage: "print the steps and change nothing (no root needed)"},
+					cli.Flag{Name: "no-acme", Kind: cli.Bool, Usage: "do not contact the ACME CA in the apply step (placeholder or existing certificates are used)"}),
+				Help: `SPEC must be /etc/jitsi-agent/meet.hcl, the file the packaged unit runs (secrets in /etc/jitsi-agent/env). Steps, one progress line each: preflight (dpkg not locked, none of the packages held: changes nothing); Jitsi's apt key, fetched and refused unless it is exactly the key whose fingerprint the spec pins (bootstrap.jitsi_repo.key_fingerprint, default 66A9CD0595D6AFA247290D3BEF8B479E2DC1389C), written to /etc/apt/keyrings/jitsi.gpg; the repository in /etc/apt/sources.list.d/jitsi.list with signed-by (Prosody's own repository too with a prosody_repo block); apt-get update of those repositories only; the Jitsi packages' debconf answers from the spec (hostname, own certificate paths, token app id and secret, the secret on debconf-set-selections' stdin only); the packages of this host's roles; the Lua modules of Prosody's Lua version; one apply; systemctl enable --now jitsi-agent.service; a check that every unit the spec needs is installed and active.
+
+Each step first checks the host and changes nothing when it is already in that state: a second run prints "unchanged" for every step. A failing step stops the run; nothing after it is done.`,
+				Exit: "0 done (or nothing to do), 1 error (the failing step is named; the steps after it did not run).",
+				Run:  runBootstrap,
+			},
+			{
 				Name: "confirm", Synopsis: "keep the firewall change 'apply -confirm' made (otherwise it reverts by itself)",
 				Args:  []cli.Arg{specArg},
 				Flags: specFlags(),

@@ -145,6 +145,8 @@ type Deployment struct {
 	// Firewall is the nftables table of the agent's own (off unless the
 	// spec has a firewall block).
 	Firewall Firewall
+	// Bootstrap is where 'jitsi-agent bootstrap' installs the packages from.
+	Bootstrap Bootstrap
 
 	// Extra is verbatim text appended to built-in files (settings the spec
 	// has no attribute for; jitsi-agent import keeps a host's here).

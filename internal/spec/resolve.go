@@ -296,6 +296,7 @@ func (r *resolver) resolve() *Deployment {
 	r.resolveExtra(d)
 	r.resolveProsody(d)
 	r.resolveFirewall(d)
+	r.resolveBootstrap(d)
 	r.checkPorts(d)
 	return d
 }

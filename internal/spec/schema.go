@@ -53,6 +53,7 @@ type rawSpec struct {
 	Extra       *rawExtra       `hcl:"extra,block"`
 	Prosody     *rawProsody     `hcl:"prosody,block"`
 	Firewall    *rawFirewall    `hcl:"firewall,block"`
+	Bootstrap   *rawBootstrap   `hcl:"bootstrap,block"`
 
 	Body hcl.Body `hcl:",body"`
 }
