@@ -298,7 +298,9 @@ func TestSecretOnlyOnStdin(t *testing.T) {
 			t.Errorf("the app secret went to %q", c)
 		}
 	}
-	if !slices.ContainsFunc(h.in, func(b []byte) bool { return bytes.Contains(b, []byte("jitsi-meet-tokens jitsi-meet-tokens/appsecret password "+testSecret+"\n")) }) {
+	if !slices.ContainsFunc(h.in, func(b []byte) bool {
+		return bytes.Contains(b, []byte("jitsi-meet-tokens jitsi-meet-tokens/appsecret password "+testSecret+"\n"))
+	}) {
 		t.Error("the app secret was not preseeded on debconf-set-selections' stdin")
 	}
 	if strings.Contains(out.String()+dry.String(), testSecret) {

@@ -196,7 +196,9 @@ func Plan(d *spec.Deployment, opts Options) []Step {
 		do:   func(ctx context.Context, r Runner) (string, error) { return ensureDaemon(ctx, r) }})
 	steps = append(steps, Step{Name: "verify",
 		Does: "every unit the spec needs is installed and active: " + strings.Join(append(slices.Clone(units), DaemonUnit), " "),
-		do:   func(ctx context.Context, r Runner) (string, error) { return "", verifyUnits(ctx, r, append(units, DaemonUnit)) }})
+		do: func(ctx context.Context, r Runner) (string, error) {
+			return "", verifyUnits(ctx, r, append(units, DaemonUnit))
+		}})
 	return steps
 }
 
