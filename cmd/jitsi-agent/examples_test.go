@@ -65,9 +65,9 @@ func TestCloudInitSpecIsValid(t *testing.T) {
 }
 
 // TestCloudInitUserData: the example passes cloud-init's own schema check,
-// its runcmd script parses, its debconf seed is accepted by
-// debconf-set-selections and answers for the spec's domain, and it
-// installs the .deb only after checking the sum and pins Jitsi's key.
+// its runcmd script parses and does what the README says in that order
+// (the .deb only after its sum is checked, then bootstrap with the secret
+// from the env file), and its spec pins Jitsi's key and bootstraps (dry run).
 func TestCloudInitUserData(t *testing.T) {
 	ci := testenv.LookPath(t, "cloud-init", "apt-get install cloud-init")
 	if out, err := exec.Command(ci, "schema", "--config-file", userData).CombinedOutput(); err != nil {
@@ -77,25 +77,21 @@ func TestCloudInitUserData(t *testing.T) {
 	if out, err := exec.Command("sh", "-n", "-c", script).CombinedOutput(); err != nil {
 		t.Fatalf("runcmd script does not parse: %v\n%s", err, out)
 	}
-	for _, want := range []string{"set -eu", `sha256sum -c -`, "signed-by=/usr/share/keyrings/jitsi-keyring.gpg",
-		`grep -qx "fpr:::::::::$JITSI_KEY_FPR:"`, "debconf-set-selections /etc/jitsi-agent/debconf.seed",
-		"apt-get install -y -q /run/jitsi-agent.deb", "jitsi-agent apply /etc/jitsi-agent/meet.hcl",
-		"systemctl enable --now jitsi-agent.service"} {
-		if !strings.Contains(script, want) {
-			t.Errorf("runcmd lacks %q", want)
+	order := []string{"set -eu", `curl -fsSLo /run/jitsi-agent.deb "$AGENT_DEB_URL"`, `sha256sum -c -`,
+		"apt-get install -y -q /run/jitsi-agent.deb", "set -a; . /etc/jitsi-agent/env; set +a",
+		"jitsi-agent bootstrap /etc/jitsi-agent/meet.hcl"}
+	last := -1
+	for _, want := range order {
+		i := strings.Index(script, want)
+		if i <= last {
+			t.Errorf("runcmd lacks %q or has it out of order (want %q)", want, order)
 		}
+		last = i
 	}
-	// The sum check comes before the install, the key check before the repository.
-	if strings.Index(script, "sha256sum -c") > strings.Index(script, "apt-get install -y -q /run/jitsi-agent.deb") ||
-		strings.Index(script, "JITSI_KEY_FPR:") > strings.Index(script, "jitsi-stable.list") {
-		t.Error("runcmd must check the .deb's sum and the key's fingerprint before using them")
-	}
-	seed := userDataBlock(t, "path: /etc/jitsi-agent/debconf.seed", "      ")
-	dss := testenv.LookPath(t, "debconf-set-selections", "apt-get install debconf")
-	cmd := exec.Command(dss, "--checkonly")
-	cmd.Stdin = strings.NewReader(seed)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("debconf seed rejected: %v\n%s", err, out)
+	for _, gone := range []string{"jitsi-agent apply", "debconf-set-selections", "sources.list"} {
+		if strings.Contains(script, gone) {
+			t.Errorf("runcmd still does %q itself; bootstrap does it", gone)
+		}
 	}
 	t.Setenv("JITSI_APP_SECRET", cliSecret)
 	p := filepath.Join(t.TempDir(), "meet.hcl")
@@ -104,10 +100,12 @@ func TestCloudInitUserData(t *testing.T) {
 	if res.HasErrors() {
 		t.Fatal("cloud-init spec invalid")
 	}
-	for _, q := range []string{"jitsi-videobridge/jvb-hostname", "jitsi-meet-prosody/jvb-hostname", "jitsi-meet/jvb-hostname"} {
-		if !strings.Contains(seed, q+" string "+res.Deployment.Domain+"\n") {
-			t.Errorf("debconf seed does not answer %s with the spec's domain %s", q, res.Deployment.Domain)
-		}
+	if got := res.Deployment.Bootstrap.JitsiRepo.KeyFingerprint; got != spec.DefaultJitsiKeyFingerprint {
+		t.Errorf("the example pins %s, the documented default is %s", got, spec.DefaultJitsiKeyFingerprint)
+	}
+	code, out, errs := runCLI(t, "bootstrap", "-dry-run", p)
+	if code != exitOK || !strings.Contains(out, "deb [signed-by=/etc/apt/keyrings/jitsi.gpg] https://download.jitsi.org stable/") {
+		t.Errorf("bootstrap -dry-run of the example's spec: %d\n%s%s", code, out, errs)
 	}
 }
 
@@ -166,59 +164,6 @@ func TestCertificatePathsAgree(t *testing.T) {
 	for _, p := range []string{ec.CoturnCert, ec.CoturnKey, ec.NginxCert, ec.NginxKey, rsa.NginxCert, ec.ProsodyCert} {
 		if _, ok := set.Lookup(p); !ok {
 			t.Errorf("certificate file %s is read by a service but not deployed", p)
-		}
-	}
-}
-
-// TestCloudInitSeedMatchesUpstreamTemplates: every answer in the example's
-// debconf seed names a question the Jitsi packages really ask (their
-// debian/*.templates, test material), with its type, and a select answer is
-// one of the question's choices; otherwise debconf would ignore it and the
-// package would ask or pick its own value.
-func TestCloudInitSeedMatchesUpstreamTemplates(t *testing.T) {
-	dir := testenv.Upstream(t, "jitsi-meet/debian/jitsi-meet-prosody.templates")
-	files, _ := filepath.Glob(filepath.Join(dir, "*", "debian", "*templates"))
-	type question struct{ typ, choices string }
-	known := map[string]question{}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, para := range strings.Split(string(b), "\n\n") {
-			var name string
-			var q question
-			for _, l := range strings.Split(para, "\n") {
-				k, v, _ := strings.Cut(l, ": ")
-				switch k {
-				case "Template":
-					name = v
-				case "Type":
-					q.typ = v
-				case "Choices", "__Choices", "_Choices":
-					q.choices = v
-				}
-			}
-			if name != "" {
-				known[name] = q
-			}
-		}
-	}
-	seed := userDataBlock(t, "path: /etc/jitsi-agent/debconf.seed", "      ")
-	for _, l := range strings.Split(strings.TrimSpace(seed), "\n") {
-		f := strings.SplitN(l, " ", 4)
-		if len(f) < 4 {
-			t.Errorf("seed line %q: want PACKAGE QUESTION TYPE VALUE", l)
-			continue
-		}
-		q, ok := known[f[1]]
-		switch {
-		case !ok:
-			t.Errorf("seed answers %s, which no upstream package asks", f[1])
-		case q.typ != f[2]:
-			t.Errorf("seed gives %s type %s; upstream's template says %s", f[1], f[2], q.typ)
-		case q.typ == "select" && !strings.Contains(", "+q.choices+", ", ", "+f[3]+", "):
-			t.Errorf("seed answers %s with %q, not one of %q", f[1], f[3], q.choices)
 		}
 	}
 }
