@@ -325,7 +325,7 @@ func (h *hostFiles) shardName() string {
 func allRoles(d *spec.Deployment) bool {
 	for _, c := range spec.Components {
 		switch {
-		case d.Host.HasRole(c), c == spec.Coturn, c == spec.Jibri && !d.Meeting.Recording.Enabled:
+		case d.Host.HasRole(c), c == spec.Coturn, c == spec.Front, c == spec.Jibri && !d.Meeting.Recording.Enabled:
 		default:
 			return false
 		}

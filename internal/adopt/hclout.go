@@ -44,7 +44,7 @@ func writeSpec(im *imported, sources []string, secretFile string, extra spec.Ext
 	}
 	if im.xmppHost != "" {
 		var other []string
-		for _, c := range spec.Components {
+		for _, c := range spec.DefaultRoles() {
 			if !slices.Contains(d.Host.Roles, c) {
 				other = append(other, c)
 			}

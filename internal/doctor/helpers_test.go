@@ -22,7 +22,7 @@ func testDeployment() *spec.Deployment {
 	d := &spec.Deployment{
 		SourceFile: "/etc/jitsi-agent/meet.hcl",
 		Domain:     testDomain,
-		Host:       spec.Host{Name: "meet1", Roles: append([]string(nil), spec.Components...)},
+		Host:       spec.Host{Name: "meet1", Roles: spec.DefaultRoles()},
 		Auth: spec.Auth{Mode: spec.AuthJWT, Moderators: spec.ModeratorsToken, JWT: &spec.JWT{
 			AppID: "myapp", AppSecret: spec.NewSecret(testSecret), Algorithm: "HS256",
 			Issuers: []string{"myapp"}, Audiences: []string{"myapp"}, Lifetime: time.Hour,

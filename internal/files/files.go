@@ -25,6 +25,9 @@ const (
 	Jibri   = "jibri"
 	Nginx   = "nginx"
 	Coturn  = "coturn"
+	// Front is the HAProxy that routes each room to one shard (a host
+	// with the "front" role; never a default role).
+	Front = "front"
 )
 
 // Firewall is the component of host-wide rows that belong to no service:
@@ -51,11 +54,16 @@ type Component struct {
 	// is enabled by default (e.g. Jibri only with recording on); "" means
 	// always.
 	When Condition
+	// OptIn components run only on hosts that name them in roles: a host
+	// block without roles (and a spec without host blocks) runs every other
+	// component.
+	OptIn bool
 }
 
 // components lists the built-in components in reload order: Prosody first
 // (Jicofo, JVB and Jibri log in to it), then Jicofo, JVB, Jibri (it joins
-// Jicofo's brewery; a restart ends running recordings), nginx, coturn.
+// Jicofo's brewery; a restart ends running recordings), nginx, coturn, then
+// the front (HAProxy) once the shards behind it are reloaded.
 var components = []Component{
 	{Name: Prosody, Unit: "prosody.service", Package: "prosody"},
 	{Name: Jicofo, Unit: "jicofo.service", Package: "jicofo", Disruptive: true},
@@ -63,6 +71,7 @@ var components = []Component{
 	{Name: Jibri, Unit: "jibri.service", Package: "jibri", Disruptive: true, When: Recording},
 	{Name: Nginx, Unit: "nginx.service", Package: "nginx"},
 	{Name: Coturn, Unit: "coturn.service", Package: "coturn"},
+	{Name: Front, Unit: "haproxy.service", Package: "haproxy", OptIn: true},
 }
 
 // Components returns the component table (a copy).
@@ -73,6 +82,18 @@ func ComponentNames() []string {
 	out := make([]string, len(components))
 	for i, c := range components {
 		out[i] = c.Name
+	}
+	return out
+}
+
+// DefaultRoles are the components of a host that names no roles: every
+// component but the opt-in ones, in reload order.
+func DefaultRoles() []string {
+	var out []string
+	for _, c := range components {
+		if !c.OptIn {
+			out = append(out, c.Name)
+		}
 	}
 	return out
 }

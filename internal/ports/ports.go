@@ -53,6 +53,8 @@ const (
 	JVBPublic     = "jvb.public"
 	NginxHTTP     = "nginx.http"
 	NginxHTTPS    = "nginx.https"
+	FrontHTTP     = "front.http"
+	FrontHTTPS    = "front.https"
 	CoturnTURN    = "coturn.turn"
 	CoturnTURNS   = "coturn.turns"
 	CoturnAlt     = "coturn.alt"

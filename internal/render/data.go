@@ -394,20 +394,22 @@ func httpsPort(d *spec.Deployment) int {
 }
 
 // xmppServer is where jicofo/jvb reach Prosody's c2s port: this host, or
-// the address of the host that runs Prosody.
+// the address of the host that runs Prosody in this host's shard.
 func xmppServer(d *spec.Deployment) string {
 	if d.Host.HasRole(spec.Prosody) || len(d.Host.Roles) == 0 {
 		return "localhost"
 	}
-	for _, h := range d.Hosts {
-		if h.HasRole(spec.Prosody) {
-			if h.Address != "" {
-				return h.Address
-			}
-			return h.Name
-		}
+	ps := d.ShardHostsWith(spec.Prosody)
+	if len(ps) == 0 {
+		ps = d.HostsWith(spec.Prosody)
 	}
-	return d.Domain
+	switch {
+	case len(ps) == 0:
+		return d.Domain
+	case ps[0].Address != "":
+		return ps[0].Address
+	}
+	return ps[0].Name
 }
 
 // bridgeEndpoint is this host's colibri-ws server id and bind address:

@@ -21,7 +21,7 @@ const (
 // minimal spec with domain meet.example.com and jwt auth, then applies mods.
 func newDeployment(mods ...func(*spec.Deployment)) *spec.Deployment {
 	const domain = "meet.example.com"
-	host := spec.Host{Name: "meet1", Roles: append([]string(nil), spec.Components...)}
+	host := spec.Host{Name: "meet1", Roles: spec.DefaultRoles()}
 	d := &spec.Deployment{
 		SourceFile: "/etc/jitsi-agent/jitsi.hcl",
 		SourceDir:  "/etc/jitsi-agent",

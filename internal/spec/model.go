@@ -51,6 +51,7 @@ const (
 	Nginx   = files.Nginx
 	Jibri   = files.Jibri
 	Coturn  = files.Coturn
+	Front   = files.Front
 )
 
 // Feature evaluates a condition of the files table (internal/files): is
@@ -178,14 +179,41 @@ type Host struct {
 	Shard string
 }
 
+// ShardName is the host's shard, DefaultShard when it names none.
+func (h Host) ShardName() string {
+	if h.Shard == "" {
+		return DefaultShard
+	}
+	return h.Shard
+}
+
 // DefaultShard is the shard of hosts whose block names none.
 const DefaultShard = "default"
 
 // Roles returns the role names a host block may have.
 func Roles() []string { return slices.Clone(Components) }
 
+// DefaultRoles are the roles of a host block without a roles attribute
+// (and of the implicit host): every component but the front.
+func DefaultRoles() []string { return files.DefaultRoles() }
+
 // MultiHost reports whether the spec describes more than one host.
 func (d *Deployment) MultiHost() bool { return len(d.Hosts) > 1 }
+
+// ShardHostsWith returns the hosts of this host's shard that run the
+// component, in file order.
+func (d *Deployment) ShardHostsWith(c string) []Host {
+	var out []Host
+	for _, h := range d.HostsWith(c) {
+		if h.ShardName() == d.Host.ShardName() {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// HasFront reports whether a host of the spec runs the front.
+func (d *Deployment) HasFront() bool { return len(d.HostsWith(Front)) > 0 }
 
 // HostsWith returns the hosts that run the component, in file order.
 func (d *Deployment) HostsWith(c string) []Host {
@@ -293,11 +321,14 @@ type JicofoSettings struct {
 
 // TURN holds coturn settings.
 type TURN struct {
-	Enabled  bool
-	Secret   Secret
-	Host     string // DNS name clients use; defaults to Domain
-	Port     int    // 3478 udp
-	TLSPort  int    // 5349 tcp
+	Enabled bool
+	Secret  Secret
+	Host    string // DNS name clients use; defaults to Domain
+	// HostSet: turn.host is in the spec (else Host is derived from the
+	// coturn hosts, and a fleet's live view may list several).
+	HostSet  bool
+	Port     int // 3478 udp
+	TLSPort  int // 5349 tcp
 	Realm    string
 	RelayMin int
 	RelayMax int

@@ -97,7 +97,7 @@ func (d *Deployment) Ports() ports.Set {
 			b := ports.Binding{ID: ports.JVBPublic, Service: JVB, Proto: ports.TCP, Host: d.ColibriBind(), Port: JVBPublicPort,
 				Reason: "videobridge colibri websockets, proxied by nginx", Field: "videobridge.websockets"}
 			if b.Host != "127.0.0.1" {
-				b.Public, b.Name, b.Sources = true, ports.NameColibriWS, d.hostIPs(Nginx)
+				b.Public, b.Name, b.Sources = true, ports.NameColibriWS, d.hostIPs(Nginx, true)
 				b.Reason = "videobridge colibri websockets, proxied by nginx on the other hosts"
 			}
 			add(b)
@@ -112,8 +112,22 @@ func (d *Deployment) Ports() ports.Set {
 			add(ports.Binding{ID: ports.NginxHTTP, Service: Nginx, Proto: ports.TCP, Port: d.Web.HTTPPort, Public: true, Name: ports.NameHTTP,
 				Reason: why, Field: "web.http_port"})
 		}
-		add(ports.Binding{ID: ports.NginxHTTPS, Service: Nginx, Proto: ports.TCP, Port: d.Web.HTTPSPort, Public: true, Name: ports.NameHTTPS,
-			Reason: "nginx HTTPS: the web app, config.js, BOSH and XMPP websockets", Field: "web.https_port"})
+		https := ports.Binding{ID: ports.NginxHTTPS, Service: Nginx, Proto: ports.TCP, Port: d.Web.HTTPSPort, Public: true, Name: ports.NameHTTPS,
+			Reason: "nginx HTTPS: the web app, config.js, BOSH and XMPP websockets", Field: "web.https_port"}
+		if d.HasFront() {
+			// Browsers reach the shard through the front only.
+			https.Sources = d.hostIPs(Front, false)
+			https.Reason = "nginx HTTPS: the shard's web app, BOSH and websockets, for the front (HAProxy)"
+		}
+		add(https)
+	}
+	if d.Runs(Front) {
+		if d.Web.HTTPRedirect || d.TLS.ACME != nil && d.TLS.ACME.Listen != "" {
+			add(ports.Binding{ID: ports.FrontHTTP, Service: Front, Proto: ports.TCP, Port: d.Web.HTTPPort, Public: true, Name: ports.NameHTTP,
+				Reason: "front (HAProxy) HTTP: redirect to HTTPS", Field: "web.http_port"})
+		}
+		add(ports.Binding{ID: ports.FrontHTTPS, Service: Front, Proto: ports.TCP, Port: d.Web.HTTPSPort, Public: true, Name: ports.NameHTTPS,
+			Reason: "front (HAProxy) HTTPS: every browser; each room goes to its shard's nginx", Field: "web.https_port"})
 	}
 	if d.TURN.Enabled && d.Runs(Coturn) {
 		add(ports.Binding{ID: ports.CoturnTURN, Service: Coturn, Proto: ports.UDP, Port: d.TURN.Port, Public: true, Name: ports.NameTURN,
@@ -155,7 +169,7 @@ func (d *Deployment) Ports() ports.Set {
 func (d *Deployment) remoteLogins() []netip.Prefix {
 	var srcs []netip.Prefix
 	for _, h := range d.Hosts {
-		if h.Name == d.Host.Name || len(h.Roles) == 0 || h.HasRole(Prosody) || !h.HasRole(Jicofo) && !h.HasRole(JVB) {
+		if h.Name == d.Host.Name || len(h.Roles) == 0 || h.HasRole(Prosody) || !h.HasRole(Jicofo) && !h.HasRole(JVB) || h.ShardName() != d.Host.ShardName() {
 			continue
 		}
 		for _, ip := range append(append([]string{}, h.PublicIPs...), h.PrivateIPs...) {
@@ -175,10 +189,15 @@ func (d *Deployment) remoteLogins() []netip.Prefix {
 	return srcs
 }
 
-// hostIPs are the addresses of the other hosts that run the component.
-func (d *Deployment) hostIPs(c string) []netip.Prefix {
+// hostIPs are the addresses of the other hosts that run the component
+// (in this host's shard only when shard is set).
+func (d *Deployment) hostIPs(c string, shard bool) []netip.Prefix {
 	var srcs []netip.Prefix
-	for _, h := range d.HostsWith(c) {
+	hosts := d.HostsWith(c)
+	if shard {
+		hosts = d.ShardHostsWith(c)
+	}
+	for _, h := range hosts {
 		if h.Name == d.Host.Name {
 			continue
 		}
@@ -228,7 +247,7 @@ func (d *Deployment) ColibriBind() string {
 	if !d.MultiHost() {
 		return "127.0.0.1"
 	}
-	for _, n := range d.HostsWith(Nginx) {
+	for _, n := range d.ShardHostsWith(Nginx) {
 		if n.Name != d.Host.Name {
 			if a, err := netip.ParseAddr(d.Host.Address); err == nil {
 				return a.String()

@@ -366,7 +366,13 @@ func (r *resolver) resolveHosts(d *Deployment) {
 			continue
 		}
 		seen[h.Name] = true
-		host := Host{Name: h.Name, PublicIPs: h.PublicIPs, PrivateIPs: h.PrivateIPs, Roles: h.Roles}
+		host := Host{Name: h.Name, PublicIPs: h.PublicIPs, PrivateIPs: h.PrivateIPs, Roles: h.Roles, Shard: DefaultShard}
+		if h.Shard != nil {
+			host.Shard = *h.Shard
+			if !bridgeID().MatchString(host.Shard) {
+				r.errf(at(h.Body, "shard"), "Invalid shard name", "shard = %q in host %q: a shard name appears in HAProxy backend names and in the fleet's keys; use letters, digits, '.', '_' and '-' (at most 63), e.g. \"eu1\".", *h.Shard, h.Name)
+			}
+		}
 		if h.Address != nil {
 			host.Address = strings.ToLower(*h.Address)
 			if !validAddress(host.Address) {
@@ -382,7 +388,7 @@ func (r *resolver) resolveHosts(d *Deployment) {
 			r.errf(at(h.Body, "private_ips"), "Unpaired NAT addresses", "private_ips and public_ips are paired in order for the videobridge's static NAT mapping: give one public IP per private IP (%d private, %d public).", len(h.PrivateIPs), len(h.PublicIPs))
 		}
 		if h.Roles == nil {
-			host.Roles = append([]string(nil), Components...)
+			host.Roles = DefaultRoles()
 		}
 		for _, role := range h.Roles {
 			if !slices.Contains(Components, role) {
@@ -405,7 +411,7 @@ func (r *resolver) resolveHosts(d *Deployment) {
 				name = "localhost"
 			}
 		}
-		d.Host = Host{Name: name, Roles: append([]string(nil), Components...)}
+		d.Host = Host{Name: name, Roles: DefaultRoles(), Shard: DefaultShard}
 		d.Hosts = []Host{d.Host}
 	case r.opts.Host != "":
 		for _, h := range d.Hosts {
@@ -680,12 +686,22 @@ func (r *resolver) resolveTURN(d *Deployment) {
 	tu := &d.TURN
 	tu.Enabled = boolOr(t.Enabled, true)
 	tu.Host = strOr(t.Host, d.Domain)
+	tu.HostSet = t.Host != nil
 	turnFromAddress := false
 	if t.Host == nil && d.MultiHost() {
 		// The TURN server clients get from Prosody is the coturn host,
 		// not the web front the domain points at.
-		if cs := d.HostsWith(Coturn); len(cs) == 1 && !cs[0].HasRole(Nginx) && cs[0].Address != "" {
-			tu.Host, turnFromAddress = cs[0].Address, true
+		// With shards: this host's shard's coturn, else the first one.
+		// With a front the domain points at HAProxy, so the coturn
+		// host's address is right even beside nginx.
+		cs := d.ShardHostsWith(Coturn)
+		if len(cs) == 0 {
+			cs = d.HostsWith(Coturn)
+		}
+		if len(cs) == 1 || len(cs) > 0 && d.HasFront() {
+			if (d.HasFront() || !cs[0].HasRole(Nginx)) && cs[0].Address != "" {
+				tu.Host, turnFromAddress = cs[0].Address, true
+			}
 		}
 	}
 	tu.Port = r.port(t.Body, "port", t.Port, DefaultTURNPort)

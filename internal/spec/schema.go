@@ -71,6 +71,7 @@ type rawHost struct {
 	PublicIPs  []string  `hcl:"public_ips,optional"`
 	PrivateIPs []string  `hcl:"private_ips,optional"`
 	Address    *string   `hcl:"address,optional"`
+	Shard      *string   `hcl:"shard,optional"`
 	Roles      []string  `hcl:"roles,optional"`
 	Body       hcl.Body  `hcl:",body"`
 	DefRange   hcl.Range `hcl:",def_range"`
