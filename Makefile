@@ -26,8 +26,11 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DA
 # A static binary (CGO_ENABLED=0): no dynamic loader at every start (about
 # 1 ms of each `jitsi-agent` run) and os/user reads /etc/passwd and
 # /etc/group itself; the system users jitsi-agent looks up are local ones.
+# jitsi-agent-import (the program behind `jitsi-agent import`, kept apart so
+# its JavaScript and Lua engines do not slow every start) goes next to it.
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/jitsi-agent
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(dir $(BIN))jitsi-agent-import ./cmd/jitsi-agent-import
 
 demo: build
 	@rm -rf $(DEMO_OUT)

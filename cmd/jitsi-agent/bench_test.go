@@ -140,6 +140,9 @@ func TestMain(m *testing.M) {
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))
 	}
+	if importDir != "" {
+		os.RemoveAll(importDir)
+	}
 	os.Exit(code)
 }
 

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 
-	"github.com/jitsi-agent/jitsi-agent/internal/adopt"
 	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 )
 
@@ -29,38 +33,72 @@ every setting apply would change, add or remove, with file:line and the reason.`
 	}
 }
 
+// runImport checks the arguments and runs the jitsi-agent-import program
+// (cmd/jitsi-agent-import) with them: import's JavaScript and Lua engines
+// stay out of every other command's start-up (see that program's doc).
 func runImport(c *cli.Call) int {
-	stdout, stderr := c.Stdout, c.Stderr
 	out := c.String("out")
 	if out == "" {
 		return c.Usagef("import needs -out SPEC")
 	}
 	root, err := hostRoot(c.String("root"))
 	if err != nil {
-		printError(stderr, err)
+		printError(c.Stderr, err)
 		return exitError
 	}
-	res, err := adopt.Import(adopt.Options{Root: root, Domain: c.String("domain"), Out: out})
+	helper, err := importProgram()
 	if err != nil {
-		printError(stderr, err, "Nothing was written.")
+		printError(c.Stderr, err, "Nothing was written.")
 		return exitError
+	}
+	args := []string{"-root", root, "-out", out}
+	if d := c.String("domain"); d != "" {
+		args = append(args, "-domain", d)
+	}
+	if c.Bool("force") {
+		args = append(args, "-force")
 	}
 	if c.Bool("dry-run") {
-		stdout.Write(res.Spec)
-		fmt.Fprintln(stdout)
-		res.WriteReport(stdout)
-		return exitOK
+		args = append(args, "-dry-run")
 	}
-	if err := res.Write(out, c.Bool("force")); err != nil {
-		printError(stderr, err)
+	cmd := exec.Command(helper, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = c.Stdin, c.Stdout, c.Stderr
+	err = cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &exit) && exit.ExitCode() > 0:
+		return exit.ExitCode()
+	default:
+		printError(c.Stderr, fmt.Errorf("running %s: %w", helper, err), "Nothing was written.")
 		return exitError
 	}
-	fmt.Fprintf(stdout, "Wrote %s.\n", out)
-	res.WriteReport(stdout)
-	next := "jitsi-agent plan " + out
-	if root != "/" {
-		next += " -root " + root
+}
+
+// importProgramName is the program behind `jitsi-agent import`.
+const importProgramName = "jitsi-agent-import"
+
+// importProgram finds jitsi-agent-import, the way git finds git-foo: in
+// $JITSI_AGENT_EXEC_PATH when set, else next to this executable (make
+// build, the release tarball's usr/bin), else in ../libexec/jitsi-agent
+// from it (the Debian package: /usr/libexec/jitsi-agent).
+func importProgram() (string, error) {
+	var dirs []string
+	if d := os.Getenv("JITSI_AGENT_EXEC_PATH"); d != "" {
+		dirs = append(dirs, d)
+	} else if exe, err := os.Executable(); err == nil {
+		if real, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = real
+		}
+		dir := filepath.Dir(exe)
+		dirs = append(dirs, dir, filepath.Join(dir, "..", "libexec", "jitsi-agent"))
 	}
-	fmt.Fprintf(stdout, "\nNext: %s\n", next)
-	return exitOK
+	for _, d := range dirs {
+		p := filepath.Join(d, importProgramName)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("import needs the %s program, which was not found in %s; install the jitsi-agent package, or build it with 'make build' (it goes next to jitsi-agent), or set JITSI_AGENT_EXEC_PATH to its directory", importProgramName, strings.Join(dirs, ", "))
 }

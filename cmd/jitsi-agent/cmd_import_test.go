@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/adopt/adopttest"
@@ -16,6 +19,7 @@ import (
 // plan the imported spec against the same root: every file plan would touch
 // is named in the import report, and a second import refuses to overwrite.
 func TestImportThenPlan(t *testing.T) {
+	useImportProgram(t)
 	t.Setenv("JITSI_APP_SECRET", "340b3f077c121830a38d8bd60a05072714f6e50e")
 	dir := t.TempDir()
 	root := filepath.Join(dir, "root")
@@ -77,6 +81,7 @@ func TestImportThenPlan(t *testing.T) {
 // TestImportQuickInstallThenPlan: the hand-edited quick install (with its
 // certificates), imported: every file plan would touch is in the report.
 func TestImportQuickInstallThenPlan(t *testing.T) {
+	useImportProgram(t)
 	openssl := testenv.LookPath(t, "openssl", "apt-get install openssl")
 	root := adopttest.HandEdited(t)
 	adopttest.Certificates(t, root, openssl)
@@ -112,5 +117,53 @@ func TestImportQuickInstallThenPlan(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("report:\n%s", report)
+	}
+}
+
+var (
+	importOnce sync.Once
+	importDir  string
+	importErr  error
+)
+
+// useImportProgram builds cmd/jitsi-agent-import once per test process and
+// points JITSI_AGENT_EXEC_PATH at it for this test (the test binary has no
+// jitsi-agent-import next to it).
+func useImportProgram(t *testing.T) {
+	t.Helper()
+	importOnce.Do(func() {
+		importDir, importErr = os.MkdirTemp("", "jitsi-agent-import-")
+		if importErr != nil {
+			return
+		}
+		out, err := exec.Command("go", "build", "-o", filepath.Join(importDir, importProgramName), "../jitsi-agent-import").CombinedOutput()
+		if err != nil {
+			importErr = fmt.Errorf("build %s: %v: %s", importProgramName, err, out)
+		}
+	})
+	if importErr != nil {
+		t.Fatal(importErr)
+	}
+	t.Setenv("JITSI_AGENT_EXEC_PATH", importDir)
+}
+
+// TestImportWithoutProgram: without jitsi-agent-import the command says
+// where it looked and how to get it, writes nothing and exits 1; -out is
+// still checked first (a usage error).
+func TestImportWithoutProgram(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("JITSI_AGENT_EXEC_PATH", dir)
+	specPath := filepath.Join(dir, "jitsi.hcl")
+	var out, errb bytes.Buffer
+	code := run([]string{"import", "-root", dir, "-out", specPath}, nil, &out, &errb)
+	if code != exitError || !strings.Contains(errb.String(), "jitsi-agent-import") || !strings.Contains(errb.String(), dir) || !strings.Contains(errb.String(), "Nothing was written") {
+		t.Fatalf("import without the program: %d\n%s", code, errb.String())
+	}
+	if _, err := os.Stat(specPath); err == nil {
+		t.Fatal("import wrote the spec")
+	}
+	errb.Reset()
+	if code := run([]string{"import", "-root", dir}, nil, &out, &errb); code != exitError || !strings.Contains(errb.String(), "-out SPEC") {
+		t.Fatalf("import without -out: %d\n%s", code, errb.String())
 	}
 }

@@ -3,6 +3,7 @@ package render
 import (
 	"bytes"
 	"fmt"
+	"sync"
 	"text/template"
 	"text/template/parse"
 )
@@ -41,11 +42,12 @@ func step(td *TemplateData) (string, error) {
 	return "", nil
 }
 
-// stepNode is "{{jitsiAgentStep $}}", parsed once.
-var stepNode = func() *parse.ActionNode {
+// stepNode is "{{jitsiAgentStep $}}", parsed once, on first use (user
+// templates only; not at every start).
+var stepNode = sync.OnceValue(func() *parse.ActionNode {
 	t := template.Must(template.New("step").Funcs(funcMap).Parse("{{" + stepFunc + " $}}"))
 	return t.Tree.Root.Nodes[0].(*parse.ActionNode)
-}()
+})
 
 // instrument puts a step at the start of every range body of every
 // template defined by t.
@@ -72,7 +74,7 @@ func instrumentNode(n parse.Node) {
 		instrumentNode(x.List)
 		instrumentNode(x.ElseList)
 		if x.List != nil {
-			x.List.Nodes = append([]parse.Node{stepNode}, x.List.Nodes...)
+			x.List.Nodes = append([]parse.Node{stepNode()}, x.List.Nodes...)
 		}
 	case *parse.IfNode:
 		instrumentNode(x.List)

@@ -29,14 +29,17 @@ CGO_ENABLED=0 "$GO" build -trimpath -ldflags "$ldflags" -o "$work/host-jitsi-age
 # The packaged binary is stripped (-s -w: no symbol table or DWARF; panics
 # still print Go stack traces).
 CGO_ENABLED=0 GOOS=linux GOARCH="$arch" "$GO" build -trimpath -ldflags "-s -w $ldflags" -o "$work/jitsi-agent" "$top/cmd/jitsi-agent"
+CGO_ENABLED=0 GOOS=linux GOARCH="$arch" "$GO" build -trimpath -ldflags "-s -w -buildid=" -o "$work/jitsi-agent-import" "$top/cmd/jitsi-agent-import"
 
 r="$work/root"
 doc="$r/usr/share/doc/jitsi-agent"
-install -d "$r/DEBIAN" "$r/usr/bin" "$r/lib/systemd/system" "$r/usr/share/man/man1" \
+install -d "$r/DEBIAN" "$r/usr/bin" "$r/usr/libexec/jitsi-agent" "$r/lib/systemd/system" "$r/usr/share/man/man1" \
 	"$r/usr/share/bash-completion/completions" "$r/usr/share/zsh/vendor-completions" \
 	"$r/usr/share/fish/vendor_completions.d" "$doc/examples/cloud-init"
 
 install -m 0755 "$work/jitsi-agent" "$r/usr/bin/jitsi-agent"
+# `jitsi-agent import` runs it (found in ../libexec/jitsi-agent from /usr/bin).
+install -m 0755 "$work/jitsi-agent-import" "$r/usr/libexec/jitsi-agent/jitsi-agent-import"
 # The unit as embedded in the binary, with the packaged binary's path.
 sed 's|/usr/local/bin/jitsi-agent|/usr/bin/jitsi-agent|g' "$top/systemd/jitsi-agent.service" >"$r/lib/systemd/system/jitsi-agent.service"
 "$work/host-jitsi-agent" man | gzip -9n >"$r/usr/share/man/man1/jitsi-agent.1.gz"
@@ -61,7 +64,7 @@ chmod 0644 "$r/DEBIAN/control" "$r/DEBIAN/md5sums"
 
 # Fixed modes and mtimes for every file; owners are set by --root-owner-group.
 find "$r" -type d -exec chmod 0755 {} +
-find "$r" -type f ! -path "$r/DEBIAN/*" ! -path "$r/usr/bin/*" -exec chmod 0644 {} +
+find "$r" -type f ! -path "$r/DEBIAN/*" ! -path "$r/usr/bin/*" ! -path "$r/usr/libexec/*" -exec chmod 0644 {} +
 find "$r" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 
 mkdir -p "$out"

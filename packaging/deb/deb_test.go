@@ -85,7 +85,7 @@ func TestReleaseReproducibleLintianClean(t *testing.T) {
 	// Layout: every file root-owned with the commit's mtime.
 	list := run(t, d1, "dpkg-deb", "-c", deb)
 	for _, want := range []string{
-		"./usr/bin/jitsi-agent", "./lib/systemd/system/jitsi-agent.service",
+		"./usr/bin/jitsi-agent", "./usr/libexec/jitsi-agent/jitsi-agent-import", "./lib/systemd/system/jitsi-agent.service",
 		"./usr/share/man/man1/jitsi-agent.1.gz",
 		"./usr/share/bash-completion/completions/jitsi-agent",
 		"./usr/share/zsh/vendor-completions/_jitsi-agent",
@@ -121,6 +121,14 @@ func TestReleaseReproducibleLintianClean(t *testing.T) {
 	// The binary runs and its man page is the command table's.
 	if out := run(t, x, filepath.Join(x, "usr/bin/jitsi-agent"), "man"); !strings.Contains(out, ".TH") {
 		t.Errorf("packaged binary's man output is not a man page: %.200s", out)
+	}
+
+	// import runs the packaged jitsi-agent-import (an empty root: it gets
+	// as far as looking for Prosody's configuration).
+	imp := exec.Command(filepath.Join(x, "usr/bin/jitsi-agent"), "import", "-root", t.TempDir(), "-out", filepath.Join(t.TempDir(), "s.hcl"))
+	imp.Env = append(os.Environ(), "JITSI_AGENT_EXEC_PATH=")
+	if out, _ := imp.CombinedOutput(); strings.Contains(string(out), "was not found") || !strings.Contains(string(out), "Nothing was written") {
+		t.Errorf("packaged import did not run jitsi-agent-import:\n%s", out)
 	}
 
 	lintian := testenv.LookPath(t, "lintian", installTools)
