@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/files"
 	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
@@ -38,20 +39,16 @@ type Account struct {
 // JID is user@host.
 func (a Account) JID() string { return a.User + "@" + a.Host }
 
-// ForDeployment returns the focus and jvb accounts (and Jibri's two when
+// ForDeployment returns the built-in accounts the deployment has (the rows
+// of files.Accounts whose condition holds: focus and jvb, Jibri's two when
 // recording is on) with the stored passwords (Deployment.Secrets, filled by
 // the secrets store).
 func ForDeployment(d *spec.Deployment) []Account {
-	out := []Account{
-		{User: "focus", Host: d.AuthDomain(), Password: d.Secrets.FocusPassword},
-		{User: "jvb", Host: d.AuthDomain(), Password: d.Secrets.JVBPassword},
-	}
-	if rec := d.Meeting.Recording; rec.Enabled {
-		// Jibri's control login (joins the brewery) and its hidden
-		// recorder participant (joins the meetings it records).
-		out = append(out,
-			Account{User: "jibri", Host: d.AuthDomain(), Password: d.Secrets.JibriPassword},
-			Account{User: "recorder", Host: rec.RecorderDomain, Password: d.Secrets.RecorderPassword})
+	var out []Account
+	for _, a := range files.Accounts() {
+		if d.Feature(a.When) {
+			out = append(out, Account{User: a.Name, Host: d.AccountHost(a.Host), Password: d.Secrets.Password(a.Name)})
+		}
 	}
 	return out
 }
@@ -109,22 +106,18 @@ type Result struct {
 }
 
 // Components returns the components whose login changed in results
-// (focus -> jicofo, jvb -> jvb; created or updated): they must restart now,
-// even under restart = "defer" (systemd.UrgentFor).
+// (created or updated; the accounts table says which component logs in
+// with which account): they must restart now, even under restart =
+// "defer" (systemd.UrgentFor).
 func Components(results []Result) []string {
 	var out []string
 	for _, r := range results {
 		if r.Action == Unchanged {
 			continue
 		}
-		switch {
-		case strings.HasPrefix(r.JID, "focus@"):
-			out = append(out, spec.Jicofo)
-		case strings.HasPrefix(r.JID, "jvb@"):
-			out = append(out, spec.JVB)
-		case strings.HasPrefix(r.JID, "jibri@"), strings.HasPrefix(r.JID, "recorder@"):
-			if !slices.Contains(out, spec.Jibri) {
-				out = append(out, spec.Jibri)
+		for _, a := range files.Accounts() {
+			if strings.HasPrefix(r.JID, a.Name+"@") && !slices.Contains(out, a.Component) {
+				out = append(out, a.Component)
 			}
 		}
 	}

@@ -102,10 +102,10 @@ func TestRealProsodyctl(t *testing.T) {
 	p := realProsody(t)
 	c := &counting{Prosody: p}
 	m := &Manager{Prosody: c, StatePath: filepath.Join(t.TempDir(), "state", "accounts.json")}
-	d := &spec.Deployment{Domain: "meet.example.test", Secrets: spec.Secrets{
-		FocusPassword: spec.NewSecret("focus-Secret-0001"),
-		JVBPassword:   spec.NewSecret("jvb-Secret-0002"),
-	}}
+	d := &spec.Deployment{Domain: "meet.example.test", Secrets: spec.Secrets{Passwords: map[string]spec.Secret{
+		"focus": spec.NewSecret("focus-Secret-0001"),
+		"jvb":   spec.NewSecret("jvb-Secret-0002"),
+	}}}
 	ctx := context.Background()
 
 	rs, err := m.Ensure(ctx, ForDeployment(d))
@@ -141,7 +141,7 @@ func TestRealProsodyctl(t *testing.T) {
 	}
 
 	// Rotated focus password: one passwd.
-	d.Secrets.FocusPassword = spec.NewSecret("focus-Rotated-0003")
+	d.Secrets.SetPassword("focus", spec.NewSecret("focus-Rotated-0003"))
 	rs, err = m.Ensure(ctx, ForDeployment(d))
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +152,7 @@ func TestRealProsodyctl(t *testing.T) {
 	if rs[0].Action != Updated || rs[1].Action != Unchanged {
 		t.Fatalf("rotation: %v", actions(rs))
 	}
-	if st, _ := p.Check(ctx, "focus", "auth.meet.example.test", d.Secrets.FocusPassword); st != StatusMatches {
+	if st, _ := p.Check(ctx, "focus", "auth.meet.example.test", d.Secrets.Password("focus")); st != StatusMatches {
 		t.Fatalf("rotated password not in Prosody: %v", st)
 	}
 
@@ -297,5 +297,31 @@ func TestComponents(t *testing.T) {
 	got = Components([]Result{{JID: "focus@auth.x", Action: Unchanged}, {JID: "jvb@auth.x", Action: Created}})
 	if !reflect.DeepEqual(got, []string{spec.JVB}) {
 		t.Fatal(got)
+	}
+}
+
+// The accounts come from the accounts table: focus and jvb always, Jibri's
+// control and recorder logins only with recording, each with its stored
+// password; a Jibri login change restarts Jibri once.
+func TestForDeploymentFollowsTheTable(t *testing.T) {
+	sec := spec.Secrets{Passwords: map[string]spec.Secret{"focus": spec.NewSecret("f"), "jvb": spec.NewSecret("j"), "jibri": spec.NewSecret("b"), "recorder": spec.NewSecret("r")}}
+	d := &spec.Deployment{Domain: "meet.example.test", Secrets: sec}
+	jids := func() []string {
+		var out []string
+		for _, a := range ForDeployment(d) {
+			out = append(out, a.JID()+"="+a.Password.Reveal())
+		}
+		return out
+	}
+	if got, want := jids(), []string{"focus@auth.meet.example.test=f", "jvb@auth.meet.example.test=j"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("without recording: %q, want %q", got, want)
+	}
+	d.Meeting.Recording = spec.Recording{Enabled: true, RecorderDomain: "recorder.meet.example.test"}
+	if got, want := jids(), []string{"focus@auth.meet.example.test=f", "jvb@auth.meet.example.test=j", "jibri@auth.meet.example.test=b", "recorder@recorder.meet.example.test=r"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("with recording: %q, want %q", got, want)
+	}
+	got := Components([]Result{{JID: "jibri@auth.x", Action: Updated}, {JID: "recorder@recorder.x", Action: Created}, {JID: "focus@auth.x", Action: Updated}})
+	if !reflect.DeepEqual(got, []string{spec.Jibri, spec.Jicofo}) {
+		t.Errorf("components: %q", got)
 	}
 }

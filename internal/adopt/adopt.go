@@ -28,6 +28,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/agent"
+	"github.com/jitsi-agent/jitsi-agent/internal/files"
 	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
 	"github.com/jitsi-agent/jitsi-agent/internal/secrets"
@@ -124,19 +125,21 @@ func Import(opts Options) (*Result, error) {
 	if im.appSecret != "" {
 		res.AppSecretFile = filepath.Join(filepath.Dir(outAbs), secretName)
 	}
-	res.Secrets = spec.Secrets{
-		FocusPassword:    spec.NewSecret(im.focus.value),
-		JVBPassword:      spec.NewSecret(im.jvb.value),
-		TURNSecret:       spec.NewSecret(im.turnSecret.value),
-		JibriPassword:    spec.NewSecret(im.jibri.value),
-		RecorderPassword: spec.NewSecret(im.recorder.value),
-	}
+	res.Secrets = spec.Secrets{TURNSecret: spec.NewSecret(im.turnSecret.value)}
 	res.stateSecrets = secrets.Dir(filepath.Join(opts.Root, spec.DefaultStateDir))
-	for _, s := range []struct {
+	found := []struct {
 		name string
 		f    secretFound
-	}{{secrets.FocusPassword, im.focus}, {secrets.JVBPassword, im.jvb}, {secrets.TURNSecret, im.turnSecret},
-		{secrets.JibriPassword, im.jibri}, {secrets.RecorderPassword, im.recorder}} {
+	}{{secrets.TURNSecret, im.turnSecret}}
+	for _, a := range files.Accounts() {
+		f := im.passwords[a.Name]
+		res.Secrets.SetPassword(a.Name, spec.NewSecret(f.value))
+		found = append(found, struct {
+			name string
+			f    secretFound
+		}{a.StateFile(), f})
+	}
+	for _, s := range found {
 		if s.f.value != "" {
 			res.SecretsWritten = append(res.SecretsWritten, SecretMove{Name: s.name, From: s.f.where, To: filepath.Join(res.stateSecrets, s.name)})
 		}
@@ -233,15 +236,9 @@ func loadAndRender(outAbs string, src []byte, res *Result) (*spec.Deployment, *r
 		return nil, nil, errors.New(strings.TrimSpace(b.String()))
 	}
 	d := lr.Deployment
-	sec := res.Secrets
 	// A secret the host lacks (a component not installed here) renders
 	// with a placeholder; apply generates the real one.
-	for _, s := range sec.Generated() {
-		if s.IsZero() {
-			*s = spec.NewSecret("(generated-on-first-apply)")
-		}
-	}
-	d.Secrets = sec
+	d.Secrets = res.Secrets.Filled(func() spec.Secret { return spec.NewSecret("(generated-on-first-apply)") })
 	set, err := render.Render(render.Input{Deployment: d, Templates: templates.Overlay(""), UserSources: map[string][]byte{}})
 	if err != nil {
 		return nil, nil, err
@@ -532,17 +529,13 @@ func (r *Result) SpecHoldsSecrets() bool {
 }
 
 func (r *Result) secretValue(name string) string {
-	switch name {
-	case secrets.FocusPassword:
-		return r.Secrets.FocusPassword.Reveal()
-	case secrets.JVBPassword:
-		return r.Secrets.JVBPassword.Reveal()
-	case secrets.TURNSecret:
+	if name == secrets.TURNSecret {
 		return r.Secrets.TURNSecret.Reveal()
-	case secrets.JibriPassword:
-		return r.Secrets.JibriPassword.Reveal()
-	case secrets.RecorderPassword:
-		return r.Secrets.RecorderPassword.Reveal()
+	}
+	for _, a := range files.Accounts() {
+		if a.StateFile() == name {
+			return r.Secrets.Password(a.Name).Reveal()
+		}
 	}
 	return ""
 }

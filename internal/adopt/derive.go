@@ -23,12 +23,16 @@ type imported struct {
 	// hostName is the host block name ("" = none).
 	hostName string
 	// xmppHost is the Prosody machine when it is not this one.
-	xmppHost               string
-	appSecret              string
-	focus, jvb, turnSecret secretFound
-	jibri, recorder        secretFound // Jibri's control and call logins
-	notes                  []Finding   // understood-with-remarks (conflicts, short secrets)
-	rsa                    bool
+	xmppHost   string
+	appSecret  string
+	turnSecret secretFound
+	// passwords are the built-in accounts' passwords found on the host, by
+	// account name (files.Accounts): where each lives in the host's files
+	// is this file's knowledge (focus in jicofo.conf or the legacy files,
+	// jvb in jvb.conf, jibri and recorder in jibri.conf).
+	passwords map[string]secretFound
+	notes     []Finding // understood-with-remarks (conflicts, short secrets)
+	rsa       bool
 }
 
 type secretFound struct {
@@ -47,7 +51,7 @@ func at(file string, line int) string {
 func derive(h *hostFiles) (*imported, error) {
 	dom := h.domain
 	d := &spec.Deployment{Domain: dom}
-	im := &imported{d: d}
+	im := &imported{d: d, passwords: map[string]secretFound{}}
 
 	// Defaults, as spec.Load fills them; overwritten below from the files.
 	d.Auth = spec.Auth{Mode: spec.AuthAnonymous, Moderators: spec.ModeratorsFirstJoiner}
@@ -348,13 +352,10 @@ func deriveJibri(h *hostFiles, im *imported) {
 	}
 	env, _ := list[0].(map[string]any)
 	where := at(j.File, j.Leaves[envs].Line)
-	for _, s := range []struct {
-		login string
-		dst   *secretFound
-	}{{"control-login", &im.jibri}, {"call-login", &im.recorder}} {
-		if l, ok := env[s.login].(map[string]any); ok {
+	for login, account := range map[string]string{"control-login": "jibri", "call-login": "recorder"} {
+		if l, ok := env[login].(map[string]any); ok {
 			if pw, ok := l["password"].(string); ok && pw != "" {
-				*s.dst = secretFound{value: pw, where: where}
+				im.passwords[account] = secretFound{value: pw, where: where}
 			}
 		}
 	}
@@ -364,7 +365,7 @@ func deriveJicofo(h *hostFiles, im *imported) {
 	d := im.d
 	if j := h.jicofo; j != nil {
 		if pw, ok := j.str("jicofo.xmpp.client.password"); ok && pw != "" {
-			im.focus = secretFound{value: pw, where: at(j.File, j.Leaves["jicofo.xmpp.client.password"].Line)}
+			im.passwords["focus"] = secretFound{value: pw, where: at(j.File, j.Leaves["jicofo.xmpp.client.password"].Line)}
 		}
 		if b, ok := j.str("jicofo.bridge.brewery-jid"); ok {
 			if node, _, ok := strings.Cut(b, "@"); ok {
@@ -394,15 +395,15 @@ func deriveJicofo(h *hostFiles, im *imported) {
 	}
 	// Legacy credentials (older installs): the shell config and the
 	// properties file; jicofo reads the properties over jicofo.conf.
-	if s := h.jicofoShell; s != nil && im.focus.value == "" {
+	if s := h.jicofoShell; s != nil && im.passwords["focus"].value == "" {
 		if e, ok := s.last("JICOFO_AUTH_PASSWORD"); ok && e.Value != "" {
-			im.focus = secretFound{value: e.Value, where: at(s.File, e.Line)}
+			im.passwords["focus"] = secretFound{value: e.Value, where: at(s.File, e.Line)}
 		}
 	}
 	if p := h.jicofoLegacy; p != nil {
 		for _, k := range []string{"org.jitsi.jicofo.auth.PASSWORD", "org.jitsi.jicofo.xmpp.client.PASSWORD"} {
 			if e, ok := p.last(k); ok && e.Value != "" {
-				im.focus = secretFound{value: e.Value, where: at(p.File, e.Line)}
+				im.passwords["focus"] = secretFound{value: e.Value, where: at(p.File, e.Line)}
 			}
 		}
 		if e, ok := p.last("org.jitsi.jicofo.BRIDGE_MUC"); ok {
@@ -423,7 +424,7 @@ func deriveJVB(h *hostFiles, im *imported) {
 			vb.UDPPort = n
 		}
 		if pw, ok := j.str(shard + "PASSWORD"); ok && pw != "" {
-			im.jvb = secretFound{value: pw, where: at(j.File, j.Leaves[shard+"PASSWORD"].Line)}
+			im.passwords["jvb"] = secretFound{value: pw, where: at(j.File, j.Leaves[shard+"PASSWORD"].Line)}
 		}
 		if n, ok := j.str(shard + "MUC_NICKNAME"); ok {
 			vb.Nickname = n
@@ -469,7 +470,7 @@ func deriveJVB(h *hostFiles, im *imported) {
 	if p := h.jvbLegacy; p != nil {
 		const pre = "org.jitsi.videobridge.xmpp.user.shard."
 		if e, ok := p.last(pre + "PASSWORD"); ok && e.Value != "" {
-			im.jvb = secretFound{value: e.Value, where: at(p.File, e.Line)}
+			im.passwords["jvb"] = secretFound{value: e.Value, where: at(p.File, e.Line)}
 		}
 		if e, ok := p.last(pre + "MUC_NICKNAME"); ok {
 			vb.Nickname = e.Value

@@ -53,7 +53,7 @@ func TestQuickInstallPlain(t *testing.T) {
 		t.Errorf("videobridge: nickname %q brewery %q", d.Videobridge.Nickname, d.Videobridge.Brewery)
 	}
 	// Secrets: found with file and line, never in the spec.
-	if res.Secrets.FocusPassword.Reveal() != adopttest.FocusPassword || res.Secrets.JVBPassword.Reveal() != adopttest.JVBPassword || res.Secrets.TURNSecret.Reveal() != adopttest.TURNSecret {
+	if res.Secrets.Password("focus").Reveal() != adopttest.FocusPassword || res.Secrets.Password("jvb").Reveal() != adopttest.JVBPassword || res.Secrets.TURNSecret.Reveal() != adopttest.TURNSecret {
 		t.Errorf("secrets not imported")
 	}
 	for _, s := range []string{adopttest.FocusPassword, adopttest.JVBPassword, adopttest.TURNSecret} {
@@ -166,7 +166,7 @@ JICOFO_AUTH_USER=focus
 JICOFO_AUTH_PASSWORD=LegacyFocusPw
 `, 0o640)
 	res, out := importRoot(t, root)
-	if res.Secrets.JVBPassword.Reveal() != "LegacyJvbPw" || res.Secrets.FocusPassword.Reveal() != "LegacyFocusPw" {
+	if res.Secrets.Password("jvb").Reveal() != "LegacyJvbPw" || res.Secrets.Password("focus").Reveal() != "LegacyFocusPw" {
 		t.Fatalf("legacy credentials not imported")
 	}
 	if f := findingFor(res, "sip-communicator.properties", KindRemoved, "shard.PASSWORD"); f == nil || f.Line != 8 || f.Old != "(sensitive)" {
@@ -195,7 +195,7 @@ func checkWritten(t *testing.T, root string, res *Result, out string) {
 	if err != nil || st.Mode().Perm() != 0o700 {
 		t.Fatalf("secrets dir: %v %v", st, err)
 	}
-	for name, want := range map[string]string{"focus_password": res.Secrets.FocusPassword.Reveal(), "jvb_password": res.Secrets.JVBPassword.Reveal(), "turn_secret": res.Secrets.TURNSecret.Reveal()} {
+	for name, want := range map[string]string{"focus_password": res.Secrets.Password("focus").Reveal(), "jvb_password": res.Secrets.Password("jvb").Reveal(), "turn_secret": res.Secrets.TURNSecret.Reveal()} {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil || strings.TrimSpace(string(b)) != want {
 			t.Errorf("%s not stored", name)

@@ -160,7 +160,7 @@ func TestFleetGeneratesNoSecrets(t *testing.T) {
 		}
 	}
 	conf := fileMap(set)["/etc/jitsi/videobridge/jvb.conf"]
-	if !strings.Contains(conf, `PASSWORD = "`+d.Secrets.JVBPassword.Reveal()+`"`) || len(d.Secrets.JVBPassword.Reveal()) != 40 {
+	if !strings.Contains(conf, `PASSWORD = "`+d.Secrets.Password("jvb").Reveal()+`"`) || len(d.Secrets.Password("jvb").Reveal()) != 40 {
 		t.Errorf("jvb.conf does not carry the derived password")
 	}
 }

@@ -111,12 +111,7 @@ func DesiredStateReadOnly(d *spec.Deployment, root string, now time.Time) (*rend
 	if err != nil {
 		return nil, &SecretsError{Err: err}
 	}
-	for _, s := range sec.Generated() {
-		if s.IsZero() {
-			*s = spec.NewSecret(ephemeral())
-		}
-	}
-	d.Secrets = sec
+	d.Secrets = sec.Filled(func() spec.Secret { return spec.NewSecret(ephemeral()) })
 	return Render(d, root, now)
 }
 

@@ -42,7 +42,7 @@ tls {
 		t.Fatal(res.Summary())
 	}
 	d := res.Deployment
-	d.Secrets = spec.Secrets{FocusPassword: spec.NewSecret("focus-password-0123456789"), JVBPassword: spec.NewSecret("jvb-password-0123456789")}
+	d.Secrets = spec.Secrets{Passwords: map[string]spec.Secret{"focus": spec.NewSecret("focus-password-0123456789"), "jvb": spec.NewSecret("jvb-password-0123456789")}}
 	full, err := render.Render(render.Input{Deployment: d, Templates: templates.Builtin})
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,11 @@
 // list of built-in paths (user templates may not write them), the secret
 // checks, the hardened unit's ReadWritePaths and the doctor's install hints
 // are all derived from these two tables, so adding a file is one row here
-// plus its template.
+// plus its template. A third table, Accounts, lists the XMPP accounts
+// components log in with: adding one is a row there (its password is then
+// generated, stored or derived, redacted, handed to the templates as
+// .Passwords.NAME, and the account created by apply), plus the line that
+// uses it in a template and, for import, where the host's file keeps it.
 //
 // The package is a leaf (no imports from this module): spec, render,
 // systemd, plan and doctor all read it.
@@ -154,13 +158,68 @@ const (
 type Secret string
 
 const (
-	AppSecret        Secret = "auth.jwt app_secret" // needed only with JWT auth
-	TURNSecret       Secret = "TURN secret"         // needed only with TURN on
-	FocusPassword    Secret = "focus password"
-	JVBPassword      Secret = "jvb password"
-	JibriPassword    Secret = "jibri password"
-	RecorderPassword Secret = "recorder password"
+	AppSecret  Secret = "auth.jwt app_secret" // needed only with JWT auth
+	TURNSecret Secret = "TURN secret"         // needed only with TURN on
 )
+
+// Password is the secret of the built-in account named name ("focus
+// password"); see Accounts.
+func Password(name string) Secret { return Secret(name + " password") }
+
+// AccountHost is the XMPP domain a built-in account lives on.
+type AccountHost string
+
+const (
+	AuthDomain     AccountHost = "auth"     // auth.DOMAIN
+	RecorderDomain AccountHost = "recorder" // meeting.recording.recorder_domain
+)
+
+// Account is one row of the accounts table: an XMPP account Prosody holds
+// for a component to log in with. Everything else is derived from the row:
+// its generated password (StateFile in the state directory's secrets/, or
+// derived from cluster_secret with StateFile as the HKDF info), the
+// spec's Secrets.Passwords entry, the templates' .Passwords entry, the
+// table secret Password(Name), the account apply creates, and the
+// component restarted when the password changes.
+type Account struct {
+	// Name is the user part of the JID ("focus" -> focus@auth.DOMAIN).
+	Name string
+	// Host is the domain part.
+	Host AccountHost
+	// Component logs in with it.
+	Component string
+	// When restricts the account to deployments with a feature on.
+	When Condition
+}
+
+// StateFile is the account password's file name in the secrets directory.
+func (a Account) StateFile() string { return a.Name + "_password" }
+
+// Secret is the table secret the component's files carry.
+func (a Account) Secret() Secret { return Password(a.Name) }
+
+// accounts is the accounts table, in creation order.
+var accounts = []Account{
+	{Name: "focus", Host: AuthDomain, Component: Jicofo},
+	{Name: "jvb", Host: AuthDomain, Component: JVB},
+	// Jibri's control login (joins Jicofo's brewery) and its hidden
+	// recorder participant (joins the meetings it records).
+	{Name: "jibri", Host: AuthDomain, Component: Jibri, When: Recording},
+	{Name: "recorder", Host: RecorderDomain, Component: Jibri, When: Recording},
+}
+
+// Accounts returns the accounts table.
+func Accounts() []Account { return slices.Clone(accounts) }
+
+// AccountOf returns the account whose password secret is s.
+func AccountOf(s Secret) (Account, bool) {
+	for _, a := range accounts {
+		if a.Secret() == s {
+			return a, true
+		}
+	}
+	return Account{}, false
+}
 
 // Validator names a check run on the staged file before the swap
 // (internal/apply); HOCON files are checked with Typesafe Config in tests.
@@ -231,7 +290,7 @@ var table = []File{
 		Template: "jicofo.conf.tmpl", Component: Jicofo, Reload: ReloadUnit,
 		Path: "/etc/jitsi/jicofo/jicofo.conf",
 		Mode: 0o640, Owner: "jicofo", Group: "jitsi", Sensitive: true,
-		Secrets:    []Secret{FocusPassword},
+		Secrets:    []Secret{Password("focus")},
 		WriteDirs:  []string{"/etc/jitsi"},
 		Validators: []Validator{Builtin, HOCON},
 	},
@@ -239,7 +298,7 @@ var table = []File{
 		Template: "jvb.conf.tmpl", Component: JVB, Reload: ReloadUnit,
 		Path: "/etc/jitsi/videobridge/jvb.conf",
 		Mode: 0o640, Owner: "jvb", Group: "jitsi", Sensitive: true,
-		Secrets:    []Secret{JVBPassword},
+		Secrets:    []Secret{Password("jvb")},
 		WriteDirs:  []string{"/etc/jitsi"},
 		Validators: []Validator{Builtin, HOCON},
 	},
@@ -256,7 +315,7 @@ var table = []File{
 		Template: "jibri.conf.tmpl", Component: Jibri, Reload: ReloadUnit, When: Recording,
 		Path: "/etc/jitsi/jibri/jibri.conf",
 		Mode: 0o640, Owner: "jibri", Group: "jitsi", Sensitive: true,
-		Secrets:    []Secret{JibriPassword, RecorderPassword},
+		Secrets:    []Secret{Password("jibri"), Password("recorder")},
 		WriteDirs:  []string{"/etc/jitsi"},
 		Validators: []Validator{Builtin, HOCON},
 	},

@@ -176,3 +176,45 @@ func TestRankFollowsTheTable(t *testing.T) {
 		t.Error("templates must follow the built-in components, other components last")
 	}
 }
+
+// Every account row is complete, and its password reaches its component:
+// one of the component's files carries the account's secret under the
+// same condition (otherwise the component could not log in).
+func TestEveryAccountIsComplete(t *testing.T) {
+	seen := map[string]bool{}
+	for _, a := range files.Accounts() {
+		if a.Name == "" || strings.ContainsAny(a.Name, "@/ ") || seen[a.Name] {
+			t.Errorf("account %q: empty, not a JID user part, or twice", a.Name)
+		}
+		seen[a.Name] = true
+		if a.Host != files.AuthDomain && a.Host != files.RecorderDomain {
+			t.Errorf("account %s: unknown host %q", a.Name, a.Host)
+		}
+		if _, ok := files.Lookup(a.Component); !ok {
+			t.Errorf("account %s: unknown component %q", a.Name, a.Component)
+		}
+		if got, ok := files.AccountOf(a.Secret()); !ok || got.Name != a.Name {
+			t.Errorf("account %s: AccountOf(%q) = %v, %v", a.Name, a.Secret(), got, ok)
+		}
+		carried := false
+		for _, f := range files.Table() {
+			if f.Component == a.Component && f.When == a.When && slices.Contains(f.Secrets, a.Secret()) {
+				carried = true
+			}
+		}
+		if !carried {
+			t.Errorf("account %s: no %s file (When %q) lists the secret %q", a.Name, a.Component, a.When, a.Secret())
+		}
+	}
+	// Every password a file carries belongs to an account row.
+	for _, f := range files.Table() {
+		for _, s := range f.Secrets {
+			if s == files.AppSecret || s == files.TURNSecret {
+				continue
+			}
+			if _, ok := files.AccountOf(s); !ok {
+				t.Errorf("%s carries %q, which is no account of the accounts table", f.Path, s)
+			}
+		}
+	}
+}

@@ -56,7 +56,7 @@ func renderedSrc(t testing.TB, secret string, guests bool, maxP int) []byte {
 		t.Fatal(b.String())
 	}
 	d := res.Deployment
-	d.Secrets = spec.Secrets{FocusPassword: spec.NewSecret("focus-pw-1234567890"), JVBPassword: spec.NewSecret("jvb-pw-1234567890"), TURNSecret: spec.NewSecret("turn-secret-1234567890")}
+	d.Secrets = spec.Secrets{Passwords: map[string]spec.Secret{"focus": spec.NewSecret("focus-pw-1234567890"), "jvb": spec.NewSecret("jvb-pw-1234567890")}, TURNSecret: spec.NewSecret("turn-secret-1234567890")}
 	set, err := render.Render(render.Input{Deployment: d, Templates: templates.Overlay("")})
 	if err != nil {
 		t.Fatal(err)

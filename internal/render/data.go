@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/files"
 	"github.com/jitsi-agent/jitsi-agent/internal/firewall"
 	"github.com/jitsi-agent/jitsi-agent/internal/membership"
 	"github.com/jitsi-agent/jitsi-agent/internal/ports"
@@ -62,11 +63,10 @@ type BuiltinData struct {
 	// JWT: true when auth.mode is jwt; AppSecret is the revealed secret.
 	JWT       bool
 	AppSecret string
-	// FocusPassword and JVBPassword are the revealed XMPP passwords;
-	// JibriPassword (jibri@auth.DOMAIN) and RecorderPassword
-	// (recorder@RecorderDomain) Jibri's two logins.
-	FocusPassword, JVBPassword      string
-	JibriPassword, RecorderPassword string
+	// Passwords are the revealed XMPP passwords of the built-in accounts
+	// this deployment has (files.Accounts whose condition holds), by
+	// account name: {{index .Passwords "focus"}}.
+	Passwords map[string]string
 
 	// TURN is true when coturn is enabled; TURNSecret is the revealed
 	// shared secret (turn.secret, else the generated one); TURNTTL the
@@ -200,8 +200,7 @@ func newBuiltinData(d *spec.Deployment, view *membership.View) (*BuiltinData, er
 		ServerURL:         d.ServerURL(),
 		WebsocketURL:      "wss://" + strings.TrimPrefix(d.ServerURL(), "https://"),
 		XMPPServer:        xmppServer(d),
-		FocusPassword:     d.Secrets.FocusPassword.Reveal(),
-		JVBPassword:       d.Secrets.JVBPassword.Reveal(),
+		Passwords:         map[string]string{},
 		TURN:              d.TURN.Enabled,
 		TURNTTL:           int(d.TURN.TTL.Seconds()),
 		ConfigJSPath:      "/etc/jitsi/meet/" + d.Domain + "-config.js",
@@ -217,8 +216,11 @@ func newBuiltinData(d *spec.Deployment, view *membership.View) (*BuiltinData, er
 	if rec.Enabled {
 		b.RecorderDomain = rec.RecorderDomain
 		b.JibriBreweryJID = rec.BreweryJID(d)
-		b.JibriPassword = d.Secrets.JibriPassword.Reveal()
-		b.RecorderPassword = d.Secrets.RecorderPassword.Reveal()
+	}
+	for _, a := range files.Accounts() {
+		if d.Feature(a.When) {
+			b.Passwords[a.Name] = d.Secrets.Password(a.Name).Reveal()
+		}
 	}
 	if d.Auth.Mode == spec.AuthJWT {
 		if d.Auth.JWT == nil {

@@ -8,7 +8,7 @@ import (
 
 // Every secret the files table names is one render can check.
 func TestTableSecretsAreKnown(t *testing.T) {
-	data := &BuiltinData{JWT: true, TURN: true, AppSecret: "a", TURNSecret: "t", FocusPassword: "f", JVBPassword: "j", JibriPassword: "b", RecorderPassword: "r"}
+	data := &BuiltinData{JWT: true, TURN: true, AppSecret: "a", TURNSecret: "t", Passwords: map[string]string{"focus": "f", "jvb": "j", "jibri": "b", "recorder": "r"}}
 	for _, f := range files.Table() {
 		for _, s := range f.Secrets {
 			if v, needed := secretValue(s, data); v == "" || !needed {

@@ -76,11 +76,13 @@ func newDeployment(mods ...func(*spec.Deployment)) *spec.Deployment {
 			spec.Coturn:  {Component: spec.Coturn, Unit: "coturn.service", Enabled: true, Restart: spec.RestartImmediate},
 		},
 		Secrets: spec.Secrets{
-			FocusPassword:    spec.NewSecret(testFocusPassword),
-			JVBPassword:      spec.NewSecret(testJVBPassword),
-			TURNSecret:       spec.NewSecret(testTURNSecret),
-			JibriPassword:    spec.NewSecret(testJibriPassword),
-			RecorderPassword: spec.NewSecret(testRecorderPw),
+			TURNSecret: spec.NewSecret(testTURNSecret),
+			Passwords: map[string]spec.Secret{
+				"focus":    spec.NewSecret(testFocusPassword),
+				"jvb":      spec.NewSecret(testJVBPassword),
+				"jibri":    spec.NewSecret(testJibriPassword),
+				"recorder": spec.NewSecret(testRecorderPw),
+			},
 		},
 		StateDir: "/var/lib/jitsi-agent",
 		Backups:  5,

@@ -58,9 +58,9 @@ func hostile(certDir string) func(*spec.Deployment) {
 		d.Auth.JWT.AppSecret = spec.NewSecret("s3cr\"et'\\]]--[==[${HOME}\n\r\t<!--#echo var=\"x\" -->\u2028end")
 		d.Auth.JWT.Issuers = []string{"iss\"]]", "${iss}"}
 		d.Auth.JWT.Audiences = []string{"aud'\n", "\\"}
-		d.Secrets.FocusPassword = spec.NewSecret("pa\"ss${USER}\\w\n#x")
-		d.Secrets.JVBPassword = spec.NewSecret("${HOSTNAME}\"\\ //x")
-		d.Secrets.JibriPassword = spec.NewSecret("jib\"ri${x}\\ #y")
+		d.Secrets.SetPassword("focus", spec.NewSecret("pa\"ss${USER}\\w\n#x"))
+		d.Secrets.SetPassword("jvb", spec.NewSecret("${HOSTNAME}\"\\ //x"))
+		d.Secrets.SetPassword("jibri", spec.NewSecret("jib\"ri${x}\\ #y"))
 		d.Videobridge.Nickname = "nick ${x} \"y\""
 		d.Meeting.Recording.RecorderDomain = "rec</script><!--#exec cmd=\"id\" -->\"'.example.com"
 		d.Meeting.Recording.Whitelist = []string{"w\"]]\n"}
@@ -700,12 +700,12 @@ func checkJibri(t *testing.T, d *spec.Deployment, b *BuiltinData, tree, jicofo m
 	eq("xmpp-domain", d.Domain)
 	eq("control-login.domain", d.AuthDomain())
 	eq("control-login.username", "jibri")
-	eq("control-login.password", d.Secrets.JibriPassword.Reveal())
+	eq("control-login.password", d.Secrets.Password("jibri").Reveal())
 	eq("control-muc.domain", d.InternalMUCDomain())
 	eq("control-muc.room-name", rec.Brewery)
 	eq("call-login.domain", rec.RecorderDomain)
 	eq("call-login.username", "recorder")
-	eq("call-login.password", d.Secrets.RecorderPassword.Reveal())
+	eq("call-login.password", d.Secrets.Password("recorder").Reveal())
 	eq("strip-from-room-domain", "conference.")
 	room, _ := hoconGet(env, "control-muc.room-name")
 	dom, _ := hoconGet(env, "control-muc.domain")
@@ -820,7 +820,7 @@ func checkHOCON(t *testing.T, combos []realCombo) {
 				eq("jicofo.xmpp.client.domain", d.AuthDomain())
 				eq("jicofo.xmpp.client.xmpp-domain", d.Domain)
 				eq("jicofo.xmpp.client.username", "focus")
-				eq("jicofo.xmpp.client.password", d.Secrets.FocusPassword.Reveal())
+				eq("jicofo.xmpp.client.password", d.Secrets.Password("focus").Reveal())
 				eq("jicofo.xmpp.client.client-proxy", "focus."+d.Domain)
 				eq("jicofo.xmpp.client.conference-muc-jid", d.MUCDomain())
 				eq("jicofo.xmpp.trusted-domains", append([]string{}, b.TrustedDomains...))
@@ -851,7 +851,7 @@ func checkHOCON(t *testing.T, combos []realCombo) {
 			eq(shard+"HOSTNAME", b.XMPPServer)
 			eq(shard+"DOMAIN", d.AuthDomain())
 			eq(shard+"USERNAME", "jvb")
-			eq(shard+"PASSWORD", d.Secrets.JVBPassword.Reveal())
+			eq(shard+"PASSWORD", d.Secrets.Password("jvb").Reveal())
 			// The bridge joins the brewery jicofo watches.
 			eq(shard+"MUC_JIDS", d.JVBBreweryJID())
 			eq(shard+"MUC_NICKNAME", d.Videobridge.Nickname)

@@ -163,14 +163,9 @@ func secretValue(name files.Secret, data *BuiltinData) (string, bool) {
 		return data.AppSecret, data.JWT
 	case files.TURNSecret:
 		return data.TURNSecret, data.TURN
-	case files.FocusPassword:
-		return data.FocusPassword, true
-	case files.JVBPassword:
-		return data.JVBPassword, true
-	case files.JibriPassword:
-		return data.JibriPassword, true
-	case files.RecorderPassword:
-		return data.RecorderPassword, true
+	}
+	if a, ok := files.AccountOf(name); ok {
+		return data.Passwords[a.Name], true
 	}
 	return "", true // an unknown secret is never loaded
 }

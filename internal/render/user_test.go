@@ -138,7 +138,7 @@ func TestBuiltinTemplateErrors(t *testing.T) {
 }
 
 func TestMissingSecretsRefused(t *testing.T) {
-	d := newDeployment(func(d *spec.Deployment) { d.Secrets.FocusPassword = spec.Secret{} })
+	d := newDeployment(func(d *spec.Deployment) { d.Secrets.SetPassword("focus", spec.Secret{}) })
 	if _, err := Render(Input{Deployment: d, Templates: templates.Builtin}); err == nil || !strings.Contains(err.Error(), "focus password") {
 		t.Errorf("empty focus password: %v", err)
 	}

@@ -17,8 +17,8 @@ const DeriveInfo = "jitsi-agent/v1/"
 
 // Derive computes every internal secret from the spec's cluster_secret:
 // HKDF-SHA256 (RFC 5869) with the cluster secret as input key material, no
-// salt, and info DeriveInfo+NAME (NAME one of FocusPassword, JVBPassword,
-// TURNSecret, JibriPassword, RecorderPassword); 20 bytes of output, written
+// salt, and info DeriveInfo+NAME (NAME the stored file name: turn_secret, or
+// an account's StateFile such as jvb_password); 20 bytes of output, written
 // as 40 lower-case hex characters. Every host of a multi-host spec thus
 // renders the same values without storing or exchanging them.
 func Derive(cluster string) (spec.Secrets, error) {
@@ -31,7 +31,7 @@ func Derive(cluster string) (spec.Secrets, error) {
 		if _, err := io.ReadFull(hkdf.New(sha256.New, []byte(cluster), nil, []byte(DeriveInfo+it.name)), b); err != nil {
 			return spec.Secrets{}, fmt.Errorf("derive %s: %w", it.name, err)
 		}
-		*it.dst = spec.NewSecret(hex.EncodeToString(b))
+		it.set(spec.NewSecret(hex.EncodeToString(b)))
 	}
 	return out, nil
 }

@@ -7,6 +7,9 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/hkdf"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/files"
+	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
 
 func TestDeriveIsHKDFPerName(t *testing.T) {
@@ -17,12 +20,21 @@ func TestDeriveIsHKDFPerName(t *testing.T) {
 	}
 	b, _ := Derive(cluster)
 	seen := map[string]bool{}
-	for i, s := range a.Generated() {
-		v := s.Reveal()
+	if len(a.Passwords) != len(files.Accounts()) {
+		t.Errorf("derived %d account passwords, the accounts table has %d rows", len(a.Passwords), len(files.Accounts()))
+	}
+	get := func(s spec.Secrets, i int) spec.Secret {
+		if i == 0 {
+			return s.TURNSecret
+		}
+		return s.Password(files.Accounts()[i-1].Name)
+	}
+	for i := range 1 + len(files.Accounts()) {
+		v := get(a, i).Reveal()
 		if len(v) != Length {
 			t.Errorf("secret %d has %d characters, want %d", i, len(v), Length)
 		}
-		if v != b.Generated()[i].Reveal() {
+		if v != get(b, i).Reveal() {
 			t.Errorf("secret %d differs between two derivations", i)
 		}
 		if seen[v] {
@@ -35,7 +47,7 @@ func TestDeriveIsHKDFPerName(t *testing.T) {
 	if _, err := io.ReadFull(hkdf.New(sha256.New, []byte(cluster), nil, []byte("jitsi-agent/v1/jvb_password")), want); err != nil {
 		t.Fatal(err)
 	}
-	if got := a.JVBPassword.Reveal(); got != hex.EncodeToString(want) {
+	if got := a.Password("jvb").Reveal(); got != hex.EncodeToString(want) {
 		t.Errorf("jvb password = %s, want HKDF-SHA256(info jitsi-agent/v1/jvb_password) = %x", got, want)
 	}
 	other, _ := Derive(cluster + "x")

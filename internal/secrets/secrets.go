@@ -1,5 +1,5 @@
 // Package secrets keeps the internal secrets jitsi-agent generates once and
-// reuses forever after: the focus, jvb, jibri and recorder XMPP passwords and
+// reuses forever after: the built-in XMPP accounts' passwords (files.Accounts) and
 // the TURN shared secret (when the spec does not give one). They live in a 0700 directory,
 // one 0600 file each, written atomically.
 package secrets
@@ -14,29 +14,29 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/files"
 	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
 
-// Names of the stored secrets (file names in the directory).
-const (
-	FocusPassword = "focus_password"
-	JVBPassword   = "jvb_password"
-	TURNSecret    = "turn_secret"
-	// JibriPassword and RecorderPassword are Jibri's two XMPP logins.
-	JibriPassword    = "jibri_password"
-	RecorderPassword = "recorder_password"
-)
+// TURNSecret is the stored TURN secret's file name in the directory; each
+// built-in account's password is stored as its files.Account.StateFile()
+// ("focus_password", "jvb_password", ...).
+const TURNSecret = "turn_secret"
 
 type item struct {
 	name string
-	dst  *spec.Secret
+	set  func(spec.Secret)
 }
 
-// items pairs each stored secret's file name with its field.
+// items pairs each stored secret's file name with where its value goes:
+// the TURN secret, then every row of the accounts table.
 func items(s *spec.Secrets) []item {
-	return []item{{FocusPassword, &s.FocusPassword}, {JVBPassword, &s.JVBPassword}, {TURNSecret, &s.TURNSecret},
-		{JibriPassword, &s.JibriPassword}, {RecorderPassword, &s.RecorderPassword}}
+	out := []item{{TURNSecret, func(v spec.Secret) { s.TURNSecret = v }}}
+	for _, a := range files.Accounts() {
+		out = append(out, item{a.StateFile(), func(v spec.Secret) { s.SetPassword(a.Name, v) }})
+	}
+	return out
 }
 
 // Length of generated secrets, in characters of [A-Za-z0-9].
@@ -72,7 +72,7 @@ func Ensure(dir string) (spec.Secrets, error) {
 		if err != nil {
 			return spec.Secrets{}, err
 		}
-		*item.dst = spec.NewSecret(v)
+		item.set(spec.NewSecret(v))
 	}
 	return out, nil
 }
@@ -95,7 +95,7 @@ func Load(dir string) (spec.Secrets, bool, error) {
 		if v == "" {
 			return spec.Secrets{}, false, fmt.Errorf("secret file %s is empty; delete it to generate a new value (and re-apply)", filepath.Join(dir, item.name))
 		}
-		*item.dst = spec.NewSecret(v)
+		item.set(spec.NewSecret(v))
 	}
 	return out, ok, nil
 }

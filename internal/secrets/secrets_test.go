@@ -15,26 +15,26 @@ func TestEnsureGeneratesOnceAndReuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, s := range map[string]string{"focus": a.FocusPassword.Reveal(), "jvb": a.JVBPassword.Reveal(), "turn": a.TURNSecret.Reveal()} {
+	for name, s := range map[string]string{"focus": a.Password("focus").Reveal(), "jvb": a.Password("jvb").Reveal(), "turn": a.TURNSecret.Reveal()} {
 		if len(s) != Length || strings.Trim(s, alphabet) != "" {
 			t.Errorf("%s secret has unexpected form (len %d)", name, len(s))
 		}
 	}
-	if a.FocusPassword.Reveal() == a.JVBPassword.Reveal() {
+	if a.Password("focus").Reveal() == a.Password("jvb").Reveal() {
 		t.Error("focus and jvb passwords are equal")
 	}
 	b, err := Ensure(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.FocusPassword.Reveal() != b.FocusPassword.Reveal() || a.TURNSecret.Reveal() != b.TURNSecret.Reveal() {
+	if a.Password("focus").Reveal() != b.Password("focus").Reveal() || a.TURNSecret.Reveal() != b.TURNSecret.Reveal() {
 		t.Error("second Ensure generated new secrets instead of reusing them")
 	}
 	st, _ := os.Stat(dir)
 	if st.Mode().Perm() != 0o700 {
 		t.Errorf("dir mode %o, want 0700", st.Mode().Perm())
 	}
-	for _, n := range []string{FocusPassword, JVBPassword, TURNSecret, JibriPassword, RecorderPassword} {
+	for _, n := range []string{"focus_password", "jvb_password", TURNSecret, "jibri_password", "recorder_password"} {
 		st, err := os.Stat(filepath.Join(dir, n))
 		if err != nil {
 			t.Fatal(err)
@@ -54,21 +54,21 @@ func TestEnsureTightensModesAndRejectsEmpty(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, FocusPassword), []byte("kept-value-123\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "focus_password"), []byte("kept-value-123\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	s, err := Ensure(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.FocusPassword.Reveal() != "kept-value-123" {
+	if s.Password("focus").Reveal() != "kept-value-123" {
 		t.Errorf("existing secret not reused")
 	}
-	st, _ := os.Stat(filepath.Join(dir, FocusPassword))
+	st, _ := os.Stat(filepath.Join(dir, "focus_password"))
 	if st.Mode().Perm() != 0o600 {
 		t.Errorf("mode not tightened: %o", st.Mode().Perm())
 	}
-	if err := os.WriteFile(filepath.Join(dir, JVBPassword), []byte("\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "jvb_password"), []byte("\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_, err = Ensure(dir)
@@ -126,12 +126,12 @@ func TestEnsureRaceOneValue(t *testing.T) {
 				first = s
 				continue
 			}
-			if s.JVBPassword.Reveal() != first.JVBPassword.Reveal() || s.FocusPassword.Reveal() != first.FocusPassword.Reveal() || s.TURNSecret.Reveal() != first.TURNSecret.Reveal() {
+			if s.Password("jvb").Reveal() != first.Password("jvb").Reveal() || s.Password("focus").Reveal() != first.Password("focus").Reveal() || s.TURNSecret.Reveal() != first.TURNSecret.Reveal() {
 				t.Fatalf("round %d: racing Ensure calls got different secrets", round)
 			}
 		}
 		stored, _, _ := Load(dir)
-		if stored.JVBPassword.Reveal() != first.JVBPassword.Reveal() {
+		if stored.Password("jvb").Reveal() != first.Password("jvb").Reveal() {
 			t.Fatalf("round %d: the stored secret differs from the one returned", round)
 		}
 		if ents, _ := os.ReadDir(dir); len(ents) != len(items(&first)) {

@@ -6,6 +6,7 @@
 package spec
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -527,18 +528,37 @@ type APIKey struct {
 // Secrets are the internal secrets generated once and kept in the state dir,
 // plus the user-supplied ones, for redaction.
 type Secrets struct {
-	FocusPassword Secret
-	JVBPassword   Secret
-	TURNSecret    Secret
-	// JibriPassword (jibri@auth.DOMAIN, Jibri's control login) and
-	// RecorderPassword (recorder@recorder.DOMAIN, its hidden participant).
-	JibriPassword    Secret
-	RecorderPassword Secret
+	TURNSecret Secret
+	// Passwords are the built-in XMPP accounts' passwords by account name
+	// (one per row of files.Accounts: focus, jvb, jibri, recorder).
+	Passwords map[string]Secret
 }
 
-// Generated returns the internal secrets jitsi-agent generates (every field).
-func (s *Secrets) Generated() []*Secret {
-	return []*Secret{&s.FocusPassword, &s.JVBPassword, &s.TURNSecret, &s.JibriPassword, &s.RecorderPassword}
+// Password is the password of the built-in account name (zero when not
+// loaded).
+func (s Secrets) Password(name string) Secret { return s.Passwords[name] }
+
+// SetPassword sets the password of the built-in account name.
+func (s *Secrets) SetPassword(name string, v Secret) {
+	if s.Passwords == nil {
+		s.Passwords = map[string]Secret{}
+	}
+	s.Passwords[name] = v
+}
+
+// Filled returns a copy of s in which every empty generated secret (the
+// TURN secret and every account's password) is fill()'s value.
+func (s Secrets) Filled(fill func() Secret) Secrets {
+	out := Secrets{TURNSecret: s.TURNSecret, Passwords: maps.Clone(s.Passwords)}
+	if out.TURNSecret.IsZero() {
+		out.TURNSecret = fill()
+	}
+	for _, a := range files.Accounts() {
+		if out.Password(a.Name).IsZero() {
+			out.SetPassword(a.Name, fill())
+		}
+	}
+	return out
 }
 
 // SecretValues returns every non-empty secret value in the deployment, for redaction.
@@ -554,11 +574,10 @@ func (d *Deployment) SecretValues() []string {
 	}
 	add(d.TURN.Secret)
 	add(d.ClusterSecret)
-	add(d.Secrets.FocusPassword)
-	add(d.Secrets.JVBPassword)
 	add(d.Secrets.TURNSecret)
-	add(d.Secrets.JibriPassword)
-	add(d.Secrets.RecorderPassword)
+	for _, a := range files.Accounts() {
+		add(d.Secrets.Password(a.Name))
+	}
 	if d.TokenAPI != nil {
 		for _, k := range d.TokenAPI.Keys {
 			add(k.Key)
@@ -581,6 +600,14 @@ func (d *Deployment) InternalMUCDomain() string { return "internal.auth." + d.Do
 
 // GuestDomain is the anonymous guest vhost.
 func (d *Deployment) GuestDomain() string { return "guest." + d.Domain }
+
+// AccountHost is the domain of a built-in account (files.Accounts).
+func (d *Deployment) AccountHost(h files.AccountHost) string {
+	if h == files.RecorderDomain {
+		return d.Meeting.Recording.RecorderDomain
+	}
+	return d.AuthDomain()
+}
 
 // FocusJID is jicofo's account.
 func (d *Deployment) FocusJID() string { return "focus@" + d.AuthDomain() }
