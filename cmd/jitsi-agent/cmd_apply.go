@@ -21,12 +21,13 @@ import (
 )
 
 func runApply(c *cli.Call) int {
-	stdout, stderr := c.Stdout, c.Stderr
 	quiet, noReload, restartDeferred, overwriteDrift, noACME := c.Bool("q"), c.Bool("no-reload"), c.Bool("restart-deferred"), c.Bool("overwrite-drift"), c.Bool("no-acme")
 	confirm := c.Duration("confirm")
 	specPath := c.Args[0]
 	var d *spec.Deployment
 	var root string
+	var loaded *spec.Result
+	var noop *noopRun // a file-only apply: the no-op stamp may answer it
 	if planfile.Is(specPath) {
 		var ok bool
 		if d, root, ok = loadSavedPlan(c, specPath); !ok {
@@ -37,11 +38,24 @@ func runApply(c *cli.Call) int {
 		if root, ok = rootArg(c); !ok {
 			return exitError
 		}
-		if d, ok = loadSpec(c, specPath); !ok {
-			fmt.Fprintf(stderr, "jitsi-agent: %s is not valid; nothing was changed.\n", specPath)
+		if noop = newNoopRun(c, specPath, root); noop != nil && noop.replay() {
+			return exitOK
+		}
+		opts, err := specOptions(c)
+		if err != nil {
+			printError(c.Stderr, err)
 			return exitError
 		}
+		if noop != nil {
+			opts.LookupEnv = noop.env.Lookup
+		}
+		if loaded, ok = loadSpecOpts(c, specPath, opts); !ok {
+			fmt.Fprintf(c.Stderr, "jitsi-agent: %s is not valid; nothing was changed.\n", specPath)
+			return exitError
+		}
+		d = loaded.Deployment
 	}
+	stdout, stderr := c.Stdout, c.Stderr
 	realHost := root == "/"
 	if !realHost {
 		noReload = true
@@ -127,6 +141,9 @@ func runApply(c *cli.Call) int {
 	if noReload {
 		if len(res.Files.Units) > 0 {
 			fmt.Fprintf(stderr, "jitsi-agent: notice: not reloading (%s): %s\n", reloadSkipReason(realHost), strings.Join(res.Files.Units, " "))
+		}
+		if noop != nil && err == nil && !res.Files.Changed() && len(res.Held) == 0 && res.Firewall == nil {
+			noop.record(d, loaded, set)
 		}
 		return exitOK
 	}

@@ -243,9 +243,14 @@ func Inputs(paths []string) (map[string]string, error) {
 	return out, nil
 }
 
+// NoopStamp is the file name, in the state directory, of the no-op apply
+// stamp (internal/stamp). It is a cache of this fingerprint, not state:
+// HostFiles leaves it out.
+const NoopStamp = "noop-stamp.json"
+
 // HostFiles fingerprints the managed paths (as under /) under root and
 // the state directory's files (except backups and the lock, which only
-// apply itself changes along with the manifest).
+// apply itself changes along with the manifest, and the no-op stamp).
 func HostFiles(root string, managed []string, stateDir string) (map[string]string, error) {
 	out := map[string]string{}
 	under := func(p string) string { return filepath.Join(root, p) }
@@ -269,7 +274,7 @@ func HostFiles(root string, managed []string, stateDir string) (map[string]strin
 		if d.IsDir() && rel == "backups" {
 			return filepath.SkipDir
 		}
-		if d.IsDir() || rel == "lock" {
+		if d.IsDir() || rel == "lock" || rel == NoopStamp {
 			return nil
 		}
 		st, err := fileState(p)

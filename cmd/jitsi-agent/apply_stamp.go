@@ -1,0 +1,104 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/agent"
+	"github.com/jitsi-agent/jitsi-agent/internal/cli"
+	"github.com/jitsi-agent/jitsi-agent/internal/manifest"
+	"github.com/jitsi-agent/jitsi-agent/internal/planfile"
+	"github.com/jitsi-agent/jitsi-agent/internal/render"
+	"github.com/jitsi-agent/jitsi-agent/internal/spec"
+	"github.com/jitsi-agent/jitsi-agent/internal/stamp"
+)
+
+// noopRun is a file-only apply that may be answered by the no-op stamp
+// (internal/stamp) and records one when it changes nothing.
+type noopRun struct {
+	key            stamp.Key
+	root           string
+	stdout, stderr *stamp.Tee
+	env            *planfile.EnvRecorder
+}
+
+// newNoopRun returns the stamp handling for this apply, or nil when the
+// apply has more than a file step (units, accounts, firewall, ACME on the
+// real host, deferred restarts, -confirm): those always run in full. It
+// routes the call's output through tees so a no-op's output can be replayed.
+func newNoopRun(c *cli.Call, specPath, root string) *noopRun {
+	if c.Bool("restart-deferred") || c.Duration("confirm") != 0 || root == "/" && !(c.Bool("no-reload") && c.Bool("no-acme")) {
+		return nil
+	}
+	abs, err := filepath.Abs(specPath)
+	if err != nil {
+		return nil
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return nil
+	}
+	bv := buildVersion()
+	prog, err := stamp.ProgramID(bv.Version + " " + bv.Commit)
+	if err != nil {
+		return nil
+	}
+	// The command line as a digest: -var values may be secrets.
+	args := []string{"apply", abs, "-root", root, "-host", c.String("host")}
+	for _, v := range c.Strings("var") {
+		args = append(args, "-var", v)
+	}
+	for _, vf := range c.Strings("var-file") {
+		a, err := filepath.Abs(vf)
+		if err != nil {
+			return nil
+		}
+		args = append(args, "-var-file", a)
+	}
+	for _, f := range []string{"q", "no-reload", "overwrite-drift", "no-acme"} {
+		if c.Bool(f) {
+			args = append(args, "-"+f)
+		}
+	}
+	sum := sha256.Sum256([]byte(strings.Join(args, "\x00")))
+	n := &noopRun{key: stamp.Key{Program: prog, Args: []string{hex.EncodeToString(sum[:])}, Dir: dir}, root: root,
+		stdout: &stamp.Tee{W: c.Stdout}, stderr: &stamp.Tee{W: c.Stderr}, env: &planfile.EnvRecorder{}}
+	c.Stdout, c.Stderr = n.stdout, n.stderr
+	return n
+}
+
+// replay answers the apply from a valid stamp: it prints what the no-op
+// apply printed and reports true.
+func (n *noopRun) replay() bool {
+	s := stamp.Check(n.root, spec.DefaultStateDir, n.key, os.LookupEnv, time.Now())
+	if s == nil {
+		return false
+	}
+	n.stdout.W.Write([]byte(s.Stdout))
+	n.stderr.W.Write([]byte(s.Stderr))
+	return true
+}
+
+// record writes the stamp after an apply that succeeded and changed
+// nothing. The stamp lives in the default state directory (it is looked up
+// before the spec is read); a spec with another state_dir gets none. A
+// failure to record only costs the next apply the full path.
+func (n *noopRun) record(d *spec.Deployment, res *spec.Result, set *render.Set) {
+	if d.StateDir != spec.DefaultStateDir {
+		return
+	}
+	m, err := manifest.Load(manifest.Path(agent.StateDir(d, n.root)))
+	if err != nil {
+		return
+	}
+	s, err := stamp.Collect(stamp.Facts{Key: n.key, Root: n.root, StateDir: d.StateDir, Inputs: res.Inputs,
+		Env: n.env.Digests(), Managed: managedPaths(set, m)}, time.Now())
+	if err != nil {
+		return
+	}
+	_ = stamp.Write(n.root, d.StateDir, s, n.stdout.Buf.String(), n.stderr.Buf.String())
+}

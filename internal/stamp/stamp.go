@@ -1,0 +1,287 @@
+// Package stamp recognises a file-only apply that would change nothing
+// without loading the spec, rendering or planning, the way make or ninja
+// decide that a target is up to date: by fingerprinting everything the
+// result depends on.
+//
+// After a file-only apply (no unit, account, firewall or ACME step: --root
+// DIR, or --no-reload --no-acme) that changed nothing and succeeded, the
+// CLI records a stamp in the state directory: the command line, the
+// program, the fingerprints of every spec input and looked-up environment
+// variable (internal/planfile), of every managed file and of the state
+// directory, of the managed files' parent directories, of the user and
+// group databases the owners are resolved with, of dpkg's status file and
+// of the host name, and what the apply printed. The next such apply
+// recomputes those fingerprints from the stamp's lists and, when all match
+// and the stamp is less than MaxAge old, prints the same output and exits
+// 0; anything else (a changed byte, a new state file, a journal left by a
+// crash, a newer binary, an expired stamp) takes the full path, which
+// writes a new stamp when it again changes nothing.
+//
+// Time is the one input that is not fingerprinted: certificate renewals are
+// decided by it (the internal CA renews 30 days before expiry). MaxAge
+// bounds how late a stamp can make such a decision.
+package stamp
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
+	"github.com/jitsi-agent/jitsi-agent/internal/planfile"
+)
+
+// Name is the stamp's file name in the state directory.
+const Name = planfile.NoopStamp
+
+// MaxAge is how long a stamp is trusted.
+const MaxAge = time.Hour
+
+// maxSize bounds the stamp file.
+const maxSize = 4 << 20
+
+// FormatVersion is the stamp format.
+const FormatVersion = 1
+
+// Key is what must be identical between the two runs besides the host:
+// the program and the command line.
+type Key struct {
+	// Program identifies the executable: version, commit and the file's
+	// device, inode, size and modification time (a rebuilt binary, with
+	// other built-in templates, is another program).
+	Program string `json:"program"`
+	// Args are the command line, normalised (absolute paths).
+	Args []string `json:"args"`
+	// Dir is the working directory.
+	Dir string `json:"dir"`
+}
+
+// ProgramID identifies the running executable for Key.Program.
+func ProgramID(version string) (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	fi, err := os.Stat(exe)
+	if err != nil {
+		return "", err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "", errors.New("no stat of the executable")
+	}
+	return fmt.Sprintf("%s %s dev=%d ino=%d size=%d mtime=%d", version, exe, st.Dev, st.Ino, fi.Size(), fi.ModTime().UnixNano()), nil
+}
+
+// Stamp is the record of one no-op apply.
+type Stamp struct {
+	Format  int       `json:"format"`
+	Created time.Time `json:"created"`
+	Key     Key       `json:"key"`
+	// Inputs are the spec's input files (planfile.Inputs).
+	Inputs map[string]string `json:"inputs"`
+	// Env are the looked-up environment variables (planfile.EnvRecorder).
+	Env map[string]string `json:"env"`
+	// Managed are the managed paths (as under /); Host their states and
+	// the state directory's files (planfile.HostFiles).
+	Managed []string          `json:"managed"`
+	Host    map[string]string `json:"host"`
+	// Dirs are the states of the managed paths' parent directories.
+	Dirs map[string]string `json:"dirs"`
+	// System are the user and group databases, dpkg's status file and the
+	// host name.
+	System map[string]string `json:"system"`
+	// Stdout and Stderr are what the apply printed.
+	Stdout string `json:"stdout"`
+	Stderr string `json:"stderr"`
+}
+
+// Facts are what one run depended on, gathered by the full path.
+type Facts struct {
+	Key      Key
+	Root     string
+	StateDir string            // as under /
+	Inputs   []string          // spec input paths
+	Env      map[string]string // name -> digest (planfile.EnvRecorder.Digests)
+	Managed  []string          // as under /
+}
+
+// Collect fingerprints the facts now.
+func Collect(f Facts, now time.Time) (*Stamp, error) {
+	s := &Stamp{Format: FormatVersion, Created: now.UTC(), Key: f.Key, Env: maps.Clone(f.Env), Managed: slices.Clone(f.Managed)}
+	if s.Env == nil {
+		s.Env = map[string]string{}
+	}
+	var err error
+	if s.Inputs, err = planfile.Inputs(f.Inputs); err != nil {
+		return nil, err
+	}
+	if s.Host, err = planfile.HostFiles(f.Root, f.Managed, f.StateDir); err != nil {
+		return nil, err
+	}
+	if s.Dirs, err = dirStates(f.Root, f.Managed); err != nil {
+		return nil, err
+	}
+	s.System = system(f.Root)
+	return s, nil
+}
+
+// Write stores the stamp with what the run printed, 0600, atomically, in
+// the state directory (which must exist).
+func Write(root, stateDir string, s *Stamp, stdout, stderr string) error {
+	s.Stdout, s.Stderr = stdout, stderr
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	return fsys.WriteAtomic(filepath.Join(root, stateDir, Name), b, 0o600)
+}
+
+// Check reads the stamp in stateDir under root and returns it when it is
+// for key, at most MaxAge old, and every fingerprint it lists is still
+// the same; otherwise nil. Any error is a mismatch (the full path runs).
+func Check(root, stateDir string, key Key, env func(string) (string, bool), now time.Time) *Stamp {
+	b, err := readBounded(filepath.Join(root, stateDir, Name))
+	if err != nil {
+		return nil
+	}
+	var s Stamp
+	if json.Unmarshal(b, &s) != nil || s.Format != FormatVersion {
+		return nil
+	}
+	if age := now.Sub(s.Created); age < 0 || age > MaxAge {
+		return nil
+	}
+	if !slices.Equal(s.Key.Args, key.Args) || s.Key.Program != key.Program || s.Key.Dir != key.Dir {
+		return nil
+	}
+	rec := &planfile.EnvRecorder{Env: env}
+	for name := range s.Env {
+		rec.Lookup(name)
+	}
+	if !maps.Equal(rec.Digests(), s.Env) {
+		return nil
+	}
+	if !maps.Equal(system(root), s.System) {
+		return nil
+	}
+	in, err := planfile.Inputs(slices.Sorted(maps.Keys(s.Inputs)))
+	if err != nil || !maps.Equal(in, s.Inputs) {
+		return nil
+	}
+	dirs, err := dirStates(root, s.Managed)
+	if err != nil || !maps.Equal(dirs, s.Dirs) {
+		return nil
+	}
+	host, err := planfile.HostFiles(root, s.Managed, stateDir)
+	if err != nil || !maps.Equal(host, s.Host) {
+		return nil
+	}
+	return &s
+}
+
+func readBounded(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxSize {
+		return nil, fmt.Errorf("%s is larger than %d bytes", p, maxSize)
+	}
+	return b, nil
+}
+
+// dirStates fingerprints every parent directory of the managed paths
+// (mode, owner; a symlink's target; absence), root itself excluded.
+func dirStates(root string, managed []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, p := range managed {
+		for d := filepath.Dir(p); d != "/" && d != "." && out[d] == ""; d = filepath.Dir(d) {
+			fi, err := os.Lstat(filepath.Join(root, d))
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				out[d] = "absent"
+			case err != nil:
+				return nil, err
+			case fi.Mode()&fs.ModeSymlink != 0:
+				t, err := os.Readlink(filepath.Join(root, d))
+				if err != nil {
+					return nil, err
+				}
+				out[d] = "link:" + t
+			default:
+				uid, gid := -1, -1
+				if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+					uid, gid = int(st.Uid), int(st.Gid)
+				}
+				out[d] = fmt.Sprintf("%s:%d:%d", fi.Mode(), uid, gid)
+			}
+		}
+	}
+	return out, nil
+}
+
+// system fingerprints what owners and the takeover of packaged files are
+// resolved with: the host's user and group databases (os/user reads them
+// directly), dpkg's status file under root (by identity and size: dpkg
+// replaces it whole) and the host name (a spec's host block may be chosen
+// by it). Unreadable items get a marker that never matches a good run's.
+func system(root string) map[string]string {
+	out := map[string]string{}
+	for _, p := range []string{"/etc/passwd", "/etc/group"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			out[p] = "error:" + errorKind(err)
+			continue
+		}
+		sum := sha256.Sum256(b)
+		out[p] = hex.EncodeToString(sum[:])
+	}
+	status := "/var/lib/dpkg/status"
+	if fi, err := os.Stat(filepath.Join(root, status)); err != nil {
+		out[status] = "error:" + errorKind(err)
+	} else if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		out[status] = fmt.Sprintf("dev=%d ino=%d size=%d mtime=%d", st.Dev, st.Ino, fi.Size(), fi.ModTime().UnixNano())
+	}
+	h, err := os.Hostname()
+	if err != nil {
+		h = "error:" + errorKind(err)
+	}
+	out["hostname"] = h
+	return out
+}
+
+func errorKind(err error) string {
+	if errors.Is(err, fs.ErrNotExist) {
+		return "absent"
+	}
+	return strings.ReplaceAll(err.Error(), "\n", " ")
+}
+
+// Tee copies what a command prints, for Write.
+type Tee struct {
+	W   io.Writer
+	Buf bytes.Buffer
+}
+
+func (t *Tee) Write(p []byte) (int, error) {
+	t.Buf.Write(p)
+	return t.W.Write(p)
+}
