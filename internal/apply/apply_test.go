@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/files"
 	"github.com/jitsi-agent/jitsi-agent/internal/plan"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
 	"github.com/jitsi-agent/jitsi-agent/internal/testenv"
@@ -428,6 +429,35 @@ func TestLuacCheckFailure(t *testing.T) {
 		t.Fatalf("want luac failure, got %v", err)
 	}
 	e.assertNoTemps()
+}
+
+// A built-in file gets the validators its files-table row lists
+// (render.File.Validators), not what its path would suggest: a row without
+// luac and prosodyctl at a Prosody vhost path is not run through them,
+// while the same file without a row (a user template) is.
+func TestValidatorsComeFromTheRow(t *testing.T) {
+	testenv.LookPath(t, "luac5.4", "apt-get install lua5.4")
+	bad := []byte("VirtualHost \"x\"\n  modules_enabled = { \"a\", \n")
+	for _, tc := range []struct {
+		name       string
+		validators []files.Validator
+		wantLuac   bool
+	}{
+		{"row without luac", []files.Validator{files.Builtin}, false},
+		{"row with luac", []files.Validator{files.Builtin, files.Luac}, true},
+		{"no row (path rules)", nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.opts.NoTools = false
+			set := &render.Set{Files: []render.File{{Path: "/etc/prosody/conf.avail/x.cfg.lua", Kind: render.KindFile,
+				Content: bad, Component: "prosody", Validators: tc.validators}}}
+			_, err := Apply(context.Background(), set, e.opts)
+			if ran := err != nil && strings.Contains(err.Error(), "luac -p"); ran != tc.wantLuac {
+				t.Fatalf("luac ran: %v, want %v (err %v)", ran, tc.wantLuac, err)
+			}
+		})
+	}
 }
 
 func TestUndoGuardsSerial(t *testing.T) {

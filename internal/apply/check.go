@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/files"
 	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
 	"github.com/jitsi-agent/jitsi-agent/internal/plan"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
@@ -235,10 +236,10 @@ func (t *txn) commandChecks(ctx context.Context, files []staged) []Failure {
 }
 
 // luaChecks runs luac -p on every staged Lua file.
-func (t *txn) luaChecks(ctx context.Context, files []staged) []Failure {
+func (t *txn) luaChecks(ctx context.Context, all []staged) []Failure {
 	var lua []staged
-	for _, s := range files {
-		if s.op.kind != render.KindSymlink && isLua(s.op.path) {
+	for _, s := range all {
+		if s.runs(files.Luac) {
 			lua = append(lua, s)
 		}
 	}
@@ -262,22 +263,42 @@ func (t *txn) luaChecks(ctx context.Context, files []staged) []Failure {
 	return fails
 }
 
-// Checkers names the external validators apply runs on a staged regular
-// file at p (a path as under /) when the tools are installed: "luac -p" for
+// Checkers lists the external validators apply runs on f, a staged
+// regular file, written at p and, through a Debian link directory, at dest
+// (both as under /). A built-in file's are the ones its files-table row
+// lists (f.Validators: the table is the one source); for other files
+// (user templates) they follow from where the file goes: "luac -p" for
 // Lua, "prosodyctl check config" for Prosody virtual hosts, "nginx -t" for
-// nginx sites. The files table (internal/files) is checked against it.
-func Checkers(p string) []string {
-	var out []string
-	if isLua(p) {
-		out = append(out, "luac -p")
-	}
-	if isProsodyVhost(p) {
-		out = append(out, "prosodyctl check config")
-	}
-	if isNginxSite(p) {
-		out = append(out, "nginx -t")
+// nginx sites.
+func Checkers(f render.File, p, dest string) []files.Validator {
+	var out []files.Validator
+	for _, v := range []files.Validator{files.Luac, files.ProsodyCtl, files.NginxT} {
+		if runs(f, p, dest, v) {
+			out = append(out, v)
+		}
 	}
 	return out
+}
+
+// runs reports whether apply runs validator v on f (see Checkers).
+func runs(f render.File, p, dest string, v files.Validator) bool {
+	if f.Validators != nil {
+		return slices.Contains(f.Validators, v)
+	}
+	switch v {
+	case files.Luac:
+		return isLua(p)
+	case files.ProsodyCtl:
+		return isProsodyVhost(dest)
+	case files.NginxT:
+		return isNginxSite(dest)
+	}
+	return false
+}
+
+// staged runs v.
+func (s staged) runs(v files.Validator) bool {
+	return s.op.kind != render.KindSymlink && runs(s.file, s.op.path, s.op.dest, v)
 }
 
 func isLua(p string) bool { return strings.HasSuffix(p, ".lua") }

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/files"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
 )
 
@@ -69,10 +70,10 @@ var nginxHTTPBlock = sync.OnceValue(func() *regexp.Regexp {
 	return regexp.MustCompile(`(?m)^([ \t]*http[ \t]*\{)`)
 })
 
-func (t *txn) nginxChecks(ctx context.Context, files []staged) []Failure {
+func (t *txn) nginxChecks(ctx context.Context, all []staged) []Failure {
 	var sites []staged
-	for _, s := range files {
-		if s.op.kind != render.KindSymlink && isNginxSite(s.op.dest) {
+	for _, s := range all {
+		if s.runs(files.NginxT) {
 			sites = append(sites, s)
 		}
 	}

@@ -11,8 +11,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/files"
 	"github.com/jitsi-agent/jitsi-agent/internal/prosody"
-	"github.com/jitsi-agent/jitsi-agent/internal/render"
 )
 
 // Prosody virtual host files (conf.avail/conf.d *.cfg.lua) are checked with
@@ -27,10 +27,10 @@ func isProsodyVhost(p string) bool {
 		strings.HasSuffix(p, ".cfg.lua") && !strings.Contains(strings.TrimPrefix(strings.TrimPrefix(p, "/etc/prosody/conf.avail/"), "/etc/prosody/conf.d/"), "/")
 }
 
-func (t *txn) prosodyChecks(ctx context.Context, files []staged) []Failure {
+func (t *txn) prosodyChecks(ctx context.Context, all []staged) []Failure {
 	var vhosts []staged
-	for _, s := range files {
-		if s.op.kind != render.KindSymlink && isProsodyVhost(s.op.dest) {
+	for _, s := range all {
+		if s.runs(files.ProsodyCtl) {
 			vhosts = append(vhosts, s)
 		}
 	}

@@ -268,7 +268,9 @@ type File struct {
 	// ReadWritePaths): the top directory under /etc holding Path and Link.
 	WriteDirs []string
 	// Validators run on (or, for parsers only available in tests, are
-	// proven against) the staged file.
+	// proven against) the staged file. Apply runs exactly the Luac,
+	// ProsodyCtl and NginxT listed here (render passes them on as
+	// render.File.Validators); Nft is the firewall step's.
 	Validators []Validator
 }
 

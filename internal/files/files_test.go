@@ -11,6 +11,7 @@ import (
 
 	"github.com/jitsi-agent/jitsi-agent/internal/apply"
 	"github.com/jitsi-agent/jitsi-agent/internal/files"
+	"github.com/jitsi-agent/jitsi-agent/internal/render"
 	"github.com/jitsi-agent/jitsi-agent/templates"
 )
 
@@ -113,18 +114,21 @@ func TestIncompleteRowIsCaught(t *testing.T) {
 func TestValidatorsMatchApply(t *testing.T) {
 	for _, f := range files.Table() {
 		p := files.Expand(f.Path, "meet.example.com")
-		for _, c := range apply.Checkers(p) {
-			if !slices.Contains(f.Validators, files.Validator(c)) {
-				t.Errorf("%s: apply runs %q, the table does not say so", f.Path, c)
-			}
-		}
+		var want []files.Validator
 		for _, v := range f.Validators {
 			switch v {
 			case files.Luac, files.ProsodyCtl, files.NginxT:
-				if !slices.Contains(apply.Checkers(p), string(v)) {
-					t.Errorf("%s: the table says %q, apply does not run it", f.Path, v)
-				}
+				want = append(want, v)
 			}
+		}
+		// What apply runs on the rendered file is the row's column.
+		if got := apply.Checkers(render.File{Path: p, Validators: f.Validators}, p, p); !slices.Equal(got, want) {
+			t.Errorf("%s: apply runs %q, the table says %q", f.Path, got, want)
+		}
+		// A user template written there would get the same ones (apply's
+		// path rules agree with the table).
+		if got := apply.Checkers(render.File{Path: p}, p, p); !slices.Equal(got, want) {
+			t.Errorf("%s: apply's path rules say %q, the table says %q", f.Path, got, want)
 		}
 	}
 }

@@ -3,6 +3,8 @@ package render
 import (
 	"io/fs"
 	"sort"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/files"
 )
 
 // Kind says what a desired entry is.
@@ -38,6 +40,11 @@ type File struct {
 	Check string
 	// Drift is the per-file drift policy ("" = the deployment default).
 	Drift string
+	// Validators are a built-in file's validators, its files-table row's:
+	// apply runs exactly those on the staged file. Nil for user templates
+	// and certificates: apply then chooses by destination (luac for .lua,
+	// prosodyctl for Prosody vhosts, nginx -t for nginx sites).
+	Validators []files.Validator
 }
 
 // Set is the complete desired state of one host, sorted by path.

@@ -1,9 +1,11 @@
 package render
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/files"
+	"github.com/jitsi-agent/jitsi-agent/templates"
 )
 
 // Every secret the files table names is one render can check.
@@ -42,5 +44,35 @@ func TestCacheReusesAndReplaces(t *testing.T) {
 	n2, _ := none.parse("user:x", "x", src)
 	if n1 == n2 {
 		t.Error("a nil cache kept a template")
+	}
+}
+
+// Every built-in file carries its row's validators (apply runs exactly
+// those); links and user templates carry none (apply goes by path).
+func TestFilesCarryTheirValidators(t *testing.T) {
+	d := newDeployment(everything)
+	set, err := Render(Input{Deployment: d, Templates: templates.Builtin, UserSources: userSources})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]files.File{}
+	for _, f := range files.Table() {
+		rows[files.Expand(f.Path, d.Domain)] = f
+	}
+	seen := 0
+	for _, f := range set.Files {
+		row, builtin := rows[f.Path]
+		switch {
+		case builtin:
+			seen++
+			if !slices.Equal(f.Validators, row.Validators) {
+				t.Errorf("%s carries validators %q, its row lists %q", f.Path, f.Validators, row.Validators)
+			}
+		case f.Validators != nil:
+			t.Errorf("%s (%s, not a table row) carries validators %q", f.Path, f.Component, f.Validators)
+		}
+	}
+	if seen == 0 {
+		t.Fatal("no built-in file rendered")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"text/template"
@@ -102,16 +103,17 @@ func Render(in Input) (*Set, error) {
 		}
 		content := bytes.Clone(buf.Bytes())
 		set.Files = append(set.Files, File{
-			Path:      path,
-			Kind:      KindFile,
-			Content:   content,
-			Mode:      b.Mode,
-			Owner:     b.Owner,
-			Group:     b.Group,
-			Component: b.Component,
-			Units:     units,
-			Sensitive: b.Sensitive || containsAny(content, secrets),
-			Drift:     svc.Drift,
+			Path:       path,
+			Kind:       KindFile,
+			Content:    content,
+			Mode:       b.Mode,
+			Owner:      b.Owner,
+			Group:      b.Group,
+			Component:  b.Component,
+			Units:      units,
+			Sensitive:  b.Sensitive || containsAny(content, secrets),
+			Drift:      svc.Drift,
+			Validators: slices.Clone(b.Validators),
 		})
 		if b.Link != "" {
 			set.Files = append(set.Files, File{
