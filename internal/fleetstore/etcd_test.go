@@ -1,0 +1,220 @@
+package fleetstore_test
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/fleetstore"
+	"github.com/jitsi-agent/jitsi-agent/internal/fleetstore/etcdtest"
+)
+
+func open(t *testing.T, endpoints []string, tlsCfg *tls.Config) *fleetstore.Etcd {
+	t.Helper()
+	s, err := fleetstore.Open(fleetstore.Config{Endpoints: endpoints, TLS: tlsCfg, Prefix: "/t/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestEtcdStore(t *testing.T) {
+	c := etcdtest.Start(t)
+	s := open(t, c.Endpoints(), c.TLS())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// Create-once: the second create loses the compare-and-swap.
+	ok, err := s.Txn(ctx, []fleetstore.Cond{{Key: "secret", ModRev: 0}}, []fleetstore.Op{{Key: "secret", Value: []byte("a")}})
+	if err != nil || !ok {
+		t.Fatalf("first create: %v %v", ok, err)
+	}
+	ok, err = s.Txn(ctx, []fleetstore.Cond{{Key: "secret", ModRev: 0}}, []fleetstore.Op{{Key: "secret", Value: []byte("b")}})
+	if err != nil || ok {
+		t.Fatalf("second create must lose: %v %v", ok, err)
+	}
+	kv, found, err := s.Get(ctx, "secret")
+	if err != nil || !found || string(kv.Value) != "a" || kv.Key != "secret" {
+		t.Fatalf("get: %+v %v %v", kv, found, err)
+	}
+	// Compare on the modification revision.
+	ok, err = s.Txn(ctx, []fleetstore.Cond{{Key: "secret", ModRev: kv.ModRev}}, []fleetstore.Op{{Key: "secret", Value: []byte("c")}, {Key: "other", Value: []byte("x")}})
+	if err != nil || !ok {
+		t.Fatalf("cas: %v %v", ok, err)
+	}
+	ok, _ = s.Txn(ctx, []fleetstore.Cond{{Key: "secret", ModRev: kv.ModRev}}, []fleetstore.Op{{Key: "secret", Value: []byte("d")}})
+	if ok {
+		t.Fatal("stale modrev must lose")
+	}
+
+	kvs, rev, err := s.List(ctx, "")
+	if err != nil || len(kvs) != 2 || kvs[0].Key != "other" || kvs[1].Key != "secret" || string(kvs[1].Value) != "c" {
+		t.Fatalf("list: %+v %v", kvs, err)
+	}
+
+	// Watch from the listed revision sees the next change, and only under
+	// its prefix.
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	w := s.Watch(wctx, "hosts/", rev+1)
+	if _, err := s.Txn(ctx, nil, []fleetstore.Op{{Key: "unrelated", Value: []byte("1")}, {Key: "hosts/a", Value: []byte("up")}}); err != nil {
+		t.Fatal(err)
+	}
+	got := nextEvents(t, w)
+	if len(got) != 1 || got[0].KV.Key != "hosts/a" || string(got[0].KV.Value) != "up" {
+		t.Fatalf("watch: %+v", got)
+	}
+
+	// A registration lives while renewed and leaves at Close.
+	reg, err := s.Register(ctx, "hosts/b", 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.Set([]byte("v1"))
+	ev := nextEvents(t, w)
+	if len(ev) != 1 || ev[0].KV.Key != "hosts/b" || string(ev[0].KV.Value) != "v1" {
+		t.Fatalf("registration: %+v", ev)
+	}
+	waitFor(t, 10*time.Second, "registration alive", func() bool { a, _, _ := reg.Alive(); return a })
+	reg.Set([]byte("v2"))
+	if ev := nextEvents(t, w); len(ev) != 1 || string(ev[0].KV.Value) != "v2" {
+		t.Fatalf("update: %+v", ev)
+	}
+	reg.Close()
+	if ev := nextEvents(t, w); len(ev) != 1 || !ev[0].Deleted || ev[0].KV.Key != "hosts/b" {
+		t.Fatalf("close must delete: %+v", ev)
+	}
+}
+
+func nextEvents(t *testing.T, w <-chan fleetstore.WatchResponse) []fleetstore.Event {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case r, ok := <-w:
+			if !ok {
+				t.Fatal("watch closed")
+			}
+			if r.Err != nil {
+				t.Fatalf("watch: %v", r.Err)
+			}
+			if len(r.Events) > 0 {
+				return r.Events
+			}
+		case <-timeout:
+			t.Fatal("no watch event")
+		}
+	}
+}
+
+// A client cut off from every member loses its lease (the key leaves after
+// the TTL, seen by another client), and registers again once it can reach
+// the cluster.
+func TestRegistrationPartition(t *testing.T) {
+	c := etcdtest.Start(t)
+	link := c.NewLink(t)
+	agent := open(t, link.Endpoints(), c.TLS())
+	observer := open(t, c.Endpoints(), c.TLS())
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	reg, err := agent.Register(ctx, "hosts/jvb1", 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	reg.Set([]byte("up"))
+	present := func() bool {
+		_, ok, err := observer.Get(ctx, "hosts/jvb1")
+		return err == nil && ok
+	}
+	waitFor(t, 20*time.Second, "registered", present)
+
+	link.Cut(true)
+	waitFor(t, 30*time.Second, "lease expired", func() bool { return !present() })
+	waitFor(t, 30*time.Second, "registration reports lost", func() bool { a, _, _ := reg.Alive(); return !a })
+
+	link.Cut(false)
+	waitFor(t, 30*time.Second, "registered again", present)
+	waitFor(t, 30*time.Second, "alive again", func() bool { a, _, _ := reg.Alive(); return a })
+}
+
+// Killing the leader does not lose a write or a watch: the client moves to
+// another member.
+func TestLeaderKill(t *testing.T) {
+	c := etcdtest.Start(t)
+	s := open(t, c.Endpoints(), c.TLS())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, rev, err := s.List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := s.Watch(ctx, "", rev+1)
+	leader, err := c.Leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Kill(leader)
+	if _, err := c.WaitLeaderExcept(ctx, leader); err != nil {
+		t.Fatal(err)
+	}
+	// Writes are retried by the caller until one lands (the client may
+	// still be on the dead member's connection for the first attempt).
+	for i := 0; ; i++ {
+		_, err := s.Txn(ctx, nil, []fleetstore.Op{{Key: "k", Value: []byte("after")}})
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("write after leader kill: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	ev := nextEvents(t, w)
+	if len(ev) != 1 || string(ev[0].KV.Value) != "after" {
+		t.Fatalf("watch after leader kill: %+v", ev)
+	}
+	if err := c.Restart(leader); err != nil {
+		t.Fatal(err)
+	}
+	// The restarted member rejoins and serves the write.
+	one := open(t, []string{leader.ClientURL}, c.TLS())
+	waitFor(t, 30*time.Second, "restarted member serves the data", func() bool {
+		kv, ok, err := one.Get(ctx, "k")
+		return err == nil && ok && string(kv.Value) == "after"
+	})
+}
+
+// Without the client certificate the cluster refuses the connection.
+func TestClientCertRequired(t *testing.T) {
+	c := etcdtest.Start(t)
+	cfg := c.TLS()
+	cfg.Certificates = nil
+	s := open(t, c.Endpoints(), cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_, _, err := s.Get(ctx, "x")
+	if err == nil {
+		t.Fatal("a client without certificate was served")
+	}
+	if !strings.Contains(fmt.Sprint(err), "etcd get x") {
+		t.Fatalf("error lacks context: %v", err)
+	}
+}
