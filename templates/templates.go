@@ -51,11 +51,16 @@ func (o overlay) Open(name string) (fs.File, error) {
 
 // ReadUserSources reads the source of every user template (d.Templates) and
 // returns the contents keyed by template name, as render.Input.UserSources
-// expects. Source paths are already resolved against the spec's directory.
+// expects: the text the spec's loader read (Template.SourceText), else the
+// file. Source paths are already resolved against the spec's directory.
 // Errors name the template and the path.
 func ReadUserSources(d *spec.Deployment) (map[string][]byte, error) {
 	out := make(map[string][]byte, len(d.Templates))
 	for _, t := range d.Templates {
+		if t.SourceText != nil {
+			out[t.Name] = t.SourceText
+			continue
+		}
 		if t.Source == "" {
 			return nil, fmt.Errorf("template %q: no source path", t.Name)
 		}

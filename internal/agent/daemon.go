@@ -132,6 +132,15 @@ func (a *Daemon) Close() {
 	a.fwWatch.stop()
 }
 
+// SetSource replaces the spec the next pass loads (fleet mode: each
+// generation comes from the store with its own file and environment
+// readers).
+func (a *Daemon) SetSource(path string, opts spec.Options) {
+	a.mu.Lock()
+	a.cfg.Spec, a.cfg.Load = path, opts
+	a.mu.Unlock()
+}
+
 // Services implements daemon.LiveSource: the managed units as the
 // supervisor last saw them (state, restarts, live probes).
 func (a *Daemon) Services() []daemon.ServiceStatus { return a.sup.snapshot() }
@@ -209,7 +218,10 @@ func (a *Daemon) Apply(ctx context.Context, req daemon.Request) (daemon.Outcome,
 	var out daemon.Outcome
 	log := a.cfg.Log
 	t0 := time.Now()
-	res := spec.Load(a.cfg.Spec, a.cfg.Load)
+	a.mu.Lock()
+	specPath, load := a.cfg.Spec, a.cfg.Load
+	a.mu.Unlock()
+	res := spec.Load(specPath, load)
 	tLoad := time.Since(t0)
 	out.Redact = res.Redactions()
 	out.Watch = WatchPaths(res, nil, a.root)

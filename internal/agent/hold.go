@@ -66,7 +66,10 @@ func inputsDigest(res *spec.Result) string {
 // the backups no longer reach the serial.
 func (a *Daemon) Rollback(ctx context.Context, to int) (daemon.Outcome, error) {
 	var out daemon.Outcome
-	res := spec.Load(a.cfg.Spec, a.cfg.Load)
+	a.mu.Lock()
+	specPath, load := a.cfg.Spec, a.cfg.Load
+	a.mu.Unlock()
+	res := spec.Load(specPath, load)
 	out.Redact = res.Redactions()
 	out.Watch = WatchPaths(res, nil, a.root)
 	if res.HasErrors() {

@@ -388,8 +388,13 @@ type Service struct {
 
 // Template is a user-defined output.
 type Template struct {
-	Name        string
-	Source      string // resolved path of the template source
+	Name   string
+	Source string // resolved path of the template source
+	// SourceText is the source as the spec's loader read it (through
+	// Options.ReadFile): rendering uses it, so a fleet generation's
+	// template travels with the generation instead of being read from
+	// the host's disk.
+	SourceText  []byte
 	Destination string
 	Mode        uint32
 	Owner       string

@@ -969,6 +969,7 @@ func (r *resolver) resolveTemplates(d *Deployment) {
 		err     string
 		notText bool
 		secret  bool
+		text    []byte
 	}
 	sources := map[string]source{}
 	for _, t := range r.raw.Templates {
@@ -990,6 +991,7 @@ func (r *resolver) resolveTemplates(d *Deployment) {
 				src.notText = true
 			default:
 				src.secret = readsSecret(t.Name, b)
+				src.text = b
 			}
 			sources[tp.Source] = src
 		}
@@ -1000,6 +1002,7 @@ func (r *resolver) resolveTemplates(d *Deployment) {
 			r.errf(at(t.Body, "source"), "Template source not readable", "template %q: %s.", t.Name, src.err)
 		}
 		tp.ReadsSecret = src.secret
+		tp.SourceText = src.text
 		tp.Destination = filepath.Clean(t.Destination)
 		if msg := r.destinationProblem(d, t.Destination); msg != "" {
 			summary := "Destination not allowed"
