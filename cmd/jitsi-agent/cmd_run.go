@@ -23,6 +23,15 @@ func runRun(c *cli.Call) int {
 		return exitError
 	}
 	pos := c.Args
+	if c.String("etcd") != "" {
+		if len(pos) > 0 {
+			return c.Usagef("with --etcd the spec comes from etcd ('jitsi-agent fleet push SPEC'); give no SPEC")
+		}
+		return runFleetHost(c, specOpts)
+	}
+	if len(pos) == 0 {
+		return c.Usagef("give SPEC (or --etcd URLS --host NAME for fleet mode)")
+	}
 	specPath, err := filepath.Abs(pos[0])
 	if err != nil {
 		printError(stderr, err)
@@ -70,21 +79,9 @@ func runRun(c *cli.Call) int {
 		cfg.SocketPath = socket
 	}
 
-	env := agent.Env{}
 	noUnits := noReload || rootDir != "/"
-	if !noUnits {
-		var bus agent.Bus
-		defer bus.Close()
-		env.Units = bus.Units
-		env.Accounts = accounts.System()
-		env.Prosody = prosody.System()
-		env.Trust = agent.UpdateCACertificates
-		env.Firewall = agent.SystemFirewall()
-		env.Probes = agent.LiveProbes
-	}
-	if !noACME {
-		env.ACME = agent.CertManager{}
-	}
+	env, closeEnv := hostEnv(noUnits, noACME)
+	defer closeEnv()
 	a := agent.NewDaemon(agent.DaemonConfig{Spec: specPath, Load: specOpts, Root: rootDir, Env: env, Log: log,
 		SuperviseEvery: agent.DefaultSuperviseEvery})
 	defer a.Close()
@@ -99,4 +96,25 @@ func runRun(c *cli.Call) int {
 		return exitError
 	}
 	return exitOK
+}
+
+// hostEnv is the daemon's side effects on this host: systemd, Prosody's
+// accounts, the trust store, the firewall and probes unless noUnits; the
+// ACME manager unless noACME. Call close when done.
+func hostEnv(noUnits, noACME bool) (env agent.Env, close func()) {
+	close = func() {}
+	if !noUnits {
+		bus := &agent.Bus{}
+		close = func() { bus.Close() }
+		env.Units = bus.Units
+		env.Accounts = accounts.System()
+		env.Prosody = prosody.System()
+		env.Trust = agent.UpdateCACertificates
+		env.Firewall = agent.SystemFirewall()
+		env.Probes = agent.LiveProbes
+	}
+	if !noACME {
+		env.ACME = agent.CertManager{}
+	}
+	return env, close
 }

@@ -13,7 +13,14 @@ import (
 // specOptions builds spec.Options from the spec flags of the call
 // (-host, -var, -var-file).
 func specOptions(c *cli.Call) (spec.Options, error) {
-	opts := spec.Options{Host: c.String("host"), VarFiles: c.Strings("var-file")}
+	opts, err := varOptions(c)
+	opts.Host = c.String("host")
+	return opts, err
+}
+
+// varOptions builds spec.Options from -var and -var-file only.
+func varOptions(c *cli.Call) (spec.Options, error) {
+	opts := spec.Options{VarFiles: c.Strings("var-file")}
 	for _, kv := range c.Strings("var") {
 		name, val, ok := strings.Cut(kv, "=")
 		if !ok || name == "" {
