@@ -382,10 +382,10 @@ func TestBadGenerationStopsRollout(t *testing.T) {
 			return s.Record.Generation == 1 && s.Record.Healthy && s.Record.LastError == "" && s.Record.Target == 1
 		})
 	}
-	rep, err = fleet.BuildReport(ctx, f.admin, time.Now())
-	if err != nil || !rep.Converged() {
-		t.Fatalf("after rollback: %+v %v", rep, err)
-	}
+	waitFor(t, "the report to converge after the rollback", func() bool {
+		rep, err := fleet.BuildReport(ctx, f.admin, time.Now())
+		return err == nil && rep.Converged() && rep.Rollout == "converged"
+	})
 }
 
 // A host cut off from etcd keeps its generation and reports stale; the

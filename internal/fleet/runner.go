@@ -497,6 +497,10 @@ func (r *Runner) evaluateLocked() {
 		return
 	}
 	r.target = g.Number
+	if r.applied != nil && r.applied.gen.Number == g.Number && r.applied.gen.Digest == g.Digest && r.next == r.applied {
+		r.waiting = "" // already there (a rollback to what this host runs)
+		return
+	}
 	ok, waiting := MayApply(g, r.cfg.Host, r.hosts)
 	if !ok {
 		r.waiting = waiting

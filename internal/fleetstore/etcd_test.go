@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
 	"github.com/jitsi-agent/jitsi-agent/internal/fleetstore"
 	"github.com/jitsi-agent/jitsi-agent/internal/fleetstore/etcdtest"
 )
@@ -216,5 +219,73 @@ func TestClientCertRequired(t *testing.T) {
 	}
 	if !strings.Contains(fmt.Sprint(err), "etcd get x") {
 		t.Fatalf("error lacks context: %v", err)
+	}
+}
+
+// The store speaks the JSON gateway; what it writes is what etcd's own Go
+// client (the reference) reads, and the reverse, watches included.
+func TestOfficialClientAgrees(t *testing.T) {
+	c := etcdtest.Start(t)
+	s := open(t, c.Endpoints(), c.TLS())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ref, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), TLS: c.TLS(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+
+	bin := []byte{0, 1, 2, 0xff, '"', '\n'}
+	if ok, err := s.Txn(ctx, []fleetstore.Cond{{Key: "a", ModRev: 0}}, []fleetstore.Op{{Key: "a", Value: bin}}); !ok || err != nil {
+		t.Fatalf("txn: %v %v", ok, err)
+	}
+	r, err := ref.Get(ctx, "/t/a")
+	if err != nil || len(r.Kvs) != 1 || string(r.Kvs[0].Value) != string(bin) {
+		t.Fatalf("reference client reads %+v %v", r, err)
+	}
+	_, rev, err := s.List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := s.Watch(ctx, "", rev+1)
+	if _, err := ref.Put(ctx, "/t/b", "from-ref"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ref.Put(ctx, "/u/outside", "x"); err != nil { // outside the prefix
+		t.Fatal(err)
+	}
+	if _, err := ref.Delete(ctx, "/t/a"); err != nil {
+		t.Fatal(err)
+	}
+	ev := nextEvents(t, w)
+	if len(ev) != 1 || ev[0].KV.Key != "b" || string(ev[0].KV.Value) != "from-ref" {
+		t.Fatalf("watch put: %+v", ev)
+	}
+	ev = nextEvents(t, w)
+	if len(ev) != 1 || ev[0].KV.Key != "a" || !ev[0].Deleted {
+		t.Fatalf("watch delete: %+v", ev)
+	}
+	kv, ok, err := s.Get(ctx, "b")
+	if err != nil || !ok || string(kv.Value) != "from-ref" || kv.ModRev == 0 {
+		t.Fatalf("get: %+v %v %v", kv, ok, err)
+	}
+	// A registration is a key on a lease the reference client sees.
+	reg, err := s.Register(ctx, "hosts/x", 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.Set([]byte("up"))
+	waitFor(t, 20*time.Second, "leased key", func() bool {
+		r, err := ref.Get(ctx, "/t/hosts/x")
+		return err == nil && len(r.Kvs) == 1 && r.Kvs[0].Lease != 0
+	})
+	// Renewed past its TTL.
+	time.Sleep(4 * time.Second) // the lease must outlive its TTL: renewals, not the clock, keep it
+	if r, err := ref.Get(ctx, "/t/hosts/x"); err != nil || len(r.Kvs) != 1 {
+		t.Fatalf("lease not renewed: %+v %v", r, err)
+	}
+	reg.Close()
+	if r, err := ref.Get(ctx, "/t/hosts/x"); err != nil || len(r.Kvs) != 0 {
+		t.Fatalf("revoked lease left the key: %+v %v", r, err)
 	}
 }

@@ -12,7 +12,7 @@ type leases interface {
 	grant(ctx context.Context, ttl time.Duration) (int64, error)
 	// keepAlive renews the lease until ctx ends; the channel is closed when
 	// the lease is lost (expired, revoked, or not renewed within its TTL).
-	keepAlive(ctx context.Context, id int64) (<-chan struct{}, error)
+	keepAlive(ctx context.Context, id int64, ttl time.Duration) (<-chan struct{}, error)
 	put(ctx context.Context, key string, val []byte, id int64) error
 	revoke(ctx context.Context, id int64) error
 }
@@ -127,7 +127,7 @@ func (r *Registration) session(ctx context.Context) error {
 		_ = r.l.revoke(rctx, id)
 		cancel()
 	}()
-	lost, err := r.l.keepAlive(sctx, id)
+	lost, err := r.l.keepAlive(sctx, id, r.ttl)
 	if err != nil {
 		return err
 	}
