@@ -159,7 +159,9 @@ func (n *num) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-func (n num) MarshalJSON() ([]byte, error) { return []byte(`"` + strconv.FormatInt(int64(n), 10) + `"`), nil }
+func (n num) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + strconv.FormatInt(int64(n), 10) + `"`), nil
+}
 
 type header struct {
 	Revision num `json:"revision"`
