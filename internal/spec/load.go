@@ -106,10 +106,13 @@ func Load(path string, opts Options) *Result {
 
 	var file *hcl.File
 	var diags hcl.Diagnostics
+	var compacted []rawTemplate // template blocks decoded while parsing
 	if strings.HasSuffix(path, ".json") {
 		file, diags = hclparse.NewParser().ParseJSON(src, path)
 	} else {
-		file, diags = parseHCL(src, path)
+		var p parsed
+		p, diags = parseHCL(src, path)
+		file, compacted = p.file, p.templates
 	}
 	res.Files = map[string]*hcl.File{path: file}
 	res.Diags = append(res.Diags, diags...)
@@ -157,6 +160,8 @@ func Load(path string, opts Options) *Result {
 		res.Diags = dedupe(res.Diags)
 		return res
 	}
+	raw.Templates = mergeTemplates(raw.Templates, compacted)
+	compacted = nil
 
 	r := &resolver{raw: &raw, ctx: ctx, opts: opts, specFile: path, specDir: filepath.Dir(abs), redact: &res.redact}
 	d := r.resolve()

@@ -289,6 +289,7 @@ func (r *resolver) resolve() *Deployment {
 	}
 
 	r.resolveTemplates(d)
+	r.raw.Templates = nil // their values and positions are in d.Templates now
 	r.checkDestinationParents(d)
 	r.resolveWatch(d)
 	r.resolveMetrics(d)
@@ -972,6 +973,7 @@ func (r *resolver) resolveTemplates(d *Deployment) {
 		text    []byte
 	}
 	sources := map[string]source{}
+	d.Templates = make([]Template, 0, len(r.raw.Templates))
 	for _, t := range r.raw.Templates {
 		if names[t.Name] {
 			r.errf(t.DefRange.Ptr(), "Duplicate template", "template %q is declared twice.", t.Name)
