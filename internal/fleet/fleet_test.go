@@ -280,7 +280,7 @@ func TestPushConverges(t *testing.T) {
 	for _, h := range []string{"jvb1", "jvb2"} {
 		conf := f.agents[h].file(t, "/etc/jitsi/videobridge/jvb.conf")
 		m := passwordRE.FindStringSubmatch(conf)
-		if m == nil || m[1] != want.JVBPassword.Reveal() {
+		if m == nil || m[1] != want.Password("jvb").Reveal() {
 			t.Errorf("%s: jvb.conf password is not the fleet's derived one", h)
 		}
 	}
@@ -290,7 +290,7 @@ func TestPushConverges(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, kv := range all {
-		for _, s := range []string{sec, want.JVBPassword.Reveal(), want.FocusPassword.Reveal(), want.TURNSecret.Reveal(), "v1 on"} {
+		for _, s := range []string{sec, want.Password("jvb").Reveal(), want.Password("focus").Reveal(), want.TURNSecret.Reveal(), "v1 on"} {
 			if strings.Contains(string(kv.Value), s) {
 				t.Errorf("store key %s holds a secret or input in clear", kv.Key)
 			}
