@@ -21,6 +21,7 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/firewall"
 	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
 	"github.com/jitsi-agent/jitsi-agent/internal/joinapi"
+	"github.com/jitsi-agent/jitsi-agent/internal/membership"
 	"github.com/jitsi-agent/jitsi-agent/internal/metrics"
 	"github.com/jitsi-agent/jitsi-agent/internal/plan"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
@@ -98,6 +99,7 @@ type Daemon struct {
 	mu         sync.Mutex
 	deferredAt string           // deferred-restarts file, known after the first load
 	lastGood   *spec.Deployment // for the certificate report
+	members    *membership.View // live membership (fleet mode); nil = the spec's hosts
 	certsAt    time.Time
 	certsCache []metrics.CertInfo
 }
@@ -138,6 +140,15 @@ func (a *Daemon) Close() {
 func (a *Daemon) SetSource(path string, opts spec.Options) {
 	a.mu.Lock()
 	a.cfg.Spec, a.cfg.Load = path, opts
+	a.mu.Unlock()
+}
+
+// SetMembers sets the live membership the next passes render from (fleet
+// mode: the registrations in the store); nil renders from the spec's host
+// blocks.
+func (a *Daemon) SetMembers(v *membership.View) {
+	a.mu.Lock()
+	a.members = v
 	a.mu.Unlock()
 }
 
@@ -245,7 +256,10 @@ func (a *Daemon) Apply(ctx context.Context, req daemon.Request) (daemon.Outcome,
 	a.mu.Unlock()
 
 	t1 := time.Now()
-	set, err := desiredState(d, a.root, a.cfg.Env.now(), &a.templates)
+	a.mu.Lock()
+	members := a.members
+	a.mu.Unlock()
+	set, err := desiredState(d, a.root, a.cfg.Env.now(), &a.templates, members)
 	tRender := time.Since(t1)
 	if err != nil {
 		var se *SecretsError

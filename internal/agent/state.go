@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/certs"
+	"github.com/jitsi-agent/jitsi-agent/internal/membership"
 	"github.com/jitsi-agent/jitsi-agent/internal/plan"
 	"github.com/jitsi-agent/jitsi-agent/internal/prosody"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
@@ -42,11 +43,11 @@ func StateDir(d *spec.Deployment, root string) string {
 // DesiredState loads (generating once) the internal secrets kept in the
 // state directory under root, then renders every file of this host.
 func DesiredState(d *spec.Deployment, root string, now time.Time) (*render.Set, error) {
-	return desiredState(d, root, now, nil)
+	return desiredState(d, root, now, nil, nil)
 }
 
 // desiredState is DesiredState with a template cache (the daemon's).
-func desiredState(d *spec.Deployment, root string, now time.Time, cache *render.Cache) (*render.Set, error) {
+func desiredState(d *spec.Deployment, root string, now time.Time, cache *render.Cache, members *membership.View) (*render.Set, error) {
 	sec, err := internalSecrets(d, root)
 	if err != nil {
 		return nil, &SecretsError{Err: err}
@@ -55,7 +56,7 @@ func desiredState(d *spec.Deployment, root string, now time.Time, cache *render.
 	if err := RecordSecrets(d, root); err != nil {
 		return nil, &SecretsError{Err: err}
 	}
-	return renderSet(d, root, now, true, cache)
+	return renderSet(d, root, now, true, cache, members)
 }
 
 // internalSecrets derives the internal secrets from the spec's
@@ -124,15 +125,15 @@ func DesiredStateReadOnly(d *spec.Deployment, root string, now time.Time) (*rend
 // version (prosody.LuaLinks). d.Secrets must be set. It writes nothing: a
 // missing internal CA is generated in memory (DesiredState keeps it).
 func Render(d *spec.Deployment, root string, now time.Time) (*render.Set, error) {
-	return renderSet(d, root, now, false, nil)
+	return renderSet(d, root, now, false, nil, nil)
 }
 
-func renderSet(d *spec.Deployment, root string, now time.Time, persist bool, cache *render.Cache) (*render.Set, error) {
+func renderSet(d *spec.Deployment, root string, now time.Time, persist bool, cache *render.Cache, members *membership.View) (*render.Set, error) {
 	srcs, err := templates.ReadUserSources(d)
 	if err != nil {
 		return nil, err
 	}
-	set, err := render.Render(render.Input{Deployment: d, Templates: templates.Overlay(d.TemplatesDir), UserSources: srcs, Cache: cache})
+	set, err := render.Render(render.Input{Deployment: d, Templates: templates.Overlay(d.TemplatesDir), UserSources: srcs, Cache: cache, Members: members})
 	if err != nil {
 		return nil, fmt.Errorf("render: %w", err)
 	}

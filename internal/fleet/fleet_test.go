@@ -489,3 +489,57 @@ func (w tlogWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
+
+// Files that depend on the live fleet follow the registrations: the
+// signalling host's nginx routes colibri-ws to each registered bridge; a
+// bridge that joins gets its route, one whose lease expires (crashed, cut
+// off) loses it.
+func TestRoutesFollowBridges(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	f.writeSpec("", "v1")
+	signal := f.start("signal1", "")
+	f.start("jvb1", "")
+	f.push(ctx, f.admin)
+	signal.wait(t, "generation 1", atGeneration(1))
+	f.agents["jvb1"].wait(t, "generation 1", atGeneration(1))
+	site := func() string {
+		matches, _ := filepath.Glob(filepath.Join(signal.root, "etc/nginx/sites-available/*.conf"))
+		if len(matches) != 1 {
+			t.Fatalf("nginx site: %v", matches)
+		}
+		b, err := os.ReadFile(matches[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	routes := func() string {
+		var out []string
+		for _, l := range strings.Split(site(), "\n") {
+			if strings.Contains(l, "proxy_pass http://") && strings.Contains(l, "/colibri-ws/") {
+				out = append(out, strings.TrimSpace(l))
+			}
+		}
+		return strings.Join(out, "\n")
+	}
+	waitFor(t, "a route to jvb1 only", func() bool {
+		r := routes()
+		return strings.Contains(r, "10.0.0.11:9090/colibri-ws/jvb1/") && !strings.Contains(r, "jvb2")
+	})
+	jvb2 := f.start("jvb2", "")
+	jvb2.wait(t, "generation 1", atGeneration(1))
+	waitFor(t, "a route to jvb2", func() bool { return strings.Contains(routes(), "10.0.0.12:9090/colibri-ws/jvb2/") })
+
+	// A crash: no clean revoke, the lease runs out.
+	jvb2.link.Cut(true)
+	jvb2.stop()
+	waitFor(t, "jvb2's route to go", func() bool {
+		r := routes()
+		return !strings.Contains(r, "jvb2") && strings.Contains(r, "jvb1")
+	})
+	if st := signal.runner.Status(); st.Record.Generation != 1 || !st.Record.Healthy {
+		t.Errorf("signal1 after the membership change: %+v", st.Record)
+	}
+}

@@ -53,6 +53,7 @@ type HostPlan struct {
 	Name    string   `json:"name"`
 	Roles   []string `json:"roles"`
 	Address string   `json:"address,omitempty"`
+	Shard   string   `json:"shard,omitempty"`
 	// Wave orders the rollout: a host takes the generation once every
 	// live host of a lower wave runs it and is healthy.
 	Wave int `json:"wave"`
@@ -244,11 +245,11 @@ func Waves(hosts []spec.Host, maxUnavailable int) []HostPlan {
 			bridges = append(bridges, h)
 			continue
 		}
-		out = append(out, HostPlan{Name: h.Name, Roles: slices.Clone(h.Roles), Address: h.Address, Wave: wave})
+		out = append(out, HostPlan{Name: h.Name, Roles: slices.Clone(h.Roles), Address: h.Address, Shard: h.Shard, Wave: wave})
 		wave++
 	}
 	for i, h := range bridges {
-		out = append(out, HostPlan{Name: h.Name, Roles: slices.Clone(h.Roles), Address: h.Address, Wave: wave + i/maxUnavailable})
+		out = append(out, HostPlan{Name: h.Name, Roles: slices.Clone(h.Roles), Address: h.Address, Shard: h.Shard, Wave: wave + i/maxUnavailable})
 	}
 	return out
 }

@@ -50,6 +50,7 @@ type HostRecord struct {
 	Host    string   `json:"host"`
 	Roles   []string `json:"roles,omitempty"`
 	Address string   `json:"address,omitempty"`
+	Shard   string   `json:"shard,omitempty"`
 	Version string   `json:"version,omitempty"`
 	// Generation is the generation applied and running (0: none yet);
 	// Target the one the agent works towards (its turn in the rollout

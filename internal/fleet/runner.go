@@ -18,6 +18,7 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/daemon"
 	"github.com/jitsi-agent/jitsi-agent/internal/fleetstore"
 	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
+	"github.com/jitsi-agent/jitsi-agent/internal/membership"
 	"github.com/jitsi-agent/jitsi-agent/internal/watch"
 )
 
@@ -84,6 +85,8 @@ type Runner struct {
 	regAlive   bool
 	regErr     error
 	cacheOnce  sync.Once
+	members    *membership.View
+	badMembers map[string]bool
 	changed    chan struct{} // closed at each state change (tests, benchmarks)
 }
 
@@ -107,7 +110,7 @@ func NewRunner(cfg RunnerConfig) *Runner {
 		cfg.Root = "/"
 	}
 	return &Runner{cfg: cfg, triggers: make(chan string, 1), gens: map[int64]*Generation{}, hosts: map[string]*HostRecord{},
-		started: time.Now().UTC(), changed: make(chan struct{})}
+		started: time.Now().UTC(), changed: make(chan struct{}), badMembers: map[string]bool{}}
 }
 
 type nilWriter struct{}
@@ -166,7 +169,7 @@ func (r *Runner) recordLocked() HostRecord {
 	}
 	if plan != nil {
 		if p, ok := plan.gen.Host(r.cfg.Host); ok {
-			rec.Roles, rec.Address = p.Roles, p.Address
+			rec.Roles, rec.Address, rec.Shard = p.Roles, p.Address, p.Shard
 		}
 	}
 	if !r.lastStale.IsZero() {
@@ -417,6 +420,7 @@ func (r *Runner) sync(ctx context.Context) error {
 		r.applyKV(kv, false)
 	}
 	r.evaluateLocked()
+	r.followMembersLocked()
 	r.mu.Unlock()
 
 	for resp := range r.cfg.Store.Watch(ctx, "", rev+1) {
@@ -431,6 +435,7 @@ func (r *Runner) sync(ctx context.Context) error {
 			r.applyKV(ev.KV, ev.Deleted)
 		}
 		r.evaluateLocked()
+		r.followMembersLocked()
 		r.mu.Unlock()
 	}
 	return ctx.Err()
@@ -519,6 +524,58 @@ func (r *Runner) evaluateLocked() {
 	r.next = &candidate{gen: g, bundle: b, secret: r.secret}
 	r.cfg.Log.WithField("generation", g.Number).Info("fleet: taking generation")
 	r.trigger(fmt.Sprintf("fleet generation %d", g.Number))
+}
+
+// followMembersLocked renders from the live registrations: when the
+// membership (host, shard, address, roles, health of every registered
+// host, and this one) changes, the core gets the new view and a pass runs
+// (nginx's colibri-ws routes follow the live bridges; a bridge whose lease
+// expired leaves them).
+func (r *Runner) followMembersLocked() {
+	plan := r.next
+	if r.applied != nil {
+		plan = r.applied
+	}
+	var ms []membership.Member
+	self := false
+	for name, h := range r.hosts {
+		m := membership.Member{Host: name, Shard: h.Shard, Address: h.Address, Roles: h.Roles,
+			Healthy: h.Healthy || h.State == "applying"}
+		if name == r.cfg.Host {
+			self = true
+			m.Healthy = true
+		}
+		if _, err := membership.New([]membership.Member{m}); err != nil {
+			if !r.badMembers[name] {
+				r.cfg.Log.WithField("member", name).WithError(err).Warn("fleet: registration not usable for rendering; left out")
+				r.badMembers[name] = true
+			}
+			continue
+		}
+		delete(r.badMembers, name)
+		ms = append(ms, m)
+	}
+	if !self && plan != nil {
+		if p, ok := plan.gen.Host(r.cfg.Host); ok {
+			ms = append(ms, membership.Member{Host: p.Name, Shard: p.Shard, Address: p.Address, Roles: p.Roles, Healthy: true})
+		}
+	}
+	v, err := membership.New(ms)
+	if err != nil {
+		r.cfg.Log.WithError(err).Warn("fleet: live membership not usable; rendering from the last one")
+		return
+	}
+	if r.members != nil && r.members.Equal(v) {
+		return
+	}
+	r.members = v
+	if r.cfg.Daemon != nil {
+		r.cfg.Daemon.SetMembers(v)
+	}
+	r.cfg.Log.WithField("members", v.String()).Debug("fleet: membership changed")
+	if r.next != nil {
+		r.trigger("fleet membership")
+	}
 }
 
 // cached is the cache file: the generation and the cluster secret, both
