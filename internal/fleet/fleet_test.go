@@ -296,10 +296,10 @@ func TestPushConverges(t *testing.T) {
 			}
 		}
 	}
-	regs := f.registrations(ctx)
-	if len(regs) != 3 || regs["jvb1"].Address != "10.0.0.11" || regs["signal1"].State != "ok" {
-		t.Fatalf("registrations: %+v", regs)
-	}
+	waitFor(t, "three registrations, all ok", func() bool {
+		regs := f.registrations(ctx)
+		return len(regs) == 3 && regs["jvb1"].Address == "10.0.0.11" && regs["signal1"].State == "ok" && regs["jvb2"].State == "ok"
+	})
 
 	// Same inputs: nothing new is published.
 	if res := f.push(ctx, f.admin); !res.Unchanged || res.Generation != 1 {

@@ -176,9 +176,12 @@ func (r *Runner) recordLocked() HostRecord {
 		t := r.lastStale
 		rec.StaleSince = &t
 	}
-	rec.Healthy = r.lastErr == "" && r.applied != nil && !r.applying && r.servicesOK()
+	// Re-applying the running generation (a membership change, drift, a
+	// rescan) is not a rollout step: the host stays healthy meanwhile.
+	moving := r.applying && (r.applied == nil || r.next == nil || r.next.gen.Number != r.applied.gen.Number)
+	rec.Healthy = r.lastErr == "" && r.applied != nil && !moving && r.servicesOK()
 	switch {
-	case r.applying:
+	case moving:
 		rec.State = "applying"
 	case r.lastErr != "":
 		rec.State = "failed"
