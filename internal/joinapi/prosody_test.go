@@ -3,12 +3,17 @@ package joinapi
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -164,4 +169,82 @@ func BenchmarkRoomStatus(b *testing.B) {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// countingTransport counts the requests that reach Prosody.
+type countingTransport struct {
+	rt http.RoundTripper
+	n  atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.rt.RoundTrip(r)
+}
+
+// BenchmarkRoomStatusEndpoint measures GET /api/v1/live/streams/{id}
+// through the join API's HTTP server (loopback, keep-alive clients, 8 at a
+// time) against the local Prosody: every client asking about one room
+// (concurrent calls share Prosody's answer) and each client about its own
+// room (nothing to share). Reported: p50 and p99 latency, requests/s and
+// the requests that reached Prosody per call.
+func BenchmarkRoomStatusEndpoint(b *testing.B) {
+	pr := localProsody(b)
+	ct := &countingTransport{rt: pr.Client.Transport}
+	pr.Client = &http.Client{Timeout: pr.Client.Timeout, Transport: ct}
+	const clients = 8
+	for i := 0; i < clients; i++ {
+		if _, err := pr.Shell.Run(context.Background(), fmt.Sprintf("muc:create('bench%d@conference.meet.test')", i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	e := startLog(b, func(c *Config) { c.RateRPS = -1; c.Rooms = pr; c.Unguessable = false }, nil, discard{})
+	for _, mode := range []string{"same-room", "own-room"} {
+		b.Run(mode, func(b *testing.B) {
+			var mu sync.Mutex
+			var all []time.Duration
+			var next atomic.Int32
+			ct.n.Store(0)
+			b.SetParallelism((clients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+			b.ResetTimer()
+			begin := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				room := "bench0"
+				if mode == "own-room" {
+					room = fmt.Sprintf("bench%d", next.Add(1)%clients)
+				}
+				var lat []time.Duration
+				for pb.Next() {
+					req, _ := http.NewRequest(http.MethodGet, e.url+"/api/v1/live/streams/"+room, nil)
+					req.Header.Set("Authorization", "Bearer "+guestKey)
+					start := time.Now()
+					resp, err := e.client.Do(req)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					body, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					lat = append(lat, time.Since(start))
+					if resp.StatusCode != 200 || !strings.Contains(string(body), `"running":true`) {
+						b.Errorf("%d %s", resp.StatusCode, body)
+						return
+					}
+				}
+				mu.Lock()
+				all = append(all, lat...)
+				mu.Unlock()
+			})
+			elapsed := time.Since(begin)
+			b.StopTimer()
+			if len(all) == 0 {
+				return
+			}
+			sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+			b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
+			b.ReportMetric(float64(len(all))/elapsed.Seconds(), "req/s")
+			b.ReportMetric(float64(ct.n.Load())/float64(len(all)), "prosody-calls/op")
+		})
+	}
 }

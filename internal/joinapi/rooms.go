@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/prosody"
@@ -46,6 +47,22 @@ type ProsodyRooms struct {
 	Minter      Minter
 	Shell       prosody.Shell
 	Client      *http.Client
+
+	// Concurrent status queries for one room share one request to
+	// Prosody (whose HTTP handler runs one request at a time): a query
+	// that arrives while another for the same room is on its way waits
+	// for that answer instead of queueing behind it.
+	mu       sync.Mutex
+	inflight map[string]*statusFlight
+}
+
+// statusFlight is one status request to Prosody and the callers waiting
+// for its answer.
+type statusFlight struct {
+	done    chan struct{}
+	st      RoomStatus
+	err     error
+	waiters int // callers sharing it (tests wait for them)
 }
 
 // NewProsodyRooms is ProsodyRooms for a deployment. shell may be nil
@@ -71,8 +88,57 @@ func NewProsodyRooms(d *spec.Deployment, m Minter, shell prosody.Shell) *Prosody
 // statusTokenTTL is the lifetime of the token the status query carries.
 const statusTokenTTL = time.Minute
 
-// Status implements Rooms.
+// statusQueryTimeout bounds one shared status request to Prosody; each
+// caller's own context still bounds its wait.
+const statusQueryTimeout = 10 * time.Second
+
+// Status implements Rooms. The answer may come from a request to Prosody
+// that another caller started for the same room while this one arrived
+// (at most one round trip older than this call); an End for the room
+// makes later calls ask afresh.
 func (p *ProsodyRooms) Status(ctx context.Context, room string) (RoomStatus, error) {
+	p.mu.Lock()
+	f, shared := p.inflight[room]
+	if !shared {
+		f = &statusFlight{done: make(chan struct{})}
+		if p.inflight == nil {
+			p.inflight = map[string]*statusFlight{}
+		}
+		p.inflight[room] = f
+		// The request runs on its own deadline, not the first caller's
+		// context: callers that joined it must not fail because the first
+		// one went away.
+		go func() {
+			qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statusQueryTimeout)
+			defer cancel()
+			f.st, f.err = p.status(qctx, room)
+			p.mu.Lock()
+			if p.inflight[room] == f {
+				delete(p.inflight, room)
+			}
+			p.mu.Unlock()
+			close(f.done)
+		}()
+	}
+	f.waiters++
+	p.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.st, f.err
+	case <-ctx.Done():
+		return RoomStatus{}, fmt.Errorf("room status: %w", ctx.Err())
+	}
+}
+
+// forget makes the next Status for room ask Prosody afresh.
+func (p *ProsodyRooms) forget(room string) {
+	p.mu.Lock()
+	delete(p.inflight, room)
+	p.mu.Unlock()
+}
+
+// status asks Prosody's mod_muc_size about one room.
+func (p *ProsodyRooms) status(ctx context.Context, room string) (RoomStatus, error) {
 	tok, err := p.Minter.Mint(token.MintRequest{Room: room, User: token.User{ID: "jitsi-agent"}, TTL: statusTokenTTL})
 	if err != nil {
 		return RoomStatus{}, fmt.Errorf("room status: %w", err)
@@ -151,6 +217,7 @@ func (p *ProsodyRooms) End(ctx context.Context, room, reason string) (bool, erro
 		"].modules.muc.get_room_from_jid(" + luaString(room+"@"+p.MUC) + "); if not r then return \"not-running\" end; r:set_persistent(false); r:destroy(nil, " +
 		luaString(reason) + "); return \"ended\""
 	out, err := p.Shell.Run(ctx, cmd)
+	p.forget(room) // a status asked before the end must not answer later calls
 	if err != nil {
 		return false, fmt.Errorf("end meeting: %w", err)
 	}
