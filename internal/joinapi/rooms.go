@@ -139,7 +139,7 @@ func (p *ProsodyRooms) forget(room string) {
 
 // status asks Prosody's mod_muc_size about one room.
 func (p *ProsodyRooms) status(ctx context.Context, room string) (RoomStatus, error) {
-	tok, err := p.Minter.Mint(token.MintRequest{Room: room, User: token.User{ID: "jitsi-agent"}, TTL: statusTokenTTL})
+	tok, err := p.Minter.Mint(token.MintRequest{Room: room, Service: true, TTL: statusTokenTTL})
 	if err != nil {
 		return RoomStatus{}, fmt.Errorf("room status: %w", err)
 	}

@@ -141,6 +141,12 @@ type MintRequest struct {
 	Features map[string]bool
 	// TTL overrides the configured lifetime (0 = configured).
 	TTL time.Duration
+	// Service mints the agent's own short token for asking Prosody (room
+	// status through mod_muc_size): only the claims Prosody's verification
+	// reads (aud, iss, sub, room, exp), no iat, nbf or context; User and
+	// Features must be empty. Prosody decodes a token with pure-Lua base64,
+	// so a shorter token is a faster request.
+	Service bool
 }
 
 type mintContext struct {
@@ -154,14 +160,14 @@ type mintRoom struct {
 }
 
 type mintPayload struct {
-	Aud     string      `json:"aud"`
-	Iss     string      `json:"iss"`
-	Sub     string      `json:"sub"`
-	Room    string      `json:"room"`
-	Iat     int64       `json:"iat"`
-	Nbf     int64       `json:"nbf"`
-	Exp     int64       `json:"exp"`
-	Context mintContext `json:"context"`
+	Aud     string       `json:"aud"`
+	Iss     string       `json:"iss"`
+	Sub     string       `json:"sub"`
+	Room    string       `json:"room"`
+	Iat     int64        `json:"iat,omitempty"`
+	Nbf     int64        `json:"nbf,omitempty"`
+	Exp     int64        `json:"exp"`
+	Context *mintContext `json:"context,omitempty"`
 }
 
 // MaxTTL bounds --ttl: a leaked token should not live for months.
@@ -232,14 +238,16 @@ func (t *Tokens) Mint(r MintRequest) (string, error) {
 		Iss:  t.issuer,
 		Sub:  sub,
 		Room: claim,
-		Iat:  now,
-		Nbf:  now - int64(NotBeforeSkew/time.Second),
 		Exp:  now + int64(ttl/time.Second),
-		Context: mintContext{
-			User:     r.User,
-			Features: r.Features,
-			Room:     roomCtx,
-		},
+	}
+	if r.Service {
+		if r.User != (User{}) || r.Features != nil || roomCtx != nil {
+			return "", errors.New("mint: a service token carries no user, features or room pattern")
+		}
+	} else {
+		p.Iat = now
+		p.Nbf = now - int64(NotBeforeSkew/time.Second)
+		p.Context = &mintContext{User: r.User, Features: r.Features, Room: roomCtx}
 	}
 	body, err := json.Marshal(&p)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -497,5 +498,26 @@ func BenchmarkVerify(b *testing.B) {
 		if _, err := tk.Verify(tok, target); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestMintServiceToken: the agent's own token for Prosody carries only the
+// claims Prosody's verification reads, and verifies for its room.
+func TestMintServiceToken(t *testing.T) {
+	tk := newTokens(t, nil)
+	tok, err := tk.Mint(MintRequest{Room: "Weekly Sync", Service: true, TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := decodePart(t, strings.Split(tok, ".")[1])
+	want := map[string]any{"iss": "my-app", "aud": "my-app", "sub": "meet.example.com", "room": "weekly%20sync", "exp": float64(testNow + 60)}
+	if !reflect.DeepEqual(p, want) {
+		t.Errorf("claims %v, want %v", p, want)
+	}
+	if _, err := tk.Verify(tok, &Target{Room: "Weekly Sync"}); err != nil {
+		t.Errorf("verify: %v", err)
+	}
+	if _, err := tk.Mint(MintRequest{Room: "x", Service: true, User: User{ID: "u"}}); err == nil {
+		t.Error("a service token with a user was minted")
 	}
 }
