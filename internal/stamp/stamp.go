@@ -89,15 +89,18 @@ func ProgramID(version string) (string, error) {
 type Stamp struct {
 	Format  int       `json:"format"`
 	Created time.Time `json:"created"`
-	Key     Key       `json:"key"`
+	// Verified is when the files' contents were last read and found as
+	// recorded (the racy rule's reference; Created at first).
+	Verified time.Time `json:"verified"`
+	Key      Key       `json:"key"`
 	// Inputs are the spec's input files (planfile.Inputs).
 	Inputs map[string]string `json:"inputs"`
 	// Env are the looked-up environment variables (planfile.EnvRecorder).
 	Env map[string]string `json:"env"`
-	// Managed are the managed paths (as under /); Host their states and
-	// the state directory's files (planfile.HostFiles).
-	Managed []string          `json:"managed"`
-	Host    map[string]string `json:"host"`
+	// Managed are the managed paths (as under /); Files their states and
+	// the state directory's files' (the set planfile.HostFiles covers).
+	Managed []string             `json:"managed"`
+	Files   map[string]FileState `json:"files"`
 	// Dirs are the states of the managed paths' parent directories.
 	Dirs map[string]string `json:"dirs"`
 	// System are the user and group databases, dpkg's status file and the
@@ -120,7 +123,7 @@ type Facts struct {
 
 // Collect fingerprints the facts now.
 func Collect(f Facts, now time.Time) (*Stamp, error) {
-	s := &Stamp{Format: FormatVersion, Created: now.UTC(), Key: f.Key, Env: maps.Clone(f.Env), Managed: slices.Clone(f.Managed)}
+	s := &Stamp{Format: FormatVersion, Created: now.UTC(), Verified: now.UTC(), Key: f.Key, Env: maps.Clone(f.Env), Managed: slices.Clone(f.Managed)}
 	if s.Env == nil {
 		s.Env = map[string]string{}
 	}
@@ -128,7 +131,7 @@ func Collect(f Facts, now time.Time) (*Stamp, error) {
 	if s.Inputs, err = planfile.Inputs(f.Inputs); err != nil {
 		return nil, err
 	}
-	if s.Host, err = planfile.HostFiles(f.Root, f.Managed, f.StateDir); err != nil {
+	if s.Files, err = fileStates(f.Root, f.Managed, f.StateDir); err != nil {
 		return nil, err
 	}
 	if s.Dirs, err = dirStates(f.Root, f.Managed); err != nil {
@@ -142,6 +145,10 @@ func Collect(f Facts, now time.Time) (*Stamp, error) {
 // the state directory (which must exist).
 func Write(root, stateDir string, s *Stamp, stdout, stderr string) error {
 	s.Stdout, s.Stderr = stdout, stderr
+	return s.write(root, stateDir)
+}
+
+func (s *Stamp) write(root, stateDir string) error {
 	b, err := json.Marshal(s)
 	if err != nil {
 		return err
@@ -185,11 +192,184 @@ func Check(root, stateDir string, key Key, env func(string) (string, bool), now 
 	if err != nil || !maps.Equal(dirs, s.Dirs) {
 		return nil
 	}
-	host, err := planfile.HostFiles(root, s.Managed, stateDir)
-	if err != nil || !maps.Equal(host, s.Host) {
+	ok, refresh := s.filesMatch(root, stateDir, now)
+	if !ok {
 		return nil
 	}
+	if refresh {
+		// Files read because they were too recent are now settled: from
+		// the next run on their Lstat suffices (one rewrite of the stamp).
+		s.Verified = now.UTC()
+		_ = s.write(root, stateDir)
+	}
 	return &s
+}
+
+// FileState is one path's identity and content. Stat is what Lstat says
+// (for a regular file: device, inode, size, modification and change times,
+// mode, owner); Content its fingerprint ("absent", "link:TARGET", "dir",
+// or mode, owner and SHA-256 of a regular file).
+type FileState struct {
+	Stat    string `json:"stat"`
+	Content string `json:"content"`
+}
+
+// racyWindow: a regular file whose change time is this close to (or after)
+// the stamp's creation is compared by content even when its Lstat is
+// unchanged. File times come from the kernel's coarse clock, so a second
+// write within the same tick as the recorded one could keep every Lstat
+// field; after the window, any write or chmod/chown moves the change time,
+// which no one can set back (git's "racy clean" rule).
+const racyWindow = time.Second
+
+// filesMatch compares the managed paths and the state directory with the
+// stamp: by Lstat where it is unchanged and was already settled when the
+// contents were last verified, by content otherwise. refresh says that
+// files were read for being too recent and are settled now.
+func (s *Stamp) filesMatch(root, stateDir string, now time.Time) (ok, refresh bool) {
+	cur, err := walk(root, s.Managed, stateDir)
+	if err != nil || len(cur) != len(s.Files) {
+		return false, false
+	}
+	racy, settled := false, true
+	for p, e := range cur {
+		rec, ok := s.Files[p]
+		if !ok {
+			return false, false
+		}
+		if e.stat == rec.Stat {
+			if !e.regular || e.ctime.Before(s.Verified.Add(-racyWindow)) {
+				continue
+			}
+			racy = true
+			settled = settled && e.ctime.Before(now.Add(-racyWindow))
+		}
+		c, err := content(e)
+		if err != nil || c != rec.Content {
+			return false, false
+		}
+	}
+	return true, racy && settled
+}
+
+// entry is one path found by walk.
+type entry struct {
+	real    string // the path under root
+	stat    string
+	regular bool
+	ctime   time.Time
+	fi      fs.FileInfo
+}
+
+// walk lists the managed paths and the state directory's files (without
+// backups, the lock and the stamp, like planfile.HostFiles) with their
+// Lstat.
+func walk(root string, managed []string, stateDir string) (map[string]entry, error) {
+	out := map[string]entry{}
+	for _, p := range managed {
+		e, err := lstat(filepath.Join(root, p))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		out[p] = e
+	}
+	sd := filepath.Join(root, stateDir)
+	err := filepath.WalkDir(sd, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && p == sd {
+			out[stateDir] = entry{stat: "absent"}
+			return filepath.SkipAll
+		}
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(sd, p)
+		if d.IsDir() && rel == "backups" {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || rel == "lock" || rel == Name {
+			return nil
+		}
+		e, err := lstat(p)
+		if err != nil {
+			return err
+		}
+		out[filepath.Join(stateDir, rel)] = e
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	return out, nil
+}
+
+func lstat(p string) (entry, error) {
+	fi, err := os.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return entry{real: p, stat: "absent"}, nil
+	}
+	if err != nil {
+		return entry{}, err
+	}
+	e := entry{real: p, fi: fi}
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		t, err := os.Readlink(p)
+		if err != nil {
+			return entry{}, err
+		}
+		e.stat = "link:" + t
+	case fi.IsDir():
+		e.stat = "dir"
+	case !fi.Mode().IsRegular():
+		e.stat = "special:" + fi.Mode().Type().String()
+	default:
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return entry{}, errors.New("no stat")
+		}
+		e.regular = true
+		e.ctime = time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
+		e.stat = fmt.Sprintf("file:%d:%d:%d:%d:%d:%o:%d:%d", st.Dev, st.Ino, fi.Size(), fi.ModTime().UnixNano(), e.ctime.UnixNano(), fi.Mode(), st.Uid, st.Gid)
+	}
+	return e, nil
+}
+
+// maxContent bounds what is read to fingerprint one file.
+const maxContent = 64 << 20
+
+// content fingerprints an entry: its stat for anything but a regular
+// file, else mode, owner and the SHA-256 of what it holds now.
+func content(e entry) (string, error) {
+	if !e.regular {
+		return e.stat, nil
+	}
+	if e.fi.Size() > maxContent {
+		return "", fmt.Errorf("%s is larger than %d MiB", e.real, maxContent>>20)
+	}
+	b, err := os.ReadFile(e.real)
+	if err != nil {
+		return "", err
+	}
+	st := e.fi.Sys().(*syscall.Stat_t)
+	sum := sha256.Sum256(b)
+	return fmt.Sprintf("file:%o:%d:%d:%s", e.fi.Mode().Perm(), st.Uid, st.Gid, hex.EncodeToString(sum[:])), nil
+}
+
+// fileStates records walk's paths with both their Lstat and content.
+func fileStates(root string, managed []string, stateDir string) (map[string]FileState, error) {
+	cur, err := walk(root, managed, stateDir)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]FileState, len(cur))
+	for p, e := range cur {
+		c, err := content(e)
+		if err != nil {
+			return nil, err
+		}
+		out[p] = FileState{Stat: e.stat, Content: c}
+	}
+	return out, nil
 }
 
 func readBounded(p string) ([]byte, error) {

@@ -1,6 +1,7 @@
 package stamp
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -63,7 +64,7 @@ func (f *fixture) check(now time.Time) *Stamp {
 
 func TestStampMatchesUntouchedHost(t *testing.T) {
 	f := newFixture(t)
-	now := time.Now()
+	now := time.Now().Add(2 * racyWindow) // every file is older than the window: compared by Lstat
 	f.record(t, now)
 	s := f.check(now.Add(time.Minute))
 	if s == nil {
@@ -86,7 +87,9 @@ func TestStampMatchesUntouchedHost(t *testing.T) {
 // Every kind of change the stamp stands for sends the apply down the full
 // path.
 func TestStampMismatch(t *testing.T) {
-	now := time.Now()
+	// Recorded as if a moment later, so that the files count as settled
+	// (compared by Lstat first): each change below must show there.
+	now := time.Now().Add(2 * racyWindow)
 	for _, tc := range []struct {
 		name   string
 		change func(t *testing.T, f *fixture)
@@ -103,6 +106,19 @@ func TestStampMismatch(t *testing.T) {
 		}, now},
 		{"managed file removed", func(t *testing.T, f *fixture) {
 			if err := os.Remove(filepath.Join(f.root, "etc/nginx/sites-available/meet.conf")); err != nil {
+				t.Fatal(err)
+			}
+		}, now},
+		{"same size, modification time put back", func(t *testing.T, f *fixture) {
+			p := filepath.Join(f.root, "etc/nginx/sites-available/meet.conf")
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte("server {x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
 				t.Fatal(err)
 			}
 		}, now},
@@ -156,5 +172,69 @@ func chmod(t *testing.T, p string, mode os.FileMode) {
 	t.Helper()
 	if err := os.Chmod(p, mode); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The racy rule: a file whose change time is within racyWindow of the
+// stamp is compared by content even when its Lstat is as recorded; an
+// older one is trusted by its Lstat.
+func TestRacyFilesAreHashed(t *testing.T) {
+	f := newFixture(t)
+	p := "/etc/prosody/conf.avail/meet.cfg.lua"
+	s, err := Collect(f.facts, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Pretend the recorded content differs while the Lstat is the same
+	// (what a second write within the same clock tick would leave).
+	fs := s.Files[p]
+	fs.Content = "file:640:0:0:other"
+	s.Files[p] = fs
+	cur, err := walk(f.root, f.facts.Managed, stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Verified = cur[p].ctime
+	if ok, _ := s.filesMatch(f.root, stateDir, s.Verified); ok {
+		t.Error("a file changed within the racy window was trusted by its Lstat")
+	}
+	s.Verified = cur[p].ctime.Add(2 * racyWindow)
+	if ok, _ := s.filesMatch(f.root, stateDir, s.Verified); !ok {
+		t.Error("a settled file with its recorded Lstat was not trusted (content read every time)")
+	}
+}
+
+// Files too recent to be trusted by their Lstat are read; once they have
+// settled, one check rewrites the stamp so that later ones need not.
+func TestRacyFilesSettleOnce(t *testing.T) {
+	f := newFixture(t)
+	now := time.Now()
+	f.record(t, now) // the files were just written: all racy
+	st := func() os.FileInfo {
+		fi, err := os.Stat(filepath.Join(f.root, stateDir, Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi
+	}
+	before := st()
+	if f.check(now) == nil {
+		t.Fatal("no match")
+	}
+	if st().ModTime() != before.ModTime() || st().Size() != before.Size() {
+		t.Fatal("the stamp was rewritten while its files are still too recent")
+	}
+	later := now.Add(3 * racyWindow)
+	s := f.check(later)
+	if s == nil || !s.Verified.Equal(later.UTC()) {
+		t.Fatalf("settled files did not refresh the stamp: %+v", s)
+	}
+	var got Stamp
+	b, _ := os.ReadFile(filepath.Join(f.root, stateDir, Name))
+	if err := json.Unmarshal(b, &got); err != nil || !got.Verified.Equal(later.UTC()) || !got.Created.Equal(now.UTC()) || got.Stdout != "out\n" {
+		t.Fatalf("rewritten stamp: verified %v created %v stdout %q (%v)", got.Verified, got.Created, got.Stdout, err)
+	}
+	if ok, refresh := got.filesMatch(f.root, stateDir, later.Add(time.Second)); !ok || refresh {
+		t.Fatalf("after the refresh: match %v, refresh again %v", ok, refresh)
 	}
 }
