@@ -12,6 +12,7 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/agent"
 	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 	"github.com/jitsi-agent/jitsi-agent/internal/daemon"
+	"github.com/jitsi-agent/jitsi-agent/internal/doctor"
 	"github.com/jitsi-agent/jitsi-agent/internal/fleet"
 	"github.com/jitsi-agent/jitsi-agent/internal/fleetstore"
 	"github.com/jitsi-agent/jitsi-agent/internal/logging"
@@ -82,6 +83,16 @@ cluster_secret = env("` + fleet.ClusterSecretEnv + `") is the fleet's own cluste
 				Flags: etcdFlags(flagJSON),
 				Exit:  "0 every host of the current generation runs it, healthy and without drift; 2 rollout in progress, stopped, or a host down/unhealthy; 1 error.",
 				Run:   runFleetStatus,
+			},
+			{
+				Name: "doctor", Synopsis: "check the fleet: etcd members, fleet key, rollout, each host's generation lag and lease",
+				Flags: etcdFlags(flagJSON,
+					cli.Flag{Name: "host", Kind: cli.String, Arg: "NAME", Usage: "also check that this host is registered"},
+					cli.Flag{Name: "fleet-key", Kind: cli.String, Arg: "FILE", Complete: cli.CompleteFile, Usage: "also check that this fleet key opens the current generation and the cluster secret"},
+					cli.Flag{Name: "ascii", Kind: cli.Bool, Usage: "print PASS/WARN/FAIL/SKIP instead of symbols"},
+					cli.Flag{Name: "timeout", Kind: cli.Duration, Arg: "DURATION", Default: "10s", Usage: "time limit for the checks"}),
+				Exit: "0 all checks passed, 2 warnings only, 1 at least one failure.",
+				Run:  runFleetDoctor,
 			},
 			{
 				Name: "rollback", Synopsis: "make the previous generation (or --to N) current again; it rolls out like a push",
@@ -280,4 +291,45 @@ func runFleetHost(c *cli.Call, specOpts spec.Options) int {
 		return exitError
 	}
 	return exitOK
+}
+
+func runFleetDoctor(c *cli.Call) int {
+	st, err := openStore(c)
+	if err != nil {
+		printError(c.Stderr, err)
+		return exitError
+	}
+	defer st.Close()
+	var key *fleet.Key
+	if p := c.String("fleet-key"); p != "" {
+		k, err := fleet.ReadKey(p)
+		if err != nil {
+			printError(c.Stderr, err)
+			return exitError
+		}
+		key = &k
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.Duration("timeout"))
+	defer cancel()
+	start := time.Now()
+	rep := &doctor.Report{Domain: "fleet " + c.String("etcd-prefix"), Host: c.String("host"), Started: start}
+	rep.Results = fleet.Doctor(ctx, st, st, key, c.String("host"), start)
+	rep.Duration = time.Since(start)
+	if c.Bool("json") {
+		err = rep.WriteJSON(c.Stdout)
+	} else {
+		err = rep.WriteText(c.Stdout, doctor.TextOptions{ASCII: c.Bool("ascii")})
+	}
+	if err != nil {
+		printError(c.Stderr, err)
+		return exitError
+	}
+	switch rep.ExitCode() {
+	case 0:
+		return exitOK
+	case 2:
+		return exitChanges
+	default:
+		return exitError
+	}
 }

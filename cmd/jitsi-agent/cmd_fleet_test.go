@@ -114,6 +114,16 @@ func TestFleetCommands(t *testing.T) {
 		t.Fatalf("status text: %d\n%s", code, out)
 	}
 
+	code, out, _ = runCLI(t, append([]string{"fleet", "doctor", "--ascii", "--host", "jvb1", "--fleet-key", key}, etcd...)...)
+	if code != 0 || !strings.Contains(out, "3 members answer") || !strings.Contains(out, "opens the current generation") || !strings.Contains(out, "jvb1 is registered") {
+		t.Fatalf("fleet doctor: %d\n%s", code, out)
+	}
+	otherKey := filepath.Join(dir, "other.key")
+	runCLI(t, "fleet", "keygen", otherKey)
+	if code, out, _ := runCLI(t, append([]string{"fleet", "doctor", "--ascii", "--fleet-key", otherKey}, etcd...)...); code != 1 || !strings.Contains(out, "is sealed with key") {
+		t.Fatalf("fleet doctor with another key: %d\n%s", code, out)
+	}
+
 	// Same inputs: nothing published.
 	code, out, _ = runCLI(t, append([]string{"fleet", "push", specPath, "--fleet-key", key}, etcd...)...)
 	if code != 0 || !strings.Contains(out, "already has these inputs") {
@@ -142,7 +152,11 @@ func TestFleetCommands(t *testing.T) {
 	// A killed bridge leaves when its lease expires: status says so (exit 2).
 	_ = procs["jvb1"].cmd.Process.Kill()
 	_ = procs["jvb1"].cmd.Wait()
-	waitCond(t, "jvb1 down in fleet status", func() bool {
+	waitCond(t, "jvb1 down in fleet status and doctor", func() bool {
+		code, out, _ := runCLI(t, append([]string{"fleet", "doctor", "--ascii"}, etcd...)...)
+		if code != 1 || !strings.Contains(out, "not registered (no live lease)") {
+			return false
+		}
 		code, rep := status()
 		for _, h := range rep.Hosts {
 			if h.Name == "jvb1" {
