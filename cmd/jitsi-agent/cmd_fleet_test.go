@@ -2,9 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -184,4 +187,91 @@ func waitCond(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// BenchmarkFleetIdleAgent: one `run --etcd` agent process, converged and
+// idle, watched for 20 s per iteration: CPU time (from /proc), resident
+// memory (VmRSS) and the bytes it exchanges with etcd (through a counting
+// proxy). Targets: ~0 CPU, <= 40 MB RSS, traffic no more than its lease
+// keepalives (one renewal per TTL/3).
+func BenchmarkFleetIdleAgent(b *testing.B) {
+	c := etcdtest.Start(b)
+	bin := agentBinary(b)
+	dir := b.TempDir()
+	key := filepath.Join(dir, "fleet.key")
+	if _, err := fleet.WriteNewKey(key); err != nil {
+		b.Fatal(err)
+	}
+	specPath := filepath.Join(dir, "fleet.hcl")
+	os.WriteFile(specPath, []byte(fleetCLISpec), 0o600)
+	os.WriteFile(filepath.Join(dir, "marker.tmpl"), []byte("idle on {{.Host}}\n"), 0o600)
+	tlsArgs := []string{"--etcd-ca", c.CA, "--etcd-cert", c.ClientCert, "--etcd-key", c.ClientKey}
+	var out, errOut strings.Builder
+	if code := run(append([]string{"fleet", "push", specPath, "--fleet-key", key, "--etcd", strings.Join(c.Endpoints(), ",")}, tlsArgs...), strings.NewReader(""), &out, &errOut); code != 0 {
+		b.Fatalf("push: %s", errOut.String())
+	}
+	link := c.NewLink(b)
+	root := filepath.Join(dir, "jvb1")
+	cmd := exec.Command(bin, append([]string{"run", "--host", "jvb1", "--root", root, "--socket", "off", "--metrics", "off", "--no-acme",
+		"--fleet-key", key, "--etcd", strings.Join(link.Endpoints(), ",")}, tlsArgs...)...)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET=", "WATCHDOG_USEC=")
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Kill() // our own child, by PID
+		_ = cmd.Wait()
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if data, err := os.ReadFile(filepath.Join(root, "etc/fleet-marker.txt")); err == nil && string(data) == "idle on jvb1\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("agent did not converge")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // let the first-pass work settle before measuring idleness
+	const window = 20 * time.Second
+	var cpu, rss, traffic []float64
+	for b.Loop() {
+		c0, n0 := procCPU(b, cmd.Process.Pid), link.Bytes()
+		time.Sleep(window)
+		c1, n1 := procCPU(b, cmd.Process.Pid), link.Bytes()
+		cpu = append(cpu, float64(c1-c0)/float64(window/time.Second))
+		traffic = append(traffic, float64(n1-n0)/float64(window/time.Second))
+		rss = append(rss, procRSS(b, cmd.Process.Pid))
+	}
+	med := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
+	b.ReportMetric(med(cpu), "cpu-ms/s")
+	b.ReportMetric(med(rss), "rss-MB")
+	b.ReportMetric(med(traffic), "etcd-bytes/s")
+}
+
+// procCPU is a process's user+system CPU time in milliseconds.
+func procCPU(b *testing.B, pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return (ut + st) * 10 // USER_HZ = 100
+}
+
+// procRSS is a process's resident set in MB.
+func procRSS(b *testing.B, pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
 }

@@ -87,7 +87,11 @@ type Runner struct {
 	cacheOnce  sync.Once
 	members    *membership.View
 	badMembers map[string]bool
-	changed    chan struct{} // closed at each state change (tests, benchmarks)
+	// membersDirty: a registration changed in what the membership view
+	// holds; membersPlan: the plan the view was built with.
+	membersDirty bool
+	membersPlan  string
+	changed      chan struct{} // closed at each state change (tests, benchmarks)
 }
 
 // NewRunner returns a host's fleet agent; Run starts it.
@@ -419,6 +423,7 @@ func (r *Runner) sync(ctx context.Context) error {
 	r.storeErr = nil
 	r.updateStaleLocked()
 	r.cur, r.gens, r.hosts = nil, map[int64]*Generation{}, map[string]*HostRecord{}
+	r.membersDirty = true
 	for _, kv := range kvs {
 		r.applyKV(kv, false)
 	}
@@ -476,11 +481,15 @@ func (r *Runner) applyKV(kv fleetstore.KV, deleted bool) {
 		name := strings.TrimPrefix(kv.Key, prefixHost)
 		if deleted {
 			delete(r.hosts, name)
+			r.membersDirty = true
 			return
 		}
 		h, err := decode[HostRecord](kv.Value)
 		if err != nil {
 			return
+		}
+		if old, ok := r.hosts[name]; !ok || memberKey(old) != memberKey(h) {
+			r.membersDirty = true
 		}
 		r.hosts[name] = h
 	}
@@ -539,11 +548,21 @@ func (r *Runner) followMembersLocked() {
 	if r.applied != nil {
 		plan = r.applied
 	}
+	// Rebuilt only when a registration's host, shard, address, roles or
+	// health changed (or this host's plan): state and timestamps change
+	// far more often, on every host, and are no membership.
+	planKey := ""
+	if plan != nil {
+		planKey = fmt.Sprintf("%d/%s", plan.gen.Number, plan.gen.Digest)
+	}
+	if !r.membersDirty && planKey == r.membersPlan {
+		return
+	}
+	r.membersDirty, r.membersPlan = false, planKey
 	var ms []membership.Member
 	self := false
 	for name, h := range r.hosts {
-		m := membership.Member{Host: name, Shard: h.Shard, Address: h.Address, Roles: h.Roles,
-			Healthy: h.Healthy || h.State == "applying"}
+		m := membership.Member{Host: name, Shard: h.Shard, Address: h.Address, Roles: h.Roles, Healthy: memberHealthy(h)}
 		if name == r.cfg.Host {
 			self = true
 			m.Healthy = true
@@ -579,6 +598,15 @@ func (r *Runner) followMembersLocked() {
 	if r.next != nil {
 		r.trigger("fleet membership")
 	}
+}
+
+// memberHealthy: a host applying a new generation is not unhealthy for
+// the files that route to it.
+func memberHealthy(h *HostRecord) bool { return h.Healthy || h.State == "applying" }
+
+// memberKey is what of a registration the membership view holds.
+func memberKey(h *HostRecord) string {
+	return fmt.Sprintf("%s|%s|%s|%v", h.Shard, h.Address, strings.Join(h.Roles, ","), memberHealthy(h))
 }
 
 // cached is the cache file: the generation and the cluster secret, both

@@ -5,6 +5,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -19,7 +20,11 @@ type Link struct {
 	ls    []net.Listener
 	urls  []string
 	wg    sync.WaitGroup
+	bytes atomic.Int64
 }
+
+// Bytes is how many bytes went through the link, both ways.
+func (l *Link) Bytes() int64 { return l.bytes.Load() }
 
 // NewLink starts the proxies; they stop when the test ends.
 func (c *Cluster) NewLink(t testing.TB) *Link {
@@ -104,11 +109,23 @@ func (l *Link) serve(ln net.Listener, target string) {
 		l.wg.Add(2)
 		pipe := func(dst, src net.Conn) {
 			defer l.wg.Done()
-			_, _ = io.Copy(dst, src)
+			_, _ = io.Copy(counter{dst, &l.bytes}, src)
 			l.untrack(dst)
 			l.untrack(src)
 		}
 		go pipe(up, c)
 		go pipe(c, up)
 	}
+}
+
+// counter counts what is written through it.
+type counter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c counter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n.Add(int64(n))
+	return n, err
 }
