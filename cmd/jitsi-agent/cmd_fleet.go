@@ -15,6 +15,7 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/doctor"
 	"github.com/jitsi-agent/jitsi-agent/internal/fleet"
 	"github.com/jitsi-agent/jitsi-agent/internal/fleetstore"
+	"github.com/jitsi-agent/jitsi-agent/internal/input"
 	"github.com/jitsi-agent/jitsi-agent/internal/logging"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
@@ -28,6 +29,8 @@ func etcdFlags(more ...cli.Flag) []cli.Flag {
 		{Name: "etcd-cert", Kind: cli.String, Arg: "FILE", Complete: cli.CompleteFile, Usage: "this host's etcd client certificate (PEM)"},
 		{Name: "etcd-key", Kind: cli.String, Arg: "FILE", Complete: cli.CompleteFile, Usage: "the client certificate's key (PEM)"},
 		{Name: "etcd-prefix", Kind: cli.String, Arg: "PREFIX", Default: fleetstore.DefaultPrefix, Usage: "key prefix of this fleet in etcd"},
+		{Name: "etcd-user", Kind: cli.String, Arg: "NAME", Usage: "etcd auth user (run: default jitsi-agent-host-NAME when --etcd-password-file is given)"},
+		{Name: "etcd-password-file", Kind: cli.String, Arg: "FILE", Complete: cli.CompleteFile, Usage: "file holding the etcd auth user's password (etcd auth on; client certificates then carry no common name)"},
 	}, more...)
 }
 
@@ -35,7 +38,7 @@ var flagFleetKey = cli.Flag{Name: "fleet-key", Kind: cli.String, Arg: "FILE", De
 	Usage: "the fleet key (64 hex characters, mode 0600, the same file on every host; never stored in etcd)"}
 
 // openStore opens the store from the call's etcd flags.
-func openStore(c *cli.Call) (*fleetstore.Etcd, error) {
+func openStore(c *cli.Call, defaultUser string) (*fleetstore.Etcd, error) {
 	urls := c.String("etcd")
 	if strings.TrimSpace(urls) == "" {
 		return nil, errors.New("--etcd is required (the etcd client URLs, e.g. https://10.0.0.5:2379)")
@@ -50,7 +53,34 @@ func openStore(c *cli.Call) (*fleetstore.Etcd, error) {
 			eps = append(eps, u)
 		}
 	}
-	return fleetstore.Open(fleetstore.Config{Endpoints: eps, TLS: tlsCfg, Prefix: c.String("etcd-prefix")})
+	cfg := fleetstore.Config{Endpoints: eps, TLS: tlsCfg, Prefix: c.String("etcd-prefix"), Username: c.String("etcd-user")}
+	if pf := c.String("etcd-password-file"); pf != "" {
+		pw, err := readSecretFile(pf)
+		if err != nil {
+			return nil, fmt.Errorf("--etcd-password-file: %w", err)
+		}
+		cfg.Password = pw
+		if cfg.Username == "" {
+			cfg.Username = defaultUser
+		}
+		if cfg.Username == "" {
+			return nil, errors.New("--etcd-password-file needs --etcd-user NAME")
+		}
+	}
+	return fleetstore.Open(cfg)
+}
+
+// readSecretFile reads a small secret file (trailing white space dropped).
+func readSecretFile(p string) (string, error) {
+	b, err := input.ReadFile(p, 4096)
+	if err != nil {
+		return "", err
+	}
+	v := strings.TrimSpace(string(b))
+	if v == "" {
+		return "", fmt.Errorf("%s is empty", p)
+	}
+	return v, nil
 }
 
 func fleetCommand() *cli.Command {
@@ -93,6 +123,16 @@ cluster_secret = env("` + fleet.ClusterSecretEnv + `") is the fleet's own cluste
 					cli.Flag{Name: "timeout", Kind: cli.Duration, Arg: "DURATION", Default: "10s", Usage: "time limit for the checks"}),
 				Exit: "0 all checks passed, 2 warnings only, 1 at least one failure.",
 				Run:  runFleetDoctor,
+			},
+			{
+				Name: "grant", Synopsis: "create a host's etcd user (read the fleet, write only its registration) or a pusher's",
+				Flags: etcdFlags(
+					cli.Flag{Name: "host", Kind: cli.String, Arg: "NAME", Usage: "create user jitsi-agent-host-NAME for this host"},
+					cli.Flag{Name: "pusher", Kind: cli.String, Arg: "USER", Usage: "create USER allowed to push and roll back"},
+					cli.Flag{Name: "password-file", Kind: cli.String, Arg: "FILE", Complete: cli.CompleteFile, Usage: "the new user's password (give the same file to its 'run --etcd-password-file')"}),
+				Help: "Run it signed in as etcd's root (--etcd-user root --etcd-password-file ROOTPW) after 'etcdctl user add root && etcdctl auth enable'. etcd refuses JSON-gateway requests whose client certificate carries a common name once auth is on: give the hosts client certificates without one.",
+				Exit: "0 granted, 1 error.",
+				Run:  runFleetGrant,
 			},
 			{
 				Name: "rollback", Synopsis: "make the previous generation (or --to N) current again; it rolls out like a push",
@@ -138,7 +178,7 @@ func runFleetPush(c *cli.Call) int {
 		printError(stderr, err, "Nothing was published.")
 		return exitError
 	}
-	st, err := openStore(c)
+	st, err := openStore(c, "")
 	if err != nil {
 		printError(stderr, err)
 		return exitError
@@ -174,7 +214,7 @@ func listOrNone(s []string) string {
 }
 
 func runFleetStatus(c *cli.Call) int {
-	st, err := openStore(c)
+	st, err := openStore(c, "")
 	if err != nil {
 		printError(c.Stderr, err)
 		return exitError
@@ -204,7 +244,7 @@ func runFleetStatus(c *cli.Call) int {
 }
 
 func runFleetRollback(c *cli.Call) int {
-	st, err := openStore(c)
+	st, err := openStore(c, "")
 	if err != nil {
 		printError(c.Stderr, err)
 		return exitError
@@ -249,7 +289,7 @@ func runFleetHost(c *cli.Call, specOpts spec.Options) int {
 		printError(stderr, err)
 		return exitError
 	}
-	st, err := openStore(c)
+	st, err := openStore(c, fleetstore.HostUser(specOpts.Host))
 	if err != nil {
 		printError(stderr, err)
 		return exitError
@@ -294,7 +334,7 @@ func runFleetHost(c *cli.Call, specOpts spec.Options) int {
 }
 
 func runFleetDoctor(c *cli.Call) int {
-	st, err := openStore(c)
+	st, err := openStore(c, "")
 	if err != nil {
 		printError(c.Stderr, err)
 		return exitError
@@ -332,4 +372,42 @@ func runFleetDoctor(c *cli.Call) int {
 	default:
 		return exitError
 	}
+}
+
+func runFleetGrant(c *cli.Call) int {
+	host, pusher := c.String("host"), c.String("pusher")
+	if (host == "") == (pusher == "") {
+		return c.Usagef("give --host NAME or --pusher USER")
+	}
+	if c.String("password-file") == "" {
+		return c.Usagef("--password-file is required")
+	}
+	pw, err := readSecretFile(c.String("password-file"))
+	if err != nil {
+		printError(c.Stderr, err)
+		return exitError
+	}
+	st, err := openStore(c, "")
+	if err != nil {
+		printError(c.Stderr, err)
+		return exitError
+	}
+	defer st.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if host != "" {
+		err = st.GrantHost(ctx, host, pw)
+	} else {
+		err = st.GrantPusher(ctx, pusher, pw)
+	}
+	if err != nil {
+		printError(c.Stderr, err, "Nothing else was changed.")
+		return exitError
+	}
+	if host != "" {
+		fmt.Fprintf(c.Stdout, "etcd user %s may read the fleet and write only hosts/%s (and create the cluster secret).\n", fleetstore.HostUser(host), host)
+	} else {
+		fmt.Fprintf(c.Stdout, "etcd user %s may push and roll back.\n", pusher)
+	}
+	return exitOK
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/fleet"
+	"github.com/jitsi-agent/jitsi-agent/internal/fleetstore"
 	"github.com/jitsi-agent/jitsi-agent/internal/fleetstore/etcdtest"
 )
 
@@ -274,4 +276,80 @@ func procRSS(b *testing.B, pid int) float64 {
 		}
 	}
 	return 0
+}
+
+// With etcd auth on: `fleet grant` (as root) creates a host user and a
+// pusher; the pusher publishes, the host's agent process signs in with its
+// password file and converges; a host user cannot push.
+func TestFleetAuth(t *testing.T) {
+	c := etcdtest.Start(t)
+	bin := agentBinary(t)
+	dir := t.TempDir()
+	crt, ckey, err := c.IssueClient("") // no common name: etcd refuses it on the gateway once auth is on
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(p, s string) string {
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	rootPW := write(filepath.Join(dir, "root.pw"), "root-password-for-this-test\n")
+	hostPW := write(filepath.Join(dir, "jvb1.pw"), "jvb1-password-for-this-test\n")
+	opsPW := write(filepath.Join(dir, "ops.pw"), "ops-password-for-this-test\n")
+	tlsCfg, err := etcdtest.ClientTLS(c.CA, crt, ckey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := fleetstore.Open(fleetstore.Config{Endpoints: c.Endpoints(), TLS: tlsCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := admin.EnableAuth(ctx, "root-password-for-this-test"); err != nil { // what etcdctl user add root && auth enable do
+		t.Fatal(err)
+	}
+	etcd := []string{"--etcd", strings.Join(c.Endpoints(), ","), "--etcd-ca", c.CA, "--etcd-cert", crt, "--etcd-key", ckey}
+	asRoot := append([]string{"--etcd-user", "root", "--etcd-password-file", rootPW}, etcd...)
+	if code, out, errOut := runCLI(t, append([]string{"fleet", "grant", "--host", "jvb1", "--password-file", hostPW}, asRoot...)...); code != 0 || !strings.Contains(out, "write only hosts/jvb1") {
+		t.Fatalf("grant host: %d %s %s", code, out, errOut)
+	}
+	if code, _, errOut := runCLI(t, append([]string{"fleet", "grant", "--pusher", "ops", "--password-file", opsPW}, asRoot...)...); code != 0 {
+		t.Fatalf("grant pusher: %d %s", code, errOut)
+	}
+	key := filepath.Join(dir, "fleet.key")
+	runCLI(t, "fleet", "keygen", key)
+	specPath := write(filepath.Join(dir, "fleet.hcl"), fleetCLISpec)
+	write(filepath.Join(dir, "marker.tmpl"), "authed on {{.Host}}\n")
+	asHost := append([]string{"--etcd-user", fleetstore.HostUser("jvb1"), "--etcd-password-file", hostPW}, etcd...)
+	if code, _, errOut := runCLI(t, append([]string{"fleet", "push", specPath, "--fleet-key", key}, asHost...)...); code != 1 || !strings.Contains(errOut, "permission denied") {
+		t.Fatalf("a host user pushed: %d %s", code, errOut)
+	}
+	asOps := append([]string{"--etcd-user", "ops", "--etcd-password-file", opsPW}, etcd...)
+	if code, out, errOut := runCLI(t, append([]string{"fleet", "push", specPath, "--fleet-key", key, "--timeout", "20s"}, asOps...)...); code != 0 {
+		t.Fatalf("push: %d %s %s", code, out, errOut)
+	}
+	root := filepath.Join(dir, "jvb1")
+	logs := &lockedBuffer{}
+	cmd := exec.Command(bin, append([]string{"run", "--host", "jvb1", "--root", root, "--socket", "off", "--metrics", "off", "--no-acme",
+		"--fleet-key", key, "--lease-ttl", "2s", "--etcd-password-file", hostPW}, etcd...)...)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET=", "WATCHDOG_USEC=")
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill() // our own child, by PID
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("jvb1 log:\n%s", logs.String())
+		}
+	})
+	waitFile(t, filepath.Join(root, "etc/fleet-marker.txt"), "authed on jvb1\n")
+	waitCond(t, "jvb1 registered", func() bool {
+		code, out, _ := runCLI(t, append([]string{"fleet", "status", "--json"}, asOps...)...)
+		return code == 2 && strings.Contains(out, `"registered": true`) // signal1 is not running: not converged
+	})
 }

@@ -26,7 +26,7 @@ func retry(ctx context.Context, f func() (done bool, err error)) error {
 	wait := 100 * time.Millisecond
 	for {
 		done, err := f()
-		if done {
+		if done || fleetstore.Permanent(err) {
 			return err
 		}
 		select {

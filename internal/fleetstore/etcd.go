@@ -40,6 +40,10 @@ type Config struct {
 	DialTimeout time.Duration
 	// RequestTimeout bounds one unary request (default 10s).
 	RequestTimeout time.Duration
+	// Username and Password sign in to etcd's auth (each host its own
+	// user, allowed to write only its registration: see GrantHost). Empty:
+	// auth off.
+	Username, Password string
 }
 
 // DefaultPrefix is where the fleet lives in etcd.
@@ -87,8 +91,11 @@ type Etcd struct {
 	stream  *http.Client // watches (no overall timeout)
 	timeout time.Duration
 
-	mu   sync.Mutex
-	next int // the endpoint that answered last
+	user, password string
+
+	mu    sync.Mutex
+	next  int    // the endpoint that answered last
+	token string // etcd auth token (when signed in)
 }
 
 // Open prepares the store. It does not contact the cluster: a host must
@@ -128,7 +135,7 @@ func Open(cfg Config) (*Etcd, error) {
 	for i, e := range cfg.Endpoints {
 		eps[i] = strings.TrimRight(e, "/")
 	}
-	return &Etcd{eps: eps, prefix: cfg.Prefix, timeout: cfg.RequestTimeout,
+	return &Etcd{eps: eps, prefix: cfg.Prefix, timeout: cfg.RequestTimeout, user: cfg.Username, password: cfg.Password,
 		http: &http.Client{Transport: tr, Timeout: cfg.RequestTimeout}, stream: &http.Client{Transport: tr}}, nil
 }
 
@@ -215,9 +222,56 @@ func (e *Etcd) call(ctx context.Context, path string, req, resp any) error {
 	if err != nil {
 		return err
 	}
+	if e.user != "" && !e.signedIn() {
+		// Signed in before the first request: without a token etcd may
+		// take the gateway's own certificate for the user and answer
+		// "permission denied", which is no sign-in error.
+		if err := e.signIn(ctx); err != nil {
+			return err
+		}
+	}
+	err = e.callOnce(ctx, path, body, resp)
+	if e.user != "" && isAuthError(err) {
+		// Signed out (first call, or the token expired): sign in, retry once.
+		if aerr := e.signIn(ctx); aerr != nil {
+			return aerr
+		}
+		err = e.callOnce(ctx, path, body, resp)
+	}
+	return err
+}
+
+// isAuthError: the request was refused for want of a valid token.
+func isAuthError(err error) bool {
+	if err == nil {
+		return false
+	}
+	m := err.Error()
+	return strings.Contains(m, "invalid auth token") || strings.Contains(m, "user name is empty") || strings.Contains(m, "user name not found")
+}
+
+// signIn gets a token for the configured user.
+func (e *Etcd) signIn(ctx context.Context) error {
+	body, _ := json.Marshal(map[string]string{"name": e.user, "password": e.password})
+	var r struct {
+		Token string `json:"token"`
+	}
 	var last error
 	for _, ep := range e.endpoints() {
-		err := e.post(ctx, ep, path, body, resp)
+		if last = e.post(ctx, ep, "/v3/auth/authenticate", body, &r, false); last == nil {
+			e.mu.Lock()
+			e.token = r.Token
+			e.mu.Unlock()
+			return nil
+		}
+	}
+	return fmt.Errorf("etcd sign-in as %q: %w", e.user, last)
+}
+
+func (e *Etcd) callOnce(ctx context.Context, path string, body []byte, resp any) error {
+	var last error
+	for _, ep := range e.endpoints() {
+		err := e.post(ctx, ep, path, body, resp, true)
 		if err == nil {
 			e.good(ep)
 			return nil
@@ -231,12 +285,15 @@ func (e *Etcd) call(ctx context.Context, path string, req, resp any) error {
 	return last
 }
 
-func (e *Etcd) post(ctx context.Context, ep, path string, body []byte, resp any) error {
+func (e *Etcd) post(ctx context.Context, ep, path string, body []byte, resp any, auth bool) error {
 	r, err := http.NewRequestWithContext(ctx, http.MethodPost, ep+path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	r.Header.Set("Content-Type", "application/json")
+	if auth {
+		e.setToken(r)
+	}
 	res, err := e.http.Do(r)
 	if err != nil {
 		return err
@@ -254,7 +311,10 @@ func (e *Etcd) post(ctx context.Context, ep, path string, body []byte, resp any)
 		if json.Unmarshal(data, &ge) == nil && (ge.Error != "" || ge.Message != "") {
 			return fmt.Errorf("%s: %s", ep, firstOf(ge.Message, ge.Error))
 		}
-		return fmt.Errorf("%s: HTTP %s", ep, res.Status)
+		if len(data) > 200 {
+			data = data[:200]
+		}
+		return fmt.Errorf("%s%s: HTTP %s: %s", ep, path, res.Status, bytes.TrimSpace(data))
 	}
 	if err := json.Unmarshal(data, resp); err != nil {
 		return fmt.Errorf("%s%s: %w", ep, path, err)
@@ -267,6 +327,21 @@ func firstOf(a, b string) string {
 		return a
 	}
 	return b
+}
+
+func (e *Etcd) signedIn() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.token != ""
+}
+
+func (e *Etcd) setToken(r *http.Request) {
+	e.mu.Lock()
+	t := e.token
+	e.mu.Unlock()
+	if t != "" {
+		r.Header.Set("Authorization", t)
+	}
 }
 
 // prefixEnd is etcd's range end for every key starting with p.
@@ -360,11 +435,17 @@ func (e *Etcd) Watch(ctx context.Context, prefix string, fromRev int64) <-chan W
 		next := fromRev
 		backoff := 100 * time.Millisecond
 		for i := 0; ctx.Err() == nil; i++ {
+			if e.user != "" && !e.signedIn() {
+				_ = e.signIn(ctx) // a failure shows as the watch's error
+			}
 			eps := e.endpoints()
 			ep := eps[i%len(eps)]
 			delivered, err := e.watchOnce(ctx, ep, prefix, &next, out)
 			if ctx.Err() != nil {
 				return
+			}
+			if e.user != "" && isAuthError(err) {
+				_ = e.signIn(ctx) // an expired token; a failure shows at the next attempt
 			}
 			var fatal *compactedError
 			if errors.As(err, &fatal) {
@@ -408,6 +489,7 @@ func (e *Etcd) watchOnce(ctx context.Context, ep, prefix string, next *int64, ou
 	// Served only by a member that has a leader: one cut off from the
 	// others ends the stream and the watch moves on.
 	r.Header.Set("Grpc-Metadata-hasleader", "true")
+	e.setToken(r)
 	res, err := e.stream.Do(r)
 	if err != nil {
 		return false, err
@@ -553,7 +635,7 @@ func (e *Etcd) Status(ctx context.Context) []MemberStatus {
 			Leader  num    `json:"leader"`
 		}
 		body, _ := json.Marshal(map[string]any{})
-		err := e.post(ctx, ep, "/v3/maintenance/status", body, &r)
+		err := e.post(ctx, ep, "/v3/maintenance/status", body, &r, true)
 		out = append(out, MemberStatus{Endpoint: ep, Version: r.Version, Leader: err == nil && r.Leader != 0 && r.Leader == r.Header.MemberID,
 			Revision: int64(r.Header.Revision), Err: err})
 	}

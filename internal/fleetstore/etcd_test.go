@@ -289,3 +289,71 @@ func TestOfficialClientAgrees(t *testing.T) {
 		t.Fatalf("revoked lease left the key: %+v %v", r, err)
 	}
 }
+
+// With etcd's auth on, each host signs in as its own user: it reads the
+// fleet and writes its registration and the cluster secret, nothing else.
+func TestAuthRoles(t *testing.T) {
+	c := etcdtest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// etcd refuses gateway requests whose client certificate carries a
+	// common name once auth is on (it would not be the user): the hosts'
+	// certificates have none; the password names the user.
+	crt, key, err := c.IssueClient("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsCfg, err := etcdtest.ClientTLS(c.CA, crt, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	openAs := func(user, pw string) *fleetstore.Etcd {
+		s, err := fleetstore.Open(fleetstore.Config{Endpoints: c.Endpoints(), TLS: tlsCfg, Prefix: "/t/", Username: user, Password: pw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	if err := openAs("", "").EnableAuth(ctx, "root-password-for-the-test"); err != nil {
+		t.Fatal(err)
+	}
+	root := openAs("root", "root-password-for-the-test")
+	for _, h := range []string{"jvb1", "jvb2"} {
+		if err := root.GrantHost(ctx, h, h+"-password"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := root.GrantPusher(ctx, "pusher", "pusher-password"); err != nil {
+		t.Fatal(err)
+	}
+	pusher := openAs("pusher", "pusher-password")
+	if ok, err := pusher.Txn(ctx, nil, []fleetstore.Op{{Key: "current", Value: []byte("1")}}); !ok || err != nil {
+		t.Fatalf("pusher write: %v %v", ok, err)
+	}
+	jvb1 := openAs(fleetstore.HostUser("jvb1"), "jvb1-password")
+	if kvs, _, err := jvb1.List(ctx, ""); err != nil || len(kvs) != 1 {
+		t.Fatalf("host read: %v %v", kvs, err)
+	}
+	reg, err := jvb1.Register(ctx, "hosts/jvb1", 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	reg.Set([]byte("up"))
+	waitFor(t, 20*time.Second, "own registration", func() bool { a, _, _ := reg.Alive(); return a })
+	if ok, err := jvb1.Txn(ctx, []fleetstore.Cond{{Key: "secrets/cluster", ModRev: 0}}, []fleetstore.Op{{Key: "secrets/cluster", Value: []byte("box")}}); !ok || err != nil {
+		t.Fatalf("cluster secret create: %v %v", ok, err)
+	}
+	for _, k := range []string{"hosts/jvb2", "current", "generations/00000000000000000002"} {
+		if _, err := jvb1.Txn(ctx, nil, []fleetstore.Op{{Key: k, Value: []byte("x")}}); err == nil || !strings.Contains(err.Error(), "permission denied") {
+			t.Errorf("jvb1 wrote %s: %v", k, err)
+		}
+	}
+	if _, _, err := openAs("", "").List(ctx, ""); err == nil {
+		t.Error("an anonymous client read the fleet")
+	}
+	if _, _, err := openAs(fleetstore.HostUser("jvb1"), "wrong").List(ctx, ""); err == nil {
+		t.Error("a wrong password was accepted")
+	}
+}

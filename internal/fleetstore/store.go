@@ -7,6 +7,7 @@ package fleetstore
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -72,3 +73,18 @@ type Store interface {
 
 // ErrClosed is returned by a closed registration.
 var ErrClosed = errors.New("fleetstore: registration closed")
+
+// Permanent reports whether a store error will not go away by retrying
+// (refused credentials or permissions, a request etcd rejects as invalid).
+func Permanent(err error) bool {
+	if err == nil {
+		return false
+	}
+	m := err.Error()
+	for _, s := range []string{"permission denied", "authentication failed", "sign-in as", "invalid argument", "HTTP 400"} {
+		if strings.Contains(m, s) {
+			return true
+		}
+	}
+	return false
+}
