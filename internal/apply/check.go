@@ -193,10 +193,11 @@ func builtinCheck(s staged) *Failure {
 
 // toolChecks runs the validators that need tools, concurrently (they are
 // independent processes on separate scratch copies): luac, prosodyctl and
-// nginx -t when external is set, and every File.Check command. Failures
-// come back in a fixed order (Lua, Prosody, nginx, check commands).
+// nginx -t and haproxy -c when external is set, and every File.Check
+// command. Failures come back in a fixed order (Lua, Prosody, nginx,
+// HAProxy, check commands).
 func (t *txn) toolChecks(ctx context.Context, files []staged, external bool) []Failure {
-	var lua, prosody, nginx, user []Failure
+	var lua, prosody, nginx, front, user []Failure
 	var wg sync.WaitGroup
 	spawn := func(dst *[]Failure, check func(context.Context, []staged) []Failure) {
 		wg.Add(1)
@@ -209,13 +210,14 @@ func (t *txn) toolChecks(ctx context.Context, files []staged, external bool) []F
 		spawn(&lua, t.luaChecks)
 		spawn(&prosody, t.prosodyChecks)
 		spawn(&nginx, t.nginxChecks)
+		spawn(&front, t.haproxyChecks)
 	}
 	spawn(&user, t.commandChecks)
 	wg.Wait()
 	if len(lua) > 0 {
 		prosody = nil // prosodyctl's verdict only makes sense on Lua that parses
 	}
-	return slices.Concat(lua, prosody, nginx, user)
+	return slices.Concat(lua, prosody, nginx, front, user)
 }
 
 // commandChecks runs each File.Check command on its staged file.
@@ -269,10 +271,10 @@ func (t *txn) luaChecks(ctx context.Context, all []staged) []Failure {
 // lists (f.Validators: the table is the one source); for other files
 // (user templates) they follow from where the file goes: "luac -p" for
 // Lua, "prosodyctl check config" for Prosody virtual hosts, "nginx -t" for
-// nginx sites.
+// nginx sites, "haproxy -c" for the front's configuration.
 func Checkers(f render.File, p, dest string) []files.Validator {
 	var out []files.Validator
-	for _, v := range []files.Validator{files.Luac, files.ProsodyCtl, files.NginxT} {
+	for _, v := range []files.Validator{files.Luac, files.ProsodyCtl, files.NginxT, files.HAProxyC} {
 		if runs(f, p, dest, v) {
 			out = append(out, v)
 		}
@@ -292,6 +294,8 @@ func runs(f render.File, p, dest string, v files.Validator) bool {
 		return isProsodyVhost(dest)
 	case files.NginxT:
 		return isNginxSite(dest)
+	case files.HAProxyC:
+		return isHAProxyConfig(dest)
 	}
 	return false
 }

@@ -86,6 +86,9 @@ func Packages(d *spec.Deployment) []string {
 	if d.Runs(spec.Coturn) && d.TURN.Enabled {
 		out = append(out, "coturn")
 	}
+	if d.Runs(spec.Front) {
+		out = append(out, "haproxy")
+	}
 	if d.Firewall.Enabled {
 		out = append(out, "nftables")
 	}

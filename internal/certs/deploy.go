@@ -145,6 +145,7 @@ func readCache(d *spec.Deployment, root string, s Slot) (*Bundle, error) {
 //	nginx   tls.certificate 0644 root:root, tls.key 0600 root:root (the master reads it as root)
 //	Prosody /etc/prosody/certs/DOMAIN.crt 0644 root:prosody, .key 0640 root:prosody
 //	coturn  /etc/coturn/certs/DOMAIN.fullchain.pem 0644 root:turnserver, .privkey.pem 0640 root:turnserver
+//	front   /etc/haproxy/certs/DOMAIN.pem 0644 root:haproxy, DOMAIN.pem.key 0640 root:haproxy
 //
 // Each file names the unit to reload when it changes. Consumers the host
 // does not run (roles, TURN disabled) get nothing. A user-supplied
@@ -172,13 +173,12 @@ func Files(d *spec.Deployment, m *Material) []render.File {
 		if d.TURN.Enabled {
 			pair(b, spec.Coturn, p.CoturnCert, p.CoturnKey, "turnserver", 0o644, 0o640)
 		}
+		pair(b, spec.Front, p.FrontCert, p.FrontKey, "haproxy", 0o644, 0o640)
 	}
 	return out
 }
 
-func runs(d *spec.Deployment, component string) bool {
-	return len(d.Host.Roles) == 0 || d.Host.HasRole(component)
-}
+func runs(d *spec.Deployment, component string) bool { return d.Runs(component) }
 
 func unitOf(d *spec.Deployment, component string) string {
 	if s, ok := d.Services[component]; ok && s.Unit != "" {

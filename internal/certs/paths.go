@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/files"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
 
@@ -147,12 +148,14 @@ type Paths struct {
 	NginxCert, NginxKey     string
 	ProsodyCert, ProsodyKey string
 	CoturnCert, CoturnKey   string
+	FrontCert, FrontKey     string
 }
 
 // PathsFor returns the deployment paths of a slot (as under "/"):
 //   - the domain's ECDSA certificate: tls.certificate / tls.key for nginx,
 //     /etc/prosody/certs/DOMAIN.{crt,key} for Prosody and
-//     /etc/coturn/certs/DOMAIN.{fullchain,privkey}.pem for coturn;
+//     /etc/coturn/certs/DOMAIN.{fullchain,privkey}.pem for coturn,
+//     /etc/haproxy/certs/DOMAIN.pem{,.key} for the front;
 //   - the domain's RSA certificate: tls.certificate / tls.key with "-rsa"
 //     before the extension (nginx only; nginx serves both key types with two
 //     ssl_certificate lines);
@@ -176,6 +179,8 @@ func PathsFor(d *spec.Deployment, s Slot) Paths {
 		p.ProsodyKey = filepath.Join(ProsodyCertDir, d.Domain+".key")
 		p.CoturnCert = filepath.Join(CoturnCertDir, d.Domain+".fullchain.pem")
 		p.CoturnKey = filepath.Join(CoturnCertDir, d.Domain+".privkey.pem")
+		p.FrontCert = files.FrontCert(d.Domain)
+		p.FrontKey = p.FrontCert + ".key" // HAProxy loads the key beside the chain
 	}
 	return p
 }

@@ -302,12 +302,7 @@ func (c *checker) hostPath(p string) string {
 
 // runs reports whether this host runs the component (all of them when the
 // host lists no roles).
-func (c *checker) runs(component string) bool {
-	if len(c.d.Host.Roles) == 0 {
-		return true
-	}
-	return c.d.Host.HasRole(component)
-}
+func (c *checker) runs(component string) bool { return c.d.Runs(component) }
 
 func (c *checker) groups() []checkGroup {
 	return []checkGroup{

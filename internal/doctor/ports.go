@@ -230,7 +230,8 @@ type portWant struct {
 	reach netip.Addr
 }
 
-func isNginx(p Proc) bool { return p.Comm == "nginx" }
+func isNginx(p Proc) bool   { return p.Comm == "nginx" }
+func isHAProxy(p Proc) bool { return p.Comm == "haproxy" }
 func isCoturn(p Proc) bool {
 	return p.Comm == "turnserver" || strings.Contains(p.Cmdline, "turnserver")
 }
@@ -277,6 +278,16 @@ func (c *checker) portWants() []portWant {
 				service: "nginx", unit: u, match: isNginx,
 				startFix: "start nginx (systemctl start " + u + ") and make sure the site listens on port " + strconv.Itoa(http)})
 		}
+	}
+	if c.runs(spec.Front) {
+		https := d.Web.HTTPSPort
+		if https == 0 {
+			https = 443
+		}
+		u := c.unit(spec.Front, "haproxy.service")
+		ws = append(ws, portWant{id: "port.front-https", title: "HTTPS port (front, HAProxy)", proto: "tcp", port: https,
+			service: "haproxy", unit: u, match: isHAProxy,
+			startFix: "start HAProxy (systemctl start " + u + "); if it fails, 'haproxy -c -f /etc/haproxy/haproxy.cfg' shows why"})
 	}
 	if c.runs(spec.JVB) && d.Videobridge.UDPPort > 0 {
 		u := c.unit(spec.JVB, "jitsi-videobridge2.service")

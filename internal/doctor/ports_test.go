@@ -240,3 +240,20 @@ func TestProcessMatchers(t *testing.T) {
 		t.Error("isCoturn/isNginx")
 	}
 }
+
+// A front host wants HAProxy on the HTTPS port; nginx there is wrong.
+func TestPortsFront(t *testing.T) {
+	d := testDeployment()
+	d.Host.Roles = []string{"front"}
+	haproxyP := Proc{PID: 60, Comm: "haproxy", Cmdline: "/usr/sbin/haproxy -Ws -f /etc/haproxy/haproxy.cfg"}
+	rs := newChecker(d, Env{Sockets: fakeSockets{socks: []Socket{sock("tcp", "::", 443, haproxyP)}}}, "").checkPorts(context.Background())
+	if len(rs) != 1 {
+		t.Fatalf("front host: want the front's HTTPS port only, got %v", rs)
+	}
+	expect(t, byID(t, rs, "port.front-https"), Pass, "haproxy (pid 60)")
+	r := byID(t, newChecker(d, Env{Sockets: fakeSockets{socks: []Socket{sock("tcp", "::", 443, nginxP)}}}, "").checkPorts(context.Background()), "port.front-https")
+	expect(t, r, Fail, "held by nginx")
+	if !strings.Contains(r.Fix, "haproxy -c -f /etc/haproxy/haproxy.cfg") && !strings.Contains(r.Fix, "nginx") {
+		t.Errorf("fix %q", r.Fix)
+	}
+}

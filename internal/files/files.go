@@ -234,6 +234,7 @@ const (
 	Properties Validator = "properties" // java.util.Properties (tests)
 	JS         Validator = "js"         // node --check (tests)
 	Turnserver Validator = "turnserver" // turnserver -c (tests)
+	HAProxyC   Validator = "haproxy -c" // the front's whole configuration (internal/apply)
 	// Nft: nft -c against the running kernel, run by the agent's firewall
 	// step before any file is swapped (it needs CAP_NET_ADMIN, so it is not
 	// one of internal/apply's checkers).
@@ -353,6 +354,16 @@ var table = []File{
 		Validators: []Validator{Builtin, Turnserver},
 	},
 	{
+		// The front: HAProxy's whole configuration (the agent owns the
+		// file Debian's haproxy.service reads). No secret: the certificate
+		// is deployed beside it by internal/certs.
+		Template: "haproxy.cfg.tmpl", Component: Front, Reload: ReloadUnit,
+		Path: "/etc/haproxy/haproxy.cfg",
+		Mode: 0o644, Owner: "root", Group: "root",
+		WriteDirs:  []string{"/etc/haproxy"},
+		Validators: []Validator{Builtin, HAProxyC},
+	},
+	{
 		// The agent's own nftables table (internal/firewall renders the
 		// rules; the template only places them). Host-wide: every host
 		// whose spec has a firewall block.
@@ -363,6 +374,14 @@ var table = []File{
 		Validators: []Validator{Builtin, Nft},
 	},
 }
+
+// FrontCertDir holds the front's (HAProxy's) copy of the certificate:
+// DOMAIN.pem (chain) and DOMAIN.pem.key (key, which HAProxy loads beside
+// the chain by default), readable by the haproxy group.
+const FrontCertDir = "/etc/haproxy/certs"
+
+// FrontCert is the front's certificate chain for the domain.
+func FrontCert(domain string) string { return FrontCertDir + "/" + domain + ".pem" }
 
 // Expand replaces "{domain}" in a table path.
 func Expand(p, domain string) string { return strings.ReplaceAll(p, "{domain}", domain) }

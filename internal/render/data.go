@@ -3,10 +3,12 @@ package render
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"net/url"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -157,6 +159,36 @@ type BuiltinData struct {
 	// Prosody would never answer. MaxTokenBytes is the token size that fits.
 	HeaderBuffer  string
 	MaxTokenBytes int
+
+	// TURNServers are the TURN hosts Prosody hands out (from the
+	// membership view, see turnServers; else the one turn.host).
+	TURNServers []string
+
+	// The front (a host with the "front" role, HAProxy): FrontShards are
+	// the shards rooms are hashed to, FrontBridges the colibri-ws paths
+	// that go to their bridge's shard (videobridge.websockets), FrontCert
+	// the certificate HAProxy terminates TLS with (its key is FrontCert +
+	// ".key", internal/certs deploys both), FrontShardCA the CA it checks
+	// the shards' nginx certificates with.
+	FrontShards  []FrontShard
+	FrontBridges []FrontBridge
+	FrontCert    string
+	FrontShardCA string
+}
+
+// FrontShard is one shard behind the front: HAProxy server Name (the
+// shard name) with a stable ID (hashing is by ID, so adding a shard moves
+// only the rooms the new shard takes) at Server (its nginx, host:port).
+type FrontShard struct {
+	Name   string
+	ID     uint32
+	Server string
+}
+
+// FrontBridge routes /colibri-ws/ID/ to the bridge's shard.
+type FrontBridge struct {
+	ID    string
+	Shard string
 }
 
 // ColibriRoute sends /colibri-ws/ID/... to one bridge.
@@ -319,6 +351,19 @@ func newBuiltinData(d *spec.Deployment, view *membership.View) (*BuiltinData, er
 	b.JVBWebsocketDomain = net.JoinHostPort(d.Domain, strconv.Itoa(httpsPort(d)))
 	b.BridgeServerID, b.BridgePublicHost = bridgeEndpoint(d)
 	b.ColibriRoutes = colibriRoutes(d, view)
+	b.TURNServers = turnServers(d, view)
+	if d.Host.HasRole(spec.Front) {
+		var err error
+		if b.FrontShards, err = frontShards(d, view); err != nil {
+			return nil, err
+		}
+		b.FrontBridges = frontBridges(d, view, b.FrontShards)
+		b.FrontCert = files.FrontCert(d.Domain)
+		b.FrontShardCA = d.TLS.ShardCA
+		if b.FrontShardCA == "" {
+			b.FrontShardCA = spec.FrontSystemCA
+		}
+	}
 
 	b.Ports = d.Ports()
 	fw, err := firewall.Script(d)
@@ -465,6 +510,132 @@ func colibriRoutes(d *spec.Deployment, view *membership.View) []ColibriRoute {
 		}
 		out = append(out, route(b.Name, addr))
 	}
+	return out
+}
+
+// turnServers are the TURN hosts Prosody hands out. turn.host in the spec,
+// or no view: the one d.TURN.Host. With a view: the healthy coturn members
+// of this host's shard with an address (of every shard when this one has
+// none), each at its address, or at the domain when it is an nginx host of
+// a spec without a front (the domain points at it); none: d.TURN.Host.
+func turnServers(d *spec.Deployment, view *membership.View) []string {
+	if view == nil || d.TURN.HostSet {
+		return []string{d.TURN.Host}
+	}
+	pick := func(shard string) []string {
+		var out []string
+		for _, m := range view.Select(shard, spec.Coturn) {
+			h := m.Address
+			if m.HasRole(spec.Nginx) && !d.HasFront() {
+				h = d.Domain
+			}
+			if m.Healthy && h != "" && !slices.Contains(out, h) {
+				out = append(out, h)
+			}
+		}
+		return out
+	}
+	out := pick(shardOf(d.Host))
+	if len(out) == 0 {
+		out = pick("")
+	}
+	if len(out) == 0 {
+		return []string{d.TURN.Host}
+	}
+	return out
+}
+
+// frontShards are the shards behind the front, sorted by name: each
+// reached at one nginx host (from the view: its first healthy nginx
+// member with an address, else its first one; from the spec: its first
+// nginx host block) on web.https_port.
+func frontShards(d *spec.Deployment, view *membership.View) ([]FrontShard, error) {
+	port := strconv.Itoa(httpsPort(d))
+	addr := map[string]string{}
+	var names []string
+	if view != nil {
+		for _, s := range view.Shards() {
+			var first, healthy string
+			for _, m := range view.Select(s, spec.Nginx) {
+				if m.Address == "" || m.HasRole(spec.Front) {
+					continue
+				}
+				if first == "" {
+					first = m.Address
+				}
+				if healthy == "" && m.Healthy {
+					healthy = m.Address
+				}
+			}
+			if healthy == "" {
+				healthy = first
+			}
+			if healthy != "" {
+				names = append(names, s)
+				addr[s] = healthy
+			}
+		}
+	} else {
+		for _, h := range d.HostsWith(spec.Nginx) {
+			s := h.ShardName()
+			if _, ok := addr[s]; ok || h.Address == "" || h.HasRole(spec.Front) {
+				continue
+			}
+			names = append(names, s)
+			addr[s] = h.Address
+		}
+		slices.Sort(names)
+	}
+	out := make([]FrontShard, 0, len(names))
+	ids := map[uint32]string{}
+	for _, s := range names {
+		id := shardID(s)
+		if other, ok := ids[id]; ok {
+			return nil, fmt.Errorf("front: shards %q and %q hash to the same HAProxy server id %d; rename one", other, s, id)
+		}
+		ids[id] = s
+		out = append(out, FrontShard{Name: s, ID: id, Server: net.JoinHostPort(addr[s], port)})
+	}
+	return out, nil
+}
+
+// shardID is a shard's HAProxy server id: FNV-1a of its name, 1..2^31-1.
+// HAProxy's consistent hash places a server by its id, so the id must not
+// depend on the shard's position in the file.
+func shardID(name string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	id := h.Sum32() & 0x7fffffff
+	if id == 0 {
+		id = 1
+	}
+	return id
+}
+
+// frontBridges are the colibri-ws routes of the front (with
+// videobridge.websockets): each bridge to its shard, sorted by bridge.
+func frontBridges(d *spec.Deployment, view *membership.View, shards []FrontShard) []FrontBridge {
+	if !d.Videobridge.Websockets {
+		return nil
+	}
+	known := func(s string) bool {
+		return slices.ContainsFunc(shards, func(f FrontShard) bool { return f.Name == s })
+	}
+	var out []FrontBridge
+	if view != nil {
+		for _, m := range view.Select("", spec.JVB) {
+			if known(m.Shard) {
+				out = append(out, FrontBridge{ID: m.Host, Shard: m.Shard})
+			}
+		}
+	} else {
+		for _, h := range d.HostsWith(spec.JVB) {
+			if known(h.ShardName()) {
+				out = append(out, FrontBridge{ID: h.Name, Shard: h.ShardName()})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b FrontBridge) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 

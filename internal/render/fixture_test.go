@@ -74,6 +74,7 @@ func newDeployment(mods ...func(*spec.Deployment)) *spec.Deployment {
 			spec.Jibri:   {Component: spec.Jibri, Unit: "jibri.service", Restart: spec.RestartImmediate},
 			spec.Nginx:   {Component: spec.Nginx, Unit: "nginx.service", Enabled: true, Restart: spec.RestartImmediate},
 			spec.Coturn:  {Component: spec.Coturn, Unit: "coturn.service", Enabled: true, Restart: spec.RestartImmediate},
+			spec.Front:   {Component: spec.Front, Unit: "haproxy.service", Enabled: true, Restart: spec.RestartImmediate},
 		},
 		Secrets: spec.Secrets{
 			TURNSecret: spec.NewSecret(testTURNSecret),
@@ -159,6 +160,32 @@ func fleet(name string) func(*spec.Deployment) {
 		}
 		d.Videobridge.Nickname = name
 		d.Videobridge.Websockets = true
+	}
+}
+
+// sharded is a fleet of two shards behind a front, rendered for host name.
+func sharded(name string) func(*spec.Deployment) {
+	return func(d *spec.Deployment) {
+		d.Hosts = []spec.Host{
+			{Name: "front1", Address: "192.0.2.10", Shard: spec.DefaultShard, Roles: []string{spec.Front}},
+			{Name: "signal-a", Address: "10.0.0.1", Shard: "a", Roles: []string{spec.Prosody, spec.Jicofo, spec.Nginx, spec.Coturn}},
+			{Name: "jvb-a1", Address: "10.0.0.11", Shard: "a", Roles: []string{spec.JVB}},
+			{Name: "signal-b", Address: "signal-b.internal.example.com", Shard: "b", Roles: []string{spec.Prosody, spec.Jicofo, spec.Nginx, spec.Coturn}},
+			{Name: "jvb-b1", Address: "10.0.1.11", Shard: "b", Roles: []string{spec.JVB}},
+			{Name: "jvb-b2", Address: "10.0.1.12", Shard: "b", Roles: []string{spec.JVB}},
+		}
+		for _, h := range d.Hosts {
+			if h.Name == name {
+				d.Host = h
+			}
+		}
+		d.Videobridge.Nickname = name
+		d.Videobridge.Websockets = true
+		d.TURN.Host = "10.0.0.1"
+		if name == "signal-b" {
+			d.TURN.Host = "signal-b.internal.example.com"
+		}
+		d.TLS.ShardCA = spec.FrontSystemCA
 	}
 }
 
@@ -253,5 +280,13 @@ var matrix = []combo{
 	{"split-web-turn", []func(*spec.Deployment){roles("edge1", spec.Nginx, spec.Coturn)}},
 	{"fleet-signal-websockets", []func(*spec.Deployment){fleet("signal1")}},
 	{"fleet-bridge-websockets", []func(*spec.Deployment){fleet("jvb1")}},
+	{"front-two-shards", []func(*spec.Deployment){sharded("front1")}},
+	{"front-acme-ports", []func(*spec.Deployment){sharded("front1"), func(d *spec.Deployment) {
+		d.Web.HTTPPort, d.Web.HTTPSPort = 8080, 8443
+		d.TLS.ACME = &spec.ACME{Listen: "127.0.0.1:8402"}
+		d.TLS.ShardCA = "/etc/haproxy/shard-ca.pem"
+		d.Videobridge.Websockets = false
+	}}},
+	{"shard-b-signal", []func(*spec.Deployment){sharded("signal-b")}},
 	{"everything", []func(*spec.Deployment){everything}},
 }

@@ -342,8 +342,15 @@ type TURN struct {
 type TLS struct {
 	Certificate string
 	Key         string
-	ACME        *ACME
+	// ShardCA is the CA file the front (HAProxy) verifies each shard's
+	// nginx certificate with; FrontSystemCA (the default) is the system's
+	// trust store.
+	ShardCA string
+	ACME    *ACME
 }
+
+// FrontSystemCA is HAProxy's name for the system's trust store.
+const FrontSystemCA = "@system-ca"
 
 // ACME configures Let's Encrypt (or another ACME CA).
 type ACME struct {

@@ -24,10 +24,13 @@ const JVBPublicPort = 9090
 // jicofo.conf keeps jicofo's default.
 const JicofoRESTPort = 8888
 
-// Runs reports whether this host runs the component (every component when
-// the host has no roles).
+// Runs reports whether this host runs the component (every default
+// component when the host has no roles; the front only when named).
 func (d *Deployment) Runs(component string) bool {
-	return len(d.Host.Roles) == 0 || d.Host.HasRole(component)
+	if len(d.Host.Roles) == 0 {
+		return slices.Contains(DefaultRoles(), component)
+	}
+	return d.Host.HasRole(component)
 }
 
 // Ports is every socket the services rendered for this host bind: the one

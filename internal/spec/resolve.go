@@ -767,6 +767,14 @@ func (r *resolver) resolveTLS(d *Deployment) {
 			r.errf(at(t.Body, name), "Path not usable", "tls.%s %s.", name, msg)
 		}
 	}
+	d.TLS.ShardCA = strOr(t.ShardCA, FrontSystemCA)
+	if d.TLS.ShardCA != FrontSystemCA {
+		if !filepath.IsAbs(d.TLS.ShardCA) {
+			r.errf(at(t.Body, "shard_ca"), "Path must be absolute", "tls.shard_ca is read by HAProxy on the front host; give an absolute path, or leave it unset for the system's trust store (%s).", FrontSystemCA)
+		} else if !haproxyPath().MatchString(d.TLS.ShardCA) {
+			r.errf(at(t.Body, "shard_ca"), "Path not usable", "tls.shard_ca %q: HAProxy's configuration takes it as one word; use letters, digits and . _ - + / only.", d.TLS.ShardCA)
+		}
+	}
 	if t.ACME == nil {
 		return
 	}
@@ -850,6 +858,8 @@ func (r *resolver) resolveWeb(d *Deployment) {
 
 // nginxProblem mirrors what the nginx template escaping refuses, so the
 // spec reports it with a location instead of the render failing later.
+var haproxyPath = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^/[A-Za-z0-9._/+-]{1,1000}$`) })
+
 func nginxProblem(s string) string {
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {

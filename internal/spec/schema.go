@@ -161,6 +161,7 @@ type rawTURN struct {
 type rawTLS struct {
 	Certificate *string  `hcl:"certificate,optional"`
 	Key         *string  `hcl:"key,optional"`
+	ShardCA     *string  `hcl:"shard_ca,optional"`
 	ACME        *rawACME `hcl:"acme,block"`
 	Body        hcl.Body `hcl:",body"`
 }
