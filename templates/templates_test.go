@@ -12,7 +12,7 @@ import (
 
 func TestBuiltinNames(t *testing.T) {
 	want := []string{
-		"config.js.tmpl", "firewall.nft.tmpl", "jibri.conf.tmpl", "jicofo.conf.tmpl", "jvb-sip-communicator.properties.tmpl", "jvb.conf.tmpl",
+		"config.js.tmpl", "firewall.nft.tmpl", "haproxy.cfg.tmpl", "jibri.conf.tmpl", "jicofo.conf.tmpl", "jvb-sip-communicator.properties.tmpl", "jvb.conf.tmpl",
 		"nginx-site.conf.tmpl", "prosody.cfg.lua.tmpl", "turnserver.conf.tmpl",
 	}
 	got, err := fs.Glob(Builtin, "*.tmpl")

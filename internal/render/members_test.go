@@ -100,3 +100,54 @@ func TestMembersViewColocatedBridge(t *testing.T) {
 		t.Fatal("not deterministic")
 	}
 }
+
+var turnHost = regexp.MustCompile(`\{ type = "turn", host = "([^"]+)"`)
+
+// TestMembersViewDrivesTURNList: Prosody hands out the healthy coturn
+// members of its shard (every shard's when its own has none); turn.host in
+// the spec wins; no view keeps the one static host.
+func TestMembersViewDrivesTURNList(t *testing.T) {
+	d := newDeployment(sharded("signal-b"))
+	turnList := func(v *membership.View) string {
+		t.Helper()
+		set, err := Render(Input{Deployment: d, Templates: templates.Builtin, UserSources: userSources, Members: v})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range set.Files {
+			if strings.HasPrefix(f.Path, "/etc/prosody/conf.avail/") {
+				var hs []string
+				for _, m := range turnHost.FindAllStringSubmatch(string(f.Content), -1) {
+					hs = append(hs, m[1])
+				}
+				return strings.Join(hs, " ")
+			}
+		}
+		t.Fatal("no prosody config")
+		return ""
+	}
+	if got := turnList(nil); got != "signal-b.internal.example.com" {
+		t.Fatalf("static TURN list %q", got)
+	}
+	v, err := membership.New([]membership.Member{
+		{Host: "front1", Address: "192.0.2.10", Roles: []string{spec.Front}, Healthy: true},
+		{Host: "signal-b", Shard: "b", Address: "10.0.1.1", Roles: []string{spec.Prosody, spec.Nginx}, Healthy: true},
+		{Host: "turn-b1", Shard: "b", Address: "198.51.100.1", Roles: []string{spec.Coturn}, Healthy: true},
+		{Host: "turn-b2", Shard: "b", Address: "198.51.100.2", Roles: []string{spec.Coturn}, Healthy: true},
+		{Host: "turn-b3", Shard: "b", Address: "198.51.100.3", Roles: []string{spec.Coturn}, Healthy: false},
+		{Host: "turn-a1", Shard: "a", Address: "203.0.113.1", Roles: []string{spec.Coturn}, Healthy: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := turnList(v); got != "198.51.100.1 198.51.100.2" {
+		t.Fatalf("TURN list from the view %q, want shard b's healthy coturns", got)
+	}
+	if got := turnList(v.Without("turn-b1", "turn-b2")); got != "203.0.113.1" {
+		t.Fatalf("TURN list without shard b's coturns %q, want the other shard's", got)
+	}
+	d.TURN.HostSet, d.TURN.Host = true, "turn.example.com"
+	if got := turnList(v); got != "turn.example.com" {
+		t.Fatalf("turn.host set: %q", got)
+	}
+}

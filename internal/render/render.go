@@ -40,7 +40,11 @@ type Input struct {
 	// from the hosts' registrations); nil derives it from the spec's host
 	// blocks (membership.FromDeployment), so a single-host or static spec
 	// renders as without it. The files that follow it: nginx's colibri-ws
-	// routes (every bridge of this host's shard in the view).
+	// routes (every bridge of this host's shard in the view, unhealthy ones
+	// too: their running conferences need the route), Prosody's TURN list
+	// (the healthy coturn members of the shard, see turnServers) and the
+	// front's HAProxy shards and colibri-ws paths (frontShards,
+	// frontBridges).
 	Members *membership.View
 }
 
