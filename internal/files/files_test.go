@@ -117,7 +117,7 @@ func TestValidatorsMatchApply(t *testing.T) {
 		var want []files.Validator
 		for _, v := range f.Validators {
 			switch v {
-			case files.Luac, files.ProsodyCtl, files.NginxT:
+			case files.Luac, files.ProsodyCtl, files.NginxT, files.HAProxyC:
 				want = append(want, v)
 			}
 		}
