@@ -380,6 +380,16 @@ func TestBadHostStopsEarly(t *testing.T) {
 		t.Error("wrote files with a held package")
 	}
 
+	// Held and installed: the admin's version pin, left alone.
+	h = newFakeHost()
+	if _, err := Run(context.Background(), Plan(d, h.opts()), h, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	h.held = []string{"jicofo"}
+	if res, err := Run(context.Background(), Plan(d, h.opts()), h, &bytes.Buffer{}); err != nil || len(res.Changed) != 0 {
+		t.Errorf("a held, installed package must not stop a re-run: %v %v", res.Changed, err)
+	}
+
 	h = newFakeHost()
 	h.repoDown = true
 	failAt(t, h, d, "package lists", "Could not resolve 'download.jitsi.org'")

@@ -161,7 +161,7 @@ func Plan(d *spec.Deployment, opts Options) []Step {
 	sels := Selections(d)
 	var steps []Step
 	steps = append(steps, Step{Name: "preflight",
-		Does: fmt.Sprintf("check, changing nothing: the spec is %s (the file the packaged unit runs), dpkg is not locked, none of %s is held (apt-mark showhold), the app secret has none of the characters jitsi-meet-tokens refuses", DaemonSpec, strings.Join(pkgs, " ")),
+		Does: fmt.Sprintf("check, changing nothing: the spec is %s (the file the packaged unit runs), dpkg is not locked, none of %s that is still to be installed is held (apt-mark showhold), the app secret has none of the characters jitsi-meet-tokens refuses", DaemonSpec, strings.Join(pkgs, " ")),
 		do:   func(ctx context.Context, r Runner) (string, error) { return "", preflight(ctx, r, d, opts, pkgs) }})
 	for _, repo := range repos {
 		repo := repo
@@ -222,14 +222,21 @@ func preflight(ctx context.Context, r Runner, d *spec.Deployment, opts Options, 
 	if err != nil {
 		return fmt.Errorf("apt-mark showhold: %w", err)
 	}
+	// A held package that is installed already is the admin's pin and
+	// harmless (bootstrap installs only what is missing); one that bootstrap
+	// would have to install makes apt-get fail half-way.
+	miss, err := missing(ctx, r, append(slices.Clone(pkgs), LuaPackages()...))
+	if err != nil {
+		return err
+	}
 	var held []string
 	for _, p := range strings.Fields(string(out)) {
-		if slices.Contains(pkgs, strings.SplitN(p, ":", 2)[0]) || slices.Contains(LuaPackages(), strings.SplitN(p, ":", 2)[0]) {
+		if slices.Contains(miss, strings.SplitN(p, ":", 2)[0]) {
 			held = append(held, p)
 		}
 	}
 	if len(held) > 0 {
-		return fmt.Errorf("package %s is held; bootstrap would have to change it. Release it with 'apt-mark unhold %s' (or leave bootstrap out and install by hand)", strings.Join(held, ", "), strings.Join(held, " "))
+		return fmt.Errorf("package %s is held but not installed, and bootstrap would have to install it. Release it with 'apt-mark unhold %s' (or leave bootstrap out and install by hand)", strings.Join(held, ", "), strings.Join(held, " "))
 	}
 	if j := d.Auth.JWT; j != nil && d.Runs(spec.Prosody) && strings.ContainsAny(j.AppSecret.Reveal(), tokensRefused) {
 		return fmt.Errorf("the spec's app_secret contains one of / \\ \" ' ` which jitsi-meet-tokens' postinst refuses (the install would fail); use a secret of letters and digits (openssl rand -hex 32)")

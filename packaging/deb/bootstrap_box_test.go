@@ -176,7 +176,10 @@ func signedRepo(t *testing.T, upstream, dir string) (string, string) {
 	return key, fpr
 }
 
-func bootstrapSpec(fpr string) string {
+func bootstrapSpec(fpr string) string { return bootstrapSpecAt(repoDir, fpr) }
+
+// bootstrapSpecAt points the repository at dir (the key stays in repoDir).
+func bootstrapSpecAt(dir, fpr string) string {
 	return systemtest.DefaultSpec("meet.test") + fmt.Sprintf(`
 bootstrap {
   jitsi_repo {
@@ -186,7 +189,7 @@ bootstrap {
     key_fingerprint = %q
   }
 }
-`, repoDir, repoDir, fpr)
+`, dir, repoDir, fpr)
 }
 
 // TestBootstrapFromSignedRepoInBox is issue 15's end-to-end test, in a
@@ -270,11 +273,38 @@ func TestBootstrapFromSignedRepoInBox(t *testing.T) {
 		t.Errorf("a refused key still set debconf answers: %q", got)
 	}
 
+	// dpkg locked by another process (a real fcntl lock, as apt takes it):
+	// stopped before anything is written.
+	e.SetSpec(bootstrapSpec(fpr))
+	pid := strings.TrimSpace(must(time.Minute, `python3 -c 'import fcntl,time; f=open("/var/lib/dpkg/lock-frontend","a"); fcntl.lockf(f, fcntl.LOCK_EX); open("/run/locked","w").close(); time.sleep(600)' >/dev/null 2>&1 & echo $!`))
+	must(time.Minute, "for i in $(seq 300); do test -e /run/locked && exit 0; sleep 0.1; done; exit 1")
+	out, err = sh(2*time.Minute, bootstrap)
+	if err == nil || !strings.Contains(out, "dpkg is locked (/var/lib/dpkg/lock-frontend") || !strings.Contains(out, "preflight: FAILED") {
+		t.Errorf("bootstrap with dpkg locked must stop at preflight: %v\n%s", err, out)
+	}
+	must(time.Minute, "kill "+pid)
+	if _, err := sh(time.Minute, "test ! -e /etc/apt/keyrings/jitsi.gpg"); err != nil {
+		t.Error("bootstrap wrote the keyring although dpkg was locked")
+	}
+
+	// The repository unreachable: apt-get update of it fails, bootstrap
+	// stops there, no answer is set and no package installed.
+	e.SetSpec(bootstrapSpecAt("/srv/no-such-repo", fpr))
+	out, err = sh(2*time.Minute, bootstrap)
+	if err == nil || !strings.Contains(out, "package lists: FAILED") || !strings.Contains(out, "apt-get update of /etc/apt/sources.list.d/jitsi.list (file:///srv/no-such-repo)") {
+		t.Errorf("bootstrap with an unreachable repository must stop at the package lists: %v\n%s", err, out)
+	}
+	if got := must(time.Minute, "echo GET jitsi-videobridge/jvb-hostname | debconf-communicate || true"); strings.HasPrefix(got, "0 ") {
+		t.Errorf("an unreachable repository still set debconf answers: %q", got)
+	}
+
 	// The right pin: the whole way to a running deployment.
 	e.SetSpec(bootstrapSpec(fpr))
 	out = must(10*time.Minute, bootstrap)
 	t.Logf("first bootstrap:\n%s", out)
-	for _, step := range []string{"jitsi key: wrote /etc/apt/keyrings/jitsi.gpg", "jitsi repository: wrote", "package lists: updated jitsi", "debconf answers: set", "packages: installed", "apply: ", "daemon: enabled and started jitsi-agent.service", "verify: unchanged"} {
+	// The key was written by the run against the unreachable repository
+	// (the step before the one that failed); the sources file is rewritten.
+	for _, step := range []string{"jitsi key: unchanged", "jitsi repository: wrote /etc/apt/sources.list.d/jitsi.list", "package lists: updated jitsi", "debconf answers: set", "packages: installed", "apply: ", "daemon: enabled and started jitsi-agent.service", "verify: unchanged"} {
 		if !strings.Contains(out, step) {
 			t.Errorf("first bootstrap lacks %q", step)
 		}
@@ -300,6 +330,19 @@ func TestBootstrapFromSignedRepoInBox(t *testing.T) {
 		// What jicofo does (the stand-in runs no Java): focus logs in on
 		// auth.DOMAIN with the agent's password, over STARTTLS verified
 		// against the agent's CA, and creates the room (only focus may).
+		// The postinsts restart Prosody (invoke-rc.d prosody restart): wait
+		// until it listens again.
+		for {
+			c, err := e.Dial(ctx, "tcp", "127.0.0.1:5222")
+			if err == nil {
+				c.Close()
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("%s: Prosody does not listen on 5222: %v", when, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 		focus, err := e.Component(ctx, "focus")
 		if err != nil {
 			t.Fatalf("%s: focus login with the agent's password: %v", when, err)
