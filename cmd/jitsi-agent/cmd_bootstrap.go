@@ -24,11 +24,13 @@ import (
 
 func runBootstrap(c *cli.Call) int {
 	specPath := c.Args[0]
-	d, ok := loadSpec(c, specPath)
+	// The options the daemon's unit has: none (see the command's help).
+	loaded, ok := loadSpecOpts(c, specPath, spec.Options{})
 	if !ok {
 		fmt.Fprintf(c.Stderr, "jitsi-agent: %s is not valid; nothing was changed.\n", specPath)
 		return exitError
 	}
+	d := loaded.Deployment
 	abs, err := filepath.Abs(specPath)
 	if err != nil {
 		printError(c.Stderr, err)

@@ -27,6 +27,12 @@ func TestBootstrapDryRun(t *testing.T) {
 		t.Error("the dry run printed the app secret")
 	}
 
+	// The daemon's unit passes no -host or -var; bootstrap takes none
+	// either, so it applies what the daemon will keep.
+	if code, out, errs := runCLI(t, "bootstrap", "-dry-run", "-host", "meet1", "../../examples/meet.hcl"); code == exitOK {
+		t.Errorf("bootstrap -host must be refused:\n%s%s", out, errs)
+	}
+
 	bad := filepath.Join(t.TempDir(), "meet.hcl")
 	if err := os.WriteFile(bad, []byte("domain = \"meet.example.com\"\nauth \"anonymous\" {}\nbootstrap {\n  jitsi_repo { key_fingerprint = \"2DC1389C\" }\n}\n"), 0o600); err != nil {
 		t.Fatal(err)
