@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,6 +65,8 @@ func newNoopRun(c *cli.Call, specPath, root string) *noopRun {
 			args = append(args, "-"+f)
 		}
 	}
+	// Who runs it: root sets owners that another user can only report.
+	args = append(args, "euid="+strconv.Itoa(os.Geteuid()), "egid="+strconv.Itoa(os.Getegid()))
 	sum := sha256.Sum256([]byte(strings.Join(args, "\x00")))
 	n := &noopRun{key: stamp.Key{Program: prog, Args: []string{hex.EncodeToString(sum[:])}, Dir: dir}, root: root,
 		stdout: &stamp.Tee{W: c.Stdout}, stderr: &stamp.Tee{W: c.Stderr}, env: &planfile.EnvRecorder{}}
