@@ -25,6 +25,7 @@ type noopRun struct {
 	root           string
 	stdout, stderr *stamp.Tee
 	env            *planfile.EnvRecorder
+	pre            *stamp.Stamp // the host just before the apply
 }
 
 // newNoopRun returns the stamp handling for this apply, or nil when the
@@ -86,21 +87,38 @@ func (n *noopRun) replay() bool {
 	return true
 }
 
-// record writes the stamp after an apply that succeeded and changed
-// nothing. The stamp lives in the default state directory (it is looked up
-// before the spec is read); a spec with another state_dir gets none. A
-// failure to record only costs the next apply the full path.
-func (n *noopRun) record(d *spec.Deployment, res *spec.Result, set *render.Set) {
+// collect fingerprints what this apply depends on now (nil when it
+// cannot).
+func (n *noopRun) collect(d *spec.Deployment, res *spec.Result, set *render.Set) *stamp.Stamp {
 	if d.StateDir != spec.DefaultStateDir {
-		return
+		return nil
 	}
 	m, err := manifest.Load(manifest.Path(agent.StateDir(d, n.root)))
 	if err != nil {
-		return
+		return nil
 	}
 	s, err := stamp.Collect(stamp.Facts{Key: n.key, Root: n.root, StateDir: d.StateDir, Inputs: res.Inputs,
 		Env: n.env.Digests(), Managed: managedPaths(set, m)}, time.Now())
 	if err != nil {
+		return nil
+	}
+	return s
+}
+
+// before fingerprints the host just before the apply.
+func (n *noopRun) before(d *spec.Deployment, res *spec.Result, set *render.Set) {
+	n.pre = n.collect(d, res, set)
+}
+
+// record writes the stamp after an apply that succeeded and found the host
+// exactly as it left it (not even the manifest or a state file written):
+// what it printed is then what the same apply prints again. The stamp lives
+// in the default state directory (it is looked up before the spec is
+// read); a spec with another state_dir gets none. A failure to record only
+// costs the next apply the full path.
+func (n *noopRun) record(d *spec.Deployment, res *spec.Result, set *render.Set) {
+	s := n.collect(d, res, set)
+	if s == nil || n.pre == nil || !s.SameHost(n.pre) {
 		return
 	}
 	_ = stamp.Write(n.root, d.StateDir, s, n.stdout.Buf.String(), n.stderr.Buf.String())

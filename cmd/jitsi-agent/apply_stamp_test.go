@@ -86,6 +86,27 @@ func TestNoopStampNeverHidesAChange(t *testing.T) {
 		t.Fatal("the new app secret was not applied")
 	}
 
+	// A run that writes anything, even only the record (the manifest, here
+	// rebuilt because it was lost), leaves no stamp: the next one would
+	// not print the same.
+	manifestPath := filepath.Join(root, "var/lib/jitsi-agent/manifest.json")
+	for _, p := range []string{stampPath, manifestPath} {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply("manifest lost")
+	if _, err := os.Stat(manifestPath); err != nil {
+		t.Fatalf("the manifest was not written again: %v", err)
+	}
+	if _, err := os.Stat(stampPath); err == nil {
+		t.Fatal("a run that rewrote the manifest left a stamp")
+	}
+	apply("no-op after the manifest")
+	if _, err := os.Stat(stampPath); err != nil {
+		t.Fatalf("no stamp after a no-op apply: %v", err)
+	}
+
 	// A removed generated secret is generated again.
 	apply("no-op again")
 	secret := filepath.Join(root, "var/lib/jitsi-agent/secrets/jvb_password")

@@ -115,6 +115,9 @@ func runApply(c *cli.Call) int {
 		printError(stderr, err)
 		return exitError
 	}
+	if noop != nil {
+		noop.before(d, loaded, set)
+	}
 	res, err := agent.Apply(ctx, env, d, set, agent.ApplyOptions{Root: root, Progress: progress, Log: log,
 		OverwriteDrift: overwriteDrift, Always: true, RestartDeferred: restartDeferred, Confirm: confirm})
 	if fw := res.Firewall; fw != nil && err == nil {

@@ -141,6 +141,15 @@ func Collect(f Facts, now time.Time) (*Stamp, error) {
 	return s, nil
 }
 
+// SameHost reports whether s and o saw the same inputs, environment,
+// files, directories and system (their times and output aside): an apply
+// between the two changed nothing.
+func (s *Stamp) SameHost(o *Stamp) bool {
+	return slices.Equal(s.Key.Args, o.Key.Args) && s.Key.Program == o.Key.Program && s.Key.Dir == o.Key.Dir &&
+		maps.Equal(s.Inputs, o.Inputs) && maps.Equal(s.Env, o.Env) && slices.Equal(s.Managed, o.Managed) &&
+		maps.Equal(s.Files, o.Files) && maps.Equal(s.Dirs, o.Dirs) && maps.Equal(s.System, o.System)
+}
+
 // Write stores the stamp with what the run printed, 0600, atomically, in
 // the state directory (which must exist).
 func Write(root, stateDir string, s *Stamp, stdout, stderr string) error {

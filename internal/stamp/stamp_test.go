@@ -238,3 +238,28 @@ func TestRacyFilesSettleOnce(t *testing.T) {
 		t.Fatalf("after the refresh: match %v, refresh again %v", ok, refresh)
 	}
 }
+
+// SameHost: two fingerprints of an untouched host agree; any write between
+// them (here a state file) shows.
+func TestSameHost(t *testing.T) {
+	f := newFixture(t)
+	a, err := Collect(f.facts, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Collect(f.facts, time.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.SameHost(b) {
+		t.Fatal("an untouched host differs from itself")
+	}
+	appendTo(t, filepath.Join(f.root, stateDir, "secrets/focus_password"), "x")
+	c, err := Collect(f.facts, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.SameHost(c) {
+		t.Fatal("a changed state file was not seen")
+	}
+}
