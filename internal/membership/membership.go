@@ -84,9 +84,6 @@ func ValidAddress(s string) bool {
 
 var labelRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`) })
 
-// knownRole reports whether r is a role a host block may have.
-func knownRole(r string) bool { return slices.Contains(spec.Roles(), r) }
-
 // New validates the members and returns them as a View, sorted by shard
 // and host; each member's roles are sorted and deduplicated and an empty
 // shard becomes spec.DefaultShard. The input is not modified.
@@ -96,6 +93,7 @@ func New(members []Member) (*View, error) {
 	}
 	out := make([]Member, 0, len(members))
 	seen := make(map[string]bool, len(members))
+	known := spec.Roles()
 	for _, m := range members {
 		if !ValidName(m.Host) {
 			return nil, fmt.Errorf("membership: host name %q: use letters, digits, '.', '_' and '-' (at most 63)", m.Host)
@@ -117,8 +115,8 @@ func New(members []Member) (*View, error) {
 		slices.Sort(roles)
 		roles = slices.Compact(roles)
 		for _, r := range roles {
-			if !knownRole(r) {
-				return nil, fmt.Errorf("membership: host %q: unknown role %q (one of %s)", m.Host, r, strings.Join(spec.Roles(), ", "))
+			if !slices.Contains(known, r) {
+				return nil, fmt.Errorf("membership: host %q: unknown role %q (one of %s)", m.Host, r, strings.Join(known, ", "))
 			}
 		}
 		m.Roles = roles

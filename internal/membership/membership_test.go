@@ -3,6 +3,7 @@ package membership
 import (
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -157,5 +158,25 @@ func TestFromDeployment(t *testing.T) {
 	v, err = FromDeployment(one)
 	if err != nil || v.Len() != 1 || !v.Members()[0].Healthy || v.Members()[0].Shard != spec.DefaultShard {
 		t.Fatalf("implicit host: %v %v", v, err)
+	}
+}
+
+// BenchmarkNew builds a view of 551 members (50 shards of a signal host
+// and 10 bridges) from registrations, as a fleet agent does on every
+// registration change.
+func BenchmarkNew(b *testing.B) {
+	var ms []Member
+	for s := range 50 {
+		sh := "s" + strconv.Itoa(s)
+		ms = append(ms, Member{Host: "sig-" + sh, Shard: sh, Address: "10.0." + strconv.Itoa(s) + ".1", Roles: []string{spec.Prosody, spec.Jicofo, spec.Nginx}, Healthy: true})
+		for j := range 10 {
+			ms = append(ms, Member{Host: "jvb-" + sh + "-" + strconv.Itoa(j), Shard: sh, Address: "jvb" + strconv.Itoa(j) + "." + sh + ".example.net", Roles: []string{spec.JVB}, Healthy: true})
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := New(ms); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -173,7 +173,11 @@ func randomView(r *mrand.Rand) (*membership.View, int) {
 	shards := 1 + r.IntN(8)
 	for s := range shards {
 		name := fmt.Sprintf("%s%d", []string{"eu", "us", "shard_", "a.b-", "X"}[r.IntN(5)], s)
-		ms = append(ms, membership.Member{Host: "sig-" + name, Shard: name, Address: fmt.Sprintf("10.%d.0.1", s),
+		addr := fmt.Sprintf("10.%d.0.1", s)
+		if r.IntN(3) == 0 {
+			addr = fmt.Sprintf("2001:db8:%d::1", s)
+		}
+		ms = append(ms, membership.Member{Host: "sig-" + name, Shard: name, Address: addr,
 			Roles: []string{spec.Prosody, spec.Jicofo, spec.Nginx}, Healthy: r.IntN(4) != 0})
 		if r.IntN(3) == 0 {
 			ms = append(ms, membership.Member{Host: "web2-" + name, Shard: name, Address: fmt.Sprintf("web2.%d.example.net", s), Roles: []string{spec.Nginx}, Healthy: true})
