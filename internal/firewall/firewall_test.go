@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
 
 func testRules(ssh int) Rules {
@@ -510,5 +512,34 @@ func TestSelfTest(t *testing.T) {
 	out, _ := exec.Command("ip", "netns", "list").Output()
 	if strings.Contains(string(out), "jitsi-agent-selftest") {
 		t.Errorf("self-test namespace left behind: %s", out)
+	}
+}
+
+// A front host opens HTTP and HTTPS to everyone (HAProxy); a shard's nginx
+// behind a front is open to the front's address only.
+func TestScriptFrontAndShard(t *testing.T) {
+	hosts := []spec.Host{
+		{Name: "front1", Address: "192.0.2.10", Roles: []string{spec.Front}, Shard: spec.DefaultShard},
+		{Name: "signal-a", Address: "10.0.0.1", Shard: "a", Roles: []string{spec.Prosody, spec.Jicofo, spec.Nginx, spec.JVB}},
+	}
+	base := func(h spec.Host) *spec.Deployment {
+		return &spec.Deployment{Host: h, Hosts: hosts, Firewall: spec.Firewall{Enabled: true, SSHPort: 22},
+			Web: spec.Web{HTTPPort: 80, HTTPSPort: 443, HTTPRedirect: true}, Videobridge: spec.Videobridge{UDPPort: 10000}}
+	}
+	front, err := Script(base(hosts[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`tcp dport 443 accept comment "443/tcp https: front (HAProxy)`, `tcp dport 80 accept comment "80/tcp http: front (HAProxy)`} {
+		if !strings.Contains(string(front), want) {
+			t.Errorf("front ruleset lacks %q:\n%s", want, front)
+		}
+	}
+	shard, err := Script(base(hosts[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(shard), `ip saddr 192.0.2.10/32 tcp dport 443 accept`) || strings.Contains(string(shard), "\n\t\ttcp dport 443 accept") {
+		t.Errorf("shard nginx must be open to the front only:\n%s", shard)
 	}
 }
