@@ -2,6 +2,8 @@ package deb
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -176,6 +178,39 @@ func signedRepo(t *testing.T, upstream, dir string) (string, string) {
 	return key, fpr
 }
 
+// runcmd is the cloud-init example's runcmd script with AGENT_DEB_URL and
+// AGENT_DEB_SHA256 set (nothing else changed).
+func runcmd(t *testing.T, url, sum string) string {
+	t.Helper()
+	b, err := os.ReadFile("../../examples/cloud-init/user-data.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "\nruncmd:\n  - |\n")
+	if !ok {
+		t.Fatal("user-data.yaml: no runcmd script")
+	}
+	var lines []string
+	for _, l := range strings.Split(rest, "\n") {
+		if l != "" && !strings.HasPrefix(l, "    ") {
+			break
+		}
+		l = strings.TrimPrefix(l, "    ")
+		switch {
+		case strings.HasPrefix(l, "AGENT_DEB_URL="):
+			l = "AGENT_DEB_URL=" + url
+		case strings.HasPrefix(l, "AGENT_DEB_SHA256="):
+			l = "AGENT_DEB_SHA256=" + sum
+		}
+		lines = append(lines, l)
+	}
+	script := strings.Join(lines, "\n")
+	if !strings.Contains(script, "jitsi-agent bootstrap /etc/jitsi-agent/meet.hcl") || !strings.Contains(script, "AGENT_DEB_SHA256="+sum) {
+		t.Fatalf("user-data.yaml's runcmd is not the expected script:\n%s", script)
+	}
+	return script + "\n"
+}
+
 func bootstrapSpec(fpr string) string { return bootstrapSpecAt(repoDir, fpr) }
 
 // bootstrapSpecAt points the repository at dir (the key stays in repoDir).
@@ -254,14 +289,24 @@ func TestBootstrapFromSignedRepoInBox(t *testing.T) {
 	}
 	const bootstrap = "/usr/bin/jitsi-agent bootstrap " + systemtest.SpecPath
 
-	// README: install the .deb.
-	must(3*time.Minute, "DEBIAN_FRONTEND=noninteractive apt-get install -y -q "+agentDeb)
-
-	// A spec pinning Jitsi's real key: the repository's key is refused,
-	// and nothing is changed.
-	out, err := sh(2*time.Minute, bootstrap)
-	if err == nil || !strings.Contains(out, "is "+fpr+", not the pinned "+spec.DefaultJitsiKeyFingerprint) || !strings.Contains(out, "jitsi key: FAILED") {
-		t.Fatalf("bootstrap with another key pinned must refuse the key: %v\n%s", err, out)
+	// The cloud-init example's runcmd script, as it is, with the .deb's
+	// URL and sum filled in. A wrong sum stops it before the install.
+	sum := sha256.Sum256(deb)
+	if out, err := sh(time.Minute, runcmd(t, "file://"+agentDeb, strings.Repeat("0", 64))); err == nil || !strings.Contains(out, "FAILED") {
+		t.Fatalf("runcmd with a wrong sum must fail at sha256sum -c: %v\n%s", err, out)
+	}
+	if _, err := sh(time.Minute, "test ! -e /usr/bin/jitsi-agent"); err != nil {
+		t.Fatal("runcmd installed a .deb whose sum did not match")
+	}
+	// The right sum: the .deb is installed, then bootstrap runs, with a
+	// spec pinning Jitsi's real key: the repository's key is refused, and
+	// nothing is changed.
+	out, err := sh(5*time.Minute, runcmd(t, "file://"+agentDeb, hex.EncodeToString(sum[:])))
+	if err == nil || !strings.Contains(out, "/run/jitsi-agent.deb: OK") || !strings.Contains(out, "is "+fpr+", not the pinned "+spec.DefaultJitsiKeyFingerprint) || !strings.Contains(out, "jitsi key: FAILED") {
+		t.Fatalf("runcmd: the .deb installed, then bootstrap with another key pinned must refuse the key: %v\n%s", err, out)
+	}
+	if _, err := sh(time.Minute, "test -x /usr/bin/jitsi-agent"); err != nil {
+		t.Fatal("runcmd did not install the .deb")
 	}
 	if _, err := sh(time.Minute, "test ! -e /etc/apt/keyrings/jitsi.gpg && test ! -e /etc/apt/sources.list.d/jitsi.list"); err != nil {
 		t.Error("a refused key left a keyring or a sources file")
