@@ -243,7 +243,7 @@ func TestBootstrapFromSignedRepoInBox(t *testing.T) {
 		t.Skip("builds the package and boots systemd with real maintainer scripts")
 	}
 	systemtest.Require(t)
-	for tool, pkg := range map[string]string{"hocon": "ruby-hocon", "uuidgen": "uuid-runtime", "jq": "jq", "dpkg-deb": "dpkg", "debconf-communicate": "debconf"} {
+	for tool, pkg := range map[string]string{"hocon": "ruby-hocon", "uuidgen": "uuid-runtime", "jq": "jq", "dpkg-deb": "dpkg", "debconf-communicate": "debconf", "curl": "curl", "/usr/bin/python3": "python3"} {
 		testenv.LookPath(t, tool, "apt-get install "+pkg)
 	}
 	upstream := testenv.Upstream(t, "jicofo/debian/postinst")
