@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,16 +45,14 @@ func TestNoopStampNeverHidesAChange(t *testing.T) {
 	if bytes.Contains(b, []byte(cliSecret)) {
 		t.Fatal("the stamp holds the app secret")
 	}
-	var s map[string]any
-	if err := json.Unmarshal(b, &s); err != nil {
+	s, err := stamp.Load(root, "/var/lib/jitsi-agent")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if s["stdout"] != out || s["stderr"] != errs {
-		t.Fatalf("stamp output %q %q, the apply printed %q %q", s["stdout"], s["stderr"], out, errs)
+	if s.Stdout != out || s.Stderr != errs {
+		t.Fatalf("stamp output %q %q, the apply printed %q %q", s.Stdout, s.Stderr, out, errs)
 	}
-	s["stdout"] = out + "(from the stamp)\n"
-	b, _ = json.Marshal(s)
-	if err := os.WriteFile(stampPath, b, 0o600); err != nil {
+	if err := stamp.Write(root, "/var/lib/jitsi-agent", s, out+"(from the stamp)\n", errs); err != nil {
 		t.Fatal(err)
 	}
 	if out2, errs2 := apply("stamped no-op"); out2 != out+"(from the stamp)\n" || errs2 != errs {

@@ -26,7 +26,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -61,11 +60,11 @@ type Key struct {
 	// Program identifies the executable: version, commit and the file's
 	// device, inode, size and modification time (a rebuilt binary, with
 	// other built-in templates, is another program).
-	Program string `json:"program"`
+	Program string
 	// Args are the command line, normalised (absolute paths).
-	Args []string `json:"args"`
+	Args []string
 	// Dir is the working directory.
-	Dir string `json:"dir"`
+	Dir string
 }
 
 // ProgramID identifies the running executable for Key.Program.
@@ -87,28 +86,28 @@ func ProgramID(version string) (string, error) {
 
 // Stamp is the record of one no-op apply.
 type Stamp struct {
-	Format  int       `json:"format"`
-	Created time.Time `json:"created"`
+	Format  int
+	Created time.Time
 	// Verified is when the files' contents were last read and found as
 	// recorded (the racy rule's reference; Created at first).
-	Verified time.Time `json:"verified"`
-	Key      Key       `json:"key"`
+	Verified time.Time
+	Key      Key
 	// Inputs are the spec's input files (planfile.Inputs).
-	Inputs map[string]string `json:"inputs"`
+	Inputs map[string]string
 	// Env are the looked-up environment variables (planfile.EnvRecorder).
-	Env map[string]string `json:"env"`
+	Env map[string]string
 	// Managed are the managed paths (as under /); Files their states and
 	// the state directory's files' (the set planfile.HostFiles covers).
-	Managed []string             `json:"managed"`
-	Files   map[string]FileState `json:"files"`
+	Managed []string
+	Files   map[string]FileState
 	// Dirs are the states of the managed paths' parent directories.
-	Dirs map[string]string `json:"dirs"`
+	Dirs map[string]string
 	// System are the user and group databases, dpkg's status file and the
 	// host name.
-	System map[string]string `json:"system"`
+	System map[string]string
 	// Stdout and Stderr are what the apply printed.
-	Stdout string `json:"stdout"`
-	Stderr string `json:"stderr"`
+	Stdout string
+	Stderr string
 }
 
 // Facts are what one run depended on, gathered by the full path.
@@ -158,23 +157,15 @@ func Write(root, stateDir string, s *Stamp, stdout, stderr string) error {
 }
 
 func (s *Stamp) write(root, stateDir string) error {
-	b, err := json.Marshal(s)
-	if err != nil {
-		return err
-	}
-	return fsys.WriteAtomic(filepath.Join(root, stateDir, Name), b, 0o600)
+	return fsys.WriteAtomic(filepath.Join(root, stateDir, Name), s.encode(), 0o600)
 }
 
 // Check reads the stamp in stateDir under root and returns it when it is
 // for key, at most MaxAge old, and every fingerprint it lists is still
 // the same; otherwise nil. Any error is a mismatch (the full path runs).
 func Check(root, stateDir string, key Key, env func(string) (string, bool), now time.Time) *Stamp {
-	b, err := readBounded(filepath.Join(root, stateDir, Name))
+	s, err := Load(root, stateDir)
 	if err != nil {
-		return nil
-	}
-	var s Stamp
-	if json.Unmarshal(b, &s) != nil || s.Format != FormatVersion {
 		return nil
 	}
 	if age := now.Sub(s.Created); age < 0 || age > MaxAge {
@@ -211,7 +202,7 @@ func Check(root, stateDir string, key Key, env func(string) (string, bool), now 
 		s.Verified = now.UTC()
 		_ = s.write(root, stateDir)
 	}
-	return &s
+	return s
 }
 
 // FileState is one path's identity and content. Stat is what Lstat says
@@ -219,8 +210,8 @@ func Check(root, stateDir string, key Key, env func(string) (string, bool), now 
 // mode, owner); Content its fingerprint ("absent", "link:TARGET", "dir",
 // or mode, owner and SHA-256 of a regular file).
 type FileState struct {
-	Stat    string `json:"stat"`
-	Content string `json:"content"`
+	Stat    string
+	Content string
 }
 
 // racyWindow: a regular file whose change time is this close to (or after)
@@ -379,22 +370,6 @@ func fileStates(root string, managed []string, stateDir string) (map[string]File
 		out[p] = FileState{Stat: e.stat, Content: c}
 	}
 	return out, nil
-}
-
-func readBounded(p string) ([]byte, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxSize {
-		return nil, fmt.Errorf("%s is larger than %d bytes", p, maxSize)
-	}
-	return b, nil
 }
 
 // dirStates fingerprints every parent directory of the managed paths

@@ -1,9 +1,9 @@
 package stamp
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -229,10 +229,9 @@ func TestRacyFilesSettleOnce(t *testing.T) {
 	if s == nil || !s.Verified.Equal(later.UTC()) {
 		t.Fatalf("settled files did not refresh the stamp: %+v", s)
 	}
-	var got Stamp
-	b, _ := os.ReadFile(filepath.Join(f.root, stateDir, Name))
-	if err := json.Unmarshal(b, &got); err != nil || !got.Verified.Equal(later.UTC()) || !got.Created.Equal(now.UTC()) || got.Stdout != "out\n" {
-		t.Fatalf("rewritten stamp: verified %v created %v stdout %q (%v)", got.Verified, got.Created, got.Stdout, err)
+	got, err := Load(f.root, stateDir)
+	if err != nil || !got.Verified.Equal(later.UTC()) || !got.Created.Equal(now.UTC()) || got.Stdout != "out\n" {
+		t.Fatalf("rewritten stamp: %+v (%v)", got, err)
 	}
 	if ok, refresh := got.filesMatch(f.root, stateDir, later.Add(time.Second)); !ok || refresh {
 		t.Fatalf("after the refresh: match %v, refresh again %v", ok, refresh)
@@ -261,5 +260,30 @@ func TestSameHost(t *testing.T) {
 	}
 	if a.SameHost(c) {
 		t.Fatal("a changed state file was not seen")
+	}
+}
+
+// The line format keeps every field, whatever characters it holds.
+func TestCodecRoundTrip(t *testing.T) {
+	now := time.Date(2026, 11, 27, 13, 0, 0, 123456789, time.UTC)
+	s := &Stamp{Format: FormatVersion, Created: now, Verified: now.Add(time.Second),
+		Key:    Key{Program: "jitsi-agent v1 \"x\" dev=1", Args: []string{"a b", "", "\x00\n"}, Dir: "/tmp/d i r"},
+		Inputs: map[string]string{"/etc/a b.hcl": "file:644:0:0:ab"}, Env: map[string]string{"X": "unset"},
+		Managed: []string{"/etc/x", "/etc/y"},
+		Files:   map[string]FileState{"/etc/x": {Stat: "file:1:2", Content: "file:644:0:0:cd"}, "/etc/y": {Stat: "absent", Content: "absent"}},
+		Dirs:    map[string]string{"/etc": "drwxr-xr-x:0:0"}, System: map[string]string{"hostname": "h\tost"},
+		Stdout: "line 1\nline \"2\"\n", Stderr: "",
+	}
+	got, err := decode(s.encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, s) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, s)
+	}
+	for _, bad := range []string{"", "jitsi-agent-noop-stamp 2\n", header + " 1\nfile \"a\"\n", header + " 1\nnosuch \"a\"\n", header + " 1\ncreated \"x\n"} {
+		if _, err := decode([]byte(bad)); err == nil {
+			t.Errorf("decoded %q", bad)
+		}
 	}
 }
