@@ -91,6 +91,7 @@ type Runner struct {
 	// holds; membersPlan: the plan the view was built with.
 	membersDirty bool
 	membersPlan  string
+	resync       chan struct{} // list again (after the store came back)
 	changed      chan struct{} // closed at each state change (tests, benchmarks)
 }
 
@@ -114,7 +115,7 @@ func NewRunner(cfg RunnerConfig) *Runner {
 		cfg.Root = "/"
 	}
 	return &Runner{cfg: cfg, triggers: make(chan string, 1), gens: map[int64]*Generation{}, hosts: map[string]*HostRecord{},
-		started: time.Now().UTC(), changed: make(chan struct{}), badMembers: map[string]bool{}}
+		started: time.Now().UTC(), changed: make(chan struct{}), badMembers: map[string]bool{}, resync: make(chan struct{}, 1)}
 }
 
 type nilWriter struct{}
@@ -310,12 +311,17 @@ func (r *Runner) Run(ctx context.Context) error {
 			return nil
 		}
 		r.setStoreErr(err)
+		if err == nil {
+			backoff = 200 * time.Millisecond // a resync, not a failure
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 2*time.Second)
+		if err != nil {
+			backoff = min(2*backoff, 2*time.Second)
+		}
 	}
 	return nil
 }
@@ -357,8 +363,12 @@ func (r *Runner) updateStaleLocked() {
 		r.cfg.Log.WithError(err).WithField("generation", gen).Warn("fleet: store unreachable; keeping the running generation (stale)")
 		r.changedLocked()
 	case !stale && !r.staleSince.IsZero() && r.regAlive:
-		r.cfg.Log.WithField("stale_for", time.Since(r.staleSince).Round(time.Second).String()).Info("fleet: store reachable again; caught up")
+		r.cfg.Log.WithField("stale_for", time.Since(r.staleSince).Round(time.Second).String()).Info("fleet: store reachable again; catching up")
 		r.staleSince = time.Time{}
+		select {
+		case r.resync <- struct{}{}:
+		default:
+		}
 		r.changedLocked()
 	}
 }
@@ -431,7 +441,22 @@ func (r *Runner) sync(ctx context.Context) error {
 	r.followMembersLocked()
 	r.mu.Unlock()
 
-	for resp := range r.cfg.Store.Watch(ctx, "", rev+1) {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := r.cfg.Store.Watch(wctx, "", rev+1)
+	for {
+		var resp fleetstore.WatchResponse
+		var ok bool
+		select {
+		case resp, ok = <-w:
+		case <-r.resync:
+			// The lease came back after a loss: list again rather than
+			// trust a watch stream that may have died silently meanwhile.
+			return nil
+		}
+		if !ok {
+			return ctx.Err()
+		}
 		if resp.Err != nil {
 			return resp.Err
 		}
@@ -446,7 +471,6 @@ func (r *Runner) sync(ctx context.Context) error {
 		r.followMembersLocked()
 		r.mu.Unlock()
 	}
-	return ctx.Err()
 }
 
 func (r *Runner) applyKV(kv fleetstore.KV, deleted bool) {
