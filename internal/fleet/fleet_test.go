@@ -114,12 +114,17 @@ func (f *fixture) push(ctx context.Context, st fleetstore.Store) fleet.PushResul
 }
 
 // start runs an agent for host in root (a new one when root is "").
-func (f *fixture) start(host, root string) *testAgent {
+func (f *fixture) start(host, root string) *testAgent { return f.startLinked(host, root, false) }
+
+// startLinked starts an agent whose link to etcd is cut from the start
+// when cut is set.
+func (f *fixture) startLinked(host, root string, cut bool) *testAgent {
 	f.t.Helper()
 	if root == "" {
 		root = f.t.TempDir()
 	}
 	a := &testAgent{host: host, root: root, link: f.cluster.NewLink(f.t), done: make(chan error, 1)}
+	a.link.Cut(cut)
 	st := f.open(a.link.Endpoints())
 	d := agent.NewDaemon(agent.DaemonConfig{Root: root, NoJoinAPI: true})
 	a.runner = fleet.NewRunner(fleet.RunnerConfig{Store: st, Key: f.key, Host: host, Version: "test", Root: root, Daemon: d,
@@ -205,7 +210,7 @@ func (f *fixture) registrations(ctx context.Context) map[string]fleet.HostRecord
 
 // rolloutOrder records, from the store's watch, the order in which hosts
 // first report generation n applied.
-func (f *fixture) rolloutOrder(ctx context.Context, n int64) func() []string {
+func (f *fixture) rolloutOrder(ctx context.Context, n int64) func(want int) []string {
 	_, rev, err := f.admin.List(ctx, "hosts/")
 	if err != nil {
 		f.t.Fatal(err)
@@ -233,7 +238,19 @@ func (f *fixture) rolloutOrder(ctx context.Context, n int64) func() []string {
 			}
 		}
 	}()
-	return func() []string {
+	// The returned func waits (bounded) until want hosts were seen: a
+	// List may show the last registration before this watch delivers it.
+	return func(want int) []string {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			mu.Lock()
+			n := len(order)
+			mu.Unlock()
+			if n >= want || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 		cancel()
 		<-done
 		mu.Lock()
@@ -321,7 +338,7 @@ func TestPushConverges(t *testing.T) {
 		regs := f.registrations(ctx)
 		return regs["signal1"].Generation == 2 && regs["jvb1"].Generation == 2 && regs["jvb2"].Generation == 2
 	})
-	if got := strings.Join(order(), ","); got != "signal1,jvb1,jvb2" {
+	if got := strings.Join(order(3), ","); got != "signal1,jvb1,jvb2" {
 		t.Errorf("rollout order %s, want signal1,jvb1,jvb2", got)
 	}
 }
@@ -419,8 +436,7 @@ func TestPartitionedHostCatchesUp(t *testing.T) {
 	}
 	// Restarted while partitioned: it serves its cached generation.
 	jvb2.stop()
-	again := f.start("jvb2", jvb2.root)
-	again.link.Cut(true)
+	again := f.startLinked("jvb2", jvb2.root, true)
 	again.wait(t, "cached generation applied", func(s fleet.Status) bool { return s.Record.Generation == 1 && s.Stale })
 
 	again.link.Cut(false)
