@@ -324,7 +324,7 @@ func runFleetHost(c *cli.Call, specOpts spec.Options) int {
 		log.Info("unit reloads are off (--no-reload or --root): files are kept in shape, services are not touched")
 	}
 	err = fleet.RunHost(context.Background(), r, cfg, daemon.Deps{
-		Log: log, Redact: red.Redact, AddSecrets: red.Add, Deferred: a, Certs: a, Live: a,
+		Log: log, Redact: red.Redact, AddSecrets: red.Add, Deferred: a, Certs: a, Live: r,
 	})
 	if err != nil {
 		log.WithError(err).Error("cannot run")

@@ -423,6 +423,9 @@ func TestPartitionedHostCatchesUp(t *testing.T) {
 	jvb2 := f.agents["jvb2"]
 	jvb2.link.Cut(true)
 	jvb2.wait(t, "stale", func(s fleet.Status) bool { return s.Stale })
+	if sv := jvb2.runner.Services(); len(sv) == 0 || sv[len(sv)-1].OK || !strings.Contains(sv[len(sv)-1].Problem, "stale") {
+		t.Errorf("the local status does not report stale: %+v", sv)
+	}
 	// Its lease expires: the rollout does not wait for it.
 	waitFor(t, "jvb2's registration to expire", func() bool { _, ok := f.registrations(ctx)["jvb2"]; return !ok })
 	f.writeSpec("", "v2")

@@ -87,6 +87,9 @@ type Runner struct {
 	cacheOnce  sync.Once
 	members    *membership.View
 	badMembers map[string]bool
+	// validMembers caches which registrations passed the membership
+	// checks (by name and membership fields).
+	validMembers map[string]bool
 	// membersDirty: a registration changed in what the membership view
 	// holds; membersPlan: the plan the view was built with.
 	membersDirty bool
@@ -115,7 +118,7 @@ func NewRunner(cfg RunnerConfig) *Runner {
 		cfg.Root = "/"
 	}
 	return &Runner{cfg: cfg, triggers: make(chan string, 1), gens: map[int64]*Generation{}, hosts: map[string]*HostRecord{},
-		started: time.Now().UTC(), changed: make(chan struct{}), badMembers: map[string]bool{}, resync: make(chan struct{}, 1)}
+		started: time.Now().UTC(), changed: make(chan struct{}), badMembers: map[string]bool{}, validMembers: map[string]bool{}, resync: make(chan struct{}, 1)}
 }
 
 type nilWriter struct{}
@@ -210,6 +213,28 @@ func (r *Runner) servicesOK() bool {
 		}
 	}
 	return true
+}
+
+// Services implements daemon.LiveSource: the core's services and one
+// "fleet" entry, not OK while the host is stale (etcd unreachable), so
+// `jitsi-agent status` and /healthz say so.
+func (r *Runner) Services() []daemon.ServiceStatus {
+	var out []daemon.ServiceStatus
+	if r.cfg.Daemon != nil {
+		out = r.cfg.Daemon.Services()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rec := r.recordLocked()
+	st := daemon.ServiceStatus{Component: "fleet", Unit: "etcd", OK: r.staleSince.IsZero(),
+		State: fmt.Sprintf("generation %d (target %d)", rec.Generation, rec.Target)}
+	if rec.Waiting != "" {
+		st.State += ", waiting for " + rec.Waiting
+	}
+	if !st.OK {
+		st.Problem = fmt.Sprintf("etcd unreachable since %s; running generation %d (stale)", r.staleSince.Format(time.RFC3339), rec.Generation)
+	}
+	return append(out, st)
 }
 
 // Apply implements daemon.Applier: it points the core at the generation
@@ -591,6 +616,11 @@ func (r *Runner) followMembersLocked() {
 			self = true
 			m.Healthy = true
 		}
+		vkey := name + "|" + memberKey(h)
+		if r.validMembers[vkey] {
+			ms = append(ms, m)
+			continue
+		}
 		if _, err := membership.New([]membership.Member{m}); err != nil {
 			if !r.badMembers[name] {
 				r.cfg.Log.WithField("member", name).WithError(err).Warn("fleet: registration not usable for rendering; left out")
@@ -599,6 +629,10 @@ func (r *Runner) followMembersLocked() {
 			continue
 		}
 		delete(r.badMembers, name)
+		if len(r.validMembers) > 4*len(r.hosts)+16 {
+			clear(r.validMembers) // bounded: stale keys of changed members
+		}
+		r.validMembers[vkey] = true
 		ms = append(ms, m)
 	}
 	if !self && plan != nil {
