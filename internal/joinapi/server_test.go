@@ -1,6 +1,7 @@
 package joinapi
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -21,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -701,6 +703,84 @@ func BenchmarkLoopback(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/time.Since(begin).Seconds(), "req/s")
 	b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/req")
+}
+
+// BenchmarkLoopbackLean is BenchmarkLoopback with a lean client, as load
+// generators such as wrk are: 16 keep-alive connections, each writing one
+// prepared HTTP/1.1 request and reading the answer (status line, headers,
+// Content-Length body) before the next, so the client's share of the two
+// cores is small and the server's capacity shows. Reported: requests/s and
+// the CPU time per request of the whole process.
+func BenchmarkLoopbackLean(b *testing.B) {
+	e := startLog(b, func(c *Config) { c.RateRPS = -1 }, nil, discard{})
+	body := `{"identity":"user-1","name":"Ada","email":"ada@example.com","is_host":false}`
+	addr := strings.TrimPrefix(e.url, "http://")
+	req := []byte("POST /api/v1/live/streams/stream-42/join HTTP/1.1\r\nHost: " + addr +
+		"\r\nAuthorization: Bearer " + guestKey + "\r\nContent-Type: application/json\r\nContent-Length: " +
+		strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+	b.SetParallelism(8)
+	b.ResetTimer()
+	cpu0 := processCPU()
+	begin := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer conn.Close()
+		rd := bufio.NewReader(conn)
+		for pb.Next() {
+			if _, err := conn.Write(req); err != nil {
+				b.Error(err)
+				return
+			}
+			if err := readAnswer(rd); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(begin).Seconds(), "req/s")
+	b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/req")
+}
+
+// readAnswer reads one HTTP/1.1 response with a Content-Length body and
+// requires 200 and a token in it.
+func readAnswer(rd *bufio.Reader) error {
+	status, err := rd.ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(status, "HTTP/1.1 200 ") {
+		return fmt.Errorf("answer %q", status)
+	}
+	n := -1
+	for {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if line == "\r\n" {
+			break
+		}
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, "Content-Length") {
+			if n, err = strconv.Atoi(strings.TrimSpace(v)); err != nil {
+				return err
+			}
+		}
+	}
+	if n < 0 {
+		return errors.New("answer without Content-Length")
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(rd, buf); err != nil {
+		return err
+	}
+	if !bytes.Contains(buf, []byte(`"token":"`)) {
+		return fmt.Errorf("answer without a token: %.100s", buf)
+	}
+	return nil
 }
 
 func TestForDeployment(t *testing.T) {
