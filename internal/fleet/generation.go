@@ -40,9 +40,13 @@ const MaxSealed = 1 << 20
 // Bundle is a generation's inputs in clear: the spec, every file it read
 // and every environment value it looked up. It only exists in memory.
 type Bundle struct {
-	SpecName string            `json:"spec_name"`
-	Spec     []byte            `json:"spec"`
-	Files    map[string][]byte `json:"files,omitempty"` // relative to the spec's directory, or absolute
+	SpecName string `json:"spec_name"`
+	Spec     []byte `json:"spec"`
+	// Dir is the spec's directory on the machine that pushed; Files are
+	// keyed by their absolute path there (relative paths in the spec are
+	// resolved against Dir, absolute ones are kept as written).
+	Dir      string            `json:"dir"`
+	Files    map[string][]byte `json:"files,omitempty"`
 	Env      map[string]string `json:"env,omitempty"`
 	Vars     map[string]string `json:"vars,omitempty"`
 	VarFiles []string          `json:"var_files,omitempty"`
@@ -134,7 +138,7 @@ func (b *Bundle) Options(host, clusterSecret string) (path string, opts spec.Opt
 		}
 		key := p
 		if rel, err := filepath.Rel(SpecDir, p); err == nil && filepath.IsLocal(rel) {
-			key = rel
+			key = filepath.Join(b.Dir, rel) // a relative path of the spec
 		}
 		if data, ok := b.Files[key]; ok {
 			return data, nil
@@ -202,6 +206,10 @@ func Build(path string, opts spec.Options, maxUnavailable int) (*Bundle, []HostP
 		return nil, nil, errors.New("templates_dir is not supported by fleet push (its files are read from each host's disk); use template blocks, whose sources travel with the generation")
 	}
 	hosts := res.Deployment.Hosts
+	if len(hosts) == 1 && hosts[0].Name == "" { // no host block: the implicit host of this machine
+
+		return nil, nil, errors.New("fleet push needs host blocks: add host \"NAME\" { roles = [...] } for each machine (its agent runs with --host NAME)")
+	}
 	for _, h := range hosts {
 		o := opts
 		o.Host = h.Name
@@ -214,18 +222,13 @@ func Build(path string, opts spec.Options, maxUnavailable int) (*Bundle, []HostP
 		}
 	}
 
-	b := &Bundle{SpecName: filepath.Base(abs), Files: map[string][]byte{}, Env: rec.env, Vars: opts.Vars, VarFiles: opts.VarFiles}
-	dir := filepath.Dir(abs)
+	b := &Bundle{SpecName: filepath.Base(abs), Dir: filepath.Dir(abs), Files: map[string][]byte{}, Env: rec.env, Vars: opts.Vars, VarFiles: opts.VarFiles}
 	for p, data := range rec.files {
 		if p == abs {
 			b.Spec = data
 			continue
 		}
-		key := p
-		if rel, err := filepath.Rel(dir, p); err == nil && filepath.IsLocal(rel) {
-			key = rel
-		}
-		b.Files[key] = data
+		b.Files[p] = data
 	}
 	if b.Spec == nil {
 		return nil, nil, fmt.Errorf("%s: spec was not read", path)

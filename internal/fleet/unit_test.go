@@ -120,14 +120,16 @@ func TestBuildCarriesInputs(t *testing.T) {
 	outside := filepath.Join(t.TempDir(), "note.txt")
 	os.WriteFile(outside, []byte("outside file"), 0o600)
 	os.WriteFile(filepath.Join(dir, "m.tmpl"), []byte("{{.Host}}\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "inside.txt"), []byte("inside"), 0o600) // read by absolute path
 	src := `domain = "meet.example.com"
 cluster_secret = env("JITSI_AGENT_CLUSTER_SECRET")
 auth "anonymous" {}
 locals {
   note  = file("` + outside + `")
   extra = env("FLEET_UNIT_EXTRA")
+  inside = file("` + filepath.Join(dir, "inside.txt") + `")
 }
-extra { prosody = "-- ${local.note} ${local.extra}" }
+extra { prosody = "-- ${local.note} ${local.extra} ${local.inside}" }
 template "m" {
   source      = "m.tmpl"
   destination = "/etc/m.txt"
@@ -148,7 +150,7 @@ host "a" {
 	if len(plans) != 1 || plans[0].Name != "a" {
 		t.Fatalf("plans: %+v", plans)
 	}
-	if string(b.Files["m.tmpl"]) != "{{.Host}}\n" || string(b.Files[outside]) != "outside file" || b.Env["FLEET_UNIT_EXTRA"] != "from-env" {
+	if string(b.Files[filepath.Join(dir, "m.tmpl")]) != "{{.Host}}\n" || string(b.Files[outside]) != "outside file" || b.Env["FLEET_UNIT_EXTRA"] != "from-env" {
 		t.Fatalf("bundle: files %v env %v", b.FileNames(), b.EnvNames())
 	}
 	if _, ok := b.Env[ClusterSecretEnv]; ok {
@@ -159,7 +161,7 @@ host "a" {
 	if res.HasErrors() {
 		t.Fatal(res.Summary())
 	}
-	if !strings.Contains(res.Deployment.Extra.Prosody, "outside file from-env") || res.Deployment.ClusterSecret.Reveal() != "4e9d2b7a1c6f30e8d5b94a17c2e6f08b3d71a5c9" {
+	if !strings.Contains(res.Deployment.Extra.Prosody, "outside file from-env inside") || res.Deployment.ClusterSecret.Reveal() != "4e9d2b7a1c6f30e8d5b94a17c2e6f08b3d71a5c9" {
 		t.Fatalf("loaded from the bundle: %q", res.Deployment.Extra.Prosody)
 	}
 	if _, err := opts.ReadFile("/etc/passwd"); err == nil {
@@ -173,5 +175,13 @@ host "a" {
 	os.Mkdir(filepath.Join(dir, "tpl"), 0o700)
 	if _, _, err := Build(p, spec.Options{}, 1); err == nil || !strings.Contains(err.Error(), "templates_dir") {
 		t.Fatalf("templates_dir: %v", err)
+	}
+}
+
+func TestBuildNeedsHostBlocks(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "s.hcl")
+	os.WriteFile(p, []byte("domain = \"meet.example.com\"\nauth \"anonymous\" {}\n"), 0o600)
+	if _, _, err := Build(p, spec.Options{}, 1); err == nil || !strings.Contains(err.Error(), "host blocks") {
+		t.Fatalf("a spec without host blocks: %v", err)
 	}
 }
