@@ -86,7 +86,7 @@ func TestFleetAgentInBox(t *testing.T) {
 		return code == 0 && strings.Contains(out, `"generation": 2`)
 	})
 	st, err := e.DaemonStatus()
-	if err != nil || st.LastApply == nil || st.LastApply.Result != "ok" {
+	if err != nil || st.LastApply == nil || st.LastApply.Result != "success" {
 		t.Fatalf("daemon status: %+v %v", st, err)
 	}
 
