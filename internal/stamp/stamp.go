@@ -40,6 +40,7 @@ import (
 
 	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
 	"github.com/jitsi-agent/jitsi-agent/internal/planfile"
+	"github.com/jitsi-agent/jitsi-agent/internal/prosody"
 )
 
 // Name is the stamp's file name in the state directory.
@@ -405,8 +406,8 @@ func dirStates(root string, managed []string) (map[string]string, error) {
 // system fingerprints what owners and the takeover of packaged files are
 // resolved with: the host's user and group databases (os/user reads them
 // directly), dpkg's status file under root (by identity and size: dpkg
-// replaces it whole) and the host name (a spec's host block may be chosen
-// by it). Unreadable items get a marker that never matches a good run's.
+// replaces it whole), the host name (a spec's host block may be chosen by
+// it) and the Lua module links render would declare. Unreadable items get a marker that never matches a good run's.
 func system(root string) map[string]string {
 	out := map[string]string{}
 	for _, p := range []string{"/etc/passwd", "/etc/group"} {
@@ -429,6 +430,14 @@ func system(root string) map[string]string {
 		h = "error:" + errorKind(err)
 	}
 	out["hostname"] = h
+	// The pure-Lua modules render links for Prosody's token plugin follow
+	// Prosody's interpreter and the Lua modules installed under root, by a
+	// package or by hand (luarocks): the links it would declare now.
+	var links strings.Builder
+	for _, f := range prosody.LuaLinks(root) {
+		fmt.Fprintf(&links, "%s -> %s\n", f.Path, f.Target)
+	}
+	out["prosody-lua-links"] = links.String()
 	return out
 }
 

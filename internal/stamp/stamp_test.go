@@ -136,6 +136,18 @@ func TestStampMismatch(t *testing.T) {
 		{"other working directory", func(t *testing.T, f *fixture) { f.facts.Key.Dir += "/x" }, now},
 		{"stamp too old", func(*testing.T, *fixture) {}, now.Add(MaxAge + time.Second)},
 		{"clock went back", func(*testing.T, *fixture) {}, now.Add(-time.Second)},
+		{"Prosody's Lua modules changed under root", func(t *testing.T, f *fixture) {
+			// Prosody runs under lua5.4; basexx exists only for 5.1: render
+			// would link it. Then luarocks installs it for 5.4: no link.
+			for p, c := range map[string]string{"usr/bin/prosody": "#!/usr/bin/lua5.4\n", "usr/share/lua/5.1/basexx.lua": "return {}\n"} {
+				if err := os.MkdirAll(filepath.Dir(filepath.Join(f.root, p)), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(f.root, p), []byte(c), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}, now},
 		{"stamp corrupt", func(t *testing.T, f *fixture) {
 			if err := os.WriteFile(filepath.Join(f.root, stateDir, Name), []byte("{"), 0o600); err != nil {
 				t.Fatal(err)
