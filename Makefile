@@ -49,7 +49,7 @@ staticcheck:
 	staticcheck $(PKGS)
 
 fmt-check:
-	@out=$$(gofmt -l cmd internal templates systemd); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l cmd internal templates systemd packaging); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # The test command CI runs (after .ci/run installed the real components).
 test: fmt-check vet staticcheck
