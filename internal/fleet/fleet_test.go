@@ -44,6 +44,10 @@ host "jvb2" {
   address = "10.0.0.12"
   roles   = ["jvb"]
 }
+host "turn1" {
+  address = "10.0.0.20"
+  roles   = ["coturn"]
+}
 `
 
 // fixture is a fleet: a real 3-member etcd cluster over TLS, a fleet key,
@@ -269,7 +273,7 @@ func TestPushConverges(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	f.writeSpec("", "v1")
-	for _, h := range []string{"signal1", "jvb1", "jvb2"} {
+	for _, h := range []string{"signal1", "turn1", "jvb1", "jvb2"} {
 		f.start(h, "")
 	}
 	if res := f.push(ctx, f.admin); res.Generation != 1 {
@@ -301,6 +305,13 @@ func TestPushConverges(t *testing.T) {
 			t.Errorf("%s: jvb.conf password is not the fleet's derived one", h)
 		}
 	}
+	// TURN: the credentials Prosody hands out are minted with the secret
+	// the TURN host's coturn checks.
+	prosodyTURN := regexp.MustCompile(`external_service_secret = "([^"]+)"`).FindStringSubmatch(f.agents["signal1"].file(t, "/etc/prosody/conf.avail/meet.example.com.cfg.lua"))
+	coturnTURN := regexp.MustCompile(`static-auth-secret=(\S+)`).FindStringSubmatch(f.agents["turn1"].file(t, "/etc/coturn/turnserver.conf"))
+	if prosodyTURN == nil || coturnTURN == nil || prosodyTURN[1] != coturnTURN[1] || coturnTURN[1] != want.TURNSecret.Reveal() {
+		t.Errorf("TURN secrets differ: prosody %v, coturn %v", prosodyTURN != nil, coturnTURN != nil)
+	}
 	// Nothing in the store carries a secret in clear.
 	all, _, err := f.admin.List(ctx, "")
 	if err != nil {
@@ -315,7 +326,7 @@ func TestPushConverges(t *testing.T) {
 	}
 	waitFor(t, "three registrations, all ok", func() bool {
 		regs := f.registrations(ctx)
-		return len(regs) == 3 && regs["jvb1"].Address == "10.0.0.11" && regs["signal1"].State == "ok" && regs["jvb2"].State == "ok"
+		return len(regs) == 4 && regs["jvb1"].Address == "10.0.0.11" && regs["signal1"].State == "ok" && regs["jvb2"].State == "ok" && regs["turn1"].State == "ok"
 	})
 
 	// Same inputs: nothing new is published.
@@ -336,10 +347,10 @@ func TestPushConverges(t *testing.T) {
 	}
 	waitFor(t, "every registration on generation 2", func() bool {
 		regs := f.registrations(ctx)
-		return regs["signal1"].Generation == 2 && regs["jvb1"].Generation == 2 && regs["jvb2"].Generation == 2
+		return regs["signal1"].Generation == 2 && regs["turn1"].Generation == 2 && regs["jvb1"].Generation == 2 && regs["jvb2"].Generation == 2
 	})
-	if got := strings.Join(order(3), ","); got != "signal1,jvb1,jvb2" {
-		t.Errorf("rollout order %s, want signal1,jvb1,jvb2", got)
+	if got := strings.Join(order(4), ","); got != "signal1,turn1,jvb1,jvb2" {
+		t.Errorf("rollout order %s, want signal1,turn1,jvb1,jvb2", got)
 	}
 }
 
@@ -350,7 +361,7 @@ func TestBadGenerationStopsRollout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	f.writeSpec("", "v1")
-	for _, h := range []string{"signal1", "jvb1", "jvb2"} {
+	for _, h := range []string{"signal1", "turn1", "jvb1", "jvb2"} {
 		f.start(h, "")
 	}
 	f.push(ctx, f.admin)
@@ -371,7 +382,7 @@ func TestBadGenerationStopsRollout(t *testing.T) {
 	if got := f.agents["signal1"].file(t, "/etc/fleet-marker.txt"); got != "v1 on signal1\n" {
 		t.Errorf("signal1 kept %q, want the previous generation's file", got)
 	}
-	for _, h := range []string{"jvb1", "jvb2"} {
+	for _, h := range []string{"turn1", "jvb1", "jvb2"} {
 		st := f.agents[h].wait(t, "the rollout to stop", func(s fleet.Status) bool {
 			return strings.Contains(s.Record.Waiting, "signal1 failed generation 2")
 		})
