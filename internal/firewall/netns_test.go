@@ -85,7 +85,7 @@ func (l *lab) waitLink(t testing.TB) {
 	deadline := time.Now().Add(10 * time.Second)
 	for _, addr := range []string{l.hostIP4, l.hostIP6} {
 		for {
-			c, err := l.dialTCP(t, addr, port)
+			c, err := l.dialTCP(t, addr, port, dialTimeout)
 			if err == nil {
 				c.Close()
 				break
@@ -189,27 +189,44 @@ func (l *lab) listenUDP(t *testing.T, port int) {
 	}()
 }
 
-// dialTimeout is how long a dropped connection attempt waits. A drop shows
-// as a timeout, a missing listener as "connection refused".
+// dialTimeout is how long an attempt that should be dropped waits before
+// it counts as dropped (a missing listener is "connection refused" at once).
 const dialTimeout = 700 * time.Millisecond
 
+// openTimeout is how long an attempt that should get through may take. A
+// loaded machine (CI runs packages in parallel under -race) can hold the
+// answer back for longer than dialTimeout, which would read as a drop; a
+// passing check ends as soon as the answer comes, so only a failing one
+// waits this long.
+const openTimeout = 15 * time.Second
+
+// expectTimeout is the wait for a check that expects open (or closed).
+func expectTimeout(open bool) time.Duration {
+	if open {
+		return openTimeout
+	}
+	return dialTimeout
+}
+
 // dialTCP connects from the outside namespace to the host.
-func (l *lab) dialTCP(t testing.TB, addr string, port int) (net.Conn, error) {
+func (l *lab) dialTCP(t testing.TB, addr string, port int, timeout time.Duration) (net.Conn, error) {
 	t.Helper()
 	var c net.Conn
 	var err error
 	in(t, l.outside, func() {
-		d := net.Dialer{Timeout: dialTimeout}
+		d := net.Dialer{Timeout: timeout}
 		c, err = d.Dial("tcp", net.JoinHostPort(addr, fmt.Sprint(port)))
 	})
 	return c, err
 }
 
 // tcpOpen reports whether a TCP connection from outside gets through (and
-// echoes). It fails the test on errors other than a timeout.
-func (l *lab) tcpOpen(t *testing.T, addr string, port int) bool {
+// echoes); want is what the caller expects and sets how long a silent drop
+// is waited for (expectTimeout). It fails the test on errors other than a
+// timeout.
+func (l *lab) tcpOpen(t *testing.T, addr string, port int, want bool) bool {
 	t.Helper()
-	c, err := l.dialTCP(t, addr, port)
+	c, err := l.dialTCP(t, addr, port, expectTimeout(want))
 	if err != nil {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
@@ -222,8 +239,10 @@ func (l *lab) tcpOpen(t *testing.T, addr string, port int) bool {
 	return true
 }
 
-// udpOpen reports whether a datagram from outside gets an echo back.
-func (l *lab) udpOpen(t *testing.T, addr string, port int) bool {
+// udpOpen reports whether a datagram from outside gets an echo back; want
+// sets how long it waits, as for tcpOpen. A datagram is sent again every
+// dialTimeout/3 (a fresh link may lose the first one).
+func (l *lab) udpOpen(t *testing.T, addr string, port int, want bool) bool {
 	t.Helper()
 	var c net.Conn
 	in(t, l.outside, func() {
@@ -235,7 +254,8 @@ func (l *lab) udpOpen(t *testing.T, addr string, port int) bool {
 	})
 	defer c.Close()
 	buf := make([]byte, 64)
-	for range 3 {
+	deadline := time.Now().Add(expectTimeout(want))
+	for time.Now().Before(deadline) {
 		_ = c.SetDeadline(time.Now().Add(dialTimeout / 3))
 		if _, err := c.Write([]byte("ping")); err != nil {
 			t.Fatal(err)
@@ -249,7 +269,7 @@ func (l *lab) udpOpen(t *testing.T, addr string, port int) bool {
 
 func echo(t *testing.T, c net.Conn) {
 	t.Helper()
-	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(openTimeout))
 	if _, err := c.Write([]byte("hello")); err != nil {
 		t.Fatalf("write: %v", err)
 	}

@@ -160,21 +160,21 @@ func TestExampleSpecFromOutside(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []int{22, 80, 443, 5349} {
-		if !l.tcpOpen(t, l.hostIP4, p) {
+		if !l.tcpOpen(t, l.hostIP4, p, true) {
 			t.Errorf("%d/tcp closed", p)
 		}
 	}
 	for _, p := range []int{5222, 5280} {
-		if l.tcpOpen(t, l.hostIP6, p) {
+		if l.tcpOpen(t, l.hostIP6, p, false) {
 			t.Errorf("%d/tcp open", p)
 		}
 	}
 	for _, p := range []int{10000, 3478, 49160, 49200} {
-		if !l.udpOpen(t, l.hostIP6, p) {
+		if !l.udpOpen(t, l.hostIP6, p, true) {
 			t.Errorf("%d/udp closed", p)
 		}
 	}
-	if l.udpOpen(t, l.hostIP4, 49201) {
+	if l.udpOpen(t, l.hostIP4, 49201, false) {
 		t.Error("49201/udp (outside the relay range) open")
 	}
 }
