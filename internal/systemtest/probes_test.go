@@ -155,7 +155,10 @@ func TestDaemonKeepsServicesRunning(t *testing.T) {
 	})
 
 	t.Run("an nginx change under the hardened unit", func(t *testing.T) {
-		n := e.WaitApply(0, time.Second).Applies
+		// The daemon may be between passes (the restart above): wait for it
+		// to be idle so that the count below is of a finished pass. A
+		// bound, not a timing: a loaded machine takes more than a second.
+		n := e.WaitApply(0, time.Minute).Applies
 		e.SetSpec(withWeb(DefaultSpec(e.Domain), 8443))
 		st := e.WaitApply(n, 2*time.Minute)
 		if st.State != "ok" || st.LastApply == nil || st.LastApply.Error != "" {
