@@ -573,3 +573,58 @@ func TestRoutesFollowBridges(t *testing.T) {
 		t.Errorf("signal1 after the membership change: %+v", st.Record)
 	}
 }
+
+// The front's HAProxy follows the registrations too: a shard whose
+// signalling host registers joins the backends, one whose lease expires
+// leaves them.
+func TestFrontFollowsShards(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	src := `domain = "meet.test"
+cluster_secret = env("JITSI_AGENT_CLUSTER_SECRET")
+auth "anonymous" {}
+turn { enabled = false }
+host "front1" {
+  address = "10.98.0.1"
+  roles   = ["front"]
+}
+host "signal-a" {
+  shard   = "a"
+  address = "10.99.0.2"
+  roles   = ["prosody", "jicofo", "nginx", "jvb"]
+}
+host "signal-b" {
+  shard   = "b"
+  address = "10.99.0.3"
+  roles   = ["prosody", "jicofo", "nginx", "jvb"]
+}
+`
+	if err := os.WriteFile(filepath.Join(f.dir, "fleet.hcl"), []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	front := f.start("front1", "")
+	f.start("signal-a", "")
+	f.push(ctx, f.admin)
+	front.wait(t, "generation 1", atGeneration(1))
+	cfg := func() string {
+		b, err := os.ReadFile(filepath.Join(front.root, "etc/haproxy/haproxy.cfg"))
+		if err != nil {
+			return ""
+		}
+		return string(b)
+	}
+	waitFor(t, "shard a only in the front", func() bool {
+		c := cfg()
+		return strings.Contains(c, "10.99.0.2") && !strings.Contains(c, "10.99.0.3")
+	})
+	b := f.start("signal-b", "")
+	b.wait(t, "generation 1", atGeneration(1))
+	waitFor(t, "shard b in the front", func() bool { return strings.Contains(cfg(), "10.99.0.3") })
+	b.link.Cut(true) // crash: the lease runs out
+	b.stop()
+	waitFor(t, "shard b out of the front", func() bool {
+		c := cfg()
+		return !strings.Contains(c, "10.99.0.3") && strings.Contains(c, "10.99.0.2")
+	})
+}
