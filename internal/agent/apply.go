@@ -168,6 +168,10 @@ type ApplyOptions struct {
 	// for want of confirmation is not put back, and a hand-edited table is
 	// only reported when the drift policy is "report".
 	Daemon bool
+	// Verdicts, when set, lets apply skip prosodyctl for a file it
+	// already accepted byte for byte (see apply.Verdicts); the daemon
+	// keeps one.
+	Verdicts *apply.Verdicts
 }
 
 // Result is what one Apply did. Fields are filled as far as the apply got.
@@ -239,7 +243,7 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 	if log == nil {
 		log = logging.Discard()
 	}
-	opts := apply.Options{Root: root, StateDir: d.StateDir, Keep: d.Backups, Progress: o.Progress, Now: env.Now}
+	opts := apply.Options{Root: root, StateDir: d.StateDir, Keep: d.Backups, Progress: o.Progress, Now: env.Now, Verdicts: o.Verdicts}
 	if !o.OverwriteDrift {
 		opts.Skip = func(c plan.Change) bool {
 			if c.HostChanged && DriftPolicy(d, c.File) == spec.DriftReport {

@@ -85,6 +85,9 @@ type Daemon struct {
 
 	// templates keeps the parsed templates between applies.
 	templates render.Cache
+	// verdicts keeps prosodyctl's acceptances between applies (and from
+	// the pre-checks): a file staged again byte for byte is not re-run.
+	verdicts *apply.Verdicts
 
 	unitsWarned bool
 	hold        *hold  // a rollback asked over the socket, kept until the spec changes
@@ -115,7 +118,7 @@ func NewDaemon(cfg DaemonConfig) *Daemon {
 		l.Out = nilWriter{}
 		cfg.Log = l
 	}
-	return &Daemon{cfg: cfg, root: root, triggers: make(chan string, 1)}
+	return &Daemon{cfg: cfg, root: root, triggers: make(chan string, 1), verdicts: apply.NewVerdicts()}
 }
 
 type nilWriter struct{}
@@ -299,7 +302,7 @@ func (a *Daemon) Apply(ctx context.Context, req daemon.Request) (daemon.Outcome,
 	}
 	t2 := time.Now()
 	r, err := Apply(ctx, env, d, set, ApplyOptions{Root: a.root, Always: req.Initial, Wrote: req.Wrote, Daemon: true,
-		Log: log})
+		Log: log, Verdicts: a.verdicts})
 	log.WithFields(logrus.Fields{
 		"load_ms": tLoad.Milliseconds(), "render_ms": tRender.Milliseconds(), "apply_ms": time.Since(t2).Milliseconds(),
 	}).Debug("pipeline timings")

@@ -83,6 +83,10 @@ type Options struct {
 	// the daemon skips host-changed files whose drift policy is "report").
 	// Skipped paths keep their manifest record, so they stay reported.
 	Skip func(c plan.Change) bool
+	// Verdicts, when set, remembers the files prosodyctl accepted: a later
+	// apply of byte-identical content (same tool, same path) skips that
+	// run. Every other check still runs. See Verdicts.
+	Verdicts *Verdicts
 	// StepHook, when set, runs between the per-file steps (tests use it to
 	// widen crash windows).
 	StepHook func(step, path string)

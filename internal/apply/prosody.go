@@ -44,25 +44,36 @@ func (t *txn) prosodyChecks(ctx context.Context, all []staged) []Failure {
 		return fails
 	}
 	for _, s := range vhosts {
-		out, err := t.prosodyCheck(ctx, tool, s)
+		// The verdict is keyed by the bytes prosodyctl is given: the
+		// staged file as read now.
+		content, err := os.ReadFile(s.real)
+		if err != nil {
+			fails = append(fails, Failure{s.op.path, "prosodyctl check config", fmt.Sprintf("prosody check: %v\n", err)})
+			continue
+		}
+		key := verdictKey("prosodyctl check config", tool, s.op.dest, content)
+		if t.r.o.Verdicts.accepted(key) {
+			t.r.hook("check", s.op.dest)
+			continue
+		}
+		out, err := t.prosodyCheck(ctx, tool, s, content)
 		if err != nil {
 			fails = append(fails, Failure{s.op.path, "prosodyctl check config", out + "(" + err.Error() + ")"})
+		} else {
+			t.r.o.Verdicts.accept(key)
 		}
 		t.r.hook("check", s.op.dest)
 	}
 	return fails
 }
 
-func (t *txn) prosodyCheck(ctx context.Context, tool string, s staged) (string, error) {
+// prosodyCheck checks content, the staged file s as read by the caller.
+func (t *txn) prosodyCheck(ctx context.Context, tool string, s staged, content []byte) (string, error) {
 	dir, err := t.r.prosodyTemp()
 	if err != nil {
 		return "", fmt.Errorf("prosody check: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	content, err := os.ReadFile(s.real)
-	if err != nil {
-		return "", fmt.Errorf("prosody check: %w", err)
-	}
 	vhost := filepath.Join(dir, "vhost.cfg.lua")
 	main := filepath.Join(dir, "main.cfg.lua")
 	mainText := fmt.Sprintf(`pidfile = %q

@@ -1,0 +1,143 @@
+package apply
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/render"
+	"github.com/jitsi-agent/jitsi-agent/internal/testenv"
+)
+
+func vhostSet(content string) *render.Set {
+	return &render.Set{Files: []render.File{{Path: "/etc/prosody/conf.avail/x.cfg.lua", Kind: render.KindFile,
+		Content: []byte(content), Component: "prosody"}}}
+}
+
+// With a verdict cache, real prosodyctl still refuses a bad file (also one
+// that differs from an accepted one only in its last line), and an accepted
+// file staged again is not re-checked.
+func TestVerdictCacheRealProsodyctl(t *testing.T) {
+	testenv.LookPath(t, "prosodyctl", "apt-get install prosody")
+	e := newEnv(t)
+	e.opts.NoTools = false
+	e.opts.Verdicts = NewVerdicts()
+	a := "VirtualHost \"x.example.com\"\n    muc_max_occupants = 51\n"
+	b := "VirtualHost \"x.example.com\"\n    muc_max_occupants = 52\n"
+	bad := "VirtualHost \"x.example.com\"\n    no_such_function_in_prosody_config()\n"
+
+	e.apply(vhostSet(a))
+	e.apply(vhostSet(b))
+	if h := e.opts.Verdicts.Hits(); h != 0 {
+		t.Fatalf("hits %d after two distinct files", h)
+	}
+	for i := 0; i < 2; i++ { // a refusal is never remembered
+		_, err := Apply(context.Background(), vhostSet(bad), e.opts)
+		if err == nil || !strings.Contains(err.Error(), "prosodyctl check config") {
+			t.Fatalf("bad file not refused with a cache holding good ones: %v", err)
+		}
+		e.assertNoTemps()
+		if got := e.read("/etc/prosody/conf.avail/x.cfg.lua"); got != b {
+			t.Fatalf("refused apply changed the host: %q", got)
+		}
+	}
+	e.apply(vhostSet(a)) // accepted before: answered from the cache
+	if h := e.opts.Verdicts.Hits(); h != 1 {
+		t.Fatalf("hits %d, want 1", h)
+	}
+	if got := e.read("/etc/prosody/conf.avail/x.cfg.lua"); got != a {
+		t.Fatalf("host %q", got)
+	}
+}
+
+// fakeProsodyctl puts a prosodyctl first on PATH that records each run in
+// log and exits with the status in status (a file, so a test can change
+// the tool's verdict without changing the tool).
+func fakeProsodyctl(t *testing.T) (dir, log, status string) {
+	t.Helper()
+	dir = t.TempDir()
+	log, status = filepath.Join(dir, "runs"), filepath.Join(dir, "status")
+	writeFakeProsodyctl(t, dir, log, status, "")
+	if err := os.WriteFile(status, []byte("0"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+	return dir, log, status
+}
+
+func writeFakeProsodyctl(t *testing.T, dir, log, status, extra string) {
+	t.Helper()
+	script := "#!/bin/sh\n# " + extra + "\necho run >> '" + log + "'\nexit $(cat '" + status + "')\n"
+	tmp := filepath.Join(dir, ".prosodyctl.new")
+	if err := os.WriteFile(tmp, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "prosodyctl")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func fakeRuns(t *testing.T, log string) int {
+	t.Helper()
+	b, err := os.ReadFile(log)
+	if os.IsNotExist(err) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "run\n")
+}
+
+// The cache key covers the content, the path it is checked as and the
+// tool: each change runs the validator again; only an identical file
+// checked by the identical tool is answered from the cache.
+func TestVerdictCacheKey(t *testing.T) {
+	dir, log, status := fakeProsodyctl(t)
+	e := newEnv(t)
+	e.opts.NoTools = false
+	e.opts.Verdicts = NewVerdicts()
+	a := "VirtualHost \"x.example.com\"\n    muc_max_occupants = 51\n"
+	b := "VirtualHost \"x.example.com\"\n    muc_max_occupants = 52\n"
+	e.apply(vhostSet(a))
+	e.apply(vhostSet(b))
+	if n := fakeRuns(t, log); n != 2 {
+		t.Fatalf("prosodyctl ran %d times, want 2", n)
+	}
+	e.apply(vhostSet(a))
+	if n := fakeRuns(t, log); n != 2 {
+		t.Fatalf("identical file re-checked (%d runs)", n)
+	}
+	// Same content at another path: checked.
+	other := vhostSet(b)
+	other.Files[0].Path = "/etc/prosody/conf.avail/y.cfg.lua"
+	e.apply(other)
+	if n := fakeRuns(t, log); n != 3 {
+		t.Fatalf("same content at another path: %d runs, want 3", n)
+	}
+	// A new tool (package upgrade) judges again, and its refusal holds
+	// for content the old tool accepted.
+	writeFakeProsodyctl(t, dir, log, status, "upgraded")
+	if err := os.WriteFile(status, []byte("1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Apply(context.Background(), vhostSet(b), e.opts)
+	if err == nil || !strings.Contains(err.Error(), "prosodyctl check config") {
+		t.Fatalf("new tool's refusal ignored: %v", err)
+	}
+	if n := fakeRuns(t, log); n != 4 {
+		t.Fatalf("new tool not run: %d runs, want 4", n)
+	}
+	// Without a cache every apply runs the tool.
+	e.opts.Verdicts = nil
+	if err := os.WriteFile(status, []byte("0"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.apply(vhostSet(b))
+	e.apply(vhostSet(a))
+	if n := fakeRuns(t, log); n != 6 {
+		t.Fatalf("no cache: %d runs, want 6", n)
+	}
+}
