@@ -1,12 +1,18 @@
 package apply
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"os"
 	"sync"
 	"syscall"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/files"
+	"github.com/jitsi-agent/jitsi-agent/internal/manifest"
+	"github.com/jitsi-agent/jitsi-agent/internal/plan"
+	"github.com/jitsi-agent/jitsi-agent/internal/render"
 )
 
 // Verdicts remembers which staged files an external validator accepted, so
@@ -59,6 +65,13 @@ func (v *Verdicts) accepted(key string) bool {
 	return false
 }
 
+// known reports whether key is accepted, without counting a hit.
+func (v *Verdicts) known(key string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.ok[key]
+}
+
 func (v *Verdicts) accept(key string) {
 	if v == nil || key == "" {
 		return
@@ -87,4 +100,63 @@ func verdictKey(validator, tool, dest string, content []byte) string {
 		st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec, os.Geteuid(), dest, len(content))
 	h.Write(content)
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Precheck runs, ahead of an apply, the validators whose verdicts opts.Verdicts
+// keeps (prosodyctl) on the files an Apply of set would write now, and
+// records their acceptances. It changes nothing on the host: nothing is
+// staged next to a destination, no backup, journal or manifest is written;
+// the files are checked from scratch copies in the validators' private
+// directories (under the state-dir lock, like an apply, so the two never
+// share those directories). The daemon calls it at the first event of a
+// burst, so the apply at the end of the quiet period finds the verdicts
+// ready; a file that changed again in between has another key and is
+// checked by the apply itself. Errors and refusals are not reported here:
+// the apply runs (and reports) every check it has no acceptance for.
+func Precheck(ctx context.Context, set *render.Set, opts Options) error {
+	if opts.Verdicts == nil || opts.NoTools {
+		return nil
+	}
+	r, unlock, err := newRunner(opts, set.Redact)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	m, err := manifest.Load(manifest.Path(r.state))
+	if err != nil {
+		return fmt.Errorf("apply: precheck: %w", err)
+	}
+	p, err := plan.Compute(set, plan.Options{Host: r.host, Manifest: m, Redact: set.Redact})
+	if err != nil {
+		return fmt.Errorf("apply: precheck: %w", err)
+	}
+	t := &txn{r: r, serial: m.Serial + 1, set: set, prev: m, op: "precheck"}
+	var vhosts []staged
+	for _, c := range p.Changes {
+		o := opFromChange(c)
+		s := staged{op: o, file: c.File}
+		if o.write && s.runs(files.ProsodyCtl) && len(o.content) > 0 {
+			vhosts = append(vhosts, s)
+		}
+	}
+	if len(vhosts) == 0 {
+		return nil
+	}
+	tool := findTool("prosodyctl")
+	if tool == "" {
+		return nil
+	}
+	for _, s := range vhosts {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		key := verdictKey("prosodyctl check config", tool, s.op.dest, s.op.content)
+		if key == "" || r.o.Verdicts.known(key) {
+			continue
+		}
+		if _, err := t.prosodyCheck(ctx, tool, s, s.op.content); err == nil && ctx.Err() == nil {
+			r.o.Verdicts.accept(key)
+		}
+	}
+	return nil
 }

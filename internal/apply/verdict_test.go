@@ -141,3 +141,94 @@ func TestVerdictCacheKey(t *testing.T) {
 		t.Fatalf("no cache: %d runs, want 6", n)
 	}
 }
+
+// Precheck validates what the next apply would write, changes nothing on
+// the host, and the apply then takes its acceptance; a refusal is not
+// remembered, so the apply checks (and refuses) the file itself.
+func TestPrecheck(t *testing.T) {
+	_, log, status := fakeProsodyctl(t)
+	e := newEnv(t)
+	e.opts.NoTools = false
+	e.opts.Verdicts = NewVerdicts()
+	a := vhostSet("VirtualHost \"x.example.com\"\n    muc_max_occupants = 51\n")
+	if err := Precheck(context.Background(), a, e.opts); err != nil {
+		t.Fatal(err)
+	}
+	if n := fakeRuns(t, log); n != 1 {
+		t.Fatalf("precheck ran prosodyctl %d times, want 1", n)
+	}
+	if _, err := os.Lstat(e.real("/etc/prosody/conf.avail/x.cfg.lua")); !os.IsNotExist(err) {
+		t.Fatalf("precheck wrote the file: %v", err)
+	}
+	for _, p := range []string{"manifest.json", "journal.json", "backups", CheckDir} {
+		if _, err := os.Lstat(filepath.Join(e.real(stateDir), p)); !os.IsNotExist(err) {
+			t.Fatalf("precheck left %s in the state dir (%v)", p, err)
+		}
+	}
+	e.assertNoTemps()
+	// Prechecking again, or applying, does not run it again.
+	if err := Precheck(context.Background(), a, e.opts); err != nil {
+		t.Fatal(err)
+	}
+	e.apply(a)
+	if n := fakeRuns(t, log); n != 1 {
+		t.Fatalf("prosodyctl ran %d times, want 1", n)
+	}
+	// Nothing to write: nothing to precheck.
+	if err := Precheck(context.Background(), a, e.opts); err != nil {
+		t.Fatal(err)
+	}
+	if n := fakeRuns(t, log); n != 1 {
+		t.Fatalf("precheck of the applied set ran prosodyctl (%d runs)", n)
+	}
+	// A refused precheck leaves the verdict to the apply.
+	if err := os.WriteFile(status, []byte("1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := vhostSet("VirtualHost \"x.example.com\"\n    muc_max_occupants = 52\n")
+	if err := Precheck(context.Background(), b, e.opts); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Apply(context.Background(), b, e.opts)
+	if err == nil || !strings.Contains(err.Error(), "prosodyctl check config") {
+		t.Fatalf("apply after a refused precheck: %v", err)
+	}
+	if n := fakeRuns(t, log); n != 3 {
+		t.Fatalf("prosodyctl ran %d times, want 3", n)
+	}
+	// A cancelled precheck accepts nothing.
+	if err := os.WriteFile(status, []byte("0"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = Precheck(ctx, b, e.opts)
+	e.apply(b)
+	if n := fakeRuns(t, log); n != 4 {
+		t.Fatalf("prosodyctl ran %d times, want 4 (apply after a cancelled precheck)", n)
+	}
+}
+
+// With real prosodyctl: a precheck of a bad file leaves the apply to refuse
+// it.
+func TestPrecheckRealProsodyctl(t *testing.T) {
+	testenv.LookPath(t, "prosodyctl", "apt-get install prosody")
+	e := newEnv(t)
+	e.opts.NoTools = false
+	e.opts.Verdicts = NewVerdicts()
+	bad := vhostSet("VirtualHost \"x.example.com\"\n    no_such_function_in_prosody_config()\n")
+	if err := Precheck(context.Background(), bad, e.opts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Apply(context.Background(), bad, e.opts); err == nil || !strings.Contains(err.Error(), "prosodyctl check config") {
+		t.Fatalf("bad file not refused after a precheck: %v", err)
+	}
+	good := vhostSet("VirtualHost \"x.example.com\"\n    muc_max_occupants = 51\n")
+	if err := Precheck(context.Background(), good, e.opts); err != nil {
+		t.Fatal(err)
+	}
+	e.apply(good)
+	if h := e.opts.Verdicts.Hits(); h != 1 {
+		t.Fatalf("apply after a good precheck: %d hits, want 1", h)
+	}
+}
