@@ -225,6 +225,39 @@ func (a *Daemon) PendingRestarts() []deferred.Restart {
 	return ds
 }
 
+// Precheck implements daemon.Prechecker: at the start of a burst of changes
+// it loads and renders the spec as it is now and runs prosodyctl on the
+// Prosody files the next apply would write (apply.Precheck: scratch copies,
+// nothing staged or recorded), keeping the acceptances in the verdict cache
+// the apply consults. It never runs beside an apply (applyMu; it steps
+// aside if one runs) nor while a rollback is held, and reports nothing: a
+// spec that does not load, render or pass is left to the apply, which
+// checks every file it has no acceptance for.
+func (a *Daemon) Precheck(ctx context.Context) {
+	if !a.applyMu.TryLock() {
+		return
+	}
+	defer a.applyMu.Unlock()
+	if a.hold != nil {
+		return
+	}
+	a.mu.Lock()
+	specPath, load, members := a.cfg.Spec, a.cfg.Load, a.members
+	a.mu.Unlock()
+	res := spec.Load(specPath, load)
+	if res.HasErrors() || ctx.Err() != nil {
+		return
+	}
+	d := res.Deployment
+	set, err := desiredState(d, a.root, a.cfg.Env.now(), &a.templates, members)
+	if err != nil || ctx.Err() != nil {
+		return
+	}
+	t0 := time.Now()
+	err = apply.Precheck(ctx, set, apply.Options{Root: a.root, StateDir: d.StateDir, Verdicts: a.verdicts})
+	a.cfg.Log.WithError(err).WithField("ms", time.Since(t0).Milliseconds()).Debug("pre-check")
+}
+
 // Apply implements daemon.Applier.
 func (a *Daemon) Apply(ctx context.Context, req daemon.Request) (daemon.Outcome, error) {
 	a.applyMu.Lock()

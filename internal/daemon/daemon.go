@@ -107,6 +107,56 @@ type daemon struct {
 	st Status
 
 	rollbacks chan rollbackCall // from the socket's POST /rollback
+
+	// The running pre-check (see Prechecker); nil when none.
+	precheckCancel context.CancelFunc
+	precheckDone   chan struct{}
+}
+
+// precheckWait bounds how long an apply waits for a running pre-check
+// before cancelling it (the apply then runs every check itself).
+const precheckWait = time.Second
+
+// startPrecheck (re)starts the applier's pre-check for the burst that just
+// grew.
+func (d *daemon) startPrecheck(ctx context.Context) {
+	pc, ok := d.deps.Applier.(Prechecker)
+	if !ok {
+		return
+	}
+	d.cancelPrecheck()
+	pctx, cancel := context.WithTimeout(ctx, d.cfg.ApplyTimeout)
+	done := make(chan struct{})
+	d.precheckCancel, d.precheckDone = cancel, done
+	go func() {
+		defer close(done)
+		pc.Precheck(pctx)
+	}()
+}
+
+// awaitPrecheck lets a running pre-check finish (bounded), so the apply
+// finds its verdicts, then cancels what is left of it.
+func (d *daemon) awaitPrecheck() {
+	if d.precheckDone == nil {
+		return
+	}
+	t := time.NewTimer(precheckWait)
+	defer t.Stop()
+	select {
+	case <-d.precheckDone:
+	case <-t.C:
+	}
+	d.cancelPrecheck()
+}
+
+// cancelPrecheck stops a running pre-check and waits for it.
+func (d *daemon) cancelPrecheck() {
+	if d.precheckDone == nil {
+		return
+	}
+	d.precheckCancel()
+	<-d.precheckDone
+	d.precheckCancel, d.precheckDone = nil, nil
 }
 
 type rollbackCall struct {
@@ -231,6 +281,7 @@ func (d *daemon) watchdogInterval() time.Duration {
 
 func (d *daemon) loop(ctx context.Context, sigs <-chan os.Signal, wdC <-chan time.Time, rearmWD func()) error {
 	d.wdC, d.wdRearm = wdC, rearmWD
+	defer d.cancelPrecheck()
 	d.sendStatus("applying the spec")
 	d.apply(Request{Reason: ReasonStartup, Full: true, Initial: true})
 	for {
@@ -248,6 +299,8 @@ func (d *daemon) loop(ctx context.Context, sigs <-chan os.Signal, wdC <-chan tim
 				d.stop("stopping on " + s.String())
 				return nil
 			}
+		case <-d.watcher.Activity():
+			d.startPrecheck(ctx)
 		case <-d.watcher.Ready():
 			if t, ok := d.watcher.Take(); ok {
 				d.apply(Request{Reason: strings.Join(t.Reasons, ","), Full: t.Full, Paths: t.Paths})
@@ -299,6 +352,7 @@ func (d *daemon) redact(s string) string {
 
 // apply runs one apply (or rollback) and records its result everywhere.
 func (d *daemon) apply(req Request) error {
+	d.awaitPrecheck()
 	d.mu.Lock()
 	wasDegraded := d.st.Degraded
 	d.mu.Unlock()

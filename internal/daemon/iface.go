@@ -41,6 +41,17 @@ type Applier interface {
 	Apply(ctx context.Context, req Request) (Outcome, error)
 }
 
+// Prechecker is an optional Applier extension: Precheck does, ahead of an
+// apply, read-only work whose results that apply can reuse (the agent runs
+// the slow validators on what it would write and keeps their verdicts).
+// The daemon calls it when a burst of changes starts (again at each later
+// event of the burst, cancelling the previous one) and, before the apply
+// at the end of the burst, waits briefly for it and then cancels it.
+// Precheck must change nothing the apply depends on and must honour ctx.
+type Prechecker interface {
+	Precheck(ctx context.Context)
+}
+
 // ApplierFunc adapts a function to Applier.
 type ApplierFunc func(ctx context.Context, req Request) (Outcome, error)
 

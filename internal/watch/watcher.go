@@ -70,8 +70,9 @@ type Watcher struct {
 	retryNext time.Duration
 	rescan    Timer
 
-	readyCh chan struct{}
-	running bool
+	readyCh    chan struct{}
+	activityCh chan struct{}
+	running    bool
 }
 
 // New creates a watcher (one inotify instance). Call SetPaths, then Run.
@@ -116,6 +117,8 @@ func New(cfg Config) (*Watcher, error) {
 		retryNext: cfg.RetryMin,
 		rescan:    cfg.Clock.NewTimer(time.Hour),
 		readyCh:   make(chan struct{}, 1),
+
+		activityCh: make(chan struct{}, 1),
 	}
 	w.retry.Stop()
 	w.rescan.Stop()
@@ -151,6 +154,12 @@ func (w *Watcher) Watching() []string {
 	sort.Strings(l)
 	return l
 }
+
+// Activity receives a value when a file-system event joined the pending
+// burst (coalesced: one value may stand for many events). The burst fires
+// on Ready once it has been quiet; a consumer may start work that only
+// reads (the daemon pre-validates) in between.
+func (w *Watcher) Activity() <-chan struct{} { return w.activityCh }
 
 // Ready receives a value when Take has something.
 func (w *Watcher) Ready() <-chan struct{} { return w.readyCh }
@@ -234,8 +243,16 @@ func (w *Watcher) Run(ctx context.Context) error {
 				return errors.New("watch: inotify event channel closed")
 			}
 			w.mu.Lock()
+			before := w.deb.batch.Events
 			w.handleLocked(ev)
+			grew := w.deb.batch.Events > before
 			w.mu.Unlock()
+			if grew {
+				select {
+				case w.activityCh <- struct{}{}:
+				default:
+				}
+			}
 		case err, ok := <-w.fw.Errors:
 			if !ok {
 				return errors.New("watch: inotify error channel closed")
