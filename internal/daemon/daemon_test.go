@@ -285,6 +285,24 @@ func (r *running) waitHealth(t *testing.T, code int, want ...string) string {
 	return ""
 }
 
+// waitLogs waits until the daemon's log holds each of want and returns it:
+// the daemon logs an apply's outcome after it has published the status, so
+// a test that saw the status may read the log a moment too early.
+func (r *running) waitLogs(t *testing.T, want ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for {
+		logs := r.logs.String()
+		if !slices.ContainsFunc(want, func(w string) bool { return !strings.Contains(logs, w) }) {
+			return logs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the log never held %q:\n%s", want, logs)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // waitApplies polls /status until n applies are recorded.
 func (r *running) waitApplies(t *testing.T, n int) *Status {
 	t.Helper()
@@ -363,9 +381,7 @@ func TestBadSpecWhileRunningDegradesAndRecovers(t *testing.T) {
 	if _, m := r.get(t, "/metrics"); !strings.Contains(m, "jitsi_agent_degraded 0") || !strings.Contains(m, `jitsi_agent_applies_total{result="success"} 2`) {
 		t.Fatalf("metrics after the fix:\n%s", m)
 	}
-	if logs := r.logs.String(); !strings.Contains(logs, "recovered") || !strings.Contains(logs, "spec is invalid") {
-		t.Fatalf("logs:\n%s", logs)
-	}
+	r.waitLogs(t, "recovered", "spec is invalid")
 	// Our own write of the managed file did not cause another apply.
 	f.noCall(t, 300*time.Millisecond)
 }
@@ -518,9 +534,7 @@ func TestHandEditRestored(t *testing.T) {
 	}
 	// The restore is our own write: no apply loop.
 	f.noCall(t, 300*time.Millisecond)
-	if !strings.Contains(r.logs.String(), "restored") {
-		t.Fatalf("no drift log:\n%s", r.logs.String())
-	}
+	r.waitLogs(t, "restored")
 }
 
 func TestHandEditReported(t *testing.T) {
@@ -562,14 +576,12 @@ func TestFailedApplyRetriesWithBackoffAndRedacts(t *testing.T) {
 	writeFile(t, f.spec, "domain = \"ok\"\n")
 	r.waitHealth(t, 200)
 	// The secret in the applier's error never reached logs or status.
+	logs := r.waitLogs(t, "(sensitive)") // the redaction placeholder
 	_, sbody := r.get(t, "/status")
-	for what, s := range map[string]string{"logs": r.logs.String(), "healthz": body, "status": sbody} {
+	for what, s := range map[string]string{"logs": logs, "healthz": body, "status": sbody} {
 		if strings.Contains(s, f.secret) {
 			t.Fatalf("secret in %s:\n%s", what, s)
 		}
-	}
-	if !strings.Contains(r.logs.String(), "(sensitive)") {
-		t.Fatalf("redaction placeholder missing from logs:\n%s", r.logs.String())
 	}
 }
 
