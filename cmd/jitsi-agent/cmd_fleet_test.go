@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,11 +27,11 @@ template "marker" {
   destination = "/etc/fleet-marker.txt"
 }
 host "signal1" {
-  address = "10.0.0.1"
+  address = "127.0.0.1"
   roles   = ["prosody", "jicofo", "nginx"]
 }
 host "jvb1" {
-  address = "10.0.0.11"
+  address = "127.0.0.2"
   roles   = ["jvb"]
 }
 `
@@ -56,7 +57,24 @@ func TestFleetCommands(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write(specPath, fleetCLISpec)
+	// signal1's Prosody c2s, as jvb1 dials it from `fleet doctor --host
+	// jvb1`: a listener of the test (agents run with --root, no services).
+	c2s, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2s.Close()
+	go func() {
+		for {
+			conn, err := c2s.Accept()
+			if err != nil {
+				return
+			}
+			conn.Close()
+		}
+	}()
+	c2sAddr := c2s.Addr().String()
+	write(specPath, fleetCLISpec+fmt.Sprintf("prosody { c2s_port = %d }\n", c2s.Addr().(*net.TCPAddr).Port))
 	write(filepath.Join(dir, "marker.tmpl"), "gen one on {{.Host}}\n")
 	etcd := []string{"--etcd", strings.Join(c.Endpoints(), ","), "--etcd-ca", c.CA, "--etcd-cert", c.ClientCert, "--etcd-key", c.ClientKey}
 
@@ -120,8 +138,15 @@ func TestFleetCommands(t *testing.T) {
 	}
 
 	code, out, _ = runCLI(t, append([]string{"fleet", "doctor", "--ascii", "--host", "jvb1", "--fleet-key", key}, etcd...)...)
-	if code != 0 || !strings.Contains(out, "3 members answer") || !strings.Contains(out, "opens the current generation") || !strings.Contains(out, "jvb1 is registered") {
+	if code != 0 || !strings.Contains(out, "3 members answer") || !strings.Contains(out, "opens the current generation") || !strings.Contains(out, "jvb1 is registered") ||
+		!strings.Contains(out, c2sAddr+" (prosody on signal1) answers") {
 		t.Fatalf("fleet doctor: %d\n%s", code, out)
+	}
+	// signal1's c2s goes down: jvb1's doctor names the peer, address and service.
+	c2s.Close()
+	code, out, _ = runCLI(t, append([]string{"fleet", "doctor", "--ascii", "--host", "jvb1", "--fleet-key", key}, etcd...)...)
+	if code != 1 || !strings.Contains(out, c2sAddr+" (prosody on signal1) is unreachable from jvb1") || !strings.Contains(out, "firewall") {
+		t.Fatalf("fleet doctor with signal1's c2s down: %d\n%s", code, out)
 	}
 	otherKey := filepath.Join(dir, "other.key")
 	runCLI(t, "fleet", "keygen", otherKey)

@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -18,7 +19,9 @@ type MemberStatuser interface {
 // Doctor checks the fleet from one machine: the store's members, the
 // fleet key against the current generation and the cluster secret, the
 // rollout, each host's generation lag and lease, and (host != "") that
-// this host is registered. key may be nil (not checked).
+// this host is registered. key may be nil (not checked); with a key and a
+// host, it also dials from this machine the services of the other
+// registered hosts that host needs (PeerPorts, CheckPeerPorts).
 func Doctor(ctx context.Context, st fleetstore.Store, members MemberStatuser, key *Key, host string, now time.Time) []doctor.Result {
 	var out []doctor.Result
 	res := func(id, title string, s doctor.Status, seen, fix string) {
@@ -61,6 +64,8 @@ func Doctor(ctx context.Context, st fleetstore.Store, members MemberStatuser, ke
 		return out
 	}
 	res("fleet.generation", "fleet generation", doctor.Pass, fmt.Sprintf("generation %d (%s at %s)", rep.Generation, rep.Reason, rep.At.Format(time.RFC3339)), "")
+	var bundle *Bundle
+	var secret string
 	if key != nil {
 		g, err := getGeneration(ctx, st, rep.Generation)
 		switch {
@@ -70,7 +75,10 @@ func Doctor(ctx context.Context, st fleetstore.Store, members MemberStatuser, ke
 			res("fleet.key", "fleet key", doctor.Fail, fmt.Sprintf("generation %d is sealed with key %s, this machine has %s", g.Number, g.KeyID, key.ID),
 				"copy the fleet key file of the machine that pushes to this one (mode 0600)")
 		default:
-			if _, _, err := openClusterSecret(ctx, st, *key); err != nil {
+			var err error
+			if secret, _, err = openClusterSecret(ctx, st, *key); err != nil {
+				res("fleet.key", "fleet key", doctor.Fail, err.Error(), "every host needs the same fleet key file")
+			} else if bundle, err = g.Open(*key); err != nil {
 				res("fleet.key", "fleet key", doctor.Fail, err.Error(), "every host needs the same fleet key file")
 			} else {
 				res("fleet.key", "fleet key", doctor.Pass, "key "+key.ID+" opens the current generation and the cluster secret", "")
@@ -121,8 +129,41 @@ func Doctor(ctx context.Context, st fleetstore.Store, members MemberStatuser, ke
 			res("fleet.lease", "this host's lease", doctor.Fail, host+" has no live registration",
 				"start the agent: jitsi-agent run --etcd ... --host "+host+" (or check that this machine reaches etcd)")
 		}
+		if bundle != nil {
+			out = append(out, crossHostPorts(ctx, &net.Dialer{}, bundle, secret, host, rep)...)
+		}
 	}
 	return out
+}
+
+// crossHostPorts dials, from host, the services of the other registered
+// hosts that host needs (PeerPorts), at their registered addresses.
+func crossHostPorts(ctx context.Context, d Dialer, b *Bundle, secret, host string, rep *Report) []doctor.Result {
+	var names []string
+	addrs := map[string]string{}
+	inGen := false
+	for _, h := range rep.Hosts {
+		if !h.InGeneration {
+			continue
+		}
+		inGen = inGen || h.Name == host
+		names = append(names, h.Name)
+		if h.Registered {
+			addrs[h.Name] = h.Address
+		}
+	}
+	if !inGen {
+		return nil
+	}
+	deps, err := peerDeployments(b, secret, names)
+	if err != nil {
+		return []doctor.Result{{ID: "fleet.ports", Title: "cross-host ports", Status: doctor.Fail, Seen: err.Error(), Fix: "fix the spec and push again"}}
+	}
+	pp := PeerPorts(deps[host], deps, addrs)
+	if len(pp) == 0 {
+		return []doctor.Result{{ID: "fleet.ports", Title: "cross-host ports", Status: doctor.Pass, Seen: host + " needs no service of another registered host"}}
+	}
+	return CheckPeerPorts(ctx, d, host, pp, PeerTimeout)
 }
 
 // openClusterSecret reads and opens the fleet's cluster secret without
