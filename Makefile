@@ -63,12 +63,15 @@ test-short:
 # as plain tests in `go test`).
 # A count, not a duration: duration-based runs can end with a spurious
 # "context deadline exceeded" when a worker is mid-input at the deadline.
+# Minimising a new input may take up to -fuzzminimizetime (60 s by default)
+# with no inputs run meanwhile; 5 s keeps a run that finds several within the
+# timeout (go test's 10 minutes is too short for FuzzLoad on a slow machine).
 FUZZTIME ?= 50000x
 fuzz:
 	@set -e; for t in $$(grep -rhoE '^func (Fuzz[A-Za-z0-9_]+)' --include='*_test.go' internal | sed 's/func //' | sort -u); do \
 	  pkg=$$(grep -rlE "^func $$t\(" --include='*_test.go' internal | head -1 | xargs dirname); \
 	  echo "fuzz $$t in ./$$pkg for $(FUZZTIME)"; \
-	  $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./$$pkg; \
+	  $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s -timeout 20m ./$$pkg; \
 	done
 
 # consul-template (the start-up comparison) and pebble are Go tools: go.mod's
