@@ -248,23 +248,41 @@ func Inputs(paths []string) (map[string]string, error) {
 // HostFiles leaves it out.
 const NoopStamp = "noop-stamp.json"
 
-// HostFiles fingerprints the managed paths (as under /) under root and
-// the state directory's files (except backups and the lock, which only
-// apply itself changes along with the manifest, and the no-op stamp).
+// HostFiles fingerprints the files HostPaths lists.
 func HostFiles(root string, managed []string, stateDir string) (map[string]string, error) {
-	out := map[string]string{}
-	under := func(p string) string { return filepath.Join(root, p) }
-	for _, p := range managed {
-		st, err := fileState(under(p))
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p, err)
-		}
-		out[p] = st
+	paths, err := HostPaths(root, managed, stateDir)
+	if err != nil {
+		return nil, err
 	}
-	sd := under(stateDir)
+	out := make(map[string]string, len(paths))
+	for _, p := range paths {
+		st, err := fileState(p.Abs)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p.Key, err)
+		}
+		out[p.Key] = st
+	}
+	return out, nil
+}
+
+// HostPath is one file a plan depends on: Key is its path as under /, Abs
+// where it is under root.
+type HostPath struct{ Key, Abs string }
+
+// HostPaths lists the files a plan depends on on the host: the managed
+// paths (as under /) and the state directory's files, except backups and
+// the lock, which only apply itself changes along with the manifest, and
+// the no-op stamp. A missing state directory is one path (which reads as
+// absent). internal/stamp fingerprints the same list.
+func HostPaths(root string, managed []string, stateDir string) ([]HostPath, error) {
+	out := make([]HostPath, 0, len(managed)+8)
+	for _, p := range managed {
+		out = append(out, HostPath{Key: p, Abs: filepath.Join(root, p)})
+	}
+	sd := filepath.Join(root, stateDir)
 	err := filepath.WalkDir(sd, func(p string, d fs.DirEntry, err error) error {
 		if errors.Is(err, fs.ErrNotExist) && p == sd {
-			out[stateDir] = "absent"
+			out = append(out, HostPath{Key: stateDir, Abs: sd})
 			return filepath.SkipAll
 		}
 		if err != nil {
@@ -277,11 +295,7 @@ func HostFiles(root string, managed []string, stateDir string) (map[string]strin
 		if d.IsDir() || rel == "lock" || rel == NoopStamp {
 			return nil
 		}
-		st, err := fileState(p)
-		if err != nil {
-			return err
-		}
-		out[filepath.Join(stateDir, rel)] = st
+		out = append(out, HostPath{Key: filepath.Join(stateDir, rel), Abs: p})
 		return nil
 	})
 	if err != nil {

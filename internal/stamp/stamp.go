@@ -262,43 +262,19 @@ type entry struct {
 	fi      fs.FileInfo
 }
 
-// walk lists the managed paths and the state directory's files (without
-// backups, the lock and the stamp, like planfile.HostFiles) with their
-// Lstat.
+// walk lists planfile.HostPaths with their Lstat.
 func walk(root string, managed []string, stateDir string) (map[string]entry, error) {
-	out := map[string]entry{}
-	for _, p := range managed {
-		e, err := lstat(filepath.Join(root, p))
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p, err)
-		}
-		out[p] = e
-	}
-	sd := filepath.Join(root, stateDir)
-	err := filepath.WalkDir(sd, func(p string, d fs.DirEntry, err error) error {
-		if errors.Is(err, fs.ErrNotExist) && p == sd {
-			out[stateDir] = entry{stat: "absent"}
-			return filepath.SkipAll
-		}
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(sd, p)
-		if d.IsDir() && rel == "backups" {
-			return filepath.SkipDir
-		}
-		if d.IsDir() || rel == "lock" || rel == Name {
-			return nil
-		}
-		e, err := lstat(p)
-		if err != nil {
-			return err
-		}
-		out[filepath.Join(stateDir, rel)] = e
-		return nil
-	})
+	paths, err := planfile.HostPaths(root, managed, stateDir)
 	if err != nil {
-		return nil, fmt.Errorf("state directory: %w", err)
+		return nil, err
+	}
+	out := make(map[string]entry, len(paths))
+	for _, p := range paths {
+		e, err := lstat(p.Abs)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p.Key, err)
+		}
+		out[p.Key] = e
 	}
 	return out, nil
 }
