@@ -10,12 +10,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jitsi-agent/jitsi-agent/internal/accounts"
 	"github.com/jitsi-agent/jitsi-agent/internal/agent"
 	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 	"github.com/jitsi-agent/jitsi-agent/internal/logging"
 	"github.com/jitsi-agent/jitsi-agent/internal/planfile"
-	"github.com/jitsi-agent/jitsi-agent/internal/prosody"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 	"github.com/jitsi-agent/jitsi-agent/internal/systemd"
 )
@@ -89,17 +87,10 @@ func runApply(c *cli.Call) int {
 	log, red := logging.CLI(progress)
 	red.Add(d.SecretValues()...)
 
-	env := agent.Env{}
-	if !noReload {
-		var bus agent.Bus
-		defer bus.Close()
-		env.Units = bus.Units
-		env.Accounts = accounts.System()
-		env.Prosody = prosody.System()
-		env.Trust = agent.UpdateCACertificates
-		env.Firewall = agent.SystemFirewall()
-		env.Probes = agent.LiveProbes
-	}
+	// The same host side effects as the daemon's, without its ACME manager:
+	// apply obtains certificates itself below.
+	env, closeEnv := hostEnv(noReload, true)
+	defer closeEnv()
 	// Fresh host with ACME: obtain the certificates first (the agent answers
 	// HTTP-01 on port 80 itself while nothing else listens there), so nginx
 	// starts with the real certificate. Failures keep the placeholder.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
 	"os/signal"
 	"time"
@@ -52,7 +53,12 @@ func runDoctor(c *cli.Call) int {
 			env.FirewallProbe = agent.FirewallSelfTest
 		}
 	}
-	rep := doctor.Run(ctx, d, env, opts)
+	return writeReport(doctor.Run(ctx, d, env, opts), asJSON, ascii, stdout, stderr)
+}
+
+// writeReport prints a doctor report (JSON or text) and returns its exit
+// code: 0 all passed, 2 warnings, 1 failures or a write error.
+func writeReport(rep *doctor.Report, asJSON, ascii bool, stdout, stderr io.Writer) int {
 	var err error
 	if asJSON {
 		err = rep.WriteJSON(stdout)

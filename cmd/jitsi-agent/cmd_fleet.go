@@ -355,23 +355,7 @@ func runFleetDoctor(c *cli.Call) int {
 	rep := &doctor.Report{Domain: "fleet " + c.String("etcd-prefix"), Host: c.String("host"), Started: start}
 	rep.Results = fleet.Doctor(ctx, st, st, key, c.String("host"), start)
 	rep.Duration = time.Since(start)
-	if c.Bool("json") {
-		err = rep.WriteJSON(c.Stdout)
-	} else {
-		err = rep.WriteText(c.Stdout, doctor.TextOptions{ASCII: c.Bool("ascii")})
-	}
-	if err != nil {
-		printError(c.Stderr, err)
-		return exitError
-	}
-	switch rep.ExitCode() {
-	case 0:
-		return exitOK
-	case 2:
-		return exitChanges
-	default:
-		return exitError
-	}
+	return writeReport(rep, c.Bool("json"), c.Bool("ascii"), c.Stdout, c.Stderr)
 }
 
 func runFleetGrant(c *cli.Call) int {
