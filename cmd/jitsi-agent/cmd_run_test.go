@@ -458,7 +458,8 @@ func TestRunServesJoinEndpoint(t *testing.T) {
 	body := `{"identity":"u1","name":"Ada","email":"ada@example.com","is_host":true}`
 	var resp *http.Response
 	var err error
-	for i := 0; i < 100; i++ { // the listener comes up right after the first load
+	// The listener comes up right after the first load (bounded wait).
+	for deadline := time.Now().Add(runBound); time.Now().Before(deadline); {
 		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/api/v1/live/streams/Weekly-Sync/join", strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+apiKey)
 		req.Header.Set("Content-Type", "application/json")

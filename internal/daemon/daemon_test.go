@@ -141,7 +141,8 @@ func writeFile(t *testing.T, p, s string) {
 
 // notifySocket captures sd_notify datagrams.
 type notifySocket struct {
-	ch chan string
+	path string
+	ch   chan string
 }
 
 func listenNotify(t *testing.T) *notifySocket {
@@ -152,7 +153,7 @@ func listenNotify(t *testing.T) *notifySocket {
 		t.Fatal(err)
 	}
 	t.Setenv("NOTIFY_SOCKET", p)
-	ns := &notifySocket{ch: make(chan string, 1000)}
+	ns := &notifySocket{path: p, ch: make(chan string, 1000)}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -167,6 +168,23 @@ func listenNotify(t *testing.T) *notifySocket {
 	}()
 	t.Cleanup(func() { c.Close(); <-done })
 	return ns
+}
+
+// mark sends a marker datagram to the socket and discards everything
+// received before it: afterwards the channel holds only what was sent after
+// the marker.
+func (n *notifySocket) mark(t *testing.T) {
+	t.Helper()
+	const marker = "TEST-MARKER=1\n"
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: n.path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(marker)); err != nil {
+		t.Fatal(err)
+	}
+	n.until(t, "^"+regexp.QuoteMeta(marker)+"$")
 }
 
 // until returns the next message matching re, failing on a timeout; skipped
@@ -698,13 +716,21 @@ func TestReloadFailureDegradesAndRetries(t *testing.T) {
 	var mu sync.Mutex
 	calls := 0
 	called := make(chan struct{}, 100)
+	// The retry waits until the test has seen the degraded state: with a
+	// 20 ms retry the degraded window is too short to poll for on a
+	// loaded machine.
+	seen := make(chan struct{})
 	a := ApplierFunc(func(ctx context.Context, req Request) (Outcome, error) {
 		mu.Lock()
-		defer mu.Unlock()
 		calls++
+		n := calls
+		mu.Unlock()
 		called <- struct{}{}
-		if calls == 2 {
+		switch n {
+		case 2:
 			return Outcome{Reloaded: []string{"nginx.service"}, ReloadFailures: []UnitFailure{{Unit: "prosody.service", Error: "job failed"}}}, nil
+		case 3:
+			<-seen
 		}
 		return Outcome{}, nil
 	})
@@ -712,6 +738,13 @@ func TestReloadFailureDegradesAndRetries(t *testing.T) {
 	writeFile(t, spec, "x")
 	hup := make(chan os.Signal, 1)
 	r := start(t, Config{SpecPaths: []string{spec}, RetryMin: 20 * time.Millisecond}, Deps{Applier: a, Signals: hup})
+	t.Cleanup(func() { // before the daemon's cleanup: a failed test does not leave the retry stuck
+		select {
+		case <-seen:
+		default:
+			close(seen)
+		}
+	})
 	<-called
 	r.waitHealth(t, 200)
 	hup <- syscall.SIGHUP
@@ -728,6 +761,7 @@ func TestReloadFailureDegradesAndRetries(t *testing.T) {
 	case <-time.After(bound):
 		t.Fatal("no retry after a reload failure")
 	}
+	close(seen)
 	r.waitHealth(t, 200)
 }
 
@@ -796,24 +830,63 @@ func TestWatchdogPingsDuringLongApplyUntilTimeout(t *testing.T) {
 	spec := filepath.Join(t.TempDir(), "site.hcl")
 	writeFile(t, spec, "x")
 	hup := make(chan os.Signal, 1)
-	start(t, Config{SpecPaths: []string{spec}, ApplyTimeout: 300 * time.Millisecond}, Deps{Applier: a, Signals: hup, WatchdogInterval: 40 * time.Millisecond})
+	// The watchdog timer and the apply's age run on a fake clock: the test
+	// decides when a tick comes and how old the apply is, so a stalled
+	// machine cannot use up the timeout before the first tick.
+	clock := watch.NewFake(time.Now())
+	const iv, timeout = 40 * time.Millisecond, time.Hour
+	r := start(t, Config{SpecPaths: []string{spec}, ApplyTimeout: timeout}, Deps{Applier: a, Signals: hup, WatchdogInterval: iv, Clock: clock})
 	t.Cleanup(func() { close(release) })
 	<-started
 	ns.until(t, `^READY=1\n`)
 	hup <- syscall.SIGHUP
 	<-started
-	// Pings continue while the apply runs (within its timeout)...
-	ns.until(t, `^WATCHDOG=1\n$`)
-	ns.until(t, `^WATCHDOG=1\n$`)
-	// ...and stop once it is stuck past the timeout.
-	time.Sleep(400 * time.Millisecond)
-	for len(ns.ch) > 0 {
-		<-ns.ch
+	ns.until(t, `^RELOADING=1\n`)
+	// tick advances the fake time by one ping interval until the daemon
+	// has (re-)armed its timer and taken the tick, and returns what it sent
+	// within a moment (nothing when it did not ping).
+	tick := func() []string {
+		t.Helper()
+		ns.mark(t)
+		clock.Advance(iv / 2)
+		var got []string
+		for {
+			select {
+			case m := <-ns.ch:
+				got = append(got, m)
+			case <-time.After(20 * time.Millisecond):
+				return got
+			}
+		}
 	}
-	select {
-	case m := <-ns.ch:
-		t.Fatalf("message while the apply is stuck past its timeout: %q", m)
-	case <-time.After(300 * time.Millisecond):
+	// Pings continue while the apply runs (within its timeout)...
+	pings := 0
+	for deadline := time.Now().Add(bound); pings < 2; {
+		for _, m := range tick() {
+			if m != "WATCHDOG=1\n" {
+				t.Fatalf("unexpected message during the apply: %q", m)
+			}
+			pings++
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d watchdog pings during the apply in %v", pings, bound)
+		}
+	}
+	// ...and stop once it is stuck past the timeout: the next tick after
+	// that says so in the log, and no tick after it pings.
+	clock.Advance(timeout)
+	for deadline := time.Now().Add(bound); !strings.Contains(r.logs.String(), "apply is stuck past its timeout"); {
+		if m := tick(); len(m) > 0 {
+			t.Fatalf("message after the apply's timeout: %q", m)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon never gave up on the stuck apply:\n%s", r.logs.String())
+		}
+	}
+	for range 10 {
+		if m := tick(); len(m) > 0 {
+			t.Fatalf("message while the apply is stuck past its timeout: %q", m)
+		}
 	}
 }
 

@@ -187,9 +187,11 @@ func TestNginxServesConfigJS(t *testing.T) {
 	if err := Failed(stale.Run(context.Background(), spec.Nginx)); err == nil || !strings.Contains(err.Error(), "differs from the rendered file") {
 		t.Errorf("stale config.js: %v", err)
 	}
-	// Nothing on the configured port (nginx could not bind it).
-	moved := New(deployment(false), Options{Ports: ports.Set{{ID: ports.NginxHTTPS, Proto: ports.TCP, Port: freePort(t, ports.TCP)}}, ConfigJS: js})
-	rs, err := moved.Wait(context.Background(), spec.Nginx, 600*time.Millisecond)
+	// Nothing on the configured port (nginx could not bind it). Wait
+	// retries: a short interval in a window long enough that a stalled
+	// machine still makes a second attempt.
+	moved := New(deployment(false), Options{Ports: ports.Set{{ID: ports.NginxHTTPS, Proto: ports.TCP, Port: freePort(t, ports.TCP)}}, ConfigJS: js, Interval: 20 * time.Millisecond})
+	rs, err := moved.Wait(context.Background(), spec.Nginx, 2*time.Second)
 	if err == nil || !IsProbeError(err) || rs[0].Attempts < 2 || !strings.Contains(err.Error(), "nginx does not answer") {
 		t.Errorf("closed port: %v (%+v)", err, rs)
 	}
