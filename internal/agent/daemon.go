@@ -88,6 +88,9 @@ type Daemon struct {
 	// verdicts keeps prosodyctl's acceptances between applies (and from
 	// the pre-checks): a file staged again byte for byte is not re-run.
 	verdicts *apply.Verdicts
+	// prechecked is the digest of the set the last complete pre-check
+	// checked (guarded by applyMu): the same set again is not re-checked.
+	prechecked string
 
 	unitsWarned bool
 	hold        *hold  // a rollback asked over the socket, kept until the spec changes
@@ -228,8 +231,9 @@ func (a *Daemon) PendingRestarts() []deferred.Restart {
 // Precheck implements daemon.Prechecker: at the start of a burst of changes
 // it loads and renders the spec as it is now and runs prosodyctl on the
 // Prosody files the next apply would write (apply.Precheck: scratch copies,
-// nothing staged or recorded), keeping the acceptances in the verdict cache
-// the apply consults. It never runs beside an apply (applyMu; it steps
+// nothing staged or recorded, no lock: a CLI apply does not wait for it),
+// keeping the acceptances in the verdict cache the apply consults. A set
+// whose digest equals the last pre-checked one is not checked again. It never runs beside an apply (applyMu; it steps
 // aside if one runs) nor while a rollback is held, and reports nothing: a
 // spec that does not load, render or pass is left to the apply, which
 // checks every file it has no acceptance for.
@@ -253,8 +257,15 @@ func (a *Daemon) Precheck(ctx context.Context) {
 	if err != nil || ctx.Err() != nil {
 		return
 	}
+	digest := SetDigest(set)
+	if digest == a.prechecked {
+		return // these very files were pre-checked already
+	}
 	t0 := time.Now()
 	err = apply.Precheck(ctx, set, apply.Options{Root: a.root, StateDir: d.StateDir, Verdicts: a.verdicts})
+	if err == nil && ctx.Err() == nil {
+		a.prechecked = digest
+	}
 	a.cfg.Log.WithError(err).WithField("ms", time.Since(t0).Milliseconds()).Debug("pre-check")
 }
 

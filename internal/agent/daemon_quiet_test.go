@@ -12,11 +12,26 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/daemon"
 )
 
-// countingApplier records the reason of every pass the daemon runs.
+// countingApplier records the reason of every pass the daemon runs and
+// counts the pre-checks it asks for.
 type countingApplier struct {
-	inner *Daemon
-	mu    sync.Mutex
-	runs  []string
+	inner     *Daemon
+	mu        sync.Mutex
+	runs      []string
+	prechecks int
+}
+
+func (c *countingApplier) Precheck(ctx context.Context) {
+	c.mu.Lock()
+	c.prechecks++
+	c.mu.Unlock()
+	c.inner.Precheck(ctx)
+}
+
+func (c *countingApplier) precheckCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.prechecks
 }
 
 func (c *countingApplier) Apply(ctx context.Context, req daemon.Request) (daemon.Outcome, error) {
@@ -72,6 +87,9 @@ func TestDaemonOwnFirstApplyTriggersNothing(t *testing.T) {
 	if r := c.reasons(); !slices.Equal(r, []string{daemon.ReasonStartup}) {
 		t.Fatalf("passes after start-up on an empty root: %q, want only %q", r, daemon.ReasonStartup)
 	}
+	if n := c.precheckCount(); n != 0 {
+		t.Fatalf("%d pre-check(s) for the first pass's own writes, want 0", n)
+	}
 	// The watches are in place: a hand edit of a managed file is a change.
 	conf := filepath.Join(f.root, prosodyConf)
 	fh, err := os.OpenFile(conf, os.O_APPEND|os.O_WRONLY, 0)
@@ -85,6 +103,11 @@ func TestDaemonOwnFirstApplyTriggersNothing(t *testing.T) {
 	waitFor(t, "a pass for the hand edit", func() bool { return len(c.reasons()) >= 2 })
 	if r := c.reasons(); r[1] != "change" {
 		t.Fatalf("passes: %q, want the second for the change", r)
+	}
+	// One pre-check for the edit (its events after the first were seen by
+	// it); the pass that restored the file caused none.
+	if n := c.precheckCount(); n != 1 {
+		t.Fatalf("%d pre-checks for one hand edit, want 1", n)
 	}
 }
 

@@ -154,9 +154,19 @@ type runner struct {
 	res     *Result
 	// mu serializes notices and step hooks: validators run concurrently.
 	mu sync.Mutex
+	// pre marks a pre-check's runner: it takes no lock and keeps its
+	// validators' scratch copies apart from an apply's (see Precheck).
+	pre bool
 }
 
 func newRunner(opts Options, redact []string) (*runner, func(), error) {
+	return startRunner(opts, redact, false)
+}
+
+// startRunner is newRunner; pre starts a pre-check's runner, which takes
+// no lock: it writes nothing an apply reads and uses scratch directories
+// of its own, so a CLI apply never waits for it.
+func startRunner(opts Options, redact []string, pre bool) (*runner, func(), error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, nil, err
@@ -165,13 +175,15 @@ func newRunner(opts Options, redact []string) (*runner, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("apply: %w", err)
 	}
-	r := &runner{o: o, host: h, state: h.Real(o.StateDir), red: plan.NewRedactor(redact), secrets: redact, res: &Result{Changes: []plan.Change{}, Units: []string{}}}
+	r := &runner{o: o, host: h, state: h.Real(o.StateDir), red: plan.NewRedactor(redact), secrets: redact, res: &Result{Changes: []plan.Change{}, Units: []string{}}, pre: pre}
 	if err := r.ensureStateDir(); err != nil {
 		return nil, nil, err
 	}
-	unlock, err := lock(r.state)
-	if err != nil {
-		return nil, nil, err
+	unlock := func() {}
+	if !pre {
+		if unlock, err = lock(r.state); err != nil {
+			return nil, nil, err
+		}
 	}
 	// Validators' scratch directories hold copies of secret-bearing files:
 	// they live under the 0700 state directory, and whatever a killed run
@@ -198,7 +210,11 @@ func (r *runner) removeCheckDirs() error {
 
 // prosodyPrefix names prosodyctl's scratch directories for this state dir.
 func (r *runner) prosodyPrefix() string {
-	return "jitsi-agent-prosody-check-" + fsys.SHA256([]byte(r.state))[:12] + "-"
+	kind := "check-"
+	if r.pre {
+		kind = "precheck-"
+	}
+	return "jitsi-agent-prosody-" + kind + fsys.SHA256([]byte(r.state))[:12] + "-"
 }
 
 // prosodyTemp is prosodyctl's scratch directory. prosodyctl reads its
@@ -216,10 +232,19 @@ func (r *runner) prosodyTemp() (string, error) {
 }
 
 // CheckDir is the directory, inside the state directory, that holds the
-// validators' scratch copies while an apply runs.
-const CheckDir = "check"
+// validators' scratch copies while an apply runs; PrecheckDir holds a
+// pre-check's (it runs without the lock, beside a CLI apply).
+const (
+	CheckDir    = "check"
+	PrecheckDir = "precheck"
+)
 
-func (r *runner) checkRoot() string { return filepath.Join(r.state, CheckDir) }
+func (r *runner) checkRoot() string {
+	if r.pre {
+		return filepath.Join(r.state, PrecheckDir)
+	}
+	return filepath.Join(r.state, CheckDir)
+}
 
 // checkTemp creates a scratch directory for one validator run.
 func (r *runner) checkTemp(pattern string) (string, error) {

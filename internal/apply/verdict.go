@@ -106,9 +106,10 @@ func verdictKey(validator, tool, dest string, content []byte) string {
 // keeps (prosodyctl) on the files an Apply of set would write now, and
 // records their acceptances. It changes nothing on the host: nothing is
 // staged next to a destination, no backup, journal or manifest is written;
-// the files are checked from scratch copies in the validators' private
-// directories (under the state-dir lock, like an apply, so the two never
-// share those directories). The daemon calls it at the first event of a
+// the files are checked from scratch copies in directories of its own
+// (PrecheckDir, and a "precheck" prefix in the temporary directory). It
+// takes no lock, so a CLI apply never waits for it; callers run one
+// pre-check at a time per state directory (the daemon does). The daemon calls it at the first event of a
 // burst, so the apply at the end of the quiet period finds the verdicts
 // ready; a file that changed again in between has another key and is
 // checked by the apply itself. Errors and refusals are not reported here:
@@ -117,11 +118,11 @@ func Precheck(ctx context.Context, set *render.Set, opts Options) error {
 	if opts.Verdicts == nil || opts.NoTools {
 		return nil
 	}
-	r, unlock, err := newRunner(opts, set.Redact)
+	r, done, err := startRunner(opts, set.Redact, true)
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer done()
 	m, err := manifest.Load(manifest.Path(r.state))
 	if err != nil {
 		return fmt.Errorf("apply: precheck: %w", err)

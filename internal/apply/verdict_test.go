@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
 	"github.com/jitsi-agent/jitsi-agent/internal/testenv"
@@ -230,5 +232,60 @@ func TestPrecheckRealProsodyctl(t *testing.T) {
 	e.apply(good)
 	if h := e.opts.Verdicts.Hits(); h != 1 {
 		t.Fatalf("apply after a good precheck: %d hits, want 1", h)
+	}
+}
+
+// A pre-check takes no lock and keeps its scratch copies apart: an Apply
+// (a CLI apply) started while the pre-check's prosodyctl runs completes
+// without waiting for it, and does not remove the files that prosodyctl
+// is still reading (it fails when its main config is gone, which would
+// leave no acceptance).
+func TestPrecheckDoesNotBlockAnApply(t *testing.T) {
+	dir := t.TempDir()
+	log, fifo := filepath.Join(dir, "runs"), filepath.Join(dir, "release")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	script := "#!/bin/sh\necho run >> '" + log + "'\nread x < '" + fifo + "'\ntest -e \"$2\" || exit 1\nexit 0\n"
+	if err := os.WriteFile(filepath.Join(dir, "prosodyctl"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+	e := newEnv(t)
+	e.opts.NoTools = false
+	e.opts.Verdicts = NewVerdicts()
+	a := vhostSet("VirtualHost \"x.example.com\"\n    muc_max_occupants = 51\n")
+	done := make(chan error, 1)
+	go func() { done <- Precheck(context.Background(), a, e.opts) }()
+	for deadline := time.Now().Add(30 * time.Second); fakeRuns(t, log) == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the pre-check never ran prosodyctl")
+		}
+	}
+	// The pre-check's prosodyctl waits on the fifo; an apply (without
+	// tools, so it does not wait on it too) goes through.
+	cli := e.opts
+	cli.NoTools, cli.Verdicts = true, nil
+	other := &render.Set{Files: []render.File{{Path: "/etc/nginx/x.conf", Kind: render.KindFile, Content: []byte("x\n"), Component: "nginx"}}}
+	if _, err := Apply(context.Background(), other, cli); err != nil {
+		t.Fatalf("apply beside a pre-check: %v", err)
+	}
+	f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("go\n")
+	f.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	e.assertNoTemps()
+	// The pre-check's acceptance stands: the apply of a takes it.
+	e.apply(a)
+	if h := e.opts.Verdicts.Hits(); h != 1 {
+		t.Fatalf("apply after a pre-check that ran beside an apply: %d hits, want 1 (its scratch files were removed under it?)", h)
+	}
+	if n := fakeRuns(t, log); n != 1 {
+		t.Fatalf("prosodyctl ran %d times, want 1", n)
 	}
 }

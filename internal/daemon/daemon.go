@@ -117,21 +117,35 @@ type daemon struct {
 // before cancelling it (the apply then runs every check itself).
 const precheckWait = time.Second
 
-// startPrecheck (re)starts the applier's pre-check for the burst that just
-// grew.
+// startPrecheck starts the applier's pre-check when the pending burst
+// holds a change no pre-check has seen (watch.Watcher.Unseen: the events
+// of the daemon's own writes, and further events of a change already
+// marked, start none). At most one runs: while one runs, later changes
+// wait for it to end (precheckEnded starts the next one if they are still
+// unseen) instead of restarting it at every event.
 func (d *daemon) startPrecheck(ctx context.Context) {
 	pc, ok := d.deps.Applier.(Prechecker)
-	if !ok {
+	if !ok || d.precheckDone != nil || !d.watcher.Unseen() {
 		return
 	}
-	d.cancelPrecheck()
+	d.watcher.Mark() // what it reads from now on counts as seen
 	pctx, cancel := context.WithTimeout(ctx, d.cfg.ApplyTimeout)
 	done := make(chan struct{})
 	d.precheckCancel, d.precheckDone = cancel, done
+	d.mu.Lock()
+	d.st.Prechecks++
+	d.mu.Unlock()
 	go func() {
 		defer close(done)
 		pc.Precheck(pctx)
 	}()
+}
+
+// precheckEnded clears the pre-check that just ended and starts another
+// one if the burst changed since it began.
+func (d *daemon) precheckEnded(ctx context.Context) {
+	d.cancelPrecheck()
+	d.startPrecheck(ctx)
 }
 
 // awaitPrecheck lets a running pre-check finish (bounded), so the apply
@@ -301,6 +315,8 @@ func (d *daemon) loop(ctx context.Context, sigs <-chan os.Signal, wdC <-chan tim
 			}
 		case <-d.watcher.Activity():
 			d.startPrecheck(ctx)
+		case <-d.precheckDone: // nil (never ready) when none runs
+			d.precheckEnded(ctx)
 		case <-d.watcher.Ready():
 			if t, ok := d.watcher.Take(); ok {
 				d.apply(Request{Reason: strings.Join(t.Reasons, ","), Full: t.Full, Paths: t.Paths})

@@ -44,9 +44,11 @@ type Applier interface {
 // Prechecker is an optional Applier extension: Precheck does, ahead of an
 // apply, read-only work whose results that apply can reuse (the agent runs
 // the slow validators on what it would write and keeps their verdicts).
-// The daemon calls it when a burst of changes starts (again at each later
-// event of the burst, cancelling the previous one) and, before the apply
-// at the end of the burst, waits briefly for it and then cancels it.
+// The daemon calls it when a burst of changes starts, never for the
+// events of its own writes; one runs at a time: a change made while it
+// runs starts the next one when it ends (not at every event), and only if
+// the change is still unseen (watch.Watcher.Unseen). Before the apply at
+// the end of the burst the daemon waits briefly for it, then cancels it.
 // Precheck must change nothing the apply depends on and must honour ctx.
 type Prechecker interface {
 	Precheck(ctx context.Context)

@@ -34,7 +34,10 @@ type Status struct {
 	Version        string    `json:"version,omitempty"`
 	StartedAt      time.Time `json:"started_at"`
 	// Applies counts apply runs since start.
-	Applies     int          `json:"applies"`
+	Applies int `json:"applies"`
+	// Prechecks counts the pre-checks started since start (Prechecker):
+	// at most one per change its predecessor had not seen.
+	Prechecks   int          `json:"prechecks,omitempty"`
 	LastApply   *ApplyRecord `json:"last_apply,omitempty"`
 	LastSuccess *time.Time   `json:"last_success,omitempty"`
 	// Drift is what the last completed apply found.

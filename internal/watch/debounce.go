@@ -102,6 +102,8 @@ type Debouncer struct {
 	timer    Timer
 	batch    Trigger
 	deadline time.Time
+	// fulls counts the re-read-everything events recorded (never reset).
+	fulls int
 }
 
 // NewDebouncer returns a debouncer; quiet/max <= 0 take the defaults, and max
@@ -141,6 +143,9 @@ func (d *Debouncer) AddFull(reason string) { d.record("", reason, true) }
 
 func (d *Debouncer) record(path, reason string, full bool) {
 	now := d.clock.Now()
+	if full {
+		d.fulls++
+	}
 	d.batch.add(path, reason, full, now)
 	dl := now.Add(d.quiet)
 	if hard := d.batch.First.Add(d.max); hard.Before(dl) {

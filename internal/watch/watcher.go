@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -64,11 +65,18 @@ type Watcher struct {
 	helpers   map[string]bool // ancestors watched while a wanted dir is missing
 	missing   map[string]bool // wanted dirs that could not be watched
 	snap      map[string]fileID
-	deb       *Debouncer
-	ready     Trigger
-	retry     Timer
-	retryNext time.Duration
-	rescan    Timer
+	// seen is the status of paths when last marked (Mark); Unseen compares
+	// with it before snap. fsFulls counts the re-read-everything events
+	// the file system caused (a ..data swap, a directory removed or back),
+	// markedFulls its value at the last Mark or Take.
+	seen        map[string]fileID
+	fsFulls     int
+	markedFulls int
+	deb         *Debouncer
+	ready       Trigger
+	retry       Timer
+	retryNext   time.Duration
+	rescan      Timer
 
 	readyCh    chan struct{}
 	activityCh chan struct{}
@@ -112,6 +120,7 @@ func New(cfg Config) (*Watcher, error) {
 		helpers:   map[string]bool{},
 		missing:   map[string]bool{},
 		snap:      map[string]fileID{},
+		seen:      map[string]fileID{},
 		deb:       NewDebouncer(cfg.Clock, cfg.Quiet, cfg.Max),
 		retry:     cfg.Clock.NewTimer(time.Hour),
 		retryNext: cfg.RetryMin,
@@ -177,6 +186,7 @@ func (w *Watcher) Take() (Trigger, bool) {
 	if t.Events == 0 {
 		return Trigger{}, false
 	}
+	w.markedFulls = w.fsFulls
 	if t.Full {
 		for f := range w.files {
 			w.snap[f] = statID(f)
@@ -184,11 +194,13 @@ func (w *Watcher) Take() (Trigger, bool) {
 		for _, p := range t.Paths {
 			w.snap[p] = statID(p)
 		}
+		clear(w.seen)
 		return t, true
 	}
 	kept := t.Paths[:0:0]
 	for _, p := range t.Paths {
 		id := statID(p)
+		delete(w.seen, p)
 		if old, ok := w.snap[p]; ok && old == id {
 			continue
 		}
@@ -211,7 +223,55 @@ func (w *Watcher) Settle(paths ...string) {
 	for _, p := range paths {
 		p = absClean(p)
 		w.snap[p] = statID(p)
+		delete(w.seen, p)
 	}
+}
+
+// Mark records the status of every interesting file and of the paths of
+// the pending burst: from now on Unseen reports only what changes after
+// this call. The daemon marks when it starts a pre-check, which reads the
+// inputs as they are now.
+func (w *Watcher) Mark() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.markedFulls = w.fsFulls
+	for f := range w.files {
+		w.seen[f] = statID(f)
+	}
+	for _, p := range w.pendingPathsLocked() {
+		w.seen[p] = statID(p)
+	}
+}
+
+// Unseen reports whether the pending burst holds a change that neither
+// the daemon's own writes (Settle), the last Take nor the last Mark
+// account for: a pending path whose status differs from the one recorded
+// then, or a re-read-everything event caused by the file system since.
+// Events of the daemon's own writes and repeated events of a change
+// already marked are not unseen. Periodic rescans and Inject are not
+// file-system events and never count.
+func (w *Watcher) Unseen() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.fsFulls != w.markedFulls {
+		return true
+	}
+	for _, p := range w.pendingPathsLocked() {
+		ref, ok := w.seen[p]
+		if !ok {
+			ref, ok = w.snap[p]
+		}
+		if !ok || statID(p) != ref {
+			return true
+		}
+	}
+	return false
+}
+
+// pendingPathsLocked are the paths of the burst being debounced and of
+// the batch waiting for Take.
+func (w *Watcher) pendingPathsLocked() []string {
+	return append(slices.Clone(w.deb.batch.Paths), w.ready.Paths...)
 }
 
 // Inject adds a full re-read to the current batch (debounced like an event).
@@ -243,9 +303,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 				return errors.New("watch: inotify event channel closed")
 			}
 			w.mu.Lock()
-			before := w.deb.batch.Events
+			before, fulls := w.deb.batch.Events, w.deb.fulls
 			w.handleLocked(ev)
 			grew := w.deb.batch.Events > before
+			w.fsFulls += w.deb.fulls - fulls
 			w.mu.Unlock()
 			if grew {
 				select {
@@ -258,7 +319,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 				return errors.New("watch: inotify error channel closed")
 			}
 			w.mu.Lock()
+			fulls := w.deb.fulls
 			w.handleErrorLocked(err)
+			w.fsFulls += w.deb.fulls - fulls
 			w.mu.Unlock()
 		case <-w.deb.C():
 			w.mu.Lock()

@@ -368,3 +368,89 @@ func TestIsOwnTemp(t *testing.T) {
 		}
 	}
 }
+
+// activity waits for the next Activity signal.
+func activity(t *testing.T, w *Watcher) {
+	t.Helper()
+	select {
+	case <-w.Activity():
+	case <-time.After(waitFor):
+		t.Fatal("no activity")
+	}
+}
+
+// Unseen tells a change not yet marked from the daemon's own writes and
+// from repeated events of a change already marked; the fake clock keeps
+// the burst pending throughout, so what Unseen reports comes from the
+// statuses alone.
+func TestMarkUnseen(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "site.hcl")
+	if err := os.WriteFile(f, []byte("a"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sub := filepath.Join(dir, "d")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	clock := NewFake(time.Unix(1e9, 0))
+	w := startWatcher(t, Config{Clock: clock, Rescan: -1}, Paths{Files: []string{f}, Dirs: []string{sub}})
+	if w.Unseen() {
+		t.Fatal("unseen before any event")
+	}
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(f, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("bb")
+	activity(t, w)
+	if !w.Unseen() {
+		t.Fatal("an edit is not unseen")
+	}
+	w.Mark()
+	if w.Unseen() {
+		t.Fatal("unseen right after Mark")
+	}
+	// The same edit's later events (e.g. CLOSE_WRITE after MODIFY) stay
+	// seen; a further edit is unseen again.
+	write("ccc")
+	activity(t, w)
+	if !w.Unseen() {
+		t.Fatal("an edit after Mark is not unseen")
+	}
+	w.Mark()
+	// The daemon's own write, settled before or after its events arrive,
+	// is never unseen.
+	write("dddd")
+	w.Settle(f)
+	activity(t, w)
+	if w.Unseen() {
+		t.Fatal("the daemon's own write is unseen")
+	}
+	// Take settles the burst it returns.
+	write("eeeee")
+	activity(t, w)
+	clock.Advance(time.Hour)
+	if tr := next(t, w); !slices.Equal(tr.Paths, []string{f}) {
+		t.Fatalf("trigger %+v", tr)
+	}
+	if w.Unseen() {
+		t.Fatal("unseen after Take")
+	}
+	// A directory removed is a change the next Mark accounts for.
+	if err := os.Remove(sub); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(waitFor); !w.Unseen(); {
+		activity(t, w)
+		if time.Now().After(deadline) {
+			t.Fatal("a removed directory is not unseen")
+		}
+	}
+	w.Mark()
+	if w.Unseen() {
+		t.Fatal("unseen after Mark")
+	}
+}
