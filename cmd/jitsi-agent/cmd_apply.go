@@ -158,6 +158,13 @@ func runApply(c *cli.Call) int {
 			fmt.Fprintf(stderr, "jitsi-agent: deferred: restart of %s (restart = \"defer\"); run 'jitsi-agent apply --restart-deferred' when no meeting is running\n", df.Unit)
 		}
 	}
+	if rt := res.Retired; rt != nil {
+		for _, u := range rt.Units {
+			if u.Action == systemd.ActionStop || u.Disabled || u.Result == systemd.ResultFailed {
+				log.Infof("stop %s: %s (disabled: %v; the spec no longer runs it on this host)", u.Unit, u.Result, u.Disabled)
+			}
+		}
+	}
 	if err != nil {
 		printError(stderr, err)
 		if agent.IsRollback(err) {

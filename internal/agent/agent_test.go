@@ -22,17 +22,21 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/systemd"
 )
 
-// fakeUnits is an in-memory systemd: every unit is installed and enabled;
+// fakeUnits is an in-memory systemd: every unit is installed and enabled
+// (until disabled);
 // a unit listed in failOn goes "failed" on its next start/restart/reload.
 type fakeUnits struct {
 	mu     sync.Mutex
 	state  map[string]string // unit -> ActiveState
 	calls  []string          // "reload prosody.service", ...
 	failOn map[string]bool
+	off    map[string]bool // disabled unit files
+	// failStop makes Stop fail (the unit keeps running).
+	failStop bool
 }
 
 func newFakeUnits() *fakeUnits {
-	return &fakeUnits{state: map[string]string{}, failOn: map[string]bool{}}
+	return &fakeUnits{state: map[string]string{}, failOn: map[string]bool{}, off: map[string]bool{}}
 }
 
 func (f *fakeUnits) Properties(_ context.Context, unit string) (systemd.UnitState, error) {
@@ -42,7 +46,11 @@ func (f *fakeUnits) Properties(_ context.Context, unit string) (systemd.UnitStat
 	if st == "" {
 		st = "inactive"
 	}
-	return systemd.UnitState{Name: unit, LoadState: "loaded", ActiveState: st, UnitFileState: "enabled", CanReload: true}, nil
+	file := "enabled"
+	if f.off[unit] {
+		file = "disabled"
+	}
+	return systemd.UnitState{Name: unit, LoadState: "loaded", ActiveState: st, UnitFileState: file, CanReload: true}, nil
 }
 
 func (f *fakeUnits) job(op, unit string) error {
@@ -60,7 +68,35 @@ func (f *fakeUnits) job(op, unit string) error {
 func (f *fakeUnits) Start(_ context.Context, u string) error   { return f.job("start", u) }
 func (f *fakeUnits) Restart(_ context.Context, u string) error { return f.job("restart", u) }
 func (f *fakeUnits) Reload(_ context.Context, u string) error  { return f.job("reload", u) }
-func (f *fakeUnits) Enable(context.Context, ...string) error   { return nil }
+func (f *fakeUnits) Enable(_ context.Context, units ...string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, u := range units {
+		delete(f.off, u)
+	}
+	return nil
+}
+
+func (f *fakeUnits) Stop(_ context.Context, u string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "stop "+u)
+	if f.failStop {
+		return errors.New("stop job failed")
+	}
+	f.state[u] = "inactive"
+	return nil
+}
+
+func (f *fakeUnits) Disable(_ context.Context, units ...string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, u := range units {
+		f.calls = append(f.calls, "disable "+u)
+		f.off[u] = true
+	}
+	return nil
+}
 
 func (f *fakeUnits) take() []string {
 	f.mu.Lock()
@@ -199,7 +235,8 @@ func TestApplyStartsReloadsInOrderAndIsIdempotent(t *testing.T) {
 		t.Fatal("first apply wrote nothing")
 	}
 	calls := f.units.take()
-	want := []string{"start prosody.service", "start jicofo.service", "start jitsi-videobridge2.service", "start nginx.service", "start coturn.service"}
+	// TURN is off in the fixture: coturn is not started (table: When TURN).
+	want := []string{"start prosody.service", "start jicofo.service", "start jitsi-videobridge2.service", "start nginx.service"}
 	if !slices.Equal(calls, want) {
 		t.Fatalf("first apply: %v, want %v", calls, want)
 	}
@@ -380,7 +417,7 @@ func TestApplyWithRecordingRunsJibri(t *testing.T) {
 		t.Fatal(err)
 	}
 	calls := f.units.take()
-	want := []string{"start prosody.service", "start jicofo.service", "start jitsi-videobridge2.service", "start jibri.service", "start nginx.service", "start coturn.service"}
+	want := []string{"start prosody.service", "start jicofo.service", "start jitsi-videobridge2.service", "start jibri.service", "start nginx.service"}
 	if !slices.Equal(calls, want) {
 		t.Fatalf("calls %v, want %v", calls, want)
 	}

@@ -187,6 +187,9 @@ type Result struct {
 	Services *systemd.Outcome
 	// Deferred is the --restart-deferred pass, when it ran.
 	Deferred *systemd.Report
+	// Retired are the units stopped and disabled because the spec no
+	// longer runs them on this host (RunsFile); nil when none.
+	Retired *systemd.Report
 	// Accounts are the Prosody account results.
 	Accounts []accounts.Result
 	// Firewall is what happened to the live nftables table (nil when
@@ -426,6 +429,13 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 			log.Warnf("%v; rolling back", perr)
 			return res, systemd.RollBack(ctx, r, out, restorer, perr)
 		}
+	}
+	// Units the spec ran here before and no longer does are stopped and
+	// disabled (RunsFile), once the new files serve.
+	rep, err := retireUnits(ctx, r, svcs, StateDir(d, root), log)
+	res.Retired = rep
+	if err != nil {
+		return res, err
 	}
 	if o.RestartDeferred {
 		rep, err := r.RestartDeferred(ctx)

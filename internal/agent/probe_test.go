@@ -49,10 +49,11 @@ func TestApplyProbesWhatItReloadedAndRollsBackOnAFailedProbe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{spec.Prosody, spec.Nginx, spec.Coturn}; !slices.Equal(fp.probed, want) {
+	// TURN is off in the fixture: coturn is neither started nor probed.
+	if want := []string{spec.Prosody, spec.Nginx}; !slices.Equal(fp.probed, want) {
 		t.Fatalf("probed %v after starting everything, want %v", fp.probed, want)
 	}
-	if len(res.Probes) != 3 {
+	if len(res.Probes) != 2 {
 		t.Fatalf("results %v", res.Probes)
 	}
 	f.units.take()
@@ -100,7 +101,7 @@ func TestSupervisorStartsStoppedUnitsWithBackoffAndProbes(t *testing.T) {
 		return out
 	}
 	st := check()
-	if len(st) != 5 || !st["prosody.service"].OK || len(st["prosody.service"].Probes) != 1 || len(f.units.take()) != 0 {
+	if len(st) != 4 || st["coturn.service"].Unit != "" || !st["prosody.service"].OK || len(st["prosody.service"].Probes) != 1 || len(f.units.take()) != 0 {
 		t.Fatalf("all running: %+v", st)
 	}
 
@@ -114,15 +115,15 @@ func TestSupervisorStartsStoppedUnitsWithBackoffAndProbes(t *testing.T) {
 		t.Fatalf("prosody after the restart: %+v", p)
 	}
 
-	// coturn keeps failing: one attempt, then it waits for the backoff.
-	f.units.failOn["coturn.service"] = true
-	f.units.state["coturn.service"] = "failed"
+	// jicofo keeps failing: one attempt, then it waits for the backoff.
+	f.units.failOn["jicofo.service"] = true
+	f.units.state["jicofo.service"] = "failed"
 	st = check()
-	c := st["coturn.service"]
+	c := st["jicofo.service"]
 	if c.OK || c.NextAttempt == nil || !strings.Contains(c.Problem, "starting it again failed") {
-		t.Fatalf("failing coturn: %+v", c)
+		t.Fatalf("failing jicofo: %+v", c)
 	}
-	if calls := f.units.take(); !slices.Equal(calls, []string{"start coturn.service"}) {
+	if calls := f.units.take(); !slices.Equal(calls, []string{"start jicofo.service"}) {
 		t.Fatalf("calls %v", calls)
 	}
 	check()
@@ -137,7 +138,7 @@ func TestSupervisorStartsStoppedUnitsWithBackoffAndProbes(t *testing.T) {
 		t.Fatalf("nginx with a failing probe: %+v", n)
 	}
 	hs := daemon.Status{Ready: true, State: daemon.StateOK, Services: a.Services()}
-	if ok, why := hs.Healthy(); ok || !strings.Contains(why, "nginx.service: probe fake") || !strings.Contains(why, "coturn.service: unit is failed") {
+	if ok, why := hs.Healthy(); ok || !strings.Contains(why, "nginx.service: probe fake") || !strings.Contains(why, "jicofo.service: unit is failed") {
 		t.Fatalf("healthy %v %q", ok, why)
 	}
 }

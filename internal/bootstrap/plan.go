@@ -110,7 +110,7 @@ func Units(d *spec.Deployment) []string {
 	var out []string
 	for _, c := range files.Components() {
 		s, ok := d.Services[c.Name]
-		if !ok || !s.Enabled || !d.Runs(c.Name) || (c.Name == spec.Coturn && !d.TURN.Enabled) {
+		if !ok || !s.Enabled || !d.Runs(c.Name) {
 			continue
 		}
 		out = append(out, s.Unit)

@@ -39,9 +39,6 @@ type HTTPDoer interface {
 func (c *checker) activeComponents() []string {
 	var out []string
 	for _, comp := range spec.Components {
-		if comp == spec.Coturn && !c.d.TURN.Enabled {
-			continue
-		}
 		if !c.runs(comp) {
 			continue
 		}
@@ -154,9 +151,6 @@ func (c *checker) healthURLs() []healthURL {
 	add(spec.Jicofo, c.d.Jicofo.HealthURL)
 	for _, comp := range sortedKeys(c.d.Services) {
 		s := c.d.Services[comp]
-		if comp == spec.Coturn && !c.d.TURN.Enabled {
-			continue
-		}
 		if s.Enabled {
 			add(comp, s.HealthURL)
 		}

@@ -74,7 +74,7 @@ var components = []Component{
 	{Name: JVB, Unit: "jitsi-videobridge2.service", Package: "jitsi-videobridge2", Disruptive: true},
 	{Name: Jibri, Unit: "jibri.service", Package: "jibri", Disruptive: true, When: Recording},
 	{Name: Nginx, Unit: "nginx.service", Package: "nginx"},
-	{Name: Coturn, Unit: "coturn.service", Package: "coturn"},
+	{Name: Coturn, Unit: "coturn.service", Package: "coturn", When: TURN},
 	{Name: Front, Unit: "haproxy.service", Package: "haproxy", OptIn: true},
 }
 

@@ -170,6 +170,27 @@ func (d *DBus) Enable(ctx context.Context, units ...string) error {
 	return nil
 }
 
+// Stop implements Units.
+func (d *DBus) Stop(ctx context.Context, unit string) error {
+	return d.job(ctx, "stop", unit, d.conn.StopUnitContext)
+}
+
+// Disable implements Units.
+func (d *DBus) Disable(ctx context.Context, units ...string) error {
+	if len(units) == 0 {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, d.opts.CallTimeout)
+	defer cancel()
+	if _, err := d.conn.DisableUnitFilesContext(cctx, units, false); err != nil {
+		return fmt.Errorf("disabling %v: %w", units, d.mapErr(err))
+	}
+	if err := d.conn.ReloadContext(cctx); err != nil {
+		return fmt.Errorf("reloading systemd after disabling %v: %w", units, d.mapErr(err))
+	}
+	return nil
+}
+
 // job queues a job and waits for its result: buffered channel (go-systemd
 // sends while holding its listener lock, an unread unbuffered channel would
 // block every later job), select on the deadline, and watch the connection

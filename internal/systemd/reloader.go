@@ -125,6 +125,7 @@ const (
 	ActionDeferred Action = "deferred" // disruptive restart postponed (restart = "defer")
 	ActionSkipped  Action = "skipped"  // stopped and disabled in the spec: left alone
 	ActionNotRun   Action = "not-run"  // an earlier unit failed; nothing was done
+	ActionStop     Action = "stop"     // retired: the spec no longer runs it here (Retire)
 )
 
 // Outcome values of UnitResult.Result.
@@ -144,6 +145,7 @@ type UnitResult struct {
 	Component string        `json:"component"`
 	Changed   bool          `json:"changed"` // its files changed in this apply
 	Enabled   bool          `json:"enabled"` // this run enabled the unit file
+	Disabled  bool          `json:"disabled,omitempty"` // this run disabled it (Retire)
 	Action    Action        `json:"action"`
 	Result    string        `json:"result"`
 	State     UnitState     `json:"state"` // after the action (and verification)
@@ -373,6 +375,67 @@ func (r *Reloader) RestartDeferred(ctx context.Context) (*Report, error) {
 		pending[d.Unit] = true
 	}
 	return r.run(ctx, items, true, pending)
+}
+
+// Retire stops and disables units the spec no longer runs on this host
+// (a component it ran before: TURN or recording turned off, a role moved
+// to another host, the service's enabled = false): like `systemctl disable
+// --now`. A unit systemd does not know, or a masked one, is left alone;
+// one already stopped and disabled is skipped. Every unit is tried; the
+// error lists those that failed (*ApplyError).
+func (r *Reloader) Retire(ctx context.Context, units []Change) (*Report, error) {
+	rep := &Report{}
+	var failed []*UnitError
+	for _, c := range Order(units) {
+		res := UnitResult{Unit: c.Unit, Component: c.Component, Action: ActionSkipped, Result: ResultSkipped}
+		since := r.o.Now().Add(-time.Second)
+		fail := func(st UnitState, err error) {
+			res.Result, res.State = ResultFailed, st
+			ue := r.unitError(ctx, item{Change: c}, ActionStop, st, err, since)
+			res.Err = ue
+			failed = append(failed, ue)
+			r.o.Log.Warnf("%s: stop: %v", c.Unit, err)
+		}
+		st, err := r.units.Properties(ctx, c.Unit)
+		switch {
+		case err != nil:
+			fail(st, err)
+		case !st.Known():
+			res.Result, res.State, res.Note = ResultMissing, st, "not installed"
+		case st.LoadState == "masked" || st.UnitFileState == "masked":
+			res.State, res.Note = st, "unit is masked"
+		default:
+			if st.Running() || st.ActiveState == "activating" || st.ActiveState == "reloading" {
+				res.Action = ActionStop
+				r.o.Log.Infof("%s: stop (no longer in the spec for this host)", c.Unit)
+				if err := r.units.Stop(ctx, c.Unit); err != nil {
+					after, perr := r.units.Properties(ctx, c.Unit)
+					if perr != nil {
+						after = st
+					}
+					fail(after, err)
+					break
+				}
+			}
+			if st.UnitFileState == "enabled" {
+				if err := r.units.Disable(ctx, c.Unit); err != nil {
+					fail(st, fmt.Errorf("disabling: %w", err))
+					break
+				}
+				res.Disabled = true
+				r.o.Log.Infof("%s: disabled", c.Unit)
+			}
+			if after, err := r.units.Properties(ctx, c.Unit); err == nil {
+				st = after
+			}
+			res.Result, res.State = ResultOK, st
+		}
+		rep.Units = append(rep.Units, res)
+	}
+	if len(failed) > 0 {
+		return rep, &ApplyError{Units: failed}
+	}
+	return rep, nil
 }
 
 // Reload is the rollback pass: reload/restart/start exactly the given

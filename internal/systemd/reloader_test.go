@@ -89,6 +89,32 @@ func (f *fakeUnits) Enable(ctx context.Context, units ...string) error {
 	return nil
 }
 
+func (f *fakeUnits) Stop(ctx context.Context, unit string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "stop "+unit)
+	if err := f.jobErr[unit]; err != nil {
+		delete(f.jobErr, unit)
+		return err
+	}
+	s := f.states[unit]
+	s.ActiveState = "inactive"
+	f.states[unit] = s
+	return nil
+}
+
+func (f *fakeUnits) Disable(ctx context.Context, units ...string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, u := range units {
+		f.calls = append(f.calls, "disable "+u)
+		s := f.states[u]
+		s.UnitFileState = "disabled"
+		f.states[u] = s
+	}
+	return nil
+}
+
 func (f *fakeUnits) Calls() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -551,4 +577,55 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// Retire stops and disables what runs, skips what is already stopped and
+// disabled, and leaves masked and unknown units alone.
+func TestRetire(t *testing.T) {
+	u := newFakeUnits(
+		UnitState{Name: "coturn.service", ActiveState: "active"},
+		UnitState{Name: "jibri.service", ActiveState: "inactive", UnitFileState: "disabled"},
+		UnitState{Name: "haproxy.service", ActiveState: "active", LoadState: "masked", UnitFileState: "masked"},
+		UnitState{Name: "jicofo.service", ActiveState: "failed"},
+	)
+	r := NewReloader(u, Options{})
+	rep, err := r.Retire(context.Background(), []Change{
+		{Unit: "coturn.service", Component: spec.Coturn}, {Unit: "jibri.service", Component: spec.Jibri},
+		{Unit: "haproxy.service", Component: spec.Front}, {Unit: "nope.service", Component: "template:x"},
+		{Unit: "jicofo.service", Component: spec.Jicofo},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"disable jicofo.service", "stop coturn.service", "disable coturn.service"}
+	if got := u.Calls(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("calls %v, want %v", got, want)
+	}
+	results := map[string]UnitResult{}
+	for _, r := range rep.Units {
+		results[r.Unit] = r
+	}
+	if c := results["coturn.service"]; c.Action != ActionStop || !c.Disabled || c.Result != ResultOK || c.State.ActiveState != "inactive" {
+		t.Fatalf("coturn: %+v", c)
+	}
+	if c := results["nope.service"]; c.Result != ResultMissing {
+		t.Fatalf("unknown unit: %+v", c)
+	}
+	if c := results["haproxy.service"]; c.Action != ActionSkipped || c.Disabled {
+		t.Fatalf("masked unit: %+v", c)
+	}
+	// A stop that fails is reported and the rest still run.
+	u = newFakeUnits(UnitState{Name: "coturn.service", ActiveState: "active"}, UnitState{Name: "jibri.service", ActiveState: "active"})
+	u.jobErr["coturn.service"] = errors.New("boom")
+	rep, err = NewReloader(u, Options{}).Retire(context.Background(), []Change{{Unit: "coturn.service", Component: spec.Coturn}, {Unit: "jibri.service", Component: spec.Jibri}})
+	var ae *ApplyError
+	if !errors.As(err, &ae) || len(ae.Units) != 1 || ae.Units[0].Unit != "coturn.service" {
+		t.Fatalf("err %v", err)
+	}
+	if got := u.Calls(); !reflect.DeepEqual(got, []string{"stop jibri.service", "disable jibri.service", "stop coturn.service"}) {
+		t.Fatalf("calls %v", got)
+	}
+	if len(rep.Failed()) != 1 {
+		t.Fatalf("report %+v", rep)
+	}
 }

@@ -52,6 +52,11 @@ type Units interface {
 	// Enable enables the unit files (like systemctl enable, without --now)
 	// and reloads the manager configuration.
 	Enable(ctx context.Context, units ...string) error
+	// Stop stops the unit (a job, like Start).
+	Stop(ctx context.Context, unit string) error
+	// Disable disables the unit files (like systemctl disable, without
+	// --now) and reloads the manager configuration.
+	Disable(ctx context.Context, units ...string) error
 }
 
 // UnitState is the subset of org.freedesktop.systemd1.Unit properties the
