@@ -143,8 +143,8 @@ const (
 type UnitResult struct {
 	Unit      string        `json:"unit"`
 	Component string        `json:"component"`
-	Changed   bool          `json:"changed"` // its files changed in this apply
-	Enabled   bool          `json:"enabled"` // this run enabled the unit file
+	Changed   bool          `json:"changed"`            // its files changed in this apply
+	Enabled   bool          `json:"enabled"`            // this run enabled the unit file
 	Disabled  bool          `json:"disabled,omitempty"` // this run disabled it (Retire)
 	Action    Action        `json:"action"`
 	Result    string        `json:"result"`
