@@ -17,6 +17,7 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/bootstrap"
 	"github.com/jitsi-agent/jitsi-agent/internal/cli"
 	"github.com/jitsi-agent/jitsi-agent/internal/logging"
+	"github.com/jitsi-agent/jitsi-agent/internal/luamod"
 	"github.com/jitsi-agent/jitsi-agent/internal/prosody"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 	"github.com/jitsi-agent/jitsi-agent/internal/systemd"
@@ -45,7 +46,7 @@ func runBootstrap(c *cli.Call) int {
 	opts := bootstrap.Options{
 		SpecPath:           abs,
 		Apply:              func(ctx context.Context) (string, error) { return bootstrapApply(ctx, d, progress, c.Bool("no-acme")) },
-		ProsodyInterpreter: func() string { return prosody.Interpreter("/") },
+		ProsodyInterpreter: func() string { return luamod.Interpreter("/") },
 	}
 	steps := bootstrap.Plan(d, opts)
 	if c.Bool("dry-run") {

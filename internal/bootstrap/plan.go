@@ -10,7 +10,7 @@ import (
 
 	"github.com/jitsi-agent/jitsi-agent/internal/certs"
 	"github.com/jitsi-agent/jitsi-agent/internal/files"
-	"github.com/jitsi-agent/jitsi-agent/internal/prosody"
+	"github.com/jitsi-agent/jitsi-agent/internal/luamod"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
 
@@ -99,7 +99,7 @@ func Packages(d *spec.Deployment) []string {
 // plugins load (jitsi-meet-prosody's Depends; internal/prosody).
 func LuaPackages() []string {
 	var out []string
-	for _, m := range prosody.TokenLuaModules() {
+	for _, m := range luamod.TokenLuaModules() {
 		out = append(out, m.Package)
 	}
 	return append(out, "lua-sec")
@@ -438,7 +438,7 @@ func ensurePackages(ctx context.Context, r Runner, pkgs []string) (string, error
 
 func ensureLua(ctx context.Context, r Runner, opts Options) (string, error) {
 	interp := opts.ProsodyInterpreter()
-	v := prosody.LuaVersion(interp)
+	v := luamod.LuaVersion(interp)
 	if v == "" {
 		return "", fmt.Errorf("cannot tell Prosody's Lua version from /usr/bin/prosody (interpreter %q); is prosody installed?", interp)
 	}

@@ -39,8 +39,8 @@ import (
 	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
+	"github.com/jitsi-agent/jitsi-agent/internal/luamod"
 	"github.com/jitsi-agent/jitsi-agent/internal/planfile"
-	"github.com/jitsi-agent/jitsi-agent/internal/prosody"
 )
 
 // Name is the stamp's file name in the state directory.
@@ -410,7 +410,7 @@ func system(root string) map[string]string {
 	// Prosody's interpreter and the Lua modules installed under root, by a
 	// package or by hand (luarocks): the links it would declare now.
 	var links strings.Builder
-	for _, f := range prosody.LuaLinks(root) {
+	for _, f := range luamod.Links(root) {
 		fmt.Fprintf(&links, "%s -> %s\n", f.Path, f.Target)
 	}
 	out["prosody-lua-links"] = links.String()

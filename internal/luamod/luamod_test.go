@@ -1,4 +1,4 @@
-package prosody
+package luamod
 
 import (
 	"os"
@@ -31,7 +31,7 @@ func TestLuaLinksDebian12(t *testing.T) {
 	mkfile(t, root, "/usr/share/lua/5.3/inspect.lua", "return {}")
 	mkfile(t, root, "/usr/share/lua/5.2/inspect.lua", "return {}")
 	mkfile(t, root, "/usr/share/lua/5.4/openssl.lua", "return {}")
-	got := LuaLinks(root)
+	got := Links(root)
 	want := map[string]string{
 		"/usr/local/share/lua/5.4/basexx.lua":  "/usr/share/lua/5.2/basexx.lua",
 		"/usr/local/share/lua/5.4/inspect.lua": "/usr/share/lua/5.3/inspect.lua",
@@ -40,8 +40,8 @@ func TestLuaLinksDebian12(t *testing.T) {
 		t.Fatalf("links: %+v", got)
 	}
 	for _, f := range got {
-		if want[f.Path] != f.Target || f.Component != "prosody" {
-			t.Errorf("link %s -> %s (component %s), want -> %s", f.Path, f.Target, f.Component, want[f.Path])
+		if want[f.Path] != f.Target {
+			t.Errorf("link %s -> %s, want -> %s", f.Path, f.Target, want[f.Path])
 		}
 	}
 	// Our own link, once created, does not count as installed: the link
@@ -52,12 +52,12 @@ func TestLuaLinksDebian12(t *testing.T) {
 	if err := os.Symlink("/usr/share/lua/5.2/basexx.lua", filepath.Join(root, "/usr/local/share/lua/5.4/basexx.lua")); err != nil {
 		t.Fatal(err)
 	}
-	if again := LuaLinks(root); len(again) != 2 {
+	if again := Links(root); len(again) != 2 {
 		t.Errorf("after linking: %+v", again)
 	}
 	// A package that installs for 5.4 makes the link unnecessary.
 	mkfile(t, root, "/usr/share/lua/5.4/inspect.lua", "return {}")
-	if again := LuaLinks(root); len(again) != 1 || again[0].Path != "/usr/local/share/lua/5.4/basexx.lua" {
+	if again := Links(root); len(again) != 1 || again[0].Path != "/usr/local/share/lua/5.4/basexx.lua" {
 		t.Errorf("with inspect for 5.4: %+v", again)
 	}
 }
@@ -65,11 +65,11 @@ func TestLuaLinksDebian12(t *testing.T) {
 func TestLuaLinksNoProsody(t *testing.T) {
 	root := t.TempDir()
 	mkfile(t, root, "/usr/share/lua/5.2/basexx.lua", "return {}")
-	if got := LuaLinks(root); got != nil {
+	if got := Links(root); got != nil {
 		t.Errorf("no prosody: %+v", got)
 	}
 	mkfile(t, root, ProsodyBin, "#!/bin/sh\n")
-	if got := LuaLinks(root); got != nil {
+	if got := Links(root); got != nil {
 		t.Errorf("unknown interpreter: %+v", got)
 	}
 }
@@ -103,7 +103,7 @@ func TestLuaLinksRealInterpreter(t *testing.T) {
 	lua := testenv.LookPath(t, filepath.Base(interp), "apt-get install "+filepath.Base(interp))
 	testenv.File(t, "/usr/share/lua/5.2/basexx.lua", "apt-get install lua-basexx")
 	dir := t.TempDir()
-	links := LuaLinks("/")
+	links := Links("/")
 	for _, f := range links {
 		if err := os.Symlink(f.Target, filepath.Join(dir, filepath.Base(f.Path))); err != nil {
 			t.Fatal(err)

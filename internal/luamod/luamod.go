@@ -1,12 +1,14 @@
-package prosody
+// Package luamod finds the Lua modules Jitsi's Prosody token plugin needs
+// and the links that make the pure-Lua ones loadable for the Lua version
+// Prosody runs on. It reads only a few files under a root (no spec, no
+// render): the no-op stamp fingerprints its answer at every start.
+package luamod
 
 import (
 	"bufio"
 	"os"
 	"path/filepath"
 	"strings"
-
-	"github.com/jitsi-agent/jitsi-agent/internal/render"
 )
 
 // Jitsi's token modules (mod_auth_token, mod_token_verification through
@@ -120,17 +122,22 @@ func installedFor(root, v string, m LuaModule) bool {
 	return false
 }
 
-// LuaLinks returns the links that make the pure-Lua token modules loadable
+// Link is one symbolic link Links declares: Path (as under /) -> Target.
+type Link struct {
+	Path, Target string
+}
+
+// Links returns the links that make the pure-Lua token modules loadable
 // for the Lua version Prosody runs on (read under root). Nothing when
 // Prosody is absent, its version is unknown, or every module is installed.
 // A module with no source for any version gets no link: doctor reports it
 // with the package to install.
-func LuaLinks(root string) []render.File {
+func Links(root string) []Link {
 	v := LuaVersion(Interpreter(root))
 	if v == "" {
 		return nil
 	}
-	var out []render.File
+	var out []Link
 	for _, m := range TokenLuaModules() {
 		if !m.Pure || installedFor(root, v, m) {
 			continue
@@ -139,12 +146,7 @@ func LuaLinks(root string) []render.File {
 		if src == "" {
 			continue
 		}
-		out = append(out, render.File{
-			Path:      LuaLinkDir(v) + "/" + m.Name + ".lua",
-			Kind:      render.KindSymlink,
-			Target:    src,
-			Component: "prosody",
-		})
+		out = append(out, Link{Path: LuaLinkDir(v) + "/" + m.Name + ".lua", Target: src})
 	}
 	return out
 }
