@@ -1,16 +1,12 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/agent"
 	"github.com/jitsi-agent/jitsi-agent/internal/cli"
+	"github.com/jitsi-agent/jitsi-agent/internal/commands"
 	"github.com/jitsi-agent/jitsi-agent/internal/manifest"
 	"github.com/jitsi-agent/jitsi-agent/internal/planfile"
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
@@ -33,43 +29,15 @@ type noopRun struct {
 // real host, deferred restarts, -confirm): those always run in full. It
 // routes the call's output through tees so a no-op's output can be replayed.
 func newNoopRun(c *cli.Call, specPath, root string) *noopRun {
-	if c.Bool("restart-deferred") || c.Duration("confirm") != 0 || root == "/" && !(c.Bool("no-reload") && c.Bool("no-acme")) {
-		return nil
-	}
-	abs, err := filepath.Abs(specPath)
+	exe, err := os.Executable()
 	if err != nil {
 		return nil
 	}
-	dir, err := os.Getwd()
-	if err != nil {
+	key, ok := commands.NoopKey(c, specPath, root, exe, buildVersion())
+	if !ok {
 		return nil
 	}
-	bv := buildVersion()
-	prog, err := stamp.ProgramID(bv.Version + " " + bv.Commit)
-	if err != nil {
-		return nil
-	}
-	// The command line as a digest: -var values may be secrets.
-	args := []string{"apply", abs, "-root", root, "-host", c.String("host")}
-	for _, v := range c.Strings("var") {
-		args = append(args, "-var", v)
-	}
-	for _, vf := range c.Strings("var-file") {
-		a, err := filepath.Abs(vf)
-		if err != nil {
-			return nil
-		}
-		args = append(args, "-var-file", a)
-	}
-	for _, f := range []string{"q", "no-reload", "overwrite-drift", "no-acme"} {
-		if c.Bool(f) {
-			args = append(args, "-"+f)
-		}
-	}
-	// Who runs it: root sets owners that another user can only report.
-	args = append(args, "euid="+strconv.Itoa(os.Geteuid()), "egid="+strconv.Itoa(os.Getegid()))
-	sum := sha256.Sum256([]byte(strings.Join(args, "\x00")))
-	n := &noopRun{key: stamp.Key{Program: prog, Args: []string{hex.EncodeToString(sum[:])}, Dir: dir}, root: root,
+	n := &noopRun{key: key, root: root,
 		stdout: &stamp.Tee{W: c.Stdout}, stderr: &stamp.Tee{W: c.Stderr}, env: &planfile.EnvRecorder{}}
 	c.Stdout, c.Stderr = n.stdout, n.stderr
 	return n
@@ -78,7 +46,7 @@ func newNoopRun(c *cli.Call, specPath, root string) *noopRun {
 // replay answers the apply from a valid stamp: it prints what the no-op
 // apply printed and reports true.
 func (n *noopRun) replay() bool {
-	s := stamp.Check(n.root, spec.DefaultStateDir, n.key, os.LookupEnv, time.Now())
+	s := stamp.Check(n.root, commands.StateDir, n.key, os.LookupEnv, time.Now())
 	if s == nil {
 		return false
 	}

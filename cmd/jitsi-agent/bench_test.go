@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/certs/pebbletest"
+	"github.com/jitsi-agent/jitsi-agent/internal/stamp"
 	"github.com/jitsi-agent/jitsi-agent/internal/testenv"
 )
 
@@ -22,8 +23,11 @@ var (
 	buildErr  error
 )
 
-// agentBinary builds the real binary once per test process (whole-process
-// benchmarks measure what a sysadmin or cloud-init actually runs).
+// agentBinary builds the programs once per test process, as `make build`
+// lays them out in one directory: jitsi-agent (the launcher,
+// cmd/jitsi-agent-launcher), jitsi-agent-full (this package) and
+// jitsi-agent-import. It returns jitsi-agent's path: whole-process tests
+// and benchmarks run what a sysadmin or cloud-init actually runs.
 func agentBinary(tb testing.TB) string {
 	tb.Helper()
 	buildOnce.Do(func() {
@@ -33,19 +37,25 @@ func agentBinary(tb testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "jitsi-agent")
-		// As `make build` builds it (static, trimmed).
-		cmd := exec.Command("go", "build", "-trimpath", "-o", binPath, ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = err
-			tb.Logf("%s", out)
+		for out, pkg := range map[string]string{"jitsi-agent": "../jitsi-agent-launcher", "jitsi-agent-full": ".", "jitsi-agent-import": "../jitsi-agent-import"} {
+			// As `make build` builds them (static, trimmed).
+			cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(dir, out), pkg)
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if o, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("build %s: %v\n%s", pkg, err, o)
+				return
+			}
 		}
 	})
 	if buildErr != nil {
-		tb.Fatalf("build: %v", buildErr)
+		tb.Fatal(buildErr)
 	}
 	return binPath
+}
+
+// fullBinary is jitsi-agent-full, next to agentBinary's launcher.
+func fullBinary(tb testing.TB) string {
+	return filepath.Join(filepath.Dir(agentBinary(tb)), "jitsi-agent-full")
 }
 
 // BenchmarkRenderProcess: whole-process `jitsi-agent render` of the largest
@@ -184,9 +194,6 @@ func TestMain(m *testing.M) {
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))
 	}
-	if importDir != "" {
-		os.RemoveAll(importDir)
-	}
 	os.Exit(code)
 }
 
@@ -244,6 +251,48 @@ func BenchmarkApplyNoopVsConsulTemplate(b *testing.B) {
 	b.ReportMetric(ms(median(agentCPU)), "apply-cpu-ms")
 	b.ReportMetric(ms(median(tmplCPU)), "consul-template-cpu-ms")
 	b.ReportMetric(ms(median(versionCPU)), "version-cpu-ms")
+	b.ReportMetric(float64(median(agentCPU))/float64(median(tmplCPU)), "cpu-ratio")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkLauncherHop measures what the launcher adds to the commands it
+// hands to jitsi-agent-full: alternating runs of a full (no stamp) no-op
+// `apply -root` of the example through jitsi-agent and straight with
+// jitsi-agent-full. It reports both medians (wall and CPU) and the
+// difference of the CPU medians.
+func BenchmarkLauncherHop(b *testing.B) {
+	bin, full := agentBinary(b), fullBinary(b)
+	spec, _ := filepath.Abs("../../examples/meet.hcl")
+	root := appliedRoot(b, bin, spec)
+	stampFile := filepath.Join(root, "var/lib/jitsi-agent", stamp.Name)
+	timed := func(name string) (wall, cpu time.Duration) {
+		// No stamp: the whole load, render, plan and apply run.
+		if err := os.Remove(stampFile); err != nil && !os.IsNotExist(err) {
+			b.Fatal(err)
+		}
+		cmd := exec.Command(name, "apply", spec, "--root", root, "-q")
+		cmd.Env = append(os.Environ(), "JITSI_APP_SECRET="+cliSecret)
+		start := time.Now()
+		if o, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%s: %v: %s", name, err, o)
+		}
+		return time.Since(start), cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
+	var via, direct, viaCPU, directCPU []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		w, c := timed(bin)
+		via, viaCPU = append(via, w), append(viaCPU, c)
+		w, c = timed(full)
+		direct, directCPU = append(direct, w), append(directCPU, c)
+	}
+	b.StopTimer()
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.ReportMetric(ms(median(via)), "launcher-ms")
+	b.ReportMetric(ms(median(direct)), "direct-ms")
+	b.ReportMetric(ms(median(viaCPU)), "launcher-cpu-ms")
+	b.ReportMetric(ms(median(directCPU)), "direct-cpu-ms")
+	b.ReportMetric(ms(median(viaCPU)-median(directCPU)), "hop-cpu-ms")
 	b.ReportMetric(0, "ns/op")
 }
 

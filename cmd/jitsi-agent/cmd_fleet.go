@@ -20,23 +20,6 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
 
-// etcdFlags are the options of every command that talks to the fleet's
-// store.
-func etcdFlags(more ...cli.Flag) []cli.Flag {
-	return append([]cli.Flag{
-		{Name: "etcd", Kind: cli.String, Arg: "URLS", Usage: "the etcd cluster's client URLs, comma-separated (https://10.0.0.5:2379,...)"},
-		{Name: "etcd-ca", Kind: cli.String, Arg: "FILE", Complete: cli.CompleteFile, Usage: "CA certificate (PEM) that signed the etcd members' certificates"},
-		{Name: "etcd-cert", Kind: cli.String, Arg: "FILE", Complete: cli.CompleteFile, Usage: "this host's etcd client certificate (PEM)"},
-		{Name: "etcd-key", Kind: cli.String, Arg: "FILE", Complete: cli.CompleteFile, Usage: "the client certificate's key (PEM)"},
-		{Name: "etcd-prefix", Kind: cli.String, Arg: "PREFIX", Default: fleetstore.DefaultPrefix, Usage: "key prefix of this fleet in etcd"},
-		{Name: "etcd-user", Kind: cli.String, Arg: "NAME", Usage: "etcd auth user (run: default jitsi-agent-host-NAME when --etcd-password-file is given)"},
-		{Name: "etcd-password-file", Kind: cli.String, Arg: "FILE", Complete: cli.CompleteFile, Usage: "file holding the etcd auth user's password (etcd auth on; client certificates then carry no common name)"},
-	}, more...)
-}
-
-var flagFleetKey = cli.Flag{Name: "fleet-key", Kind: cli.String, Arg: "FILE", Default: fleet.DefaultKeyFile, Complete: cli.CompleteFile,
-	Usage: "the fleet key (64 hex characters, mode 0600, the same file on every host; never stored in etcd)"}
-
 // openStore opens the store from the call's etcd flags.
 func openStore(c *cli.Call, defaultUser string) (*fleetstore.Etcd, error) {
 	urls := c.String("etcd")
@@ -81,67 +64,6 @@ func readSecretFile(p string) (string, error) {
 		return "", fmt.Errorf("%s is empty", p)
 	}
 	return v, nil
-}
-
-func fleetCommand() *cli.Command {
-	return &cli.Command{
-		Name: "fleet", Synopsis: "run many hosts from one spec through etcd: push a generation, follow its rollout, roll back",
-		Help: `Every host runs 'jitsi-agent run --etcd URLS --host NAME'; 'fleet push SPEC' publishes a generation
-(the spec, the files it reads and the environment values it looks up, sealed with the fleet key), which
-rolls out to the non-bridge hosts one at a time, then to the bridges --max-unavailable at a time, each
-step waiting for the hosts before it to run it and report healthy. In a fleet spec,
-cluster_secret = env("` + fleet.ClusterSecretEnv + `") is the fleet's own cluster secret (created once by the first agent).`,
-		Sub: []*cli.Command{
-			{
-				Name: "keygen", Synopsis: "write a new fleet key file (copy it to every host, mode 0600)",
-				Args: []cli.Arg{{Name: "FILE", Complete: cli.CompleteFile}},
-				Exit: "0 written, 1 error (an existing file is never overwritten).",
-				Run:  runFleetKeygen,
-			},
-			{
-				Name: "push", Synopsis: "validate the spec for every host and publish it as the next generation",
-				Args: []cli.Arg{specArg},
-				Flags: etcdFlags(flagFleetKey, flagVar, flagVarFile,
-					cli.Flag{Name: "max-unavailable", Kind: cli.Int, Arg: "N", Default: "1", Usage: "bridges updated at the same time"},
-					cli.Flag{Name: "timeout", Kind: cli.Duration, Arg: "DURATION", Default: "1m", Usage: "give up when etcd does not take the generation within DURATION"}),
-				Help: "Nothing is published unless the spec loads and renders for every host block. Publishing the inputs of the current generation again publishes nothing.",
-				Exit: "0 published (or unchanged), 1 invalid spec or error.",
-				Run:  runFleetPush,
-			},
-			{
-				Name: "status", Synopsis: "every host: roles, rollout wave, generation, state, health, drift, lease age, last error",
-				Flags: etcdFlags(flagJSON),
-				Exit:  "0 every host of the current generation runs it, healthy and without drift; 2 rollout in progress, stopped, or a host down/unhealthy; 1 error.",
-				Run:   runFleetStatus,
-			},
-			{
-				Name: "doctor", Synopsis: "check the fleet: etcd members, fleet key, rollout, each host's generation lag and lease",
-				Flags: etcdFlags(flagJSON,
-					cli.Flag{Name: "host", Kind: cli.String, Arg: "NAME", Usage: "also check that this host is registered"},
-					cli.Flag{Name: "fleet-key", Kind: cli.String, Arg: "FILE", Complete: cli.CompleteFile, Usage: "also check that this fleet key opens the current generation and the cluster secret"},
-					cli.Flag{Name: "ascii", Kind: cli.Bool, Usage: "print PASS/WARN/FAIL/SKIP instead of symbols"},
-					cli.Flag{Name: "timeout", Kind: cli.Duration, Arg: "DURATION", Default: "10s", Usage: "time limit for the checks"}),
-				Exit: "0 all checks passed, 2 warnings only, 1 at least one failure.",
-				Run:  runFleetDoctor,
-			},
-			{
-				Name: "grant", Synopsis: "create a host's etcd user (read the fleet, write only its registration) or a pusher's",
-				Flags: etcdFlags(
-					cli.Flag{Name: "host", Kind: cli.String, Arg: "NAME", Usage: "create user jitsi-agent-host-NAME for this host"},
-					cli.Flag{Name: "pusher", Kind: cli.String, Arg: "USER", Usage: "create USER allowed to push and roll back"},
-					cli.Flag{Name: "password-file", Kind: cli.String, Arg: "FILE", Complete: cli.CompleteFile, Usage: "the new user's password (give the same file to its 'run --etcd-password-file')"}),
-				Help: "Run it signed in as etcd's root (--etcd-user root --etcd-password-file ROOTPW) after 'etcdctl user add root && etcdctl auth enable'. etcd refuses JSON-gateway requests whose client certificate carries a common name once auth is on: give the hosts client certificates without one.",
-				Exit: "0 granted, 1 error.",
-				Run:  runFleetGrant,
-			},
-			{
-				Name: "rollback", Synopsis: "make the previous generation (or --to N) current again; it rolls out like a push",
-				Flags: etcdFlags(cli.Flag{Name: "to", Kind: cli.Int, Arg: "N", Default: "0", Usage: "generation to return to (default: the one before the current)"}),
-				Exit:  "0 done (or already current), 1 error.",
-				Run:   runFleetRollback,
-			},
-		},
-	}
 }
 
 func runFleetKeygen(c *cli.Call) int {

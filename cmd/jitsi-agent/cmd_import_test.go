@@ -3,12 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/adopt/adopttest"
@@ -120,31 +117,12 @@ func TestImportQuickInstallThenPlan(t *testing.T) {
 	}
 }
 
-var (
-	importOnce sync.Once
-	importDir  string
-	importErr  error
-)
-
-// useImportProgram builds cmd/jitsi-agent-import once per test process and
-// points JITSI_AGENT_EXEC_PATH at it for this test (the test binary has no
-// jitsi-agent-import next to it).
+// useImportProgram points JITSI_AGENT_EXEC_PATH at the directory
+// agentBinary built jitsi-agent-import into, for this test (the test
+// binary has no jitsi-agent-import next to it).
 func useImportProgram(t *testing.T) {
 	t.Helper()
-	importOnce.Do(func() {
-		importDir, importErr = os.MkdirTemp("", "jitsi-agent-import-")
-		if importErr != nil {
-			return
-		}
-		out, err := exec.Command("go", "build", "-o", filepath.Join(importDir, importProgramName), "../jitsi-agent-import").CombinedOutput()
-		if err != nil {
-			importErr = fmt.Errorf("build %s: %v: %s", importProgramName, err, out)
-		}
-	})
-	if importErr != nil {
-		t.Fatal(importErr)
-	}
-	t.Setenv("JITSI_AGENT_EXEC_PATH", importDir)
+	t.Setenv("JITSI_AGENT_EXEC_PATH", filepath.Dir(agentBinary(t)))
 }
 
 // TestImportWithoutProgram: without jitsi-agent-import the command says

@@ -44,7 +44,7 @@ func managedPaths(set *render.Set, m *manifest.Manifest) []string {
 // environment it looked up, and the host's managed files and state.
 func fingerprint(res *spec.Result, rec *planfile.EnvRecorder, set *render.Set, m *manifest.Manifest, root string) (planfile.Fingerprint, error) {
 	bv := buildVersion()
-	fp := planfile.Fingerprint{AgentVersion: strings.TrimSuffix(bv.Version+" "+short(bv.Commit), " "), Env: rec.Digests()}
+	fp := planfile.Fingerprint{AgentVersion: strings.TrimSuffix(bv.Version+" "+bv.ShortCommit(), " "), Env: rec.Digests()}
 	var err error
 	if fp.Inputs, err = planfile.Inputs(res.Inputs); err != nil {
 		return fp, err

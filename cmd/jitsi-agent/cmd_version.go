@@ -1,12 +1,6 @@
 package main
 
-import (
-	"fmt"
-	"runtime"
-	"runtime/debug"
-
-	"github.com/jitsi-agent/jitsi-agent/internal/cli"
-)
+import "github.com/jitsi-agent/jitsi-agent/internal/commands"
 
 // Set at build time by `make build`:
 //
@@ -20,65 +14,6 @@ var (
 	date    = ""
 )
 
-// buildInfo is what version, the daemon's status and the metrics'
+// buildVersion is what version, the daemon's status and the metrics'
 // build_info label show.
-type buildInfo struct {
-	Version, Commit, Date string
-}
-
-func buildVersion() buildInfo {
-	b := buildInfo{Version: version, Commit: commit, Date: date}
-	if b.Version != "" && b.Commit != "" && b.Date != "" {
-		return b
-	}
-	dirty := false
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				if b.Commit == "" {
-					b.Commit = s.Value
-				}
-			case "vcs.time":
-				if b.Date == "" {
-					b.Date = s.Value
-				}
-			case "vcs.modified":
-				dirty = s.Value == "true"
-			}
-		}
-		if b.Version == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			b.Version = bi.Main.Version
-		}
-	}
-	if b.Version == "" {
-		b.Version = "dev"
-		if b.Commit != "" {
-			b.Version += "-" + short(b.Commit)
-			if dirty {
-				b.Version += "-dirty"
-			}
-		}
-	}
-	return b
-}
-
-func short(rev string) string {
-	if len(rev) > 12 {
-		return rev[:12]
-	}
-	return rev
-}
-
-func runVersion(c *cli.Call) int {
-	b := buildVersion()
-	fmt.Fprintf(c.Stdout, "jitsi-agent %s\n", b.Version)
-	if b.Commit != "" {
-		fmt.Fprintf(c.Stdout, "commit:  %s\n", b.Commit)
-	}
-	if b.Date != "" {
-		fmt.Fprintf(c.Stdout, "built:   %s\n", b.Date)
-	}
-	fmt.Fprintf(c.Stdout, "go:      %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	return exitOK
-}
+func buildVersion() commands.Build { return commands.ResolveBuild(version, commit, date) }

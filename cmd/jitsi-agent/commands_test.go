@@ -10,6 +10,13 @@ import (
 	"testing"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/cli"
+	"github.com/jitsi-agent/jitsi-agent/internal/commands"
+	"github.com/jitsi-agent/jitsi-agent/internal/doctor"
+	"github.com/jitsi-agent/jitsi-agent/internal/fleet"
+	"github.com/jitsi-agent/jitsi-agent/internal/fleetstore"
+	"github.com/jitsi-agent/jitsi-agent/internal/planfile"
+	"github.com/jitsi-agent/jitsi-agent/internal/spec"
+	"github.com/jitsi-agent/jitsi-agent/internal/stamp"
 	"github.com/jitsi-agent/jitsi-agent/internal/testenv"
 )
 
@@ -299,6 +306,24 @@ func TestVersionStamped(t *testing.T) {
 	for _, want := range []string{"jitsi-agent v9.9.9\n", "commit:  0123456789abcdef\n", "built:   2026-01-02T03:04:05Z\n"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("version lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// The command table (internal/commands, which must stay light) repeats a
+// few values of other packages; they must agree.
+func TestCommandTableConstants(t *testing.T) {
+	for name, pair := range map[string][2]any{
+		"VarEnvPrefix":          {commands.VarEnvPrefix, spec.VarEnvPrefix},
+		"StateDir":              {commands.StateDir, spec.DefaultStateDir},
+		"DoctorJSONVersion":     {commands.DoctorJSONVersion, doctor.JSONVersion},
+		"FleetKeyFile":          {commands.FleetKeyFile, fleet.DefaultKeyFile},
+		"FleetClusterSecretEnv": {commands.FleetClusterSecretEnv, fleet.ClusterSecretEnv},
+		"EtcdPrefix":            {commands.EtcdPrefix, fleetstore.DefaultPrefix},
+		"NoopStamp":             {stamp.Name, planfile.NoopStamp},
+	} {
+		if pair[0] != pair[1] {
+			t.Errorf("commands.%s = %v, its source says %v", name, pair[0], pair[1])
 		}
 	}
 }

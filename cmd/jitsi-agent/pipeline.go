@@ -2,11 +2,10 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/cli"
+	"github.com/jitsi-agent/jitsi-agent/internal/commands"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
 
@@ -65,40 +64,8 @@ func loadSpec(c *cli.Call, path string) (*spec.Deployment, bool) {
 	return res.Deployment, true
 }
 
-// hostRoot checks a --root value and returns it absolute with symlinks
-// resolved, so "is this the real host" is decided on what the writes will
-// actually hit. An empty value is refused: an unset $ROOT in a script must
-// never silently mean "/".
-func hostRoot(root string) (string, error) {
-	if strings.TrimSpace(root) == "" {
-		return "", fmt.Errorf("--root is empty; give a directory (or / for this host)")
-	}
-	abs, err := filepath.Abs(root)
-	if err != nil {
-		return "", fmt.Errorf("--root %s: %w", root, err)
-	}
-	// Resolve the longest existing prefix (the rest may be created later).
-	existing, rest := abs, ""
-	for {
-		if _, err := os.Lstat(existing); err == nil {
-			break
-		}
-		parent := filepath.Dir(existing)
-		if parent == existing {
-			break
-		}
-		rest = filepath.Join(filepath.Base(existing), rest)
-		existing = parent
-	}
-	resolved, err := filepath.EvalSymlinks(existing)
-	if err != nil {
-		return "", fmt.Errorf("--root %s: %w", root, err)
-	}
-	if fi, err := os.Stat(resolved); err == nil && !fi.IsDir() {
-		return "", fmt.Errorf("--root %s is not a directory", root)
-	}
-	return filepath.Join(resolved, rest), nil
-}
+// hostRoot checks a --root value (commands.HostRoot).
+func hostRoot(root string) (string, error) { return commands.HostRoot(root) }
 
 // rootArg resolves the call's -root flag (see hostRoot); errors go to
 // stderr and ok is false.

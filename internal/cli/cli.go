@@ -97,10 +97,14 @@ const (
 
 // Call is one parsed invocation handed to a command's Run.
 type Call struct {
-	App    *App
-	Cmd    *Command
-	Path   string   // "token mint"
-	Args   []string // positional arguments
+	App  *App
+	Cmd  *Command
+	Path string   // "token mint"
+	Args []string // positional arguments
+	// Raw is the command line from the command's name on, as given (the
+	// global options before it left out): what a program that hands the
+	// call to another one passes on.
+	Raw    []string
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
@@ -337,6 +341,7 @@ func (a *App) Run(args []string, stdin io.Reader, stdout, stderr io.Writer, befo
 	if args[0] == "help" {
 		return a.help(args[1:], stdout, stderr)
 	}
+	raw := args
 	cmds, path := a.Commands, ""
 	for {
 		name := args[0]
@@ -349,7 +354,7 @@ func (a *App) Run(args []string, stdin io.Reader, stdout, stderr io.Writer, befo
 		path = strings.TrimSpace(path + " " + name)
 		args = args[1:]
 		if len(c.Sub) == 0 {
-			return a.run(c, path, args, gv, stdin, stdout, stderr, before)
+			return a.run(c, path, raw, args, gv, stdin, stdout, stderr, before)
 		}
 		if len(args) == 0 {
 			fmt.Fprintf(stderr, "Error: %s %s needs a subcommand.\n\n", a.Name, path)
@@ -364,12 +369,12 @@ func (a *App) Run(args []string, stdin io.Reader, stdout, stderr io.Writer, befo
 	}
 }
 
-func (a *App) run(c *Command, path string, args []string, gv *Values, stdin io.Reader, stdout, stderr io.Writer, before func(*Values) int) int {
+func (a *App) run(c *Command, path string, raw, args []string, gv *Values, stdin io.Reader, stdout, stderr io.Writer, before func(*Values) int) int {
 	fs, v, err := newFlagSet(path, c.Flags)
 	if err != nil {
 		panic(err)
 	}
-	call := &Call{App: a, Cmd: c, Path: path, Stdin: stdin, Stdout: stdout, Stderr: stderr, Global: gv, Values: v}
+	call := &Call{App: a, Cmd: c, Path: path, Raw: raw, Stdin: stdin, Stdout: stdout, Stderr: stderr, Global: gv, Values: v}
 	pos, err := parse(fs, v, args)
 	if errors.Is(err, flag.ErrHelp) {
 		a.WriteHelp(stdout, path, c)

@@ -68,8 +68,11 @@ func TestParse(t *testing.T) {
 	if code != 0 || !slices.Equal(c.Args, []string{"-", "-h"}) {
 		t.Fatalf("fmt - -- -h: %d %q", code, c.Args)
 	}
-	code, c, _, _ = runApp(t, "token", "verify", "s", "t")
-	if code != 0 || c.Path != "token verify" || !slices.Equal(c.Args, []string{"s", "t"}) {
+	if !slices.Equal(c.Raw, []string{"fmt", "-", "--", "-h"}) {
+		t.Fatalf("raw %q", c.Raw)
+	}
+	code, c, _, _ = runApp(t, "-chdir", "d", "token", "verify", "s", "t")
+	if code != 0 || c.Path != "token verify" || !slices.Equal(c.Args, []string{"s", "t"}) || !slices.Equal(c.Raw, []string{"token", "verify", "s", "t"}) {
 		t.Fatalf("token verify: %d %+v", code, c)
 	}
 }

@@ -68,12 +68,10 @@ type Key struct {
 	Dir string
 }
 
-// ProgramID identifies the running executable for Key.Program.
-func ProgramID(version string) (string, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return "", err
-	}
+// ProgramID identifies the program at path exe (absolute, symlinks
+// resolved, as os.Executable reports it) for Key.Program: version names
+// the build, the file's identity the very binary.
+func ProgramID(version, exe string) (string, error) {
 	fi, err := os.Stat(exe)
 	if err != nil {
 		return "", err
