@@ -23,13 +23,19 @@ COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 DATE    ?= $(shell date -u -d @$${SOURCE_DATE_EPOCH:-$$(date +%s)} +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 
-# A static binary (CGO_ENABLED=0): no dynamic loader at every start (about
+# Static binaries (CGO_ENABLED=0): no dynamic loader at every start (about
 # 1 ms of each `jitsi-agent` run) and os/user reads /etc/passwd and
 # /etc/group itself; the system users jitsi-agent looks up are local ones.
-# jitsi-agent-import (the program behind `jitsi-agent import`, kept apart so
-# its JavaScript and Lua engines do not slow every start) goes next to it.
+# Three programs, kept apart so that what every start pays stays small
+# (README, Performance): jitsi-agent is the launcher
+# (cmd/jitsi-agent-launcher: version, help, completion, man and no-op
+# applies), jitsi-agent-full (cmd/jitsi-agent) runs every other command, and
+# jitsi-agent-import runs `jitsi-agent import` (its JavaScript and Lua
+# engines). The launcher finds the other two next to it. The launcher and
+# jitsi-agent-full carry the same version stamp (a no-op stamp names both).
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/jitsi-agent
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/jitsi-agent-launcher
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(dir $(BIN))jitsi-agent-full ./cmd/jitsi-agent
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(dir $(BIN))jitsi-agent-import ./cmd/jitsi-agent-import
 
 demo: build

@@ -99,13 +99,21 @@ func TestRunUnderRealSystemd(t *testing.T) {
 
 	stage := t.TempDir()
 	copyTree(t, "../../examples", filepath.Join(stage, "spec"))
-	b, err := os.ReadFile(bin)
+	// The launcher as jitsi-agent with jitsi-agent-full next to it, as
+	// packaged: the unit's main process is the launcher, which replaces
+	// itself with jitsi-agent-full (same PID, so sd_notify is accepted).
+	launcher, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := os.ReadFile(fullBinary(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for p, c := range map[string]string{
 		"units/jitsi-agent-test.service": fmt.Sprintf(runBoxUnit, cliSecret, cliAPIKey),
-		"jitsi-agent":                    string(b),
+		"jitsi-agent":                    string(launcher),
+		"jitsi-agent-full":               string(full),
 	} {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(stage, p)), 0o755); err != nil {
 			t.Fatal(err)
@@ -125,6 +133,9 @@ func TestRunUnderRealSystemd(t *testing.T) {
 	}
 	if _, err := os.Stat(box.root + "/run/jt/root/etc/jitsi/jicofo/jicofo.conf"); err != nil {
 		t.Fatalf("READY before the files were applied: %v", err)
+	}
+	if out, err := box.run("sh", "-c", "readlink /proc/$(systemctl show -p MainPID --value jitsi-agent-test.service)/exe"); err != nil || !strings.HasSuffix(strings.TrimSpace(out), "/run/jt/jitsi-agent-full") {
+		t.Fatalf("the unit's main process is not jitsi-agent-full: %v %q", err, out)
 	}
 
 	// The pings arrive: systemd records each one (WatchdogTimestamp), so

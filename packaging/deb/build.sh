@@ -24,11 +24,14 @@ trap 'rm -rf "$work"' EXIT
 umask 022
 
 # The man page and completions come from the command table: generate them
-# with a binary for this machine (the packaged one may be for another arch).
-CGO_ENABLED=0 "$GO" build -trimpath -ldflags "$ldflags" -o "$work/host-jitsi-agent" "$top/cmd/jitsi-agent"
-# The packaged binary is stripped (-s -w: no symbol table or DWARF; panics
-# still print Go stack traces).
-CGO_ENABLED=0 GOOS=linux GOARCH="$arch" "$GO" build -trimpath -ldflags "-s -w $ldflags" -o "$work/jitsi-agent" "$top/cmd/jitsi-agent"
+# with a launcher for this machine (the packaged one may be for another arch).
+CGO_ENABLED=0 "$GO" build -trimpath -ldflags "$ldflags" -o "$work/host-jitsi-agent" "$top/cmd/jitsi-agent-launcher"
+# The packaged binaries are stripped (-s -w: no symbol table or DWARF; panics
+# still print Go stack traces). jitsi-agent is the launcher; it runs
+# jitsi-agent-full for every command it does not answer itself, and that
+# one runs jitsi-agent-import (README, Packaging).
+CGO_ENABLED=0 GOOS=linux GOARCH="$arch" "$GO" build -trimpath -ldflags "-s -w $ldflags" -o "$work/jitsi-agent" "$top/cmd/jitsi-agent-launcher"
+CGO_ENABLED=0 GOOS=linux GOARCH="$arch" "$GO" build -trimpath -ldflags "-s -w $ldflags" -o "$work/jitsi-agent-full" "$top/cmd/jitsi-agent"
 CGO_ENABLED=0 GOOS=linux GOARCH="$arch" "$GO" build -trimpath -ldflags "-s -w -buildid=" -o "$work/jitsi-agent-import" "$top/cmd/jitsi-agent-import"
 
 r="$work/root"
@@ -38,7 +41,9 @@ install -d "$r/DEBIAN" "$r/usr/bin" "$r/usr/libexec/jitsi-agent" "$r/lib/systemd
 	"$r/usr/share/fish/vendor_completions.d" "$doc/examples/cloud-init"
 
 install -m 0755 "$work/jitsi-agent" "$r/usr/bin/jitsi-agent"
-# `jitsi-agent import` runs it (found in ../libexec/jitsi-agent from /usr/bin).
+# The launcher finds jitsi-agent-full in ../libexec/jitsi-agent from
+# /usr/bin; jitsi-agent-full finds jitsi-agent-import next to itself.
+install -m 0755 "$work/jitsi-agent-full" "$r/usr/libexec/jitsi-agent/jitsi-agent-full"
 install -m 0755 "$work/jitsi-agent-import" "$r/usr/libexec/jitsi-agent/jitsi-agent-import"
 # The unit as embedded in the binary, with the packaged binary's path.
 sed 's|/usr/local/bin/jitsi-agent|/usr/bin/jitsi-agent|g' "$top/systemd/jitsi-agent.service" >"$r/lib/systemd/system/jitsi-agent.service"

@@ -85,7 +85,8 @@ func TestReleaseReproducibleLintianClean(t *testing.T) {
 	// Layout: every file root-owned with the commit's mtime.
 	list := run(t, d1, "dpkg-deb", "-c", deb)
 	for _, want := range []string{
-		"./usr/bin/jitsi-agent", "./usr/libexec/jitsi-agent/jitsi-agent-import", "./lib/systemd/system/jitsi-agent.service",
+		"./usr/bin/jitsi-agent", "./usr/libexec/jitsi-agent/jitsi-agent-full", "./usr/libexec/jitsi-agent/jitsi-agent-import",
+		"./lib/systemd/system/jitsi-agent.service",
 		"./usr/share/man/man1/jitsi-agent.1.gz",
 		"./usr/share/bash-completion/completions/jitsi-agent",
 		"./usr/share/zsh/vendor-completions/_jitsi-agent",
@@ -121,6 +122,19 @@ func TestReleaseReproducibleLintianClean(t *testing.T) {
 	// The binary runs and its man page is the command table's.
 	if out := run(t, x, filepath.Join(x, "usr/bin/jitsi-agent"), "man"); !strings.Contains(out, ".TH") {
 		t.Errorf("packaged binary's man output is not a man page: %.200s", out)
+	}
+
+	// The launcher runs the packaged jitsi-agent-full for the commands it
+	// does not answer itself (unit prints the embedded unit), with the
+	// same version stamp.
+	unitCmd := exec.Command(filepath.Join(x, "usr/bin/jitsi-agent"), "unit")
+	unitCmd.Env = append(os.Environ(), "JITSI_AGENT_EXEC_PATH=")
+	if out, err := unitCmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "[Service]") {
+		t.Errorf("packaged unit command through the launcher: %v\n%s", err, out)
+	}
+	launcherVersion := run(t, x, filepath.Join(x, "usr/bin/jitsi-agent"), "version")
+	if fullVersion := run(t, x, filepath.Join(x, "usr/libexec/jitsi-agent/jitsi-agent-full"), "version"); fullVersion != launcherVersion {
+		t.Errorf("the launcher and jitsi-agent-full carry different versions:\n%s\n%s", launcherVersion, fullVersion)
 	}
 
 	// import runs the packaged jitsi-agent-import (an empty root: it gets
