@@ -287,7 +287,10 @@ func (a *Daemon) Apply(ctx context.Context, req daemon.Request) (daemon.Outcome,
 		return out, daemon.InvalidSpec(errors.New(res.Summary()))
 	}
 	if ho, ok := a.held(res); ok {
-		return ho, nil
+		// The hold keeps the spec's changes out, not certificate renewals.
+		ho.Redact = append(ho.Redact, res.Deployment.SecretValues()...)
+		err := a.deployRenewals(ctx, res.Deployment, req, &ho)
+		return ho, err
 	}
 	a.warnOnce(res)
 	d := res.Deployment
