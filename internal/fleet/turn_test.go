@@ -87,11 +87,11 @@ func TestTURNCredentialsAcrossHosts(t *testing.T) {
 	}
 	tampered := []byte(creds.Password)
 	tampered[0] ^= 1
-	if out, ok := allocate(ctx, uclient, port, creds.Username, string(tampered)); ok {
-		t.Errorf("coturn allocated with a tampered password:\n%s", out)
+	if out, ok := refused(ctx, uclient, port, creds.Username, string(tampered)); !ok {
+		t.Errorf("coturn did not refuse a tampered password:\n%s", out)
 	}
-	if out, ok := allocate(ctx, uclient, port, "1"+creds.Username, creds.Password); ok {
-		t.Errorf("coturn allocated with a tampered username (expiry):\n%s", out)
+	if out, ok := refused(ctx, uclient, port, "1"+creds.Username, creds.Password); !ok {
+		t.Errorf("coturn did not refuse a tampered username (expiry):\n%s", out)
 	}
 
 	// The same round-trip against a TURN host whose secret differs fails:
@@ -101,8 +101,8 @@ func TestTURNCredentialsAcrossHosts(t *testing.T) {
 		t.Fatalf("turnserver.conf has no static-auth-secret line:\n(%d bytes)", len(turnConf))
 	}
 	otherPort := startFleetCoturn(t, turnserver, other)
-	if out, ok := allocate(ctx, uclient, otherPort, creds.Username, creds.Password); ok {
-		t.Errorf("a coturn with a different secret accepted Prosody's credentials:\n%s", out)
+	if out, ok := refused(ctx, uclient, otherPort, creds.Username, creds.Password); !ok {
+		t.Errorf("a coturn with a different secret did not refuse Prosody's credentials:\n%s", out)
 	}
 }
 
@@ -245,25 +245,41 @@ func startFleetCoturn(t *testing.T, bin, conf string) int {
 // allocate runs turnutils_uclient once; ok when coturn gave a relay
 // address (it then refuses the loopback peer: denied-peer-ip, expected).
 func allocate(ctx context.Context, uclient string, port int, user, password string) (string, bool) {
-	var out string
-	// coturn binds after it starts: retry while nothing answers (bounded).
-	for i := 0; i < 20; i++ {
+	out, ok, answered := allocateAnswer(ctx, uclient, port, user, password)
+	if !ok && !answered {
+		out = "coturn never answered:\n" + out
+	}
+	return out, ok
+}
+
+// refused reports whether coturn answered the allocation with a refusal
+// (not silence: a coturn that never came up refuses nothing).
+func refused(ctx context.Context, uclient string, port int, user, password string) (string, bool) {
+	out, ok, answered := allocateAnswer(ctx, uclient, port, user, password)
+	return out, !ok && answered
+}
+
+func allocateAnswer(ctx context.Context, uclient string, port int, user, password string) (out string, ok, answered bool) {
+	// coturn binds after it starts: retry while nothing answers (bounded
+	// by time, not by a number of tries: a loaded machine starts it late).
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(250 * time.Millisecond) {
 		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		b, _ := exec.CommandContext(cctx, uclient, "-v", "-u", user, "-w", password, "-n", "1", "-X", "-c",
 			"-p", strconv.Itoa(port), "-e", "127.0.0.1", "127.0.0.1").CombinedOutput()
 		cancel()
 		out = tail(strings.ReplaceAll(string(b), password, "(password)"), 1500)
 		if strings.Contains(out, "Received relay addr") {
-			return out, true
+			return out, true, true
 		}
 		// An answer (an error response) means coturn is up: a refusal.
 		// Nothing received: coturn is not listening yet.
 		if strings.Contains(out, "response received") || strings.Contains(out, "ERROR") {
-			return out, false
+			return out, false, true
 		}
-		time.Sleep(250 * time.Millisecond)
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return out, false, false
+		}
 	}
-	return out, false
 }
 
 // startProc starts a server process and stops it (by its PID) at cleanup.

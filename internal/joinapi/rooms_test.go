@@ -33,7 +33,12 @@ func (h *heldProsody) answer(n int32) chan string {
 }
 
 func (h *heldProsody) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body := <-h.answer(h.requests.Add(1))
+	var body string
+	select {
+	case body = <-h.answer(h.requests.Add(1)):
+	case <-r.Context().Done(): // the caller left, or the test ended (failed)
+		return
+	}
 	if body == "404" {
 		w.WriteHeader(http.StatusNotFound)
 		return
@@ -75,6 +80,18 @@ func waitWaiters(t *testing.T, p *ProsodyRooms, room string, n int) {
 			t.Fatalf("%d callers share the request, want %d", got, n)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitRequests waits (bounded) until Prosody has received n requests: a
+// caller registered as waiting has not necessarily sent its request yet,
+// and heldProsody numbers the requests in the order they arrive.
+func waitRequests(t *testing.T, h *heldProsody, n int32) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); h.requests.Load() < n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests reached Prosody, want %d", h.requests.Load(), n)
+		}
 	}
 }
 
@@ -141,6 +158,7 @@ func TestEndForgetsSharedStatus(t *testing.T) {
 		before <- st
 	}()
 	waitWaiters(t, p, "weekly", 1)
+	waitRequests(t, h, 1) // Prosody's request 1 is the one from before the end
 	if ended, err := p.End(context.Background(), "weekly", ""); err != nil || !ended {
 		t.Fatalf("end: %v %v", ended, err)
 	}
@@ -153,6 +171,7 @@ func TestEndForgetsSharedStatus(t *testing.T) {
 		after <- err
 	}()
 	waitWaiters(t, p, "weekly", 1)     // a new request of its own
+	waitRequests(t, h, 2)              // on its way to Prosody
 	h.answer(1) <- `[{"jid":"a@x/1"}]` // the answer to the request from before the end
 	if st := <-before; !st.Running {
 		t.Errorf("call from before the end: %+v", st)
