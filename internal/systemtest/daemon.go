@@ -36,6 +36,7 @@ type Status struct {
 	Degraded       bool   `json:"degraded"`
 	DegradedReason string `json:"degraded_reason"`
 	Applies        int    `json:"applies"`
+	Held           string `json:"held"`
 	LastApply      *struct {
 		Time     time.Time `json:"time"`
 		Reason   string    `json:"reason"`
