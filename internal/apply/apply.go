@@ -199,14 +199,26 @@ func startRunner(opts Options, redact []string, pre bool) (*runner, func(), erro
 // state directory: <state>/check and, for prosodyctl, its directories in
 // the temporary directory (named after this state directory, so a run for
 // another root is never touched; the lock serialises runs for this one).
+// The temporary directory is searched only when <state>/check holds the
+// marker prosodyTemp leaves before it creates one there: listing a busy
+// /tmp cost each apply about 1 ms, twice.
 func (r *runner) removeCheckDirs() error {
-	err := os.RemoveAll(r.checkRoot())
-	left, _ := filepath.Glob(filepath.Join(os.TempDir(), r.prosodyPrefix()+"*"))
-	for _, d := range left {
-		err = errors.Join(err, os.RemoveAll(d))
+	if _, err := os.Lstat(filepath.Join(r.checkRoot(), inTempMarker)); !errors.Is(err, fs.ErrNotExist) {
+		left, _ := filepath.Glob(filepath.Join(os.TempDir(), r.prosodyPrefix()+"*"))
+		var err error
+		for _, d := range left {
+			err = errors.Join(err, os.RemoveAll(d))
+		}
+		if err != nil {
+			return err // the marker stays: the next run tries again
+		}
 	}
-	return err
+	return os.RemoveAll(r.checkRoot())
 }
+
+// inTempMarker, in the check root, says that prosodyctl scratch
+// directories may exist in the temporary directory.
+const inTempMarker = "prosody-in-tmp"
 
 // prosodyPrefix names prosodyctl's scratch directories for this state dir.
 func (r *runner) prosodyPrefix() string {
@@ -225,6 +237,14 @@ func (r *runner) prosodyPrefix() string {
 func (r *runner) prosodyTemp() (string, error) {
 	if os.Geteuid() == 0 {
 		if _, err := user.Lookup("prosody"); err == nil {
+			// The marker first: a run killed after MkdirTemp leaves it for
+			// the next run's removeCheckDirs.
+			if err := fsys.MkdirPrivate(r.checkRoot()); err != nil {
+				return "", err
+			}
+			if err := os.WriteFile(filepath.Join(r.checkRoot(), inTempMarker), nil, 0o600); err != nil {
+				return "", err
+			}
 			return os.MkdirTemp("", r.prosodyPrefix()+"*")
 		}
 	}

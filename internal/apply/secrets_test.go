@@ -6,11 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/render"
+	"github.com/jitsi-agent/jitsi-agent/internal/testenv"
 )
 
 // secretForms are the raw, base64 and hex forms of v a leak would show.
@@ -62,8 +64,11 @@ func TestValidatorScratchUnderState(t *testing.T) {
 	os.MkdirAll(filepath.Join(state, CheckDir, "nginx-left"), 0o700)
 	os.WriteFile(filepath.Join(state, CheckDir, "nginx-left", "site.conf"), []byte("secret"), 0o600)
 	r := &runner{state: state}
+	// A run killed during prosodyctl's check left its directory in the
+	// temporary directory, and the marker that announces it.
 	left := filepath.Join(os.TempDir(), r.prosodyPrefix()+"killed")
 	os.MkdirAll(left, 0o700)
+	os.WriteFile(filepath.Join(state, CheckDir, inTempMarker), nil, 0o600)
 	other := filepath.Join(os.TempDir(), "jitsi-agent-prosody-check-0123456789ab-other-root")
 	os.MkdirAll(other, 0o700)
 	t.Cleanup(func() { os.RemoveAll(left); os.RemoveAll(other) })
@@ -92,6 +97,39 @@ func TestValidatorScratchUnderState(t *testing.T) {
 	}
 	if fi, err := os.Stat(state); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Fatalf("state dir: %v %v", fi.Mode().Perm(), err)
+	}
+}
+
+// TestProsodyTempLeavesMarkerFirst: under root with a prosody user,
+// prosodyctl's scratch directory goes to the temporary directory, and the
+// marker that makes the next run look for it there exists before it does.
+func TestProsodyTempLeavesMarkerFirst(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("prosodyctl's scratch directory is in the temporary directory only under root")
+	}
+	if _, err := user.Lookup("prosody"); err != nil {
+		testenv.Unavailable(t, "no prosody user", "apt-get install prosody")
+	}
+	state := t.TempDir()
+	r := &runner{state: state}
+	dir, err := r.prosodyTemp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if filepath.Dir(dir) != filepath.Clean(os.TempDir()) {
+		t.Fatalf("scratch directory %s is not in the temporary directory", dir)
+	}
+	if _, err := os.Stat(filepath.Join(state, CheckDir, inTempMarker)); err != nil {
+		t.Fatalf("no marker: %v", err)
+	}
+	if err := r.removeCheckDirs(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{dir, filepath.Join(state, CheckDir)} {
+		if _, err := os.Lstat(p); !os.IsNotExist(err) {
+			t.Errorf("%s survived removeCheckDirs: %v", p, err)
+		}
 	}
 }
 
