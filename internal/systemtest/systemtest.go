@@ -4,9 +4,9 @@
 // installed exactly where the jitsi-meet-prosody package puts them
 // (/usr/share/jitsi-meet/prosody-plugins, copied from the upstream test
 // material), the jicofo/jvb system users, a non-loopback address for coturn,
-// /etc/hosts names for the deployment, and the agent binary at
-// /usr/local/bin/jitsi-agent with the spec at /etc/jitsi-agent/meet.hcl (the
-// paths the shipped unit uses). Tests talk to the box's services through
+// /etc/hosts names for the deployment, and the agent (the launcher at
+// /usr/local/bin/jitsi-agent, jitsi-agent-full next to it) with the spec at
+// /etc/jitsi-agent/meet.hcl (the paths the shipped unit uses). Tests talk to the box's services through
 // sockets opened in the box's network namespace (Env.Dial, Env.HTTPClient)
 // and log in with a real XMPP client (internal/xmpptest).
 //
@@ -60,8 +60,9 @@ type Options struct {
 	// Env is written to /etc/jitsi-agent/env (the unit's EnvironmentFile)
 	// and passed to Env.Agent runs.
 	Env map[string]string
-	// Agent is the agent binary to install (default: built once per test
-	// binary from this module's cmd/jitsi-agent).
+	// Agent is the agent binary to install as jitsi-agent, with the
+	// jitsi-agent-full next to it if there is one (default: the launcher
+	// and jitsi-agent-full, built by BuildAgent).
 	Agent string
 	// Setup is extra shell run inside the box before systemd starts.
 	Setup string
@@ -145,20 +146,24 @@ func moduleRoot() (string, error) {
 	return filepath.Dir(gomod), nil
 }
 
-// BuildAgent builds cmd/jitsi-agent into dir and returns its path.
+// BuildAgent builds the programs as `make build` lays them out into dir:
+// jitsi-agent (the launcher, cmd/jitsi-agent-launcher) and
+// jitsi-agent-full (cmd/jitsi-agent) next to it; it returns the
+// launcher's path.
 func BuildAgent(t testing.TB, dir string) string {
 	t.Helper()
 	root, err := moduleRoot()
 	if err != nil {
 		t.Fatalf("module root: %v", err)
 	}
-	bin := filepath.Join(dir, "jitsi-agent")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/jitsi-agent")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/jitsi-agent: %v\n%s", err, out)
+	for out, pkg := range map[string]string{"jitsi-agent": "./cmd/jitsi-agent-launcher", "jitsi-agent-full": "./cmd/jitsi-agent"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, out), pkg)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		}
 	}
-	return bin
+	return filepath.Join(dir, "jitsi-agent")
 }
 
 const setupScript = `
@@ -176,6 +181,7 @@ ip addr add ` + TURNAddr + `/24 dev jt0
 ip link set jt0 up
 cat /run/jt/hosts >> /etc/hosts
 install -m 0755 /run/jt/jitsi-agent ` + AgentPath + `
+if [ -e /run/jt/jitsi-agent-full ]; then install -m 0755 /run/jt/jitsi-agent-full ` + AgentPath + `-full; fi
 mkdir -p /etc/jitsi-agent
 for d in /run/jt/files/*; do cp -a "$d" /; done
 `
@@ -209,6 +215,10 @@ func Boot(t testing.TB, o Options) *Env {
 		t.Fatal(err)
 	}
 	write("jitsi-agent", string(bin), 0o755)
+	// The launcher's jitsi-agent-full, installed next to it.
+	if full, err := os.ReadFile(filepath.Join(filepath.Dir(agent), "jitsi-agent-full")); err == nil {
+		write("jitsi-agent-full", string(full), 0o755)
+	}
 	write("plugins.src", PluginsSource(t), 0o644)
 	d := o.Domain
 	names := []string{d, "auth." + d, "guest." + d, "conference." + d, "internal.auth." + d, "focus." + d, "recorder." + d}
