@@ -35,12 +35,14 @@ func runRender(c *cli.Call) int {
 		return exitError
 	}
 	// Render once with throwaway secrets so a template error writes nothing,
-	// not even the state directory.
-	if _, err := agent.DesiredStateReadOnly(d, out, time.Now()); err != nil {
+	// not even the state directory; when the state directory under out is
+	// complete, that render is the result (agent.Persisted, as in apply).
+	readOnly, err := agent.DesiredStateReadOnly(d, out, time.Now())
+	if err != nil {
 		printError(stderr, err, "Nothing was written.")
 		return exitError
 	}
-	set, err := agent.DesiredState(d, out, time.Now())
+	set, err := agent.Persisted(d, out, time.Now(), readOnly)
 	if err != nil {
 		printError(stderr, err)
 		return exitError
