@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/agent"
 	"github.com/jitsi-agent/jitsi-agent/internal/bootstrap"
 	"github.com/jitsi-agent/jitsi-agent/internal/cli"
+	"github.com/jitsi-agent/jitsi-agent/internal/files"
 	"github.com/jitsi-agent/jitsi-agent/internal/logging"
 	"github.com/jitsi-agent/jitsi-agent/internal/luamod"
 	"github.com/jitsi-agent/jitsi-agent/internal/prosody"
@@ -44,9 +46,12 @@ func runBootstrap(c *cli.Call) int {
 		progress = io.Discard
 	}
 	opts := bootstrap.Options{
-		SpecPath:           abs,
-		Apply:              func(ctx context.Context) (string, error) { return bootstrapApply(ctx, d, progress, c.Bool("no-acme")) },
+		SpecPath: abs,
+		Apply: func(ctx context.Context, installed []string) (string, error) {
+			return bootstrapApply(ctx, d, progress, c.Bool("no-acme"), installed)
+		},
 		ProsodyInterpreter: func() string { return luamod.Interpreter("/") },
+		Secrets:            func(d *spec.Deployment) error { return agent.LoadSecrets(d, "/") },
 	}
 	steps := bootstrap.Plan(d, opts)
 	if c.Bool("dry-run") {
@@ -76,7 +81,18 @@ func runBootstrap(c *cli.Call) int {
 // bootstrapApply is one apply on this host, as 'jitsi-agent apply SPEC'
 // does it, except that a unit the spec needs that is not installed is an
 // error (bootstrap just installed the packages).
-func bootstrapApply(ctx context.Context, d *spec.Deployment, progress io.Writer, noACME bool) (string, error) {
+//
+// The components whose packages this run installed (the component table's
+// Package) are restarted now whatever their restart policy: the packages'
+// postinsts started them a moment ago, so no meeting runs on them, and a
+// deferred restart would leave them on the packages' configuration.
+func bootstrapApply(ctx context.Context, d *spec.Deployment, progress io.Writer, noACME bool, installed []string) (string, error) {
+	var fresh []string
+	for _, c := range files.Components() {
+		if slices.Contains(installed, c.Package) {
+			fresh = append(fresh, c.Name)
+		}
+	}
 	log, red := logging.CLI(progress)
 	red.Add(d.SecretValues()...)
 	readOnly, err := agent.DesiredStateReadOnly(d, "/", time.Now())
@@ -97,7 +113,7 @@ func bootstrapApply(ctx context.Context, d *spec.Deployment, progress io.Writer,
 	if err != nil {
 		return "", err
 	}
-	res, err := agent.Apply(ctx, env, d, set, agent.ApplyOptions{Root: "/", Progress: io.Discard, Log: log, Always: true})
+	res, err := agent.Apply(ctx, env, d, set, agent.ApplyOptions{Root: "/", Progress: io.Discard, Log: log, Always: true, RestartNow: fresh})
 	if err != nil {
 		return "", err
 	}

@@ -33,10 +33,12 @@ type fakeUnits struct {
 	off    map[string]bool // disabled unit files
 	// failStop makes Stop fail (the unit keeps running).
 	failStop bool
+	// noReload units cannot reload (jicofo, the videobridge: no ExecReload).
+	noReload map[string]bool
 }
 
 func newFakeUnits() *fakeUnits {
-	return &fakeUnits{state: map[string]string{}, failOn: map[string]bool{}, off: map[string]bool{}}
+	return &fakeUnits{state: map[string]string{}, failOn: map[string]bool{}, off: map[string]bool{}, noReload: map[string]bool{}}
 }
 
 func (f *fakeUnits) Properties(_ context.Context, unit string) (systemd.UnitState, error) {
@@ -50,7 +52,7 @@ func (f *fakeUnits) Properties(_ context.Context, unit string) (systemd.UnitStat
 	if f.off[unit] {
 		file = "disabled"
 	}
-	return systemd.UnitState{Name: unit, LoadState: "loaded", ActiveState: st, UnitFileState: file, CanReload: true}, nil
+	return systemd.UnitState{Name: unit, LoadState: "loaded", ActiveState: st, UnitFileState: file, CanReload: !f.noReload[unit]}, nil
 }
 
 func (f *fakeUnits) job(op, unit string) error {

@@ -157,6 +157,10 @@ type ApplyOptions struct {
 	Always bool
 	// RestartDeferred also runs the restarts earlier applies deferred.
 	RestartDeferred bool
+	// RestartNow are components restarted now (when their files changed)
+	// whatever their restart policy: bootstrap's, whose packages it just
+	// installed, so no meeting runs on them yet.
+	RestartNow []string
 	// Wrote, when set, is told the host paths of replaced files right after
 	// the swap (and after a rollback puts files back), before any reload:
 	// the daemon marks them as its own writes (daemon.Request.Wrote).
@@ -383,6 +387,11 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 	}
 	r := systemd.NewReloader(units, ro)
 	changes := append(systemd.ChangesFromPlan(fr.Changes), systemd.UrgentFor(svcs, urgent...)...)
+	for i := range changes {
+		if slices.Contains(o.RestartNow, changes[i].Component) {
+			changes[i].Urgent = true // never deferred
+		}
+	}
 	changes = pl.changes(changes)
 	var restorer systemd.Restorer
 	if fr.Changed() || fwRestore != nil {

@@ -69,6 +69,19 @@ func internalSecrets(d *spec.Deployment, root string) (spec.Secrets, error) {
 	return secrets.Ensure(secrets.Dir(StateDir(d, root)))
 }
 
+// LoadSecrets fills d.Secrets with this host's internal secrets, creating
+// and storing the missing ones as the first apply would, and records them
+// in the secret history (bootstrap preseeds the packages' debconf answers
+// with the account passwords before they create the accounts).
+func LoadSecrets(d *spec.Deployment, root string) error {
+	sec, err := internalSecrets(d, root)
+	if err != nil {
+		return &SecretsError{Err: err}
+	}
+	d.Secrets = sec
+	return RecordSecrets(d, root)
+}
+
 // RecordSecrets adds every secret of d (in every form a file may quote it
 // in) to the state directory's secret history before anything can write
 // it, so later plans mask it even after the spec stops using it.

@@ -68,7 +68,18 @@ type fakeHost struct {
 
 	cmds []string // "name args..." in order
 	in   [][]byte // stdin of each command
+	// installedAtApply: what each apply was told the run installed.
+	installedAtApply []string
+	// secrets counts the calls of Options.Secrets (the agent creating
+	// its internal secrets).
+	secrets int
 }
+
+// Passwords the fake agent's secrets hold.
+const (
+	focusPassword = "focus-pw-5f0c2b7e9a41d3c8"
+	jvbPassword   = "jvb-pw-8e21a4c6b0d9f357"
+)
 
 func newFakeHost() *fakeHost {
 	h := &fakeHost{
@@ -194,8 +205,9 @@ func (h *fakeHost) DpkgLock() (string, bool, error) {
 
 func (h *fakeHost) opts() Options {
 	return Options{SpecPath: DaemonSpec,
-		Apply: func(ctx context.Context) (string, error) {
+		Apply: func(ctx context.Context, installed []string) (string, error) {
 			h.cmds = append(h.cmds, "apply")
+			h.installedAtApply = append(h.installedAtApply, strings.Join(installed, " "))
 			h.in = append(h.in, nil)
 			if h.applied > 0 {
 				return "", nil
@@ -203,7 +215,13 @@ func (h *fakeHost) opts() Options {
 			h.applied++
 			return "3 files written", nil
 		},
-		ProsodyInterpreter: func() string { return "lua5.4" }}
+		ProsodyInterpreter: func() string { return "lua5.4" },
+		Secrets: func(d *spec.Deployment) error {
+			h.secrets++
+			d.Secrets.SetPassword("focus", spec.NewSecret(focusPassword))
+			d.Secrets.SetPassword("jvb", spec.NewSecret(jvbPassword))
+			return nil
+		}}
 }
 
 func (h *fakeHost) ran(prefix string) bool {
@@ -239,13 +257,20 @@ func TestFreshHostThenNoChanges(t *testing.T) {
 	}
 	for q, want := range map[string]string{"jitsi-videobridge/jvb-hostname": "meet.example.com", "jitsi-meet/cert-choice": "I want to use my own certificate",
 		"jitsi-meet/cert-path-crt": d.TLS.Certificate, "jitsi-meet/cert-path-key": d.TLS.Key,
-		"jitsi-meet-tokens/appid": "my-app-id", "jitsi-meet-tokens/appsecret": testSecret} {
+		"jitsi-meet-tokens/appid": "my-app-id", "jitsi-meet-tokens/appsecret": testSecret,
+		// The packages create focus@ and jvb@auth.DOMAIN with the agent's passwords.
+		"jicofo/jicofo-authpassword": focusPassword, "jitsi-videobridge/jvbsecret": jvbPassword} {
 		if got := h.debconf[q]; got != want {
 			t.Errorf("debconf %s = %q, want %q", q, got, want)
 		}
 	}
 	if h.units["jitsi-agent.service"] != "enabled active" {
 		t.Errorf("daemon: %q", h.units["jitsi-agent.service"])
+	}
+	// The apply learns what this run installed (their services restart
+	// now, whatever their restart policy).
+	if len(h.installedAtApply) != 1 || !strings.Contains(" "+h.installedAtApply[0]+" ", " jicofo ") || !strings.Contains(" "+h.installedAtApply[0]+" ", " jitsi-videobridge2 ") {
+		t.Errorf("apply was told the run installed %q", h.installedAtApply)
 	}
 	// The order the packages need: repository, answers, packages, apply, daemon.
 	order := []string{"write /etc/apt/keyrings/jitsi.gpg", "write /etc/apt/sources.list.d/jitsi.list", "apt-get update", "debconf-set-selections", "env DEBIAN_FRONTEND=noninteractive apt-get install", "apply", "systemctl enable --now jitsi-agent.service"}
@@ -279,6 +304,9 @@ func TestFreshHostThenNoChanges(t *testing.T) {
 	if strings.Count(out.String(), ": unchanged\n") != len(Plan(d, h.opts())) {
 		t.Errorf("second run progress:\n%s", out.String())
 	}
+	if len(h.installedAtApply) != 2 || h.installedAtApply[1] != "" {
+		t.Errorf("the second run installed nothing, apply was told %q", h.installedAtApply)
+	}
 }
 
 func TestSecretOnlyOnStdin(t *testing.T) {
@@ -305,6 +333,16 @@ func TestSecretOnlyOnStdin(t *testing.T) {
 	}
 	if strings.Contains(out.String()+dry.String(), testSecret) {
 		t.Error("the app secret is in the progress or dry-run output")
+	}
+	for _, pw := range []string{focusPassword, jvbPassword} {
+		for i, c := range h.cmds {
+			if strings.Contains(c, pw) || bytes.Contains(h.in[i], []byte(pw)) && !strings.HasPrefix(c, "debconf-set-selections") && !strings.HasPrefix(c, "debconf-communicate") {
+				t.Errorf("an account password went to %q", c)
+			}
+		}
+		if strings.Contains(out.String()+dry.String(), pw) {
+			t.Error("an account password is in the progress or dry-run output")
+		}
 	}
 }
 
@@ -395,6 +433,10 @@ func TestBadHostStopsEarly(t *testing.T) {
 	failAt(t, h, d, "package lists", "Could not resolve 'download.jitsi.org'")
 	if h.ran("debconf-set-selections") {
 		t.Error("debconf answers set after the repository failed")
+	}
+
+	if h.secrets != 0 {
+		t.Error("the agent's secrets were created by a bootstrap that stopped before the debconf step")
 	}
 
 	h = newFakeHost()

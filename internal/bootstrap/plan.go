@@ -34,11 +34,22 @@ type Options struct {
 	SpecPath string
 	// Apply runs the agent's apply (internal/agent) once on the host and
 	// returns what it changed ("" for nothing). Units the spec needs that
-	// are not installed are an error.
-	Apply func(ctx context.Context) (string, error)
+	// are not installed are an error. installed are the packages this run
+	// installed: their services started a moment ago from the packages'
+	// postinsts and carry no meeting yet, so the apply restarts them now
+	// whatever their restart policy (a deferred restart would leave them
+	// on the packages' configuration).
+	Apply func(ctx context.Context, installed []string) (string, error)
 	// ProsodyInterpreter returns the Lua interpreter of the installed
 	// Prosody ("lua5.4"); it is called after the packages step.
 	ProsodyInterpreter func() string
+	// Secrets fills d.Secrets with the agent's internal secrets, creating
+	// and storing the missing ones as the first apply would; the debconf
+	// step calls it (after preflight: a refused bootstrap creates
+	// nothing), so the packages create the XMPP accounts with the
+	// passwords the agent uses. nil: the account passwords are not
+	// preseeded.
+	Secrets func(d *spec.Deployment) error
 }
 
 // Keyring is where the repository's key is kept (signed-by).
@@ -129,6 +140,13 @@ type Selection struct {
 // files instead of making its own (debian/jitsi-meet-web-config.templates).
 const ownCertChoice = "I want to use my own certificate"
 
+// accountQuestions are the debconf questions holding the passwords of the
+// accounts table's rows the packages create accounts for.
+var accountQuestions = []struct{ account, component, owner, question string }{
+	{"focus", spec.Jicofo, "jicofo", "jicofo/jicofo-authpassword"},
+	{"jvb", spec.JVB, "jitsi-videobridge2", "jitsi-videobridge/jvbsecret"},
+}
+
 // Selections are the debconf answers of the Jitsi packages, taken from the
 // spec, so no package asks a question or invents a hostname, certificate
 // or token setting of its own (read from the packages' postinst and
@@ -145,6 +163,17 @@ func Selections(d *spec.Deployment) []Selection {
 		{Owner: "jitsi-meet-web-config", Question: "jitsi-meet/cert-path-key", Type: "string", Value: p.NginxKey},
 		{Owner: "jitsi-meet-web-config", Question: "jitsi-meet/jaas-choice", Type: "boolean", Value: "false"},
 	}
+	// The account passwords the packages' postinsts create the accounts
+	// with (jitsi-meet-prosody: prosodyctl adduser focus@auth.DOMAIN and
+	// jvb@auth.DOMAIN) and write into jicofo's and the videobridge's
+	// configs: the agent's own, so no account ever has a password the
+	// agent then changes. Empty until Options.Secrets filled them.
+	for _, a := range accountQuestions {
+		if d.Runs(spec.Prosody) || d.Runs(a.component) {
+			out = append(out, Selection{Owner: a.owner, Question: a.question, Type: "password",
+				Value: d.Secrets.Password(a.account).Reveal(), Secret: true})
+		}
+	}
 	if j := d.Auth.JWT; d.Auth.Mode == spec.AuthJWT && j != nil && d.Runs(spec.Prosody) {
 		out = append(out,
 			Selection{Owner: "jitsi-meet-tokens", Question: "jitsi-meet-tokens/appid", Type: "string", Value: j.AppID},
@@ -159,6 +188,7 @@ func Plan(d *spec.Deployment, opts Options) []Step {
 	repos := Repos(d)
 	units := Units(d)
 	sels := Selections(d)
+	var installed []string // by the packages step, for the apply step
 	var steps []Step
 	steps = append(steps, Step{Name: "preflight",
 		Does: fmt.Sprintf("check, changing nothing: the spec is %s (the file the packaged unit runs), dpkg is not locked, none of %s that is still to be installed is held (apt-mark showhold), the app secret has none of the characters jitsi-meet-tokens refuses", DaemonSpec, strings.Join(pkgs, " ")),
@@ -182,10 +212,26 @@ func Plan(d *spec.Deployment, opts Options) []Step {
 	}
 	steps = append(steps, Step{Name: "debconf answers",
 		Does: "debconf-set-selections (secrets on its stdin only) for the answers that differ: " + strings.Join(q, " "),
-		do:   func(ctx context.Context, r Runner) (string, error) { return ensureSelections(ctx, r, sels) }})
+		do: func(ctx context.Context, r Runner) (string, error) {
+			sels := sels
+			if opts.Secrets != nil {
+				if err := opts.Secrets(d); err != nil {
+					return "", fmt.Errorf("the agent's internal secrets: %w", err)
+				}
+				sels = Selections(d)
+			}
+			return ensureSelections(ctx, r, sels)
+		}})
 	steps = append(steps, Step{Name: "packages",
 		Does: "apt-get install (noninteractive, --force-confold, no recommends) of the missing ones of: " + strings.Join(pkgs, " "),
-		do:   func(ctx context.Context, r Runner) (string, error) { return ensurePackages(ctx, r, pkgs) }})
+		do: func(ctx context.Context, r Runner) (string, error) {
+			miss, err := ensurePackages(ctx, r, pkgs)
+			installed = miss
+			if len(miss) == 0 {
+				return "", err
+			}
+			return "installed " + strings.Join(miss, " "), err
+		}})
 	if d.Runs(spec.Prosody) {
 		steps = append(steps, Step{Name: "lua modules",
 			Does: "for Prosody's Lua version (/usr/bin/prosody's interpreter): apt-get install the missing ones of " + strings.Join(LuaPackages(), " ") + ", then check that it loads the C modules cjson and openssl",
@@ -193,7 +239,7 @@ func Plan(d *spec.Deployment, opts Options) []Step {
 	}
 	steps = append(steps, Step{Name: "apply",
 		Does: "the agent's apply: render, write, reload every file of the spec; a unit the spec needs that is not installed is an error",
-		do:   func(ctx context.Context, r Runner) (string, error) { return opts.Apply(ctx) }})
+		do:   func(ctx context.Context, r Runner) (string, error) { return opts.Apply(ctx, installed) }})
 	steps = append(steps, Step{Name: "daemon",
 		Does: "systemctl enable --now " + DaemonUnit + " unless it is enabled and active",
 		do:   func(ctx context.Context, r Runner) (string, error) { return ensureDaemon(ctx, r) }})
@@ -401,7 +447,7 @@ func ensureSelections(ctx context.Context, r Runner, sels []Selection) (string, 
 		if strings.ContainsAny(s.Value, "\n\r") {
 			return "", fmt.Errorf("debconf answer %s contains a line break", s.Question)
 		}
-		if cur[i] == s.Value {
+		if cur[i] == s.Value || s.Secret && s.Value == "" { // an empty secret: not loaded, never preseeded
 			continue
 		}
 		fmt.Fprintf(&in, "%s %s %s %s\n", s.Owner, s.Question, s.Type, s.Value)
@@ -425,15 +471,16 @@ func aptInstall(ctx context.Context, r Runner, pkgs []string) error {
 	return nil
 }
 
-func ensurePackages(ctx context.Context, r Runner, pkgs []string) (string, error) {
+// ensurePackages installs the missing ones of pkgs and returns them.
+func ensurePackages(ctx context.Context, r Runner, pkgs []string) ([]string, error) {
 	miss, err := missing(ctx, r, pkgs)
 	if err != nil || len(miss) == 0 {
-		return "", err
+		return nil, err
 	}
 	if err := aptInstall(ctx, r, miss); err != nil {
-		return "", err
+		return nil, err
 	}
-	return "installed " + strings.Join(miss, " "), nil
+	return miss, nil
 }
 
 func ensureLua(ctx context.Context, r Runner, opts Options) (string, error) {

@@ -368,6 +368,23 @@ func TestBootstrapFromSignedRepoInBox(t *testing.T) {
 	if got := must(time.Minute, "echo GET jitsi-meet/cert-path-crt | debconf-communicate; echo GET jitsi-videobridge/jvb-hostname | debconf-communicate"); got != "0 /etc/jitsi/meet/meet.test.crt\n0 meet.test\n" {
 		t.Errorf("debconf answers:\n%s", got)
 	}
+	// The packages created focus@ and jvb@auth.DOMAIN with the agent's
+	// passwords (preseeded), so the apply right after them changed no
+	// account: no window with a password the agent then replaces.
+	for q, file := range map[string]string{"jicofo/jicofo-authpassword": "focus_password", "jitsi-videobridge/jvbsecret": "jvb_password"} {
+		want := strings.TrimSpace(must(time.Minute, "cat "+systemtest.StateDir+"/secrets/"+file))
+		if got := must(time.Minute, "echo GET "+q+" | debconf-communicate"); want == "" || got != "0 "+want+"\n" {
+			t.Errorf("debconf %s is not the agent's %s", q, file)
+		}
+		if strings.Contains(out, want) {
+			t.Errorf("bootstrap printed the %s", file)
+		}
+	}
+	for _, acct := range []string{"account focus@auth.meet.test", "account jvb@auth.meet.test"} {
+		if strings.Contains(out, acct) {
+			t.Errorf("the first bootstrap's apply changed %s: the package created it with another password", strings.TrimPrefix(acct, "account "))
+		}
+	}
 	login := func(when string) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
