@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 	"github.com/jitsi-agent/jitsi-agent/internal/systemtest"
 	"github.com/jitsi-agent/jitsi-agent/internal/testenv"
+	"github.com/jitsi-agent/jitsi-agent/internal/xmpptest"
 )
 
 // Where the test's apt repository and the agent's .deb sit inside the box.
@@ -392,27 +394,32 @@ func TestBootstrapFromSignedRepoInBox(t *testing.T) {
 		// What jicofo does (the stand-in runs no Java): focus logs in on
 		// auth.DOMAIN with the agent's password, over STARTTLS verified
 		// against the agent's CA, and creates the room (only focus may).
-		// The postinsts restart Prosody (invoke-rc.d prosody restart): wait
-		// until it listens again.
+		// The postinsts restart Prosody (invoke-rc.d prosody restart), and
+		// nothing probes it afterwards: wait until it serves auth.DOMAIN.
+		// It listens before its hosts are active (they load their modules
+		// first), so a login may meet a closed port, host-unknown or no
+		// stream features for a while; a refused password is an answer.
+		// The same holds for the conference component the room is on.
+		var focus *xmpptest.Client
 		for {
-			c, err := e.Dial(ctx, "tcp", "127.0.0.1:5222")
-			if err == nil {
-				c.Close()
-				break
+			var err error
+			focus, err = e.Component(ctx, "focus")
+			var auth *xmpptest.AuthError
+			if errors.As(err, &auth) || err != nil && ctx.Err() != nil {
+				t.Fatalf("%s: focus login with the agent's password: %v", when, err)
 			}
-			if ctx.Err() != nil {
-				t.Fatalf("%s: Prosody does not listen on 5222: %v", when, err)
+			if err == nil {
+				if err = focus.JoinMUC(ctx, e.MUC("bootstraproom"), "focus"); err == nil {
+					break
+				}
+				focus.Close()
+				if ctx.Err() != nil {
+					t.Fatalf("%s: focus creates the room: %v", when, err)
+				}
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
-		focus, err := e.Component(ctx, "focus")
-		if err != nil {
-			t.Fatalf("%s: focus login with the agent's password: %v", when, err)
-		}
 		defer focus.Close()
-		if err := focus.JoinMUC(ctx, e.MUC("bootstraproom"), "focus"); err != nil {
-			t.Fatalf("%s: focus creates the room: %v", when, err)
-		}
 		tok := e.Token("bootstraproom")
 		c, err := e.BOSH(ctx, e.Domain, tok)
 		if err != nil {
