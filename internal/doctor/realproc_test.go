@@ -68,7 +68,7 @@ func startDaemon(t *testing.T, dir, name string, args ...string) *exec.Cmd {
 func waitPort(t *testing.T, want portWant, dir string) Result {
 	t.Helper()
 	var r Result
-	for range 200 {
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
 		socks, err := ProcSockets{}.Listening(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -79,7 +79,7 @@ func waitPort(t *testing.T, want portWant, dir string) Result {
 		time.Sleep(50 * time.Millisecond)
 	}
 	out, _ := os.ReadFile(filepath.Join(dir, "out.log"))
-	t.Fatalf("%s never passed: %s (%s)\n%s", want.id, r.Seen, r.Fix, out)
+	t.Fatalf("%s never passed in 60 s: %s (%s)\n%s", want.id, r.Seen, r.Fix, out)
 	return r
 }
 

@@ -96,12 +96,12 @@ Component "conference.meet.test" "muc"
 		}
 		out.Close()
 	})
-	for i := 0; ; i++ {
+	for deadline := time.Now().Add(60 * time.Second); ; {
 		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", httpPort)); err == nil {
 			c.Close()
 			break
 		}
-		if i == 100 {
+		if time.Now().After(deadline) {
 			b, _ := os.ReadFile(filepath.Join(dir, "prosody.log"))
 			t.Fatalf("Prosody's HTTP never listened:\n%s", b)
 		}
@@ -125,8 +125,16 @@ func TestProsodyRooms(t *testing.T) {
 	if st, err := pr.Status(ctx, "standup"); err != nil || st.Running {
 		t.Fatalf("no room yet: %+v %v", st, err)
 	}
-	if out, err := pr.Shell.Run(ctx, "muc:create('standup@conference.meet.test')"); err != nil || !strings.Contains(out, "MUC room") {
-		t.Fatalf("create: %v %s", err, out)
+	// Prosody listens before its hosts and components are all active:
+	// the conference component may not take the room at once (bounded).
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		out, err := pr.Shell.Run(ctx, "muc:create('standup@conference.meet.test')")
+		if err == nil && strings.Contains(out, "MUC room") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("create: %v %s", err, out)
+		}
 	}
 	if st, err := pr.Status(ctx, "standup"); err != nil || !st.Running || st.Participants != 0 {
 		t.Fatalf("empty room: %+v %v", st, err)
