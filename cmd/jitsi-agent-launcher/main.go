@@ -17,11 +17,6 @@
 // text/template, whose package initialisation and 20 MB of code cost every
 // start about 2 ms of CPU before main runs. TestStartupStaysLean lists what
 // this program may link.
-//
-// GOMAXPROCS is the number of usable CPUs, as before Go 1.25 (see
-// cmd/jitsi-agent).
-//
-//go:debug containermaxprocs=0
 package main
 
 import (

@@ -1,12 +1,9 @@
 // Command jitsi-agent renders, applies and keeps a self-hosted Jitsi Meet
-// deployment in the state one HCL spec describes.
-
-// GOMAXPROCS is the number of usable CPUs, as before Go 1.25: the cgroup
-// CPU-limit lookup (reading /proc/self/cgroup and mountinfo) cost every
-// start about 0.3 ms of a 3.5 ms `version`, and jitsi-agent is I/O-bound
-// with no CPU quota in its unit.
-//
-//go:debug containermaxprocs=0
+// deployment in the state one HCL spec describes. Installed as
+// jitsi-agent-full: the jitsi-agent users run is the launcher
+// (cmd/jitsi-agent-launcher), which answers version, help, completion, man
+// and no-op applies itself and runs this program for everything else. It
+// is a complete jitsi-agent on its own.
 package main
 
 import (
