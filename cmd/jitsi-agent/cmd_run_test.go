@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/daemon"
+	"github.com/jitsi-agent/jitsi-agent/internal/testenv"
 )
 
 const runBound = 60 * time.Second // only limits how long a broken test hangs
@@ -393,15 +394,11 @@ func pollStatus(tb testing.TB, sock string, cond func(*daemon.Status) bool) *dae
 	return nil
 }
 
-// freeLoopbackAddr is a loopback address nothing listens on right now.
+// freeLoopbackAddr is a loopback address nothing listens on right now
+// (testenv.FreePort).
 func freeLoopbackAddr(tb testing.TB) string {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(tb, testenv.TCP)))
 }
 
 // joinListen is the join endpoint address in a copied example spec.

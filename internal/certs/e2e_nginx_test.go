@@ -66,7 +66,8 @@ func TestEndToEndThroughNginx(t *testing.T) {
 	nginx := testenv.LookPath(t, "nginx", "apt-get install nginx-light")
 	dir := t.TempDir()
 	root := filepath.Join(dir, "root")
-	httpPort, httpsPort := pebbletest.FreePort(t), pebbletest.FreePort(t)
+	pp := testenv.FreePorts(t, testenv.TCP, 2)
+	httpPort, httpsPort := pp[0], pp[1]
 	srv := pebbletest.Start(t, pebbletest.Options{HTTPPort: httpPort})
 	d := testDeployment(&spec.ACME{DirectoryURL: srv.DirectoryURL})
 	// The bootstrap address is nginx's port: busy, so it is skipped.

@@ -3,7 +3,6 @@ package doctor
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,23 +14,13 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/testenv"
 )
 
-// freePort returns a port the kernel just handed out on loopback.
+// freePort returns a free loopback port (testenv.FreePort).
 func freePort(t *testing.T, proto string) int {
 	t.Helper()
 	if proto == "udp" {
-		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
+		return testenv.FreePort(t, testenv.TCPUDP) // coturn listens on both
 	}
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return testenv.FreePort(t, testenv.TCP)
 }
 
 // startDaemon runs a real server in the foreground and kills it (by PID)

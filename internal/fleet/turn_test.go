@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -175,7 +174,8 @@ func startFleetProsody(t *testing.T, bin, conf string) (c2s, httpPort int) {
 		t.Fatal("applied Prosody config has no Jitsi plugin path")
 	}
 	conf = strings.ReplaceAll(conf, `"/usr/share/jitsi-meet/prosody-plugins/"`, strconv.Quote(plugins+"/"))
-	c2s, httpPort = freeTCP(t), freeTCP(t)
+	pp := testenv.FreePorts(t, testenv.TCP, 2)
+	c2s, httpPort = pp[0], pp[1]
 	for _, l := range []struct {
 		re   string
 		port int
@@ -310,24 +310,9 @@ func tail(s string, n int) string {
 	return s
 }
 
-func freeTCP(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func freeUDP(t *testing.T) int {
 	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
+	return testenv.FreePort(t, testenv.TCPUDP) // coturn listens on both
 }
 
 // writeTestCert writes a throwaway self-signed ECDSA pair.

@@ -37,15 +37,9 @@ func localProsody(t testing.TB) *ProsodyRooms {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	port := func() int {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		return ln.Addr().(*net.TCPAddr).Port
-	}
-	httpPort := port()
+	pp := testenv.FreePorts(t, testenv.TCP, 2)
+	port := func() int { return pp[1] }
+	httpPort := pp[0]
 	cfg := fmt.Sprintf(`pidfile = %q
 data_path = %q
 run_as_root = true

@@ -30,19 +30,9 @@ const domain = "meet.example.test"
 func freePort(t testing.TB, proto string) int {
 	t.Helper()
 	if proto == ports.UDP {
-		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
+		return testenv.FreePort(t, testenv.UDP)
 	}
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return testenv.FreePort(t, testenv.TCP)
 }
 
 // tempDir is a directory the services' unprivileged workers can read.
@@ -201,7 +191,8 @@ func TestProsodyBOSHAndStartTLS(t *testing.T) {
 	prosody := testenv.LookPath(t, "prosody", "apt-get install prosody")
 	dir := tempDir(t)
 	crt, key := writeCert(t, dir, "auth", "auth."+domain)
-	c2s, httpPort := freePort(t, ports.TCP), freePort(t, ports.TCP)
+	pp := testenv.FreePorts(t, testenv.TCP, 2)
+	c2s, httpPort := pp[0], pp[1]
 	cfg := fmt.Sprintf(`pidfile = %[1]q
 data_path = %[2]q
 run_as_root = true
@@ -261,7 +252,7 @@ VirtualHost %[10]q
 func startCoturn(t testing.TB) int {
 	turn := testenv.LookPath(t, "turnserver", "apt-get install coturn")
 	dir := tempDir(t)
-	port := freePort(t, ports.UDP)
+	port := testenv.FreePort(t, testenv.TCPUDP) // coturn listens on both
 	start(t, dir, turn, "-n", "--listening-ip", "127.0.0.1", "--listening-port", strconv.Itoa(port),
 		"--use-auth-secret", "--static-auth-secret", "probe-test-secret-0123456789", "--realm", domain,
 		"--no-tls", "--no-dtls", "--no-cli", "--log-file", filepath.Join(dir, "turn.log"), "--pidfile", filepath.Join(dir, "turn.pid"))

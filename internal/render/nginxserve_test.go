@@ -52,7 +52,8 @@ func TestNginxServes(t *testing.T) {
 	go func() { _ = acmeSrv.Serve(acme) }()
 	t.Cleanup(func() { _ = acmeSrv.Close() })
 
-	httpPort, httpsPort := freePort(t), freePort(t)
+	pp := testenv.FreePorts(t, testenv.TCP, 2)
+	httpPort, httpsPort := pp[0], pp[1]
 	d := newDeployment(everything, func(d *spec.Deployment) {
 		d.TLS.Certificate, d.TLS.Key = cert, key
 		d.Web.Root = www

@@ -372,15 +372,10 @@ func toAny(s []string) []any {
 	return out
 }
 
-// freePort asks the kernel for a free loopback TCP port.
+// freePort returns a free loopback TCP port (testenv.FreePort).
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return testenv.FreePort(t, testenv.TCP)
 }
 
 // prosodyMain writes a minimal main config including the rendered conf.d.
@@ -465,7 +460,8 @@ func checkProsodyStart(t *testing.T, combos []realCombo) {
 	content = bytes.ReplaceAll(content, []byte(`"/etc/prosody/certs/`), []byte(`"`+certs+"/"))
 	// The rendered listeners (the port model) win over the main config:
 	// move them to free ports for this test.
-	c2s, httpPort := freePort(t), freePort(t)
+	pp := testenv.FreePorts(t, testenv.TCP, 2)
+	c2s, httpPort := pp[0], pp[1]
 	for _, l := range []struct {
 		from string
 		port int

@@ -83,35 +83,11 @@ func binaries(t testing.TB) {
 	}
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a loopback TCP port that was free a moment ago
+// (testenv.FreePort).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// freeUDPTCPPort returns a port free for both UDP and TCP on 127.0.0.1.
-func freeUDPTCPPort(t testing.TB) int {
-	t.Helper()
-	for range 20 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("free udp port: %v", err)
-		}
-		port := pc.LocalAddr().(*net.UDPAddr).Port
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		pc.Close()
-		if err == nil {
-			ln.Close()
-			return port
-		}
-	}
-	t.Fatal("no port free for both UDP and TCP")
-	return 0
+	return testenv.FreePort(t, testenv.TCP)
 }
 
 // Options configure one Pebble.
@@ -178,7 +154,7 @@ func Start(t testing.TB, opts Options) *Server {
 		}
 	})
 
-	dnsPort := freeUDPTCPPort(t)
+	dnsPort := testenv.FreePort(t, testenv.TCPUDP)
 	ctsMgmt := FreePort(t)
 	s.cts = exec.Command(ctsBin, "-dnsserver", "127.0.0.1:"+strconv.Itoa(dnsPort),
 		"-management", "127.0.0.1:"+strconv.Itoa(ctsMgmt),
@@ -191,7 +167,8 @@ func Start(t testing.TB, opts Options) *Server {
 	waitTCP(t, "127.0.0.1:"+strconv.Itoa(ctsMgmt))
 
 	dir := t.TempDir()
-	apiPort, mgmtPort := FreePort(t), FreePort(t)
+	pp := testenv.FreePorts(t, testenv.TCP, 3)
+	apiPort, mgmtPort, tlsPort := pp[0], pp[1], pp[2]
 	var cfg struct {
 		Pebble map[string]any `json:"pebble"`
 	}
@@ -201,7 +178,7 @@ func Start(t testing.TB, opts Options) *Server {
 		"certificate":             filepath.Join(modDir, "test/certs/localhost/cert.pem"),
 		"privateKey":              filepath.Join(modDir, "test/certs/localhost/key.pem"),
 		"httpPort":                opts.HTTPPort,
-		"tlsPort":                 FreePort(t), // nothing listens: tls-alpn-01 would fail
+		"tlsPort":                 tlsPort, // nothing listens: tls-alpn-01 would fail
 		"retryAfter":              map[string]int{"authz": 0, "order": 0},
 		"profiles": map[string]any{"default": map[string]any{
 			"description": "test", "validityPeriod": opts.ValidityPeriod}},

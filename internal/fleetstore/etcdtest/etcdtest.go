@@ -99,10 +99,10 @@ func start(t testing.TB, bin string) (*Cluster, error) {
 	if c.ClientCert, c.ClientKey, err = c.IssueClient("root"); err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(6)
-	if err != nil {
-		return nil, err
-	}
+	// etcd takes URLs, not sockets: ports from outside the kernel's
+	// ephemeral range, so that a member killed and restarted by a test
+	// finds its port again.
+	ports := testenv.FreePorts(t, testenv.TCP, 6)
 	var initial []string
 	for i := range 3 {
 		m := &Member{
@@ -299,27 +299,6 @@ func memberIsLeader(ctx context.Context, url string, tlsCfg *tls.Config) bool {
 	defer cl.Close()
 	st, err := cl.Status(ctx, url)
 	return err == nil && st.Leader != 0 && st.Leader == st.Header.MemberId
-}
-
-// freePorts reserves n loopback ports by binding them, then releases them
-// all at once right before etcd binds them (etcd takes URLs, not sockets).
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // authority is a throwaway CA.
