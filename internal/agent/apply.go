@@ -315,7 +315,7 @@ func Apply(ctx context.Context, env Env, d *spec.Deployment, set *render.Set, o 
 			log.Infof("firewall: %s table %s %s", sr.Action, firewall.Family, firewall.Table)
 		}
 	}
-	if !fr.Changed() && !o.Always && !o.RestartDeferred {
+	if !fr.Changed() && !o.Always && !o.RestartDeferred && !runsChanged(d, root) {
 		return res, nil
 	}
 	if env.Units == nil {

@@ -73,6 +73,15 @@ func wantedUnits(svcs map[string]spec.Service) map[string]string {
 	return out
 }
 
+// runsChanged reports whether the units the spec runs here differ from
+// the record (a service's enabled flipped without any file changing):
+// the reload pass then runs although no file changed, starting or
+// retiring them. No record: false (the next pass that reloads writes it).
+func runsChanged(d *spec.Deployment, root string) bool {
+	had, ok, err := loadRuns(StateDir(d, root))
+	return err == nil && ok && !maps.Equal(had, wantedUnits(systemd.ServicesFor(d)))
+}
+
 // retireUnits stops and disables the units the last record lists and the
 // spec no longer runs here, then records what runs now. A unit whose stop
 // fails stays recorded, so the next apply tries again.

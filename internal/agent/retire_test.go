@@ -72,9 +72,21 @@ func TestTURNOffRetiresOnlyTheCoturnTheAgentRan(t *testing.T) {
 	if c := apply("a change after TURN off"); len(c) != 0 {
 		t.Fatalf("the agent touched a coturn it no longer runs: %v", c)
 	}
-	// On again, then a failed stop is tried again by the next apply.
+	// The service block alone (no file changes): the next pass still
+	// retires it, and starts it again when the block goes.
 	write(true, 52)
 	apply("TURN on again")
+	if err := os.WriteFile(f.spec, append(must(os.ReadFile(f.spec)), "service \"coturn\" {\n  enabled = false\n}\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c := apply("enabled = false"); !slices.Equal(c, []string{"stop coturn.service", "disable coturn.service"}) {
+		t.Fatalf("enabled = false: %v, want stop and disable", c)
+	}
+	write(true, 52)
+	if c := apply("enabled again"); !slices.Equal(c, []string{"start coturn.service"}) {
+		t.Fatalf("enabled again: %v, want start", c)
+	}
+	// A failed stop is tried again by the next apply.
 	f.units.failStop = true
 	write(false, 52)
 	if _, err := f.apply(ApplyOptions{}); err == nil || !strings.Contains(err.Error(), "coturn.service") {
@@ -107,4 +119,11 @@ func TestWantedUnitsFromTheTable(t *testing.T) {
 	if _, ok := w["coturn"]; ok || w["nginx"] != "nginx.service" {
 		t.Fatalf("a host without the coturn role: %v", w)
 	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
