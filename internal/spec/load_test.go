@@ -326,3 +326,35 @@ func TestExampleTokenProfiles(t *testing.T) {
 		t.Errorf("profiles %+v, want %+v", api.Profiles, want)
 	}
 }
+
+// A service enabled by hand while the feature that renders its files is
+// off draws a warning at the attribute; the default does not.
+func TestServiceEnabledWithoutItsConfigurationWarns(t *testing.T) {
+	for _, c := range []struct {
+		body string
+		want bool
+	}{
+		{"turn {\n  enabled = false\n}\nservice \"coturn\" {\n  enabled = true\n}\n", true},
+		{"turn {\n  enabled = false\n}\n", false},
+		{"service \"coturn\" {\n  enabled = true\n}\n", false},
+	} {
+		p := filepath.Join(t.TempDir(), "s.hcl")
+		if err := os.WriteFile(p, []byte("domain = \"meet.example.com\"\nauth \"anonymous\" {}\n"+c.body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		res := Load(p, Options{})
+		if res.HasErrors() {
+			t.Fatal(res.Summary())
+		}
+		var b bytes.Buffer
+		res.WriteDiagnostics(&b)
+		got := strings.Contains(b.String(), "Service enabled without its configuration")
+		if got != c.want || got && !strings.Contains(b.String(), "s.hcl:7") {
+			t.Errorf("%q: warning %v, want %v:\n%s", c.body, got, c.want, b.String())
+		}
+		// The explicit setting wins; by default coturn follows turn.enabled.
+		if en, want := res.Deployment.Services["coturn"].Enabled, strings.Contains(c.body, "service"); en != want {
+			t.Errorf("%q: coturn enabled %v, want %v", c.body, en, want)
+		}
+	}
+}

@@ -885,6 +885,9 @@ func lineProblem(s string) string {
 	return ""
 }
 
+// conditionAttr names the spec attribute behind a component's condition.
+var conditionAttr = map[files.Condition]string{files.TURN: "turn.enabled", files.Recording: "meeting.recording.enabled", files.FirewallOn: "firewall.enabled"}
+
 func (r *resolver) resolveServices(d *Deployment) {
 	d.Services = map[string]Service{}
 	for _, c := range files.Components() {
@@ -911,6 +914,10 @@ func (r *resolver) resolveServices(d *Deployment) {
 			r.errf(at(s.Body, "unit"), "Invalid unit name", "%q is not a systemd unit name such as \"jicofo.service\".", sv.Unit)
 		}
 		sv.Enabled = boolOr(s.Enabled, sv.Enabled)
+		if c, ok := files.Lookup(s.Name); ok && s.Enabled != nil && *s.Enabled && !d.Feature(c.When) {
+			r.warnf(at(s.Body, "enabled"), "Service enabled without its configuration",
+				"%s is off, so jitsi-agent renders none of %s's files here: enabled = true runs its unit with whatever configuration its package left. Turn %s on, or remove enabled.", conditionAttr[c.When], s.Name, conditionAttr[c.When])
+		}
 		sv.Restart = r.oneOf(s.Body, "restart", s.Restart, RestartImmediate, RestartImmediate, RestartDefer)
 		if sv.Restart == RestartDefer && s.Name == Nginx {
 			r.warnf(at(s.Body, "restart"), "Reloads are never deferred", "%s picks up changes by reload without ending meetings; restart = \"defer\" only matters when a restart is needed.", s.Name)
