@@ -182,7 +182,12 @@ func TestRunUnderRealSystemd(t *testing.T) {
 	}
 	box.waitProp(t, "StatusText", "ok: applied")
 
-	// The error line reached journald at priority err, as JSON.
+	// The error line reached journald at priority err, as JSON. journald
+	// reads the service's stderr stream on its own schedule: --sync first
+	// (everything logged before it is stored and readable).
+	if out, err := box.run("journalctl", "--sync"); err != nil {
+		t.Fatalf("journalctl --sync: %v: %s", err, out)
+	}
 	out, err := box.run("journalctl", "--no-pager", "-u", "jitsi-agent-test", "-p", "err", "-o", "cat")
 	if err != nil || !strings.Contains(out, `"message":"spec is invalid`) {
 		t.Fatalf("journal at priority err: %v\n%s", err, out)

@@ -38,7 +38,8 @@ type Status struct {
 	Applies        int    `json:"applies"`
 	Held           string `json:"held"`
 	LastApply      *struct {
-		Time     time.Time `json:"time"`
+		Time     time.Time `json:"time"` // when it ended
+		Duration float64   `json:"duration_seconds"`
 		Reason   string    `json:"reason"`
 		Result   string    `json:"result"`
 		Error    string    `json:"error"`
@@ -57,6 +58,28 @@ func (e *Env) DaemonStatus() (Status, error) {
 		return st, nil
 	}
 	return st, fmt.Errorf("jitsi-agent status: %v: %s", err, out)
+}
+
+// WaitApplyAfter waits until the daemon has finished a pass that started
+// after since (so it read what the test wrote before since; the box shares
+// the test's clock) and returns the status. Counting passes instead could
+// take a pass that was already running at the write and read the old files.
+func (e *Env) WaitApplyAfter(since time.Time, timeout time.Duration) Status {
+	e.T.Helper()
+	deadline := time.Now().Add(timeout)
+	var last Status
+	var lastErr error
+	for time.Now().Before(deadline) {
+		st, err := e.DaemonStatus()
+		last, lastErr = st, err
+		if la := st.LastApply; err == nil && la != nil && st.State != "applying" && st.State != "reloading" &&
+			!la.Time.Add(-time.Duration(la.Duration*float64(time.Second))).Before(since) {
+			return st
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	e.T.Fatalf("the daemon did not finish a pass started after %s within %s (last status %+v, %v)", since.Format(time.RFC3339Nano), timeout, last, lastErr)
+	return last
 }
 
 // WaitApply waits until the daemon has finished an apply after the

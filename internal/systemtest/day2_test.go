@@ -118,9 +118,9 @@ func TestDay2WithoutRestart(t *testing.T) {
 	}
 	apply := func(change, hcl string) Status {
 		t.Helper()
-		n := st.Applies
+		written := time.Now()
 		e.SetSpec(hcl)
-		st = e.WaitApply(n, time.Minute)
+		st = e.WaitApplyAfter(written, time.Minute)
 		if st.Degraded || st.LastApply == nil || st.LastApply.Error != "" {
 			t.Fatalf("%s: daemon apply failed: %+v", change, st)
 		}
@@ -176,7 +176,6 @@ func TestDay2WithoutRestart(t *testing.T) {
 	// interval; each poll is one login, so the interval holds at most one
 	// login and one poll step of the test's own time.
 	backendPID := e.MainPID("app-backend.service")
-	n := st.Applies
 	const newSecret = "4f9a1c7e2b8d3065a9e1f4c7b2d8a3e6f0c5b9d2"
 	const scratch = "/etc/jitsi-agent-rotation"
 	cur := string(e.ReadFile(SpecPath))
@@ -227,7 +226,7 @@ func TestDay2WithoutRestart(t *testing.T) {
 	if tok := e.Token("room1"); tok == oldTok || tok == "" {
 		t.Errorf("token mint with the rotated spec: %q", tok)
 	}
-	st = e.WaitApply(n, 30*time.Second)
+	st = e.WaitApplyAfter(rotated, 30*time.Second)
 	// One apply took the rotation to every dependent: Prosody's modules and
 	// the backend's .env, whose unit was restarted.
 	if la := st.LastApply; la == nil || !containsAll(la.Written, "/etc/prosody/conf.avail/meet.test.cfg.lua", "/srv/app/.env") ||
