@@ -3,14 +3,8 @@ package agent
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,37 +15,21 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/apply"
 	"github.com/jitsi-agent/jitsi-agent/internal/certs"
 	"github.com/jitsi-agent/jitsi-agent/internal/daemon"
+	"github.com/jitsi-agent/jitsi-agent/internal/testenv"
 )
 
-// acmeEntry writes what autocert stores after an issuance for name: the
-// EC key, then the chain (here one self-signed leaf), valid until notAfter.
-// It returns the leaf's PEM.
+// acmeEntry writes what autocert stores after an issuance for name into
+// the cache dir, valid until notAfter, and returns the leaf's PEM.
 func acmeEntry(t *testing.T, dir, name string, notAfter time.Time) []byte {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.Public(), k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	entry := append(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd}), leaf...)
+	entry, der := testenv.ACMECacheEntry(t, name, notAfter)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, name), entry, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return leaf
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
 // A certificate renewed while a rollback is held is deployed (swapped, and

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/jitsi-agent/jitsi-agent/internal/luamod"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
 
@@ -38,47 +39,15 @@ func (ExecCommander) CombinedOutput(ctx context.Context, name string, args ...st
 	return out, nil
 }
 
-// luaModule is one Lua module Prosody's token auth needs (jitsi-meet-prosody
-// Depends: lua-basexx, lua-luaossl, lua-cjson, lua-inspect).
-type luaModule struct {
-	name, pkg string
-	pure      bool // a single .lua file that works on every Lua version
-}
+// prosodyBin is Prosody's launcher, whose shebang names its interpreter.
+const prosodyBin = luamod.ProsodyBin
 
-var tokenLuaModules = []luaModule{
-	{"basexx", "lua-basexx", true},
-	{"cjson", "lua-cjson", false},
-	{"openssl", "lua-luaossl", false},
-	{"inspect", "lua-inspect", true},
-}
-
-const prosodyBin = "/usr/bin/prosody"
-
-// prosodyLua returns the Lua interpreter Prosody runs on, read from the
-// shebang of /usr/bin/prosody ("#!/usr/bin/env lua5.4", "#!/usr/bin/lua5.3").
+// prosodyLua returns the Lua interpreter Prosody runs on: the one the
+// shebang of /usr/bin/prosody names (luamod.Interpreter, the same reading
+// apply's Lua links use), else the first Lua on PATH.
 func (c *checker) prosodyLua() (interp, how string) {
-	f, err := os.Open(c.hostPath(prosodyBin))
-	if err == nil {
-		defer f.Close()
-		line, _ := bufio.NewReader(f).ReadString('\n')
-		if strings.HasPrefix(line, "#!") {
-			fields := strings.Fields(strings.TrimPrefix(line, "#!"))
-			if len(fields) > 0 {
-				interp = fields[0]
-				if filepath.Base(interp) == "env" {
-					interp = ""
-					for _, a := range fields[1:] {
-						if !strings.HasPrefix(a, "-") {
-							interp = a
-							break
-						}
-					}
-				}
-				if interp != "" {
-					return interp, "from " + prosodyBin
-				}
-			}
-		}
+	if interp := luamod.Interpreter(c.hostPath("/")); interp != "" {
+		return interp, "from " + prosodyBin
 	}
 	for _, cand := range []string{"lua5.4", "lua5.3", "lua5.2", "lua5.1"} {
 		if p, err := c.env.Exec.LookPath(cand); err == nil {
@@ -86,15 +55,6 @@ func (c *checker) prosodyLua() (interp, how string) {
 		}
 	}
 	return "", ""
-}
-
-// luaVersion returns "5.4" for "lua5.4" or "/usr/bin/lua5.4" ("" if unknown).
-func luaVersion(interp string) string {
-	b := filepath.Base(interp)
-	if v, ok := strings.CutPrefix(b, "lua"); ok && len(v) == 3 && v[1] == '.' {
-		return v
-	}
-	return ""
 }
 
 const luaProbe = `for _, m in ipairs({%s}) do
@@ -115,9 +75,10 @@ func (c *checker) checkLuaDeps(ctx context.Context) Result {
 		return fail(id, title, "no Lua interpreter found and "+prosodyBin+" is missing",
 			"install Prosody: 'apt-get install prosody lua-basexx lua-cjson lua-luaossl lua-inspect'")
 	}
-	names := make([]string, len(tokenLuaModules))
-	for i, m := range tokenLuaModules {
-		names[i] = fmt.Sprintf("%q", m.name)
+	mods := luamod.TokenLuaModules()
+	names := make([]string, len(mods))
+	for i, m := range mods {
+		names[i] = fmt.Sprintf("%q", m.Name)
 	}
 	out, err := c.env.Exec.CombinedOutput(ctx, interp, "-e", fmt.Sprintf(luaProbe, strings.Join(names, ", ")))
 	if err != nil {
@@ -135,13 +96,13 @@ func (c *checker) checkLuaDeps(ctx context.Context) Result {
 			status[m] = st
 		}
 	}
-	ver := luaVersion(interp)
+	ver := luamod.LuaVersion(interp)
 	var missing, fixes []string
-	for _, m := range tokenLuaModules {
-		if status[m.name] == "ok" {
+	for _, m := range mods {
+		if status[m.Name] == "ok" {
 			continue
 		}
-		missing = append(missing, m.name+" ("+m.pkg+")")
+		missing = append(missing, m.Name+" ("+m.Package+")")
 		fixes = append(fixes, c.luaFix(m, ver))
 	}
 	seen := fmt.Sprintf("%s [%s]", filepath.Base(interp), how)
@@ -158,8 +119,8 @@ func (c *checker) checkLuaDeps(ctx context.Context) Result {
 
 func pkgList() string {
 	var p []string
-	for _, m := range tokenLuaModules {
-		p = append(p, m.pkg)
+	for _, m := range luamod.TokenLuaModules() {
+		p = append(p, m.Package)
 	}
 	return strings.Join(p, " ")
 }
@@ -167,20 +128,15 @@ func pkgList() string {
 // luaFix names the package, and for pure-Lua modules that Debian installs
 // only for older Lua versions (lua-basexx: 5.1/5.2, lua-inspect: up to
 // 5.3) the link that makes them visible to Prosody's interpreter.
-func (c *checker) luaFix(m luaModule, ver string) string {
-	fix := "apt-get install " + m.pkg
-	if !m.pure || ver == "" {
+func (c *checker) luaFix(m luamod.LuaModule, ver string) string {
+	fix := "apt-get install " + m.Package
+	if !m.Pure || ver == "" {
 		return fix
 	}
-	for _, v := range []string{"5.4", "5.3", "5.2", "5.1"} {
-		if v == ver {
-			continue
-		}
-		src := "/usr/share/lua/" + v + "/" + m.name + ".lua"
-		if _, err := os.Stat(c.hostPath(src)); err == nil {
-			return fmt.Sprintf("%s is not installed for Lua %s (only %s); 'jitsi-agent apply' links it as /usr/local/share/lua/%s/%s.lua (or by hand: 'mkdir -p /usr/local/share/lua/%s && ln -s %s /usr/local/share/lua/%s/%s.lua')",
-				m.pkg, ver, src, ver, m.name, ver, src, ver, m.name)
-		}
+	if src := luamod.PureSource(c.hostPath("/"), ver, m); src != "" {
+		dst := luamod.LuaLinkDir(ver) + "/" + m.Name + ".lua"
+		return fmt.Sprintf("%s is not installed for Lua %s (only %s); 'jitsi-agent apply' links it as %s (or by hand: 'mkdir -p %s && ln -s %s %s')",
+			m.Package, ver, src, dst, luamod.LuaLinkDir(ver), src, dst)
 	}
-	return fix + " (for Lua " + ver + "; if the package has no " + ver + " build, 'luarocks --lua-version " + ver + " install " + m.name + "')"
+	return fix + " (for Lua " + ver + "; if the package has no " + ver + " build, 'luarocks --lua-version " + ver + " install " + m.Name + "')"
 }

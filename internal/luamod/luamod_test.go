@@ -87,8 +87,10 @@ func TestInterpreter(t *testing.T) {
 			t.Errorf("%q: %q, want %q", line, got, want)
 		}
 	}
-	if v := LuaVersion("/usr/bin/lua5.4"); v != "5.4" {
-		t.Errorf("version %q", v)
+	for interp, want := range map[string]string{"/usr/bin/lua5.4": "5.4", "lua5.1": "5.1", "lua": "", "luajit": "", "lua5": "", "lua4.0": ""} {
+		if v := LuaVersion(interp); v != want {
+			t.Errorf("LuaVersion(%q) = %q, want %q", interp, v, want)
+		}
 	}
 }
 

@@ -3,18 +3,14 @@ package systemtest
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
-	"math/big"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/testenv"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/certs"
 )
@@ -23,30 +19,6 @@ import (
 // daemon's ACME manager never obtains anything, the test plays the CA by
 // writing autocert's cache entries.
 const acmeDirectory = "https://127.0.0.1:14999/dir"
-
-// cacheEntry is what autocert stores after an issuance for name (EC key,
-// then the chain), and the leaf's DER.
-func cacheEntry(t *testing.T, name string, notAfter time.Time) (entry, leaf []byte) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.Public(), k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	entry = append(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd}),
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
-	return entry, der
-}
 
 // servedLeaf is the certificate nginx serves for the domain.
 func (e *Env) servedLeaf(ctx context.Context) []byte {
@@ -71,7 +43,7 @@ func TestRenewalWhileRollbackHeld(t *testing.T) {
 		return s + "\ntls {\n  acme {\n    email     = \"ops@example.com\"\n    directory = \"" + acmeDirectory + "\"\n  }\n}\n"
 	}
 	cacheFile := filepath.Join(StateDir, "acme", certs.DirHash(acmeDirectory), "meet.test")
-	first, firstLeaf := cacheEntry(t, "meet.test", time.Now().Add(30*24*time.Hour))
+	first, firstLeaf := testenv.ACMECacheEntry(t, "meet.test", time.Now().Add(30*24*time.Hour))
 	e := Boot(t, Options{Spec: spec("10"), Files: map[string]string{cacheFile: string(first)}})
 	if out, code := e.Agent("apply", "-no-acme", SpecPath); code != 0 {
 		t.Fatalf("apply: exit %d\n%s", code, out)
@@ -101,7 +73,7 @@ func TestRenewalWhileRollbackHeld(t *testing.T) {
 	}
 
 	// The CA renews (autocert writes its cache entry): the daemon deploys it.
-	renewed, renewedLeaf := cacheEntry(t, "meet.test", time.Now().Add(90*24*time.Hour))
+	renewed, renewedLeaf := testenv.ACMECacheEntry(t, "meet.test", time.Now().Add(90*24*time.Hour))
 	e.WriteFile(cacheFile, renewed, 0o600)
 	e.WaitFor(time.Minute, "nginx serving the renewed certificate", func() bool {
 		return bytes.Equal(e.servedLeaf(ctx), renewedLeaf)

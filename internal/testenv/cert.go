@@ -49,3 +49,32 @@ func WriteSelfSigned(t testing.TB, certPath, keyPath string, names ...string) {
 		t.Fatal(err)
 	}
 }
+
+// ACMECacheEntry returns what autocert's DirCache stores after an issuance
+// for name (its SEC 1 EC key, then the chain: here one self-signed leaf
+// valid until notAfter) and the leaf's DER. Tests that play the CA write
+// it into the cache under name.
+func ACMECacheEntry(t testing.TB, name string, notAfter time.Time) (entry, leafDER []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry = append(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	return entry, der
+}
