@@ -66,25 +66,22 @@ func (e *Env) DaemonStatus() (Status, error) {
 // take a pass that was already running at the write and read the old files.
 func (e *Env) WaitApplyAfter(since time.Time, timeout time.Duration) Status {
 	e.T.Helper()
-	deadline := time.Now().Add(timeout)
-	var last Status
-	var lastErr error
-	for time.Now().Before(deadline) {
-		st, err := e.DaemonStatus()
-		last, lastErr = st, err
-		if la := st.LastApply; err == nil && la != nil && st.State != "applying" && st.State != "reloading" &&
-			!la.Time.Add(-time.Duration(la.Duration*float64(time.Second))).Before(since) {
-			return st
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	e.T.Fatalf("the daemon did not finish a pass started after %s within %s (last status %+v, %v)", since.Format(time.RFC3339Nano), timeout, last, lastErr)
-	return last
+	return e.waitPass(timeout, "a pass started after "+since.Format(time.RFC3339Nano), func(st Status) bool {
+		la := st.LastApply
+		return la != nil && !la.Time.Add(-time.Duration(la.Duration*float64(time.Second))).Before(since)
+	})
 }
 
 // WaitApply waits until the daemon has finished an apply after the
 // `after`-th one and returns the status.
 func (e *Env) WaitApply(after int, timeout time.Duration) Status {
+	e.T.Helper()
+	return e.waitPass(timeout, "an apply", func(st Status) bool { return st.Applies > after })
+}
+
+// waitPass polls the daemon's status until it is between passes and done
+// holds, failing the test after timeout.
+func (e *Env) waitPass(timeout time.Duration, what string, done func(Status) bool) Status {
 	e.T.Helper()
 	deadline := time.Now().Add(timeout)
 	var last Status
@@ -92,12 +89,12 @@ func (e *Env) WaitApply(after int, timeout time.Duration) Status {
 	for time.Now().Before(deadline) {
 		st, err := e.DaemonStatus()
 		last, lastErr = st, err
-		if err == nil && st.Applies > after && st.State != "applying" && st.State != "reloading" {
+		if err == nil && st.State != "applying" && st.State != "reloading" && done(st) {
 			return st
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	e.T.Fatalf("the daemon did not finish an apply within %s (last status %+v, %v)", timeout, last, lastErr)
+	e.T.Fatalf("the daemon did not finish %s within %s (last status %+v, %v)", what, timeout, last, lastErr)
 	return last
 }
 
