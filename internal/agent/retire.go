@@ -8,7 +8,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 
 	"github.com/sirupsen/logrus"
 
@@ -96,12 +96,7 @@ func retireUnits(ctx context.Context, r *systemd.Reloader, svcs map[string]spec.
 		running[u] = true
 	}
 	var retire []systemd.Change
-	comps := make([]string, 0, len(had))
-	for c := range had {
-		comps = append(comps, c)
-	}
-	sort.Strings(comps)
-	for _, c := range comps {
+	for _, c := range slices.Sorted(maps.Keys(had)) {
 		u := had[c]
 		if ok && want[c] != u && !running[u] {
 			retire = append(retire, systemd.Change{Unit: u, Component: c})
