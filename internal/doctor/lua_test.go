@@ -37,17 +37,6 @@ func (f fakeCommander) CombinedOutput(_ context.Context, name string, args ...st
 	return []byte(f.out), f.err
 }
 
-func writeFile(t *testing.T, root, p, content string) {
-	t.Helper()
-	full := filepath.Join(root, p)
-	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestProsodyLuaDetection(t *testing.T) {
 	d := testDeployment()
 	cases := []struct{ shebang, want string }{
@@ -57,7 +46,7 @@ func TestProsodyLuaDetection(t *testing.T) {
 	}
 	for _, c := range cases {
 		root := t.TempDir()
-		writeFile(t, root, prosodyBin, c.shebang)
+		testenv.WriteUnder(t, root, prosodyBin, c.shebang)
 		if got, _ := newChecker(d, Env{Exec: fakeCommander{}}, root).prosodyLua(); got != c.want {
 			t.Errorf("%q: got %q, want %q", c.shebang, got, c.want)
 		}
@@ -73,9 +62,9 @@ func TestProsodyLuaDetection(t *testing.T) {
 func TestLuaDepsInjected(t *testing.T) {
 	d := testDeployment()
 	root := t.TempDir()
-	writeFile(t, root, prosodyBin, "#!/usr/bin/env lua5.4\n")
+	testenv.WriteUnder(t, root, prosodyBin, "#!/usr/bin/env lua5.4\n")
 	// lua-basexx ships basexx.lua for 5.1/5.2 only (Debian bookworm).
-	writeFile(t, root, "/usr/share/lua/5.2/basexx.lua", "return {}\n")
+	testenv.WriteUnder(t, root, "/usr/share/lua/5.2/basexx.lua", "return {}\n")
 	run := func(f fakeCommander) Result {
 		return newChecker(d, Env{Exec: f}, root).checkLuaDeps(context.Background())
 	}
@@ -127,7 +116,7 @@ func TestLuaDepsReal(t *testing.T) {
 	}
 	d := testDeployment()
 	root := t.TempDir()
-	writeFile(t, root, prosodyBin, "#!/usr/bin/env "+filepath.Base(lua)+"\n")
+	testenv.WriteUnder(t, root, prosodyBin, "#!/usr/bin/env "+filepath.Base(lua)+"\n")
 	t.Setenv("LUA_PATH_5_4", lib+"/?.lua;;")
 	r := newChecker(d, Env{}, root).checkLuaDeps(context.Background())
 	expect(t, r, Pass, "loads basexx, cjson, openssl, inspect")

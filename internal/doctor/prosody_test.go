@@ -11,6 +11,7 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/certs"
 	"github.com/jitsi-agent/jitsi-agent/internal/prosody"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
+	"github.com/jitsi-agent/jitsi-agent/internal/testenv"
 )
 
 // installProsodyModules puts a file for every module the test vhost loads
@@ -28,7 +29,7 @@ func installProsodyModules(t *testing.T, root string) {
 	}
 	for _, n := range m.Names {
 		for _, mod := range m.Hosts[n].Modules {
-			writeFile(t, root, prosody.CoreModulesDir+"/mod_"+mod+".lua", "")
+			testenv.WriteUnder(t, root, prosody.CoreModulesDir+"/mod_"+mod+".lua", "")
 		}
 	}
 }
@@ -42,9 +43,9 @@ func installInternalCerts(t *testing.T, d *spec.Deployment, root string) {
 		t.Fatal(err)
 	}
 	for _, f := range certs.InternalFiles(d, in) {
-		writeFile(t, root, f.Path, string(f.Content))
+		testenv.WriteUnder(t, root, f.Path, string(f.Content))
 	}
-	writeFile(t, root, SystemTrustBundle, "# other CAs\n"+string(in.CAPEM))
+	testenv.WriteUnder(t, root, SystemTrustBundle, "# other CAs\n"+string(in.CAPEM))
 }
 
 func TestProsodyChecksBrokenStates(t *testing.T) {
@@ -82,7 +83,7 @@ func TestProsodyChecksBrokenStates(t *testing.T) {
 	}
 
 	// The CA not in the trust store: jicofo/jvb would refuse the login.
-	writeFile(t, root, SystemTrustBundle, "# no internal CA\n")
+	testenv.WriteUnder(t, root, SystemTrustBundle, "# no internal CA\n")
 	r = byID()["prosody.trust"]
 	if r.Status != Fail || !strings.Contains(r.Fix, "update-ca-certificates") {
 		t.Errorf("untrusted CA: %+v", r)

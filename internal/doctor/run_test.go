@@ -5,12 +5,14 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
-	"github.com/jitsi-agent/jitsi-agent/internal/journal"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/journal"
+	"github.com/jitsi-agent/jitsi-agent/internal/testenv"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 )
@@ -27,7 +29,7 @@ func healthyHost(t *testing.T) (*spec.Deployment, Env, string) {
 	leaf := ca.leaf(t, key, now.Add(-time.Hour), now.Add(60*24*time.Hour), testDomain)
 	writeTLS(t, root, pemCerts(leaf, ca.inter), pemKey(t, key), 0o640)
 	writeVhost(t, root, goodTokenLines, tokenVerification)
-	writeFile(t, root, prosodyBin, "#!/usr/bin/env lua5.4\n")
+	testenv.WriteUnder(t, root, prosodyBin, "#!/usr/bin/env lua5.4\n")
 	installProsodyModules(t, root)
 	health := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
 	t.Cleanup(health.Close)

@@ -11,11 +11,12 @@ import (
 	"time"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
+	"github.com/jitsi-agent/jitsi-agent/internal/testenv"
 )
 
 func writeVhost(t *testing.T, root, tokenLines, mucModules string) {
 	t.Helper()
-	writeFile(t, root, ProsodyVhostPath(testDomain), renderedVhost(tokenLines, mucModules))
+	testenv.WriteUnder(t, root, ProsodyVhostPath(testDomain), renderedVhost(tokenLines, mucModules))
 	link := filepath.Join(root, ProsodyEnabledPath(testDomain))
 	if _, err := os.Lstat(link); err == nil {
 		return
@@ -56,7 +57,7 @@ func TestVhostEnabled(t *testing.T) {
 	rs := c.checkToken(context.Background())
 	expect(t, byID(t, rs, "token.config"), Fail, "Prosody does not load")
 	// A plain copy in conf.d is fine.
-	writeFile(t, root, ProsodyEnabledPath(testDomain), renderedVhost(goodTokenLines, tokenVerification))
+	testenv.WriteUnder(t, root, ProsodyEnabledPath(testDomain), renderedVhost(goodTokenLines, tokenVerification))
 	expect(t, byID(t, c.checkToken(context.Background()), "token.config"), Pass)
 }
 
@@ -164,7 +165,7 @@ func TestTokenMapperBaseMissing(t *testing.T) {
 	root := t.TempDir()
 	writeVhost(t, root, goodTokenLines, tokenVerification)
 	src := strings.Replace(renderedVhost(goodTokenLines, tokenVerification), `muc_mapper_domain_base = "meet.example.test"`, "", 1)
-	writeFile(t, root, ProsodyVhostPath(testDomain), src)
+	testenv.WriteUnder(t, root, ProsodyVhostPath(testDomain), src)
 	rs := newChecker(testDeployment(), Env{}, root).checkToken(context.Background())
 	expect(t, byID(t, rs, "token.config"), Fail, "muc_mapper_domain_base", "Room does not exist")
 }

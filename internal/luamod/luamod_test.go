@@ -10,27 +10,16 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/testenv"
 )
 
-func mkfile(t *testing.T, root, p, content string) {
-	t.Helper()
-	full := filepath.Join(root, p)
-	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // Debian 12's layout: Prosody on Lua 5.4, basexx only for 5.1/5.2, inspect
 // up to 5.3, cjson and luaossl built for 5.4.
 func TestLuaLinksDebian12(t *testing.T) {
 	root := t.TempDir()
-	mkfile(t, root, ProsodyBin, "#!/usr/bin/env lua5.4\n-- prosody\n")
-	mkfile(t, root, "/usr/share/lua/5.1/basexx.lua", "return {}")
-	mkfile(t, root, "/usr/share/lua/5.2/basexx.lua", "return {}")
-	mkfile(t, root, "/usr/share/lua/5.3/inspect.lua", "return {}")
-	mkfile(t, root, "/usr/share/lua/5.2/inspect.lua", "return {}")
-	mkfile(t, root, "/usr/share/lua/5.4/openssl.lua", "return {}")
+	testenv.WriteUnder(t, root, ProsodyBin, "#!/usr/bin/env lua5.4\n-- prosody\n")
+	testenv.WriteUnder(t, root, "/usr/share/lua/5.1/basexx.lua", "return {}")
+	testenv.WriteUnder(t, root, "/usr/share/lua/5.2/basexx.lua", "return {}")
+	testenv.WriteUnder(t, root, "/usr/share/lua/5.3/inspect.lua", "return {}")
+	testenv.WriteUnder(t, root, "/usr/share/lua/5.2/inspect.lua", "return {}")
+	testenv.WriteUnder(t, root, "/usr/share/lua/5.4/openssl.lua", "return {}")
 	got := Links(root)
 	want := map[string]string{
 		"/usr/local/share/lua/5.4/basexx.lua":  "/usr/share/lua/5.2/basexx.lua",
@@ -56,7 +45,7 @@ func TestLuaLinksDebian12(t *testing.T) {
 		t.Errorf("after linking: %+v", again)
 	}
 	// A package that installs for 5.4 makes the link unnecessary.
-	mkfile(t, root, "/usr/share/lua/5.4/inspect.lua", "return {}")
+	testenv.WriteUnder(t, root, "/usr/share/lua/5.4/inspect.lua", "return {}")
 	if again := Links(root); len(again) != 1 || again[0].Path != "/usr/local/share/lua/5.4/basexx.lua" {
 		t.Errorf("with inspect for 5.4: %+v", again)
 	}
@@ -64,11 +53,11 @@ func TestLuaLinksDebian12(t *testing.T) {
 
 func TestLuaLinksNoProsody(t *testing.T) {
 	root := t.TempDir()
-	mkfile(t, root, "/usr/share/lua/5.2/basexx.lua", "return {}")
+	testenv.WriteUnder(t, root, "/usr/share/lua/5.2/basexx.lua", "return {}")
 	if got := Links(root); got != nil {
 		t.Errorf("no prosody: %+v", got)
 	}
-	mkfile(t, root, ProsodyBin, "#!/bin/sh\n")
+	testenv.WriteUnder(t, root, ProsodyBin, "#!/bin/sh\n")
 	if got := Links(root); got != nil {
 		t.Errorf("unknown interpreter: %+v", got)
 	}
@@ -82,7 +71,7 @@ func TestInterpreter(t *testing.T) {
 		"-- no shebang\n":            "",
 	} {
 		root := t.TempDir()
-		mkfile(t, root, ProsodyBin, line)
+		testenv.WriteUnder(t, root, ProsodyBin, line)
 		if got := Interpreter(root); got != want {
 			t.Errorf("%q: %q, want %q", line, got, want)
 		}

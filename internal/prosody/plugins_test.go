@@ -3,6 +3,8 @@ package prosody
 import (
 	"strings"
 	"testing"
+
+	"github.com/jitsi-agent/jitsi-agent/internal/testenv"
 )
 
 func TestMissingModules(t *testing.T) {
@@ -21,10 +23,10 @@ Component "conference.meet.test" "muc"
 	if got := MissingModules(root, m, PluginPaths(src)); got != nil {
 		t.Fatalf("without Prosody under root nothing is judged: %v", got)
 	}
-	mkfile(t, root, CoreModulesDir+"/mod_bosh.lua", "")
-	mkfile(t, root, CoreModulesDir+"/muc/mod_muc.lua", "")
-	mkfile(t, root, "/usr/share/jitsi-meet/prosody-plugins/mod_auth_token.lua", "")
-	mkfile(t, root, "/usr/share/jitsi-meet/prosody-plugins/mod_token_verification.lua", "")
+	testenv.WriteUnder(t, root, CoreModulesDir+"/mod_bosh.lua", "")
+	testenv.WriteUnder(t, root, CoreModulesDir+"/muc/mod_muc.lua", "")
+	testenv.WriteUnder(t, root, "/usr/share/jitsi-meet/prosody-plugins/mod_auth_token.lua", "")
+	testenv.WriteUnder(t, root, "/usr/share/jitsi-meet/prosody-plugins/mod_token_verification.lua", "")
 	got := MissingModules(root, m, PluginPaths(src))
 	var s []string
 	for _, g := range got {
