@@ -43,6 +43,10 @@ type ngxParser struct {
 	src  string
 	pos  int
 	line int
+	// tokStart and tokLine are where the last token word returned begins
+	// (its opening quote for a quoted one): a token's unescaped text is not
+	// its length in the source.
+	tokStart, tokLine int
 }
 
 func (p *ngxParser) errf(format string, args ...any) error {
@@ -69,6 +73,7 @@ func (p *ngxParser) word() (tok string, quoted bool, err error) {
 	}
 	return "", false, nil
 start:
+	p.tokStart, p.tokLine = p.pos, p.line
 	c := p.src[p.pos]
 	if c == ';' || c == '{' || c == '}' {
 		p.pos++
@@ -130,8 +135,6 @@ func (p *ngxParser) block(depth int) ([]*ngxDirective, error) {
 	}
 	var out []*ngxDirective
 	for {
-		// start of a directive: skip space to record its start
-		save, saveLine := p.pos, p.line
 		tok, quoted, err := p.word()
 		if err != nil {
 			return nil, err
@@ -151,12 +154,7 @@ func (p *ngxParser) block(depth int) ([]*ngxDirective, error) {
 		if (tok == ";" || tok == "{") && !quoted {
 			return nil, p.errf("unexpected %q", tok)
 		}
-		_ = save
-		_ = saveLine
-		d := &ngxDirective{Name: tok, Line: p.line, Start: p.pos - len(tok)}
-		if quoted {
-			d.Start = p.pos - len(tok) - 2
-		}
+		d := &ngxDirective{Name: tok, Line: p.tokLine, Start: p.tokStart}
 		for {
 			w, q, err := p.word()
 			if err != nil {
