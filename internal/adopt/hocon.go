@@ -197,7 +197,8 @@ func flatten(doc *hoconDoc, prefix string, o *hoconObject) {
 
 // hoconPathJoin joins path elements, quoting elements that need it.
 func hoconPathJoin(prefix, k string) string {
-	if k == "" || strings.IndexFunc(k, func(r rune) bool { return r < 0x20 || r > 0x7e || !isHoconUnquoted(byte(r)) || r == '.' }) >= 0 {
+	// "//" starts a comment in an unquoted key, as '#' does.
+	if k == "" || strings.Contains(k, "//") || strings.IndexFunc(k, func(r rune) bool { return r < 0x20 || r > 0x7e || !isHoconUnquoted(byte(r)) || r == '.' }) >= 0 {
 		k = hoconQuote(k)
 	}
 	if prefix == "" {
