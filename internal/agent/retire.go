@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/jitsi-agent/jitsi-agent/internal/fsys"
+	"github.com/jitsi-agent/jitsi-agent/internal/input"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 	"github.com/jitsi-agent/jitsi-agent/internal/systemd"
 )
@@ -28,6 +29,9 @@ import (
 // the spec did not want it) is never touched.
 const RunsFile = "units.json"
 
+// maxRunsFile bounds the record (a few lines per component).
+const maxRunsFile = 64 << 10
+
 type runsRecord struct {
 	// Units maps component -> unit.
 	Units map[string]string `json:"units"`
@@ -36,7 +40,8 @@ type runsRecord struct {
 // loadRuns reads the record; ok is false when there is none yet (a
 // host's first apply, or one by an agent from before the record).
 func loadRuns(state string) (map[string]string, bool, error) {
-	b, err := os.ReadFile(filepath.Join(state, RunsFile))
+	p := filepath.Join(state, RunsFile)
+	b, err := input.ReadFile(p, maxRunsFile)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, false, nil
 	}
@@ -45,7 +50,7 @@ func loadRuns(state string) (map[string]string, bool, error) {
 	}
 	var r runsRecord
 	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, false, fmt.Errorf("reading the units record %s: %w", filepath.Join(state, RunsFile), err)
+		return nil, false, fmt.Errorf("reading the units record %s: %w (remove the file: the next apply records what runs and retires nothing)", p, err)
 	}
 	return r.Units, true, nil
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/jitsi-agent/jitsi-agent/internal/files"
 	"github.com/jitsi-agent/jitsi-agent/internal/spec"
 	"github.com/jitsi-agent/jitsi-agent/internal/systemd"
+	"golang.org/x/sys/unix"
 )
 
 // coturnCalls are the unit calls about coturn.
@@ -126,4 +128,37 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// A damaged units record is refused with the way out, and a FIFO or an
+// oversized file in its place is refused without hanging or reading it
+// all.
+func TestUnitsRecordRefusedWithAFix(t *testing.T) {
+	state := t.TempDir()
+	p := filepath.Join(state, RunsFile)
+	if _, ok, err := loadRuns(state); ok || err != nil {
+		t.Fatalf("no record: ok %v err %v", ok, err)
+	}
+	if err := os.WriteFile(p, []byte(`{"units": {"turn": `), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := loadRuns(state)
+	if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "remove the file") {
+		t.Fatalf("damaged record: %v", err)
+	}
+	if err := os.WriteFile(p, []byte(`{"units": {"turn": "`+strings.Repeat("x", maxRunsFile)+`"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := loadRuns(state); err == nil {
+		t.Fatal("an oversized record was read")
+	}
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := loadRuns(state); err == nil {
+		t.Fatal("a FIFO was read as the record")
+	}
 }
